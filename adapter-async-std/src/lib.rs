@@ -1,0 +1,1 @@
+//! Placeholder: the async-std adapter arrives with issue 3.

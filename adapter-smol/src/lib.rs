@@ -1,0 +1,1 @@
+//! Placeholder: the smol adapter arrives with issue 3.

@@ -1,0 +1,60 @@
+//! Run a [wsway](wsway) application on tokio.
+//!
+//! ```no_run
+//! use wsway::{App, on_message};
+//!
+//! #[tokio::main]
+//! async fn main() -> std::io::Result<()> {
+//!     let mut app = App::new();
+//!     app.ws("/echo", on_message(|ws, msg| {
+//!         ws.send(msg);
+//!     }));
+//!     // Serves until SIGTERM or SIGINT, then shuts down gracefully.
+//!     wsway_tokio::serve(app, "127.0.0.1:3000").await
+//! }
+//! ```
+//!
+//! For a handle on the running server (its address, its connection count,
+//! a programmatic shutdown), use [`start`]:
+//!
+//! ```no_run
+//! # use wsway::{App, Server};
+//! # async fn run(app: App) -> std::io::Result<()> {
+//! use std::time::Duration;
+//!
+//! let server = Server::new(app).shutdown_timeout(Duration::from_secs(5));
+//! let handle = wsway_tokio::start(server, "127.0.0.1:0").await?;
+//! println!("listening on {}", handle.local_addr());
+//! handle.shutdown();
+//! handle.stopped().await;
+//! # Ok(()) }
+//! ```
+//!
+//! This crate only binds, accepts and supplies tokio's spawn and timers;
+//! everything else is in `wsway`. Swap it for `wsway-smol` or
+//! `wsway-async-std` to change runtimes: the application stays the same.
+
+mod net;
+mod runtime;
+
+use tokio::net::{TcpListener, ToSocketAddrs};
+use wsway::{Server, ServerHandle};
+
+/// Serves `app` on `addr` until SIGTERM or SIGINT, then shuts down gracefully
+/// and returns `Ok(())`. Must be called inside a tokio runtime.
+pub async fn serve(app: impl Into<Server>, addr: impl ToSocketAddrs) -> std::io::Result<()> {
+    start(app, addr).await?.stopped().await;
+    Ok(())
+}
+
+/// Binds `addr` and starts serving in the background; the returned handle
+/// gives the bound address, the connection count and the shutdown. Must be
+/// called inside a tokio runtime.
+pub async fn start(
+    server: impl Into<Server>,
+    addr: impl ToSocketAddrs,
+) -> std::io::Result<ServerHandle> {
+    let listener = TcpListener::bind(addr).await?;
+    let runtime = runtime::Tokio(tokio::runtime::Handle::current());
+    server.into().start(net::Listener(listener), runtime)
+}

@@ -1,0 +1,274 @@
+//! [`App`]: routes and settings, independent of any runtime.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
+use std::time::Duration;
+
+use crate::body::{IntoResponse, Response};
+use crate::connection::{self, Start};
+use crate::handler::Handler;
+use crate::limits::{HttpLimits, Limits};
+use crate::request::Request;
+use crate::router::{RouteError, Router};
+use crate::socket::{Info, Ws};
+
+pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// An application: WebSocket routes, plain HTTP routes and their settings.
+/// Build it once, then hand it to an adapter's `serve`.
+///
+/// ```
+/// use wsway::{App, Html, on_message};
+///
+/// let mut app = App::new();
+/// app.get("/", |_req| async { Html("<h1>hello</h1>") });
+/// app.ws("/echo", on_message(|ws, msg| {
+///     ws.send(msg);
+/// }));
+/// ```
+pub struct App {
+    pub(crate) router: Router<Entry>,
+    pub(crate) fallback: Option<Arc<dyn HttpHandler>>,
+    pub(crate) limits: Limits,
+    pub(crate) http: HttpLimits,
+}
+
+impl Default for App {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Everything registered under one path pattern.
+#[derive(Default)]
+pub(crate) struct Entry {
+    pub(crate) ws: Option<WsEntry>,
+    pub(crate) get: Option<Arc<dyn HttpHandler>>,
+}
+
+pub(crate) struct WsEntry {
+    pub(crate) route: Arc<dyn ErasedWs>,
+    pub(crate) tune: Vec<Arc<dyn Fn(Limits) -> Limits + Send + Sync>>,
+    pub(crate) protocols: Vec<String>,
+    /// Resolved when the app starts serving.
+    pub(crate) limits: Arc<Limits>,
+    pub(crate) count: Arc<AtomicUsize>,
+}
+
+impl App {
+    /// An app with no routes and the default [`Limits`].
+    pub fn new() -> Self {
+        App {
+            router: Router::default(),
+            fallback: None,
+            limits: Limits::default(),
+            http: HttpLimits::default(),
+        }
+    }
+
+    /// Adds a WebSocket route. Patterns take `:name` segments and a final
+    /// `*rest`; read them with [`Request::params`] or [`Ws::params`].
+    ///
+    /// # Panics
+    ///
+    /// On a malformed pattern or one that conflicts with a registered route,
+    /// with a message naming it: route tables are fixed at start-up, so this
+    /// fails the program at once. [`App::try_ws`] returns the error instead.
+    pub fn ws<H: Handler>(&mut self, path: &str, handler: H) -> WsRoute<'_> {
+        match self.try_ws(path, handler) {
+            Ok(route) => route,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    /// Adds a WebSocket route, or says why the pattern cannot be added.
+    pub fn try_ws<H: Handler>(
+        &mut self,
+        path: &str,
+        handler: H,
+    ) -> Result<WsRoute<'_>, RouteError> {
+        let entry = self.router.entry(path, Entry::default)?;
+        entry.ws = Some(WsEntry {
+            route: Arc::new(HandlerRoute(Arc::new(handler))),
+            tune: Vec::new(),
+            protocols: Vec::new(),
+            limits: Arc::new(Limits::default()),
+            count: Arc::new(AtomicUsize::new(0)),
+        });
+        Ok(WsRoute {
+            entry: entry.ws.as_mut().expect("just set"),
+        })
+    }
+
+    /// Adds a plain `GET` (and `HEAD`) route. The handler is an async closure
+    /// returning anything that is [`IntoResponse`].
+    ///
+    /// # Panics
+    ///
+    /// As [`App::ws`], on a malformed or conflicting pattern.
+    pub fn get<F, Fut, R>(&mut self, path: &str, handler: F) -> &mut Self
+    where
+        F: Fn(Request) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = R> + Send + 'static,
+        R: IntoResponse,
+    {
+        match self.router.entry(path, Entry::default) {
+            Ok(entry) => entry.get = Some(Arc::new(FnHandler(handler))),
+            Err(e) => panic!("{e}"),
+        }
+        self
+    }
+
+    /// Answers requests no route matches (default: 404).
+    pub fn fallback<F, Fut, R>(&mut self, handler: F) -> &mut Self
+    where
+        F: Fn(Request) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = R> + Send + 'static,
+        R: IntoResponse,
+    {
+        self.fallback = Some(Arc::new(FnHandler(handler)));
+        self
+    }
+
+    /// Replaces the app-wide [`Limits`] (routes can adjust them further).
+    pub fn limits(&mut self, limits: Limits) -> &mut Self {
+        self.limits = limits;
+        self
+    }
+
+    /// How long a client has to send a complete request head. A client that
+    /// sends half a request is dropped when it passes. Default: 10 s.
+    pub fn handshake_timeout(&mut self, timeout: Duration) -> &mut Self {
+        self.http.handshake_timeout = timeout;
+        self
+    }
+
+    /// Most request headers accepted. Default: 64.
+    pub fn max_headers(&mut self, max: usize) -> &mut Self {
+        self.http.max_headers = max.max(1);
+        self
+    }
+
+    /// True when the app has at least one WebSocket route. Without one, no
+    /// upgrade handling is installed at all.
+    pub fn has_websockets(&self) -> bool {
+        self.router.values().any(|e| e.ws.is_some())
+    }
+
+    /// Resolves each route's limits against the app's.
+    pub(crate) fn freeze(&mut self) {
+        let base = self.limits.clone();
+        for entry in self.router.values_mut() {
+            if let Some(ws) = &mut entry.ws {
+                let limits = ws.tune.iter().fold(base.clone(), |l, f| f(l));
+                ws.limits = Arc::new(limits);
+            }
+        }
+    }
+}
+
+/// A WebSocket route being configured; returned by [`App::ws`].
+pub struct WsRoute<'a> {
+    entry: &'a mut WsEntry,
+}
+
+impl WsRoute<'_> {
+    /// Adjusts this route's limits, starting from the app's:
+    ///
+    /// ```
+    /// # use wsway::{App, on_message};
+    /// let mut app = App::new();
+    /// app.ws("/upload", on_message(|_, _| {}))
+    ///     .limits(|l| l.max_message_size(64 << 20).max_connections(Some(100)));
+    /// ```
+    pub fn limits(self, f: impl Fn(Limits) -> Limits + Send + Sync + 'static) -> Self {
+        self.entry.tune.push(Arc::new(f));
+        self
+    }
+
+    /// Subprotocols this route speaks, most preferred first. When the handler
+    /// does not choose one itself, the first of these the client offered is
+    /// chosen; when none matches, no subprotocol is agreed.
+    pub fn protocols<I, S>(self, protocols: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.entry.protocols = protocols.into_iter().map(Into::into).collect();
+        self
+    }
+}
+
+/// A plain HTTP handler, type-erased.
+pub(crate) trait HttpHandler: Send + Sync + 'static {
+    fn call(&self, req: Request) -> BoxFuture<'static, Response>;
+}
+
+struct FnHandler<F>(F);
+
+impl<F, Fut, R> HttpHandler for FnHandler<F>
+where
+    F: Fn(Request) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = R> + Send + 'static,
+    R: IntoResponse,
+{
+    fn call(&self, req: Request) -> BoxFuture<'static, Response> {
+        let fut = (self.0)(req);
+        Box::pin(async move { fut.await.into_response() })
+    }
+}
+
+/// A WebSocket route with its handler type erased, so routes of different
+/// handlers share one table.
+pub(crate) trait ErasedWs: Send + Sync + 'static {
+    fn before_upgrade<'a>(
+        &'a self,
+        req: &'a Request,
+    ) -> BoxFuture<'a, Result<Box<dyn Accepted>, Response>>;
+}
+
+/// An accepted upgrade, waiting for its socket.
+pub(crate) trait Accepted: Send {
+    fn protocol(&self) -> Option<&str>;
+    fn set_protocol(&mut self, protocol: Option<String>);
+    fn run(self: Box<Self>, info: Arc<Info>, start: Start) -> BoxFuture<'static, ()>;
+}
+
+struct HandlerRoute<H>(Arc<H>);
+
+struct AcceptedWith<H: Handler> {
+    handler: Arc<H>,
+    accept: crate::handler::Accept<H::Data>,
+}
+
+impl<H: Handler> ErasedWs for HandlerRoute<H> {
+    fn before_upgrade<'a>(
+        &'a self,
+        req: &'a Request,
+    ) -> BoxFuture<'a, Result<Box<dyn Accepted>, Response>> {
+        Box::pin(async move {
+            let accept = self.0.before_upgrade(req).await?;
+            Ok(Box::new(AcceptedWith {
+                handler: self.0.clone(),
+                accept,
+            }) as Box<dyn Accepted>)
+        })
+    }
+}
+
+impl<H: Handler> Accepted for AcceptedWith<H> {
+    fn protocol(&self) -> Option<&str> {
+        self.accept.protocol.as_deref()
+    }
+
+    fn set_protocol(&mut self, protocol: Option<String>) {
+        self.accept.protocol = protocol;
+    }
+
+    fn run(self: Box<Self>, info: Arc<Info>, start: Start) -> BoxFuture<'static, ()> {
+        let ws = Ws::new(self.accept.data, start.shared.clone(), info);
+        Box::pin(connection::run(self.handler, ws, start))
+    }
+}

@@ -1,0 +1,540 @@
+//! The per-connection driver: one task that reads frames, runs the handler's
+//! callbacks one at a time, writes what they queue, keeps the timers, and
+//! performs the closing handshake.
+//!
+//! Reads come first: while a message is already buffered it is handled before
+//! anything is flushed, so replies to a burst of messages leave in one write.
+//! A read budget keeps a peer that never pauses from starving its own writes.
+
+use std::collections::VecDeque;
+use std::future::{Future, poll_fn};
+use std::panic::AssertUnwindSafe;
+use std::pin::pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use futures_lite::FutureExt as _;
+use tungstenite::Error as WsError;
+use tungstenite::protocol::CloseFrame;
+
+use crate::codec::Codec;
+use crate::error::{Error, ErrorKind, from_codec};
+use crate::handler::Handler;
+use crate::limits::Limits;
+use crate::message::{CloseCode, Message, Text, close_frame};
+use crate::registry::Registration;
+use crate::runtime::{BoxSleep, Rt};
+use crate::socket::{CloseRequest, Shared, Ws};
+
+/// Messages handled back to back before the driver flushes what they produced.
+const READ_BUDGET: u32 = 64;
+
+/// Everything a connection needs to run, gathered at the upgrade.
+pub(crate) struct Start {
+    pub(crate) codec: Codec,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) limits: Arc<Limits>,
+    pub(crate) rt: Rt,
+    pub(crate) registration: Registration,
+}
+
+/// The writing half of the driver, kept apart from the handler and `Ws` so a
+/// callback's future can borrow those while this keeps the socket moving.
+struct Link {
+    codec: Codec,
+    shared: Arc<Shared>,
+    batch: VecDeque<tungstenite::Message>,
+    /// The codec holds bytes not yet flushed.
+    flushing: bool,
+    drain_owed: bool,
+    /// A write failed while a callback ran; the driver ends with it next.
+    failed: Option<WsError>,
+}
+
+impl Link {
+    /// Moves queued messages into the codec and flushes, until the socket
+    /// blocks or there is nothing left. `Ok(())` does not mean all is written.
+    fn pump(&mut self, cx: &mut Context<'_>) -> Result<(), WsError> {
+        loop {
+            if self.flushing {
+                match self.codec.poll_flush(cx) {
+                    Poll::Pending => return Ok(()),
+                    Poll::Ready(Err(e)) => return Err(e),
+                    Poll::Ready(Ok(())) => {
+                        self.flushing = false;
+                        if self.shared.flushed() {
+                            self.drain_owed = true;
+                        }
+                    }
+                }
+            }
+            self.shared.take_queue(&mut self.batch);
+            if self.batch.is_empty() {
+                return Ok(());
+            }
+            if !self.codec.can_write() {
+                // The peer already closed: what is left can never be delivered.
+                self.batch.clear();
+                self.shared.flushed();
+                return Ok(());
+            }
+            for msg in self.batch.drain(..) {
+                self.codec.write(cx, msg)?;
+            }
+            self.flushing = true;
+        }
+    }
+
+    fn pump_or_remember(&mut self, cx: &mut Context<'_>) {
+        if self.failed.is_none() {
+            if let Err(e) = self.pump(cx) {
+                self.failed = Some(e);
+            }
+        }
+    }
+
+    fn terminate_requested(&self) -> bool {
+        matches!(self.shared.lock().request, Some(CloseRequest::Terminate))
+    }
+}
+
+/// How a callback ended.
+enum Outcome {
+    Done,
+    Panicked(String),
+    /// `terminate()` was called while it ran; it was dropped.
+    Aborted,
+}
+
+/// Runs one callback to completion while writing whatever it queues.
+async fn drive(link: &mut Link, fut: impl Future<Output = ()>) -> Outcome {
+    let mut fut = pin!(AssertUnwindSafe(fut).catch_unwind());
+    poll_fn(|cx| {
+        match fut.as_mut().poll(cx) {
+            Poll::Ready(Ok(())) => return Poll::Ready(Outcome::Done),
+            Poll::Ready(Err(panic)) => {
+                return Poll::Ready(Outcome::Panicked(panic_message(&panic)));
+            }
+            Poll::Pending => {}
+        }
+        // The callback is waiting on something else: keep the socket moving.
+        link.shared.waker.register(cx.waker());
+        if link.terminate_requested() {
+            return Poll::Ready(Outcome::Aborted);
+        }
+        link.pump_or_remember(cx);
+        Poll::Pending
+    })
+    .await
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "non-string panic payload".to_owned()
+    }
+}
+
+/// What the driver waits for between callbacks.
+enum Event {
+    Message(Message),
+    Drain,
+    /// Report this error, then close with its code.
+    Error(Error),
+    End(End),
+}
+
+/// How the connection ends.
+enum End {
+    /// The closing handshake completed.
+    Clean,
+    /// The peer broke a rule: send its close code, linger, drop.
+    Fail(Error),
+    /// Gone without a handshake (reset, EOF, close timeout).
+    Lost(Option<Error>),
+    /// `terminate()`: drop now.
+    Terminated,
+}
+
+/// A close in progress.
+struct Closing {
+    /// Sent once everything queued before it is written.
+    frame: Option<CloseFrame>,
+    timer: BoxSleep,
+}
+
+struct Driver<H: Handler> {
+    handler: Arc<H>,
+    ws: Ws<H::Data>,
+    link: Link,
+    limits: Arc<Limits>,
+    rt: Rt,
+    closing: Option<Closing>,
+    /// The close frame the peer sent, if it did.
+    peer_close: Option<(CloseCode, String)>,
+    /// The code the server failed the connection with, if it did.
+    failed_with: Option<(CloseCode, String)>,
+    error_reported: bool,
+    shutdown_seen: bool,
+    reads_since_flush: u32,
+    last_seen: Instant,
+    pinged_for: Option<Instant>,
+    idle_timer: Option<BoxSleep>,
+}
+
+/// Runs a connection from `open` to `close`.
+pub(crate) async fn run<H: Handler>(handler: Arc<H>, ws: Ws<H::Data>, start: Start) {
+    let Start {
+        codec,
+        shared,
+        limits,
+        rt,
+        registration,
+    } = start;
+    let mut d = Driver {
+        handler,
+        ws,
+        link: Link {
+            codec,
+            shared,
+            batch: VecDeque::new(),
+            flushing: false,
+            drain_owed: false,
+            failed: None,
+        },
+        limits,
+        rt,
+        closing: None,
+        peer_close: None,
+        failed_with: None,
+        error_reported: false,
+        shutdown_seen: false,
+        reads_since_flush: 0,
+        last_seen: Instant::now(),
+        pinged_for: None,
+        idle_timer: None,
+    };
+    let end = d.run_open().await;
+    d.finish(end).await;
+    drop(registration);
+}
+
+impl<H: Handler> Driver<H> {
+    async fn run_open(&mut self) -> End {
+        let outcome = drive(&mut self.link, self.handler.open(&mut self.ws)).await;
+        if let Some(end) = self.after_callback(outcome).await {
+            return end;
+        }
+        loop {
+            let event = poll_fn(|cx| self.poll_event(cx)).await;
+            let outcome = match event {
+                Event::Message(msg) => {
+                    drive(&mut self.link, self.handler.message(&mut self.ws, msg)).await
+                }
+                Event::Drain => drive(&mut self.link, self.handler.drain(&mut self.ws)).await,
+                Event::Error(err) => {
+                    let code = err.close_code().unwrap_or(CloseCode::GOING_AWAY);
+                    let reason = reason_for(&err);
+                    self.report(err).await;
+                    self.begin_close(code, reason);
+                    continue;
+                }
+                Event::End(end) => return end,
+            };
+            if let Some(end) = self.after_callback(outcome).await {
+                return end;
+            }
+        }
+    }
+
+    async fn after_callback(&mut self, outcome: Outcome) -> Option<End> {
+        match outcome {
+            Outcome::Done => {}
+            Outcome::Aborted => return Some(End::Terminated),
+            Outcome::Panicked(msg) => {
+                self.report(Error::with_detail(ErrorKind::HandlerPanic, msg))
+                    .await;
+                self.begin_close(CloseCode::INTERNAL_ERROR, "internal error");
+            }
+        }
+        if let Some(e) = self.link.failed.take() {
+            return Some(self.end_for(e));
+        }
+        None
+    }
+
+    /// Calls `error` at most once per connection.
+    async fn report(&mut self, err: Error) {
+        if self.error_reported {
+            return;
+        }
+        self.error_reported = true;
+        // A panic here has nowhere left to be reported; the close proceeds.
+        let _ = drive(&mut self.link, self.handler.error(&mut self.ws, &err)).await;
+    }
+
+    fn begin_close(&mut self, code: CloseCode, reason: &str) {
+        if self.closing.is_some() {
+            return;
+        }
+        self.link.shared.set_closing();
+        self.closing = Some(Closing {
+            frame: Some(close_frame(code, reason)),
+            timer: self.rt.sleep(self.limits.close_timeout),
+        });
+    }
+
+    fn end_for(&self, e: WsError) -> End {
+        match e {
+            WsError::ConnectionClosed | WsError::AlreadyClosed => End::Clean,
+            e => {
+                let err = from_codec(e);
+                if err.close_code().is_some() && self.closing.is_none() {
+                    End::Fail(err)
+                } else {
+                    End::Lost(Some(err))
+                }
+            }
+        }
+    }
+
+    fn poll_event(&mut self, cx: &mut Context<'_>) -> Poll<Event> {
+        self.link.shared.waker.register(cx.waker());
+        loop {
+            if let Some(e) = self.link.failed.take() {
+                return Poll::Ready(Event::End(self.end_for(e)));
+            }
+
+            // Requests from the application or the server.
+            let (request, shutdown, tripped) = {
+                let mut out = self.link.shared.lock();
+                let tripped = std::mem::take(&mut out.backpressure_tripped);
+                (out.request.take(), out.shutdown, tripped)
+            };
+            match request {
+                Some(CloseRequest::Terminate) => return Poll::Ready(Event::End(End::Terminated)),
+                Some(CloseRequest::Graceful(code, reason)) => {
+                    if tripped {
+                        // Nothing queued will get through to a peer that
+                        // does not read: close at once instead of behind it.
+                        self.link.shared.take_queue(&mut self.link.batch);
+                        self.link.batch.clear();
+                        self.begin_close(code, &reason);
+                        return Poll::Ready(Event::Error(Error::new(ErrorKind::Backpressure)));
+                    }
+                    self.begin_close(code, &reason);
+                }
+                None => {}
+            }
+
+            // Reads first, within the budget, so replies to a burst coalesce.
+            let budget_left = self.reads_since_flush < READ_BUDGET;
+            if budget_left {
+                match self.poll_read(cx) {
+                    Poll::Ready(ev) => {
+                        if matches!(ev, Event::Message(_)) {
+                            self.reads_since_flush += 1;
+                        }
+                        return Poll::Ready(ev);
+                    }
+                    Poll::Pending => {}
+                }
+            }
+            self.reads_since_flush = 0;
+
+            if let Err(e) = self.link.pump(cx) {
+                return Poll::Ready(Event::End(self.end_for(e)));
+            }
+            if self.link.drain_owed {
+                self.link.drain_owed = false;
+                if self.closing.is_none() {
+                    return Poll::Ready(Event::Drain);
+                }
+            }
+
+            // A shutdown closes with 1001 once the input already received is handled.
+            if shutdown && !self.shutdown_seen {
+                self.shutdown_seen = true;
+                self.begin_close(CloseCode::GOING_AWAY, "server shutting down");
+            }
+
+            if let Some(closing) = &mut self.closing {
+                if closing.frame.is_some()
+                    && !self.link.flushing
+                    && self.link.shared.is_idle_queue()
+                {
+                    let frame = closing.frame.take().expect("checked above");
+                    if let Err(e) = self.link.codec.close(cx, frame) {
+                        return Poll::Ready(Event::End(self.end_for(e)));
+                    }
+                    self.link.flushing = true;
+                    continue;
+                }
+                if closing.timer.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Event::End(End::Lost(Some(Error::new(
+                        ErrorKind::CloseTimeout,
+                    )))));
+                }
+            } else if let Poll::Ready(err) = self.poll_idle(cx) {
+                return Poll::Ready(Event::Error(err));
+            }
+            if !budget_left {
+                // Reading was skipped to let writes through; read again (and
+                // register for input) with a fresh budget.
+                continue;
+            }
+            return Poll::Pending;
+        }
+    }
+
+    fn poll_read(&mut self, cx: &mut Context<'_>) -> Poll<Event> {
+        loop {
+            let msg = match self.link.codec.poll_read(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Ok(msg)) => msg,
+                Poll::Ready(Err(e)) => return Poll::Ready(Event::End(self.end_for(e))),
+            };
+            self.last_seen = Instant::now();
+            match msg {
+                tungstenite::Message::Text(t) if self.closing.is_none() => {
+                    return Poll::Ready(Event::Message(Message::Text(Text::from_codec(t))));
+                }
+                tungstenite::Message::Binary(b) if self.closing.is_none() => {
+                    return Poll::Ready(Event::Message(Message::Binary(b)));
+                }
+                // The codec queued a pong; make sure it is flushed.
+                tungstenite::Message::Ping(_) => self.link.flushing = true,
+                tungstenite::Message::Close(frame) => {
+                    self.peer_close = Some(match frame {
+                        Some(f) => (CloseCode(f.code.into()), f.reason.as_str().to_owned()),
+                        None => (CloseCode::NO_STATUS, String::new()),
+                    });
+                    self.link.shared.set_closing();
+                    // The codec queued the reply; the next read flushes it.
+                    self.link.flushing = true;
+                }
+                // Data after our close frame, pongs, raw frames: nothing to do.
+                _ => {}
+            }
+        }
+    }
+
+    /// Pings a quiet peer half-way through the idle timeout; fails it at the end.
+    fn poll_idle(&mut self, cx: &mut Context<'_>) -> Poll<Error> {
+        let Some(idle) = self.limits.idle_timeout else {
+            return Poll::Pending;
+        };
+        loop {
+            let rt = &self.rt;
+            let last_seen = self.last_seen;
+            let pinged = self.pinged_for == Some(last_seen);
+            let timer = self.idle_timer.get_or_insert_with(|| {
+                let due = if pinged { idle } else { idle / 2 };
+                rt.sleep(
+                    due.saturating_sub(last_seen.elapsed())
+                        .max(Duration::from_millis(1)),
+                )
+            });
+            if timer.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            self.idle_timer = None;
+            let quiet = last_seen.elapsed();
+            if quiet >= idle {
+                return Poll::Ready(Error::new(ErrorKind::IdleTimeout));
+            }
+            if quiet >= idle / 2 && !pinged {
+                self.pinged_for = Some(last_seen);
+                let _ = self.ws.ping(bytes::Bytes::new());
+                if let Err(e) = self.link.pump(cx) {
+                    self.link.failed = Some(e);
+                    return Poll::Pending;
+                }
+            }
+        }
+    }
+
+    /// Ends the connection and runs `close` exactly once.
+    async fn finish(&mut self, end: End) {
+        let mut lost_code = CloseCode::ABNORMAL;
+        match end {
+            End::Clean => {
+                let _ = poll_fn(|cx| self.link.codec.poll_shutdown(cx)).await;
+            }
+            End::Fail(err) => {
+                let code = err.close_code().unwrap_or(CloseCode::PROTOCOL_ERROR);
+                let reason = reason_for(&err);
+                self.failed_with = Some((code, reason.to_owned()));
+                lost_code = code;
+                self.report(err).await;
+                self.link.shared.set_closing();
+                self.linger(close_frame(code, reason)).await;
+            }
+            End::Lost(err) => {
+                if let Some(err) = err {
+                    self.report(err).await;
+                }
+            }
+            End::Terminated => {}
+        }
+        self.link.shared.set_closed();
+        let (code, reason) = self
+            .peer_close
+            .take()
+            .or_else(|| self.failed_with.take())
+            .unwrap_or((lost_code, String::new()));
+        let _ = AssertUnwindSafe(self.handler.close(&mut self.ws, code, &reason))
+            .catch_unwind()
+            .await;
+    }
+
+    /// Sends a close frame after a failure, half-closes, and reads until the
+    /// peer hangs up, so the frame is not destroyed by a reset.
+    async fn linger(&mut self, frame: CloseFrame) {
+        let codec = &mut self.link.codec;
+        let mut timer = self.rt.sleep(self.limits.close_timeout);
+        let mut sent = false;
+        poll_fn(|cx| {
+            if !sent {
+                if codec.close(cx, frame.clone()).is_err() {
+                    return Poll::Ready(());
+                }
+                sent = true;
+            }
+            if timer.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(());
+            }
+            match codec.poll_flush(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Err(WsError::Io(_))) => return Poll::Ready(()),
+                Poll::Ready(_) => {}
+            }
+            if codec.poll_shutdown(cx).is_pending() {
+                return Poll::Pending;
+            }
+            loop {
+                match codec.poll_discard(cx) {
+                    Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => return Poll::Ready(()),
+                    Poll::Ready(Ok(_)) => {}
+                    Poll::Pending => return Poll::Pending,
+                }
+            }
+        })
+        .await
+    }
+}
+
+fn reason_for(err: &Error) -> &'static str {
+    match err.kind() {
+        ErrorKind::MessageTooLarge => "message too big",
+        ErrorKind::InvalidUtf8 => "invalid UTF-8",
+        ErrorKind::IdleTimeout => "idle timeout",
+        ErrorKind::Backpressure => "backpressure limit",
+        ErrorKind::HandlerPanic => "internal error",
+        _ => "protocol error",
+    }
+}

@@ -1,0 +1,100 @@
+//! IO plumbing: the boxed byte stream core works on, the bridge that lets
+//! hyper drive it, and the bridge that lets tungstenite's blocking-style API
+//! run on a poll.
+
+use std::io::{self, Read, Write};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use futures_io::{AsyncRead, AsyncWrite};
+
+/// A connected byte stream, as an adapter hands it to core: any futures-io
+/// `AsyncRead + AsyncWrite` (tokio streams are converted by their adapter).
+pub trait Io: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
+
+impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Io for T {}
+
+pub(crate) type BoxIo = Box<dyn Io>;
+
+/// hyper's IO traits over a futures-io stream. Written once here so every
+/// adapter shares it; after an upgrade, `hyper::upgrade::Upgraded::downcast`
+/// hands the same stream back and WebSocket frames never pass through hyper.
+pub(crate) struct HyperIo(pub(crate) BoxIo);
+
+impl hyper::rt::Read for HyperIo {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        mut buf: hyper::rt::ReadBufCursor<'_>,
+    ) -> Poll<io::Result<()>> {
+        // Reading through an initialized stack buffer keeps this free of
+        // `unsafe`; it only carries request heads, so the copy is small.
+        let mut tmp = [0u8; 4096];
+        let want = buf.remaining().min(tmp.len());
+        match Pin::new(&mut *self.0).poll_read(cx, &mut tmp[..want]) {
+            Poll::Ready(Ok(n)) => {
+                buf.put_slice(&tmp[..n]);
+                Poll::Ready(Ok(()))
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl hyper::rt::Write for HyperIo {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut *self.0).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut *self.0).poll_write_vectored(cx, bufs)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut *self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut *self.0).poll_close(cx)
+    }
+}
+
+/// `std::io::{Read, Write}` over a futures-io stream for the span of one
+/// poll: `Pending` becomes `WouldBlock`, with the task's waker registered.
+/// This is how tungstenite's codec runs inside our driver's poll.
+pub(crate) struct Blocking<'a, 'b> {
+    pub(crate) io: &'a mut BoxIo,
+    pub(crate) cx: &'a mut Context<'b>,
+}
+
+fn would_block<T>(p: Poll<io::Result<T>>) -> io::Result<T> {
+    match p {
+        Poll::Ready(r) => r,
+        Poll::Pending => Err(io::ErrorKind::WouldBlock.into()),
+    }
+}
+
+impl Read for Blocking<'_, '_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        would_block(Pin::new(&mut **self.io).poll_read(self.cx, buf))
+    }
+}
+
+impl Write for Blocking<'_, '_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        would_block(Pin::new(&mut **self.io).poll_write(self.cx, buf))
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        would_block(Pin::new(&mut **self.io).poll_flush(self.cx))
+    }
+}

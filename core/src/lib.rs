@@ -1,0 +1,130 @@
+//! WebSocket servers written once, run on tokio, async-std or smol.
+//!
+//! An application is an [`App`]: WebSocket routes with a [`Handler`], plain
+//! HTTP routes, and [`Limits`]. An adapter crate (`wsway-tokio`, and soon
+//! `wsway-smol` and `wsway-async-std`) binds it to a port on its runtime.
+//! Swapping runtimes is swapping that one crate: the application does not
+//! change.
+//!
+//! # Example
+//!
+//! ```no_run
+//! use wsway::{Accept, App, Handler, Message, Request, Response, Ws};
+//!
+//! /// A chat room per path: `/chat/:room`.
+//! struct Chat;
+//!
+//! #[derive(Default)]
+//! struct Member {
+//!     room: String,
+//! }
+//!
+//! impl Handler for Chat {
+//!     type Data = Member;
+//!
+//!     async fn before_upgrade(&self, req: &Request) -> Result<Accept<Member>, Response> {
+//!         // A room that is not a valid string is a 400 naming `room`.
+//!         let room: String = req.params()?;
+//!         Ok(Accept::new(Member { room }))
+//!     }
+//!
+//!     async fn message(&self, ws: &mut Ws<Member>, msg: Message) {
+//!         if let Some(text) = msg.as_text() {
+//!             ws.send(format!("[{}] {text}", ws.data.room));
+//!         }
+//!     }
+//! }
+//!
+//! #[tokio::main]
+//! async fn main() -> std::io::Result<()> {
+//!     let mut app = App::new();
+//!     app.ws("/chat/:room", Chat);
+//!     wsway_tokio::serve(app, "127.0.0.1:3000").await
+//! }
+//! ```
+//!
+//! # How it works
+//!
+//! Each accepted TCP connection is one task. hyper parses HTTP/1.1 until a
+//! request upgrades; core checks the handshake (RFC 6455 §4.2), runs
+//! `before_upgrade`, answers 101, takes the raw stream back from hyper and
+//! runs the connection's driver on the same task. The driver reads frames
+//! with tungstenite's codec, runs the handler's callbacks one at a time,
+//! writes what they queue in batches, keeps the idle and close timers, and
+//! performs the closing handshake. Sends from other tasks go through a
+//! [`Handle`] into the same queue.
+//!
+//! # Layout
+//!
+//! | module | what it owns |
+//! |---|---|
+//! | `app` | [`App`]: the route table and settings |
+//! | `router` | `:name` / `*rest` patterns over matchit |
+//! | `extract` | typed params and query via serde; [`Rejection`] (400) |
+//! | `request` | [`Request`], what routes and `before_upgrade` see |
+//! | `body` | [`Response`], [`Body`], [`IntoResponse`], [`Html`] |
+//! | `handshake` | the RFC 6455 opening handshake checks and the 101 |
+//! | `handler` | the [`Handler`] trait, [`Accept`], [`on_message`] |
+//! | `socket` | [`Ws`], [`Handle`], [`SendStatus`]: the connection API and its outbox |
+//! | `connection` | the per-connection driver: reads, writes, timers, close |
+//! | `codec` | tungstenite's codec driven by polls |
+//! | `io` | the stream type, hyper's IO glue, the poll-to-std bridge |
+//! | `limits` | [`Limits`] and their defaults |
+//! | `registry` | live connections: counts, capacity, reaching all at shutdown |
+//! | `serve` | one TCP connection: HTTP, then upgrade |
+//! | `server` | [`Server`], the accept loop, shutdown, [`ServerHandle`] |
+//! | `shutdown` | the shutdown trigger and SIGTERM/SIGINT |
+//! | `runtime` | the [`Runtime`] seam adapters implement |
+//! | `message`, `error` | [`Message`], [`CloseCode`], [`Error`] |
+//!
+//! # Defaults
+//!
+//! | limit | default | on breach |
+//! |---|---|---|
+//! | [`Limits::max_message_size`] | 16 MiB | close 1009, `error` |
+//! | [`Limits::max_frame_size`] | 16 MiB | close 1009, `error` |
+//! | [`Limits::idle_timeout`] | 120 s (ping at half) | close 1001, `error` |
+//! | [`Limits::close_timeout`] | 5 s | terminate, `error` |
+//! | [`Limits::backpressure_limit`] | 1 MiB | `SendStatus::Backpressure`, then `Dropped` (or close 1008) |
+//! | [`Limits::max_connections`] | none | 503 before the upgrade |
+//! | [`App::handshake_timeout`] | 10 s | connection dropped |
+//! | [`Server::shutdown_timeout`] | 10 s | remaining sockets terminated |
+
+#![warn(missing_docs)]
+
+mod app;
+mod body;
+mod codec;
+mod connection;
+mod error;
+mod extract;
+mod handler;
+mod handshake;
+mod io;
+mod limits;
+mod message;
+mod registry;
+mod request;
+mod router;
+mod runtime;
+mod serve;
+mod server;
+mod shutdown;
+mod socket;
+
+pub use app::{App, WsRoute};
+pub use body::{Body, Html, IntoResponse, Response, StatusCode, text};
+pub use error::{Error, ErrorKind};
+pub use extract::Rejection;
+pub use handler::{Accept, Handler, OnMessage, on_message};
+pub use io::Io;
+pub use limits::Limits;
+pub use message::{CloseCode, MAX_CLOSE_REASON, MAX_CONTROL_PAYLOAD, Message, Text};
+pub use request::Request;
+pub use router::RouteError;
+pub use runtime::{BoxSleep, BoxTask, Runtime};
+pub use server::{Listener, Server, ServerHandle};
+pub use socket::{Handle, ReadyState, SendStatus, Ws};
+
+/// The `http` crate's types wsway's API uses (headers, methods, statuses).
+pub use http;

@@ -1,0 +1,160 @@
+//! Per-connection limits and timers, with their defaults.
+//!
+//! One [`Limits`] value applies app-wide ([`App::limits`](crate::App::limits));
+//! a route can adjust it ([`WsRoute::limits`](crate::WsRoute::limits)).
+
+use std::time::Duration;
+
+/// Limits and timers for WebSocket connections. Every setter documents its
+/// default; [`Limits::default()`] is what an [`App`](crate::App) starts with.
+///
+/// ```
+/// use std::time::Duration;
+/// use wsway::Limits;
+///
+/// let limits = Limits::default()
+///     .max_message_size(1 << 20)
+///     .idle_timeout(Some(Duration::from_secs(30)));
+/// assert_eq!(limits.get_max_message_size(), 1 << 20);
+/// ```
+#[derive(Clone, Debug)]
+pub struct Limits {
+    pub(crate) max_message_size: usize,
+    pub(crate) max_frame_size: usize,
+    pub(crate) idle_timeout: Option<Duration>,
+    pub(crate) close_timeout: Duration,
+    pub(crate) backpressure_limit: usize,
+    pub(crate) close_on_backpressure: bool,
+    pub(crate) max_connections: Option<usize>,
+    pub(crate) read_buffer_size: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_message_size: 16 << 20,
+            max_frame_size: 16 << 20,
+            idle_timeout: Some(Duration::from_secs(120)),
+            close_timeout: Duration::from_secs(5),
+            backpressure_limit: 1 << 20,
+            close_on_backpressure: false,
+            max_connections: None,
+            read_buffer_size: 4096,
+        }
+    }
+}
+
+impl Limits {
+    /// The defaults (same as [`Limits::default`]).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Largest incoming message, after reassembling fragments. A larger one
+    /// closes the connection with 1009 and calls `error`. Default: 16 MiB.
+    pub fn max_message_size(mut self, bytes: usize) -> Self {
+        self.max_message_size = bytes.max(1);
+        self
+    }
+
+    /// Largest incoming frame payload. A larger one closes with 1009.
+    /// Default: 16 MiB (never more than the message size).
+    pub fn max_frame_size(mut self, bytes: usize) -> Self {
+        self.max_frame_size = bytes.max(1);
+        self
+    }
+
+    /// Close a connection that sent nothing (no frame, not even a pong) for
+    /// this long. Half-way through, the server sends a ping, so a live client
+    /// that is merely quiet answers it and stays. On expiry the server sends
+    /// Close 1001 and calls `error`. `None` disables it. Default: 120 s.
+    pub fn idle_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.idle_timeout = timeout.filter(|t| !t.is_zero());
+        self
+    }
+
+    /// How long to wait for the peer's reply after the server sent a close
+    /// frame, and for a lingering peer to hang up, before dropping the socket.
+    /// Default: 5 s.
+    pub fn close_timeout(mut self, timeout: Duration) -> Self {
+        self.close_timeout = timeout;
+        self
+    }
+
+    /// Bytes that may wait to be written to one connection. A send that takes
+    /// the buffered amount over it reports
+    /// [`SendStatus::Backpressure`](crate::SendStatus::Backpressure) (the message is
+    /// still queued) and `drain` fires once it has all been written; a send
+    /// while already over it is refused with
+    /// [`SendStatus::Dropped`](crate::SendStatus::Dropped), so a peer that never
+    /// reads cannot grow server memory without bound. Default: 1 MiB.
+    pub fn backpressure_limit(mut self, bytes: usize) -> Self {
+        self.backpressure_limit = bytes;
+        self
+    }
+
+    /// Instead of refusing sends while over the backpressure limit, close the
+    /// connection with 1008. Default: `false`.
+    pub fn close_on_backpressure(mut self, close: bool) -> Self {
+        self.close_on_backpressure = close;
+        self
+    }
+
+    /// Most WebSocket connections open at once (on the app, or on one route).
+    /// An upgrade beyond it gets `503 Service Unavailable` before the 101.
+    /// Default: no limit (the process's file limit still applies).
+    pub fn max_connections(mut self, max: Option<usize>) -> Self {
+        self.max_connections = max;
+        self
+    }
+
+    /// Initial size of a connection's read buffer; it grows for larger
+    /// frames. Smaller saves memory per idle connection, larger saves reads
+    /// for big messages. Default: 4 KiB.
+    pub fn read_buffer_size(mut self, bytes: usize) -> Self {
+        self.read_buffer_size = bytes.max(64);
+        self
+    }
+
+    /// The max message size in force.
+    pub fn get_max_message_size(&self) -> usize {
+        self.max_message_size
+    }
+
+    /// The idle timeout in force.
+    pub fn get_idle_timeout(&self) -> Option<Duration> {
+        self.idle_timeout
+    }
+
+    /// The backpressure limit in force.
+    pub fn get_backpressure_limit(&self) -> usize {
+        self.backpressure_limit
+    }
+
+    pub(crate) fn codec_config(&self) -> tungstenite::protocol::WebSocketConfig {
+        tungstenite::protocol::WebSocketConfig::default()
+            .read_buffer_size(self.read_buffer_size)
+            // wsway flushes after every batch it hands the codec, so the codec's
+            // own write threshold only matters inside one batch.
+            .write_buffer_size(64 << 10)
+            .max_write_buffer_size(usize::MAX)
+            .max_message_size(Some(self.max_message_size))
+            .max_frame_size(Some(self.max_frame_size.min(self.max_message_size)))
+    }
+}
+
+/// Server-wide settings that apply before a route is known.
+#[derive(Clone, Debug)]
+pub(crate) struct HttpLimits {
+    pub(crate) handshake_timeout: Duration,
+    pub(crate) max_headers: usize,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        HttpLimits {
+            handshake_timeout: Duration::from_secs(10),
+            max_headers: 64,
+        }
+    }
+}

@@ -1,0 +1,266 @@
+//! The server: the accept loop, the graceful shutdown sequence and the
+//! [`ServerHandle`], written once for every runtime.
+
+use std::future::{Future, poll_fn};
+use std::io;
+use std::net::SocketAddr;
+use std::pin::pin;
+use std::sync::{Arc, Mutex};
+use std::task::Poll;
+use std::time::Duration;
+
+use crate::app::App;
+use crate::io::Io;
+use crate::registry::Registry;
+use crate::runtime::{HyperTimer, Rt, Runtime};
+use crate::serve::{ServerInner, serve_connection};
+use crate::shutdown::Trigger;
+
+/// A bound listening socket, as an adapter provides it.
+pub trait Listener: Send + 'static {
+    /// The accepted stream type.
+    type Io: Io;
+
+    /// Waits for the next connection.
+    fn accept(&mut self) -> impl Future<Output = io::Result<(Self::Io, SocketAddr)>> + Send;
+
+    /// The address it listens on.
+    fn local_addr(&self) -> io::Result<SocketAddr>;
+}
+
+/// Server settings around an [`App`]. Adapters start it on their runtime:
+/// `wsway_tokio::start(Server::new(app).shutdown_timeout(..), addr)`.
+pub struct Server {
+    app: App,
+    shutdown_timeout: Duration,
+    signals: bool,
+}
+
+impl From<App> for Server {
+    fn from(app: App) -> Self {
+        Server::new(app)
+    }
+}
+
+impl Server {
+    /// Wraps an app with the default settings.
+    pub fn new(app: App) -> Self {
+        Server {
+            app,
+            shutdown_timeout: Duration::from_secs(10),
+            signals: true,
+        }
+    }
+
+    /// How long a graceful shutdown waits for connections to flush and finish
+    /// their closing handshakes before terminating the rest. Default: 10 s.
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
+        self.shutdown_timeout = timeout;
+        self
+    }
+
+    /// Whether SIGTERM and SIGINT start a graceful shutdown (a second signal
+    /// terminates at once). Turn it off when the process manages signals
+    /// itself, or runs several servers. Default: on (Unix only).
+    pub fn handle_signals(mut self, on: bool) -> Self {
+        self.signals = on;
+        self
+    }
+
+    /// Starts serving connections from `listener` on `runtime`. This is the
+    /// entry point for adapter crates; applications call their adapter's
+    /// `serve` or `start`.
+    pub fn start<L: Listener>(
+        self,
+        listener: L,
+        runtime: impl Runtime,
+    ) -> io::Result<ServerHandle> {
+        let Server {
+            mut app,
+            shutdown_timeout,
+            signals,
+        } = self;
+        let local_addr = listener.local_addr()?;
+        app.freeze();
+        let rt: Rt = Arc::new(runtime);
+        let mut http = hyper::server::conn::http1::Builder::new();
+        http.timer(HyperTimer(rt.clone()))
+            .header_read_timeout(app.http.handshake_timeout)
+            .max_headers(app.http.max_headers);
+        let registry = Arc::new(Registry::default());
+        let inner = Arc::new(ServerInner {
+            has_ws: app.has_websockets(),
+            app,
+            rt: rt.clone(),
+            registry: registry.clone(),
+            http,
+        });
+        let handle = ServerHandle {
+            state: Arc::new(HandleState {
+                local_addr,
+                registry,
+                done: Trigger::default(),
+                signals: Mutex::new(None),
+            }),
+        };
+        #[cfg(unix)]
+        if signals {
+            let control = crate::shutdown::watch_signals(handle.clone())?;
+            *handle
+                .state
+                .signals
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()) = Some(control);
+        }
+        #[cfg(not(unix))]
+        let _ = signals;
+        rt.spawn(Box::pin(run(
+            inner,
+            listener,
+            handle.clone(),
+            shutdown_timeout,
+        )));
+        Ok(handle)
+    }
+}
+
+async fn run<L: Listener>(
+    inner: Arc<ServerInner>,
+    mut listener: L,
+    handle: ServerHandle,
+    timeout: Duration,
+) {
+    {
+        let mut stop = pin!(inner.registry.shutting_down.wait());
+        loop {
+            let accepted = {
+                let mut accept = pin!(listener.accept());
+                poll_fn(|cx| {
+                    if stop.as_mut().poll(cx).is_ready() {
+                        return Poll::Ready(None);
+                    }
+                    accept.as_mut().poll(cx).map(Some)
+                })
+                .await
+            };
+            match accepted {
+                None => break,
+                Some(Ok((io, remote))) => {
+                    let task = serve_connection(inner.clone(), Box::new(io), remote);
+                    inner.rt.spawn(Box::pin(task));
+                }
+                // Out of file descriptors and the like: back off instead of spinning.
+                Some(Err(_)) => inner.rt.sleep(Duration::from_millis(20)).await,
+            }
+        }
+    }
+    drop(listener);
+
+    // Connections were told at `shutdown()`; give them the deadline to flush
+    // and finish their closing handshakes, then drop the rest.
+    let registry = &inner.registry;
+    if !within(&inner.rt, timeout, wait_idle(registry)).await {
+        registry.terminate_all();
+        within(&inner.rt, Duration::from_secs(2), wait_idle(registry)).await;
+    }
+    if let Some(signals) = handle
+        .state
+        .signals
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take()
+    {
+        signals.close();
+    }
+    handle.state.done.fire();
+}
+
+async fn wait_idle(registry: &Registry) {
+    loop {
+        if registry.tasks() == 0 {
+            return;
+        }
+        let listener = registry.idle.listen();
+        if registry.tasks() == 0 {
+            return;
+        }
+        listener.await;
+    }
+}
+
+/// Runs `fut` for at most `limit`; true when it finished.
+async fn within(rt: &Rt, limit: Duration, fut: impl Future<Output = ()>) -> bool {
+    let mut fut = pin!(fut);
+    let mut timer = rt.sleep(limit);
+    poll_fn(|cx| {
+        if fut.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(true);
+        }
+        timer.as_mut().poll(cx).map(|()| false)
+    })
+    .await
+}
+
+/// A running server: its address, its load, and its shutdown.
+/// Cloneable, `Send + Sync`; usable from any task or thread.
+#[derive(Clone)]
+pub struct ServerHandle {
+    state: Arc<HandleState>,
+}
+
+struct HandleState {
+    local_addr: SocketAddr,
+    registry: Arc<Registry>,
+    done: Trigger,
+    #[cfg_attr(not(unix), allow(dead_code))]
+    signals: Mutex<Option<signal_hook::iterator::Handle>>,
+}
+
+impl std::fmt::Debug for ServerHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerHandle")
+            .field("local_addr", &self.state.local_addr)
+            .field("connections", &self.connections())
+            .finish()
+    }
+}
+
+impl ServerHandle {
+    /// The address the server listens on (with the real port when bound to port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.state.local_addr
+    }
+
+    /// WebSocket connections open now (counted from the accepted upgrade).
+    pub fn connections(&self) -> usize {
+        self.state.registry.websockets()
+    }
+
+    /// Starts a graceful shutdown and returns at once: stop accepting, flush
+    /// every connection's queue, send Close 1001, wait for the closing
+    /// handshakes up to the shutdown timeout, terminate the rest. Await
+    /// [`stopped`](Self::stopped) for the end.
+    pub fn shutdown(&self) {
+        let registry = &self.state.registry;
+        registry.shutting_down.fire();
+        registry.shutdown_all();
+    }
+
+    /// Drops every connection at once, without close frames (their `close`
+    /// callbacks still run), and stops the server.
+    pub fn terminate(&self) {
+        self.shutdown();
+        self.state.registry.terminate_all();
+    }
+
+    /// Resolves once the server has shut down and every connection has ended
+    /// (or the deadline passed).
+    pub async fn stopped(&self) {
+        self.state.done.wait().await
+    }
+
+    /// True once the server has shut down.
+    pub fn is_stopped(&self) -> bool {
+        self.state.done.is_fired()
+    }
+}

@@ -1,0 +1,537 @@
+//! What a handler holds: [`Ws`] inside callbacks, [`Handle`] from anywhere.
+//!
+//! Both talk to the connection's driver through one shared outbox: sends are
+//! queued there (under a short lock) and the driver writes them out in
+//! batches. That is what makes [`Handle`] usable from any task on any runtime.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use atomic_waker::AtomicWaker;
+use bytes::Bytes;
+use serde::de::DeserializeOwned;
+
+use crate::error::{Error, ErrorKind, check_close, check_control};
+use crate::extract::{Rejection, Source, from_pairs, parse_query};
+use crate::message::{CloseCode, Message};
+use crate::router::RawParams;
+
+/// What happened to a message given to [`Ws::send`] or [`Handle::send`].
+///
+/// Modelled on Bun's `ServerWebSocket.send`: the caller learns at once whether
+/// the peer is keeping up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SendStatus {
+    /// Accepted and queued; `buffered` bytes (this message included) now wait
+    /// to be written.
+    Queued {
+        /// Bytes waiting to be written, this message included.
+        buffered: usize,
+    },
+    /// Accepted and queued, but the buffered amount is now over the
+    /// backpressure limit. Stop sending until [`Handler::drain`](crate::Handler::drain)
+    /// fires; further sends are dropped until then.
+    Backpressure {
+        /// Bytes waiting to be written, this message included.
+        buffered: usize,
+    },
+    /// Not accepted: the connection was already over its backpressure limit.
+    Dropped {
+        /// Bytes waiting to be written.
+        buffered: usize,
+    },
+    /// Not accepted: the connection is closing or closed.
+    Closed,
+}
+
+impl SendStatus {
+    /// True when the message was accepted (it will be written unless the
+    /// connection dies).
+    pub fn is_accepted(self) -> bool {
+        matches!(
+            self,
+            SendStatus::Queued { .. } | SendStatus::Backpressure { .. }
+        )
+    }
+}
+
+/// The connection's state, as in the browser's `WebSocket.readyState`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ReadyState {
+    /// Open: messages flow both ways.
+    Open = 1,
+    /// A close was started (by either side); nothing more can be sent.
+    Closing = 2,
+    /// The connection has ended.
+    Closed = 3,
+}
+
+/// A close the driver has been asked to perform.
+#[derive(Debug)]
+pub(crate) enum CloseRequest {
+    /// Flush what is queued, then send this close frame.
+    Graceful(CloseCode, String),
+    /// Drop the socket now, without a close frame.
+    Terminate,
+}
+
+/// The state shared by a connection's driver, its [`Ws`] and its [`Handle`]s.
+pub(crate) struct Shared {
+    pub(crate) id: u64,
+    pub(crate) waker: AtomicWaker,
+    outbox: Mutex<Outbox>,
+    limit: usize,
+    close_on_backpressure: bool,
+}
+
+#[derive(Default)]
+pub(crate) struct Outbox {
+    queue: VecDeque<tungstenite::Message>,
+    /// Payload bytes in `queue`.
+    queued: usize,
+    /// Payload bytes handed to the codec and not yet flushed.
+    writing: usize,
+    /// A send went over the limit: `drain` is owed once everything is written.
+    over_limit: bool,
+    closing: bool,
+    closed: bool,
+    pub(crate) request: Option<CloseRequest>,
+    pub(crate) shutdown: bool,
+    /// Set when backpressure closed the connection, so the driver reports it.
+    pub(crate) backpressure_tripped: bool,
+}
+
+impl Outbox {
+    fn buffered(&self) -> usize {
+        self.queued + self.writing
+    }
+}
+
+impl Shared {
+    pub(crate) fn new(id: u64, limit: usize, close_on_backpressure: bool) -> Self {
+        Shared {
+            id,
+            waker: AtomicWaker::new(),
+            outbox: Mutex::new(Outbox::default()),
+            limit,
+            close_on_backpressure,
+        }
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Outbox> {
+        // A panic never happens while the lock is held (only plain field
+        // updates run under it), so poisoning can be ignored safely.
+        self.outbox.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn push(&self, msg: tungstenite::Message, wake: bool) -> SendStatus {
+        let len = msg.len();
+        let status = {
+            let mut out = self.lock();
+            if out.closing || out.closed {
+                return SendStatus::Closed;
+            }
+            let buffered = out.buffered();
+            if buffered > self.limit {
+                if self.close_on_backpressure && out.request.is_none() {
+                    out.closing = true;
+                    out.backpressure_tripped = true;
+                    out.request = Some(CloseRequest::Graceful(
+                        CloseCode::POLICY,
+                        "backpressure limit".to_owned(),
+                    ));
+                    drop(out);
+                    self.waker.wake();
+                    return SendStatus::Closed;
+                }
+                return SendStatus::Dropped { buffered };
+            }
+            out.queue.push_back(msg);
+            out.queued += len;
+            let buffered = buffered + len;
+            if buffered > self.limit {
+                out.over_limit = true;
+                SendStatus::Backpressure { buffered }
+            } else {
+                SendStatus::Queued { buffered }
+            }
+        };
+        if wake {
+            self.waker.wake();
+        }
+        status
+    }
+
+    /// Control frames bypass the backpressure limit: they are tiny and keep
+    /// the connection alive.
+    fn push_control(&self, msg: tungstenite::Message, wake: bool) -> Result<(), Error> {
+        {
+            let mut out = self.lock();
+            if out.closing || out.closed {
+                return Err(Error::new(ErrorKind::Closed));
+            }
+            out.queued += msg.len();
+            out.queue.push_back(msg);
+        }
+        if wake {
+            self.waker.wake();
+        }
+        Ok(())
+    }
+
+    pub(crate) fn request_close(
+        &self,
+        code: CloseCode,
+        reason: &str,
+        wake: bool,
+    ) -> Result<(), Error> {
+        check_close(code, reason)?;
+        {
+            let mut out = self.lock();
+            if out.closing || out.closed {
+                return Err(Error::new(ErrorKind::Closed));
+            }
+            out.closing = true;
+            out.request = Some(CloseRequest::Graceful(code, reason.to_owned()));
+        }
+        if wake {
+            self.waker.wake();
+        }
+        Ok(())
+    }
+
+    pub(crate) fn terminate(&self) {
+        {
+            let mut out = self.lock();
+            if out.closed {
+                return;
+            }
+            out.closing = true;
+            out.request = Some(CloseRequest::Terminate);
+        }
+        self.waker.wake();
+    }
+
+    pub(crate) fn shutdown(&self) {
+        self.lock().shutdown = true;
+        self.waker.wake();
+    }
+
+    /// Moves everything queued into `batch` for the driver to write.
+    pub(crate) fn take_queue(&self, batch: &mut VecDeque<tungstenite::Message>) {
+        let mut out = self.lock();
+        std::mem::swap(batch, &mut out.queue);
+        out.writing += out.queued;
+        out.queued = 0;
+    }
+
+    /// Everything handed to the codec is on the wire. Returns true when a
+    /// `drain` is owed.
+    pub(crate) fn flushed(&self) -> bool {
+        let mut out = self.lock();
+        out.writing = 0;
+        if out.over_limit && out.queued == 0 {
+            out.over_limit = false;
+            return true;
+        }
+        false
+    }
+
+    /// The connection has started closing: refuse new sends.
+    pub(crate) fn set_closing(&self) {
+        self.lock().closing = true;
+    }
+
+    /// The connection has ended: drop what was never written.
+    pub(crate) fn set_closed(&self) {
+        let mut out = self.lock();
+        out.closing = true;
+        out.closed = true;
+        out.queue = VecDeque::new();
+        out.queued = 0;
+        out.writing = 0;
+    }
+
+    pub(crate) fn is_idle_queue(&self) -> bool {
+        let out = self.lock();
+        out.queued == 0 && out.writing == 0
+    }
+
+    fn buffered(&self) -> usize {
+        self.lock().buffered()
+    }
+
+    fn ready_state(&self) -> ReadyState {
+        let out = self.lock();
+        if out.closed {
+            ReadyState::Closed
+        } else if out.closing {
+            ReadyState::Closing
+        } else {
+            ReadyState::Open
+        }
+    }
+}
+
+/// Facts about a connection fixed at the upgrade.
+pub(crate) struct Info {
+    pub(crate) remote_addr: SocketAddr,
+    pub(crate) path: String,
+    pub(crate) params: RawParams,
+    pub(crate) query: Option<String>,
+    pub(crate) protocol: Option<String>,
+}
+
+/// One WebSocket connection, as its handler's callbacks see it.
+///
+/// Callbacks of one connection run one at a time and in order, so `data` is
+/// plain `&mut` state: no lock needed. To reach the connection from another
+/// task, take a [`handle`](Ws::handle).
+pub struct Ws<D> {
+    /// The per-connection state returned by
+    /// [`Handler::before_upgrade`](crate::Handler::before_upgrade).
+    pub data: D,
+    shared: Arc<Shared>,
+    info: Arc<Info>,
+}
+
+impl<D> Ws<D> {
+    pub(crate) fn new(data: D, shared: Arc<Shared>, info: Arc<Info>) -> Self {
+        Ws { data, shared, info }
+    }
+
+    /// This connection's id, unique within the server's lifetime.
+    pub fn id(&self) -> u64 {
+        self.shared.id
+    }
+
+    /// The peer's address.
+    pub fn remote_addr(&self) -> SocketAddr {
+        self.info.remote_addr
+    }
+
+    /// The request path the connection was opened on.
+    pub fn path(&self) -> &str {
+        &self.info.path
+    }
+
+    /// Path parameters, deserialized: a struct by name, a tuple in order, or a
+    /// single value when the route has one parameter.
+    pub fn params<T: DeserializeOwned>(&self) -> Result<T, Rejection> {
+        from_pairs(&self.info.params, Source::Path)
+    }
+
+    /// One raw path parameter by name.
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.info
+            .params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The query string, deserialized.
+    pub fn query<T: DeserializeOwned>(&self) -> Result<T, Rejection> {
+        from_pairs(
+            &parse_query(self.info.query.as_deref().unwrap_or("")),
+            Source::Query,
+        )
+    }
+
+    /// The subprotocol agreed at the upgrade, if any.
+    pub fn protocol(&self) -> Option<&str> {
+        self.info.protocol.as_deref()
+    }
+
+    /// The extensions agreed at the upgrade: always empty, as wsway does not
+    /// negotiate permessage-deflate yet.
+    pub fn extensions(&self) -> &str {
+        ""
+    }
+
+    /// Queues a message. See [`SendStatus`] for what the answer means.
+    pub fn send(&self, msg: impl Into<Message>) -> SendStatus {
+        // The driver writes after every callback poll, so no wake-up is needed
+        // from inside a callback.
+        self.shared.push(msg.into().into_codec(), false)
+    }
+
+    /// Queues a text message.
+    pub fn send_text(&self, text: impl Into<crate::Text>) -> SendStatus {
+        self.send(Message::Text(text.into()))
+    }
+
+    /// Queues a binary message (no copy for `Bytes`).
+    pub fn send_binary(&self, data: impl Into<Bytes>) -> SendStatus {
+        self.send(Message::Binary(data.into()))
+    }
+
+    /// Sends a ping. Payloads over 125 bytes are an error.
+    pub fn ping(&self, payload: impl Into<Bytes>) -> Result<(), Error> {
+        let payload = payload.into();
+        check_control(&payload)?;
+        self.shared
+            .push_control(tungstenite::Message::Ping(payload), false)
+    }
+
+    /// Sends an unsolicited pong. Payloads over 125 bytes are an error.
+    pub fn pong(&self, payload: impl Into<Bytes>) -> Result<(), Error> {
+        let payload = payload.into();
+        check_control(&payload)?;
+        self.shared
+            .push_control(tungstenite::Message::Pong(payload), false)
+    }
+
+    /// Starts a graceful close: what is queued is written, then a close frame
+    /// with `code` and `reason`; `close` runs once the peer answers (or the
+    /// close timeout passes). Invalid codes and reasons over 123 bytes are an
+    /// error and change nothing.
+    pub fn close(&self, code: impl Into<CloseCode>, reason: &str) -> Result<(), Error> {
+        self.shared.request_close(code.into(), reason, false)
+    }
+
+    /// Drops the connection at once, without a close frame; queued messages
+    /// are discarded. `close` still runs, with 1006.
+    pub fn terminate(&self) {
+        self.shared.terminate()
+    }
+
+    /// Bytes queued and not yet written to the socket.
+    pub fn buffered_amount(&self) -> usize {
+        self.shared.buffered()
+    }
+
+    /// Open, closing or closed.
+    pub fn ready_state(&self) -> ReadyState {
+        self.shared.ready_state()
+    }
+
+    /// A cloneable, `Send + Sync` handle for sending to or closing this
+    /// connection from other tasks.
+    pub fn handle(&self) -> Handle {
+        Handle {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+/// A handle to a connection, usable from any task or thread.
+///
+/// It does not keep the connection open: once the connection ends, sends
+/// report [`SendStatus::Closed`].
+#[derive(Clone)]
+pub struct Handle {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Handle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Handle")
+            .field("id", &self.shared.id)
+            .finish()
+    }
+}
+
+impl Handle {
+    /// The connection's id.
+    pub fn id(&self) -> u64 {
+        self.shared.id
+    }
+
+    /// Queues a message, as [`Ws::send`].
+    pub fn send(&self, msg: impl Into<Message>) -> SendStatus {
+        self.shared.push(msg.into().into_codec(), true)
+    }
+
+    /// Sends a ping, as [`Ws::ping`].
+    pub fn ping(&self, payload: impl Into<Bytes>) -> Result<(), Error> {
+        let payload = payload.into();
+        check_control(&payload)?;
+        self.shared
+            .push_control(tungstenite::Message::Ping(payload), true)
+    }
+
+    /// Starts a graceful close, as [`Ws::close`].
+    pub fn close(&self, code: impl Into<CloseCode>, reason: &str) -> Result<(), Error> {
+        self.shared.request_close(code.into(), reason, true)
+    }
+
+    /// Drops the connection without a close frame, as [`Ws::terminate`].
+    pub fn terminate(&self) {
+        self.shared.terminate()
+    }
+
+    /// Bytes queued and not yet written.
+    pub fn buffered_amount(&self) -> usize {
+        self.shared.buffered()
+    }
+
+    /// Open, closing or closed.
+    pub fn ready_state(&self) -> ReadyState {
+        self.shared.ready_state()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(n: usize) -> tungstenite::Message {
+        tungstenite::Message::Binary(vec![0; n].into())
+    }
+
+    #[test]
+    fn backpressure_then_drop_then_drain() {
+        let s = Shared::new(1, 100, false);
+        assert_eq!(s.push(text(60), false), SendStatus::Queued { buffered: 60 });
+        assert_eq!(
+            s.push(text(60), false),
+            SendStatus::Backpressure { buffered: 120 }
+        );
+        assert_eq!(
+            s.push(text(1), false),
+            SendStatus::Dropped { buffered: 120 }
+        );
+        let mut batch = VecDeque::new();
+        s.take_queue(&mut batch);
+        assert_eq!(batch.len(), 2);
+        assert_eq!(
+            s.buffered(),
+            120,
+            "handed to the codec still counts until flushed"
+        );
+        assert!(s.flushed(), "drain owed after going over");
+        assert!(!s.flushed(), "drain owed once");
+        assert_eq!(s.push(text(1), false), SendStatus::Queued { buffered: 1 });
+    }
+
+    #[test]
+    fn close_on_backpressure_closes() {
+        let s = Shared::new(1, 10, true);
+        assert!(matches!(
+            s.push(text(20), false),
+            SendStatus::Backpressure { .. }
+        ));
+        assert_eq!(s.push(text(1), false), SendStatus::Closed);
+        assert!(matches!(
+            s.lock().request,
+            Some(CloseRequest::Graceful(CloseCode::POLICY, _))
+        ));
+    }
+
+    #[test]
+    fn closing_refuses_sends_and_bad_closes_change_nothing() {
+        let s = Shared::new(1, 10, false);
+        assert!(s.request_close(CloseCode(1005), "", false).is_err());
+        assert_eq!(s.ready_state(), ReadyState::Open);
+        s.request_close(CloseCode(4000), "bye", false).unwrap();
+        assert_eq!(s.ready_state(), ReadyState::Closing);
+        assert_eq!(s.push(text(1), false), SendStatus::Closed);
+        assert!(
+            s.request_close(CloseCode(1000), "", false)
+                .unwrap_err()
+                .is_closed()
+        );
+    }
+}

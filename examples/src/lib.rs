@@ -1,0 +1,122 @@
+//! What every example binary shares: `--port` / `--runtime` parsing and
+//! running an [`App`] on the chosen runtime until a graceful shutdown.
+
+use std::process::ExitCode;
+
+use wsway::{App, Server};
+
+/// Command-line options common to the examples.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Args {
+    /// `--port N`, else `$PORT`, else the example's default.
+    pub port: u16,
+    /// `--runtime tokio|async-std|smol` (default tokio).
+    pub runtime: String,
+}
+
+impl Args {
+    /// Parses `std::env::args()`; a bare number is taken as the port.
+    pub fn parse(default_port: u16) -> Result<Args, String> {
+        Self::parse_from(
+            std::env::args().skip(1),
+            std::env::var("PORT").ok(),
+            default_port,
+        )
+    }
+
+    /// Parses the given arguments (without the program name).
+    pub fn parse_from(
+        args: impl IntoIterator<Item = String>,
+        env_port: Option<String>,
+        default_port: u16,
+    ) -> Result<Args, String> {
+        let port_of = |s: &str| s.parse::<u16>().map_err(|_| format!("invalid port `{s}`"));
+        let mut port = match env_port.as_deref() {
+            Some(p) if !p.is_empty() => port_of(p)?,
+            _ => default_port,
+        };
+        let mut runtime = "tokio".to_owned();
+        let mut it = args.into_iter();
+        while let Some(arg) = it.next() {
+            match arg.as_str() {
+                "--port" => port = port_of(&it.next().ok_or("--port needs a value")?)?,
+                "--runtime" => runtime = it.next().ok_or("--runtime needs a value")?,
+                "-h" | "--help" => {
+                    return Err("options: [--port N | N] [--runtime tokio|async-std|smol]".into());
+                }
+                other if other.parse::<u16>().is_ok() => port = port_of(other)?,
+                other => return Err(format!("unknown argument `{other}`")),
+            }
+        }
+        Ok(Args { port, runtime })
+    }
+}
+
+/// Serves `app` on 127.0.0.1 with the runtime and port from the command line,
+/// prints `listening on 127.0.0.1:PORT` once it accepts, and returns after a
+/// graceful shutdown (SIGTERM or SIGINT).
+pub fn run(app: App, default_port: u16) -> ExitCode {
+    let args = match Args::parse(default_port) {
+        Ok(args) => args,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let addr = format!("127.0.0.1:{}", args.port);
+    let server = Server::new(app);
+    let result = match args.runtime.as_str() {
+        "tokio" => run_tokio(server, &addr),
+        "async-std" | "smol" => Err(std::io::Error::other(format!(
+            "the {} adapter is not available yet; use --runtime tokio",
+            args.runtime
+        ))),
+        other => Err(std::io::Error::other(format!(
+            "unknown runtime `{other}`: use tokio, async-std or smol"
+        ))),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_tokio(server: Server, addr: &str) -> std::io::Result<()> {
+    // The multi-thread builder honours TOKIO_WORKER_THREADS.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let handle = wsway_tokio::start(server, addr).await?;
+        println!("listening on {}", handle.local_addr());
+        handle.stopped().await;
+        Ok(())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str], env: Option<&str>) -> Result<Args, String> {
+        Args::parse_from(
+            args.iter().map(|s| s.to_string()),
+            env.map(String::from),
+            3000,
+        )
+    }
+
+    #[test]
+    fn port_sources_in_order() {
+        assert_eq!(parse(&[], None).unwrap().port, 3000);
+        assert_eq!(parse(&[], Some("4000")).unwrap().port, 4000);
+        assert_eq!(parse(&["--port", "5000"], Some("4000")).unwrap().port, 5000);
+        assert_eq!(parse(&["6000"], None).unwrap().port, 6000);
+        assert!(parse(&["--port", "x"], None).is_err());
+        assert!(parse(&["--bogus"], None).is_err());
+        assert_eq!(parse(&["--runtime", "smol"], None).unwrap().runtime, "smol");
+    }
+}
