@@ -492,32 +492,33 @@ impl<H: Handler> Driver<H> {
             .await;
     }
 
-    /// Sends a close frame after a failure, half-closes, and reads until the
-    /// peer hangs up, so the frame is not destroyed by a reset.
+    /// After a failure: writes what was already queued (those messages were
+    /// accepted), sends the close frame, half-closes, and reads until the peer
+    /// hangs up, so the frame is not destroyed by a reset for unread data.
     async fn linger(&mut self, frame: CloseFrame) {
-        let codec = &mut self.link.codec;
+        let link = &mut self.link;
         let mut timer = self.rt.sleep(self.limits.close_timeout);
-        let mut sent = false;
+        let mut frame = Some(frame);
         poll_fn(|cx| {
-            if !sent {
-                if codec.close(cx, frame.clone()).is_err() {
-                    return Poll::Ready(());
-                }
-                sent = true;
-            }
             if timer.as_mut().poll(cx).is_ready() {
                 return Poll::Ready(());
             }
-            match codec.poll_flush(cx) {
+            if let Some(f) = frame.take() {
+                // Queue first, then the close frame behind it, then flush both.
+                if link.pump(cx).is_err() || link.codec.close(cx, f).is_err() {
+                    return Poll::Ready(());
+                }
+            }
+            match link.codec.poll_flush(cx) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Err(WsError::Io(_))) => return Poll::Ready(()),
                 Poll::Ready(_) => {}
             }
-            if codec.poll_shutdown(cx).is_pending() {
+            if link.codec.poll_shutdown(cx).is_pending() {
                 return Poll::Pending;
             }
             loop {
-                match codec.poll_discard(cx) {
+                match link.codec.poll_discard(cx) {
                     Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => return Poll::Ready(()),
                     Poll::Ready(Ok(_)) => {}
                     Poll::Pending => return Poll::Pending,

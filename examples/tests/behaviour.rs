@@ -1,0 +1,638 @@
+//! The behaviour suite: handshake statuses, routing, callbacks and their
+//! order, the connection API, limits, backpressure and drain, panic
+//! isolation, and in-process graceful shutdown. Every test body runs on every
+//! runtime through `runtime_tests!`.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_tungstenite::tungstenite::Message as Frame;
+use async_tungstenite::tungstenite::client::IntoClientRequest;
+use async_tungstenite::tungstenite::protocol::CloseFrame;
+use common::*;
+use futures_lite::FutureExt;
+use futures_util::StreamExt;
+use serde::Deserialize;
+use wsway::{
+    Accept, App, CloseCode, Error, Handle, Handler, Html, Limits, Message, Request, Response,
+    SendStatus, Server, StatusCode, Ws, on_message, text,
+};
+
+/// A handler that logs every callback and acts on commands sent as text.
+#[derive(Clone, Default)]
+struct Probe {
+    log: Log,
+    handles: Arc<Mutex<Vec<Handle>>>,
+}
+
+#[derive(Deserialize)]
+struct ProbeQuery {
+    pick: Option<String>,
+    reject: Option<u16>,
+}
+
+impl Handler for Probe {
+    type Data = ();
+
+    async fn before_upgrade(&self, req: &Request) -> Result<Accept<()>, Response> {
+        let q: ProbeQuery = req.query()?;
+        if let Some(status) = q.reject {
+            let status = StatusCode::from_u16(status).unwrap();
+            return Err(text(status, "rejected by before_upgrade"));
+        }
+        let accept = Accept::new(());
+        Ok(match q.pick {
+            Some(p) => accept.protocol(p),
+            None => accept,
+        })
+    }
+
+    async fn open(&self, ws: &mut Ws<()>) {
+        self.log.push("open");
+        self.handles.lock().unwrap().push(ws.handle());
+    }
+
+    async fn message(&self, ws: &mut Ws<()>, msg: Message) {
+        let text = msg.as_text().unwrap_or("<binary>").to_owned();
+        self.log.push(format!("message {text}"));
+        let mut words = text.split(' ');
+        match words.next().unwrap_or("") {
+            "panic" => panic!("handler panicked on purpose"),
+            "close" => {
+                let code: u16 = words.next().unwrap().parse().unwrap();
+                let reason = words.next().unwrap_or("").replace('_', " ");
+                let reason = if reason == "LONG" {
+                    "x".repeat(124)
+                } else {
+                    reason
+                };
+                let r = ws.close(code, &reason);
+                self.log
+                    .push(format!("close-result {:?}", r.map_err(|e| e.kind())));
+            }
+            "terminate" => ws.terminate(),
+            "ping-big" => {
+                let r = ws.ping(vec![0u8; 126]);
+                self.log
+                    .push(format!("ping-result {:?}", r.map_err(|e| e.kind())));
+                let r = ws.ping(vec![0u8; 125]);
+                self.log
+                    .push(format!("ping-ok {:?}", r.map_err(|e| e.kind())));
+            }
+            "sleep" => {
+                let ms: u64 = words.next().unwrap().parse().unwrap();
+                async_io::Timer::after(Duration::from_millis(ms)).await;
+                self.log.push(format!("woke {ms}"));
+                ws.send(msg);
+            }
+            _ => {
+                ws.send(msg);
+            }
+        }
+    }
+
+    async fn drain(&self, _ws: &mut Ws<()>) {
+        self.log.push("drain");
+    }
+
+    async fn error(&self, _ws: &mut Ws<()>, err: &Error) {
+        self.log.push(format!("error {:?}", err.kind()));
+    }
+
+    async fn close(&self, _ws: &mut Ws<()>, code: CloseCode, reason: &str) {
+        self.log.push(format!("close {code} {reason}"));
+    }
+}
+
+fn probe_app(probe: &Probe, limits: Limits) -> App {
+    let mut app = App::new();
+    app.limits(limits);
+    app.ws("/probe", probe.clone())
+        .protocols(["chat.v2", "chat.v1"]);
+    app
+}
+
+async fn start_probe(rt: Runtime, limits: Limits) -> (Probe, wsway::ServerHandle) {
+    let probe = Probe::default();
+    let handle = rt.start(probe_app(&probe, limits)).await;
+    (probe, handle)
+}
+
+/// Typed params and query for the routing tests.
+struct Rooms;
+
+#[derive(Deserialize)]
+struct RoomParams {
+    room: String,
+    seat: u32,
+}
+
+#[derive(Deserialize)]
+struct RoomQuery {
+    #[serde(default)]
+    limit: Option<u8>,
+}
+
+#[derive(Default)]
+struct Seat {
+    label: String,
+}
+
+impl Handler for Rooms {
+    type Data = Seat;
+
+    async fn before_upgrade(&self, req: &Request) -> Result<Accept<Seat>, Response> {
+        let p: RoomParams = req.params()?;
+        let q: RoomQuery = req.query()?;
+        Ok(Accept::new(Seat {
+            label: format!("{}#{} limit={:?}", p.room, p.seat, q.limit),
+        }))
+    }
+
+    async fn open(&self, ws: &mut Ws<Seat>) {
+        let rest: Option<String> = ws.param("rest").map(str::to_owned);
+        ws.send(format!("{} rest={rest:?}", ws.data.label));
+    }
+}
+
+runtime_tests! {
+    async fn echo_round_trip(rt) {
+        let (_probe, server) = start_probe(rt, Limits::default()).await;
+        let mut ws = connect(server.local_addr(), "/probe").await;
+        send_text(&mut ws, "hello").await;
+        assert_eq!(next_message(&mut ws).await, Frame::text("hello"));
+        ws.send(Frame::binary(vec![1u8, 2, 3])).await.unwrap();
+        assert_eq!(next_message(&mut ws).await, Frame::binary(vec![1u8, 2, 3]));
+        assert_eq!(server.connections(), 1);
+    }
+
+    async fn handshake_statuses(rt) {
+        let (_probe, server) = start_probe(rt, Limits::default()).await;
+        let addr = server.local_addr();
+        let ok = raw(addr, &upgrade_request("/probe", "")).await;
+        assert_eq!(status_of(&ok), 101, "{ok}");
+        assert!(ok.to_lowercase().contains("sec-websocket-accept: s3pplmbitxaq9kygzzhzrbk+xoo="), "{ok}");
+
+        let post = raw(addr, &upgrade_request("/probe", "").replacen("GET", "POST", 1)).await;
+        assert_eq!(status_of(&post), 405, "{post}");
+
+        let v8 = raw(addr, &upgrade_request("/probe", "").replace("Version: 13", "Version: 8")).await;
+        assert_eq!(status_of(&v8), 426, "{v8}");
+        assert!(v8.to_lowercase().contains("sec-websocket-version: 13"), "{v8}");
+
+        let key = raw(addr, &upgrade_request("/probe", "").replace("dGhlIHNhbXBsZSBub25jZQ==", "c2hvcnQ=")).await;
+        assert_eq!(status_of(&key), 400, "{key}");
+
+        let no_conn = raw(addr, &upgrade_request("/probe", "").replace("Connection: Upgrade\r\n", "")).await;
+        assert_eq!(status_of(&no_conn), 400, "{no_conn}");
+
+        let lists = upgrade_request("/probe", "")
+            .replace("Upgrade: websocket", "Upgrade: foo, WebSocket")
+            .replace("Connection: Upgrade", "Connection: keep-alive, UPGRADE");
+        assert_eq!(status_of(&raw(addr, &lists).await), 101);
+
+        let http10 = raw(addr, &upgrade_request("/probe", "").replace("HTTP/1.1", "HTTP/1.0")).await;
+        assert_eq!(status_of(&http10), 400, "{http10}");
+
+        let plain = raw(addr, "GET /probe HTTP/1.1\r\nHost: x\r\n\r\n").await;
+        assert_eq!(status_of(&plain), 426, "{plain}");
+
+        let missing = raw(addr, &upgrade_request("/nowhere", "")).await;
+        assert_eq!(status_of(&missing), 404, "{missing}");
+
+        let rejected = raw(addr, &upgrade_request("/probe?reject=401", "")).await;
+        assert_eq!(status_of(&rejected), 401, "{rejected}");
+    }
+
+    async fn subprotocols_are_only_ever_offered_ones(rt) {
+        let (_probe, server) = start_probe(rt, Limits::default()).await;
+        let addr = server.local_addr();
+        let offer = |path: &str, protocols: &str| {
+            let mut req = format!("ws://{addr}{path}").into_client_request().unwrap();
+            req.headers_mut().insert("sec-websocket-protocol", protocols.parse().unwrap());
+            req
+        };
+        // The route's preference order wins among what the client offered.
+        let (_ws, res) = try_connect(addr, offer("/probe", "chat.v1, chat.v2")).await.unwrap();
+        assert_eq!(res.headers()["sec-websocket-protocol"], "chat.v2");
+        // Nothing in common: no protocol header at all.
+        let r = raw(addr, &upgrade_request("/probe", "Sec-WebSocket-Protocol: other\r\n")).await;
+        assert_eq!(status_of(&r), 101);
+        assert!(!r.to_lowercase().contains("sec-websocket-protocol"), "{r}");
+        // The handler picks one the client offered.
+        let (_ws, res) = try_connect(addr, offer("/probe?pick=chat.v1", "chat.v1, chat.v2")).await.unwrap();
+        assert_eq!(res.headers()["sec-websocket-protocol"], "chat.v1");
+        // The handler picks one the client did not offer: refused before the 101.
+        let r = raw(addr, &upgrade_request("/probe?pick=evil", "Sec-WebSocket-Protocol: chat.v1\r\n")).await;
+        assert_eq!(status_of(&r), 500, "{r}");
+    }
+
+    async fn typed_params_and_query(rt) {
+        let mut app = App::new();
+        app.ws("/room/:room/:seat", Rooms);
+        app.ws("/files/:room/:seat/*rest", Rooms);
+        app.get("/", |_req| async { Html("<p>page</p>") });
+        app.fallback(|req: Request| async move { (StatusCode::NOT_FOUND, format!("no page at {}", req.path())) });
+        let server = rt.start(app).await;
+        let addr = server.local_addr();
+
+        let mut ws = connect(addr, "/room/lobby%20one/7?limit=5").await;
+        assert_eq!(next_message(&mut ws).await, Frame::text("lobby one#7 limit=Some(5) rest=None"));
+        let mut ws = connect(addr, "/files/a/1/x/y.txt").await;
+        assert_eq!(next_message(&mut ws).await, Frame::text("a#1 limit=None rest=Some(\"x/y.txt\")"));
+
+        let bad_param = raw(addr, &upgrade_request("/room/lobby/seven", "")).await;
+        assert_eq!(status_of(&bad_param), 400, "{bad_param}");
+        assert!(bad_param.contains("invalid path parameter `seat`"), "{bad_param}");
+        let bad_query = raw(addr, &upgrade_request("/room/lobby/7?limit=999", "")).await;
+        assert_eq!(status_of(&bad_query), 400, "{bad_query}");
+        assert!(bad_query.contains("invalid query parameter `limit`"), "{bad_query}");
+
+        let page = raw(addr, "GET / HTTP/1.1\r\nHost: x\r\n\r\n").await;
+        assert_eq!(status_of(&page), 200);
+        assert!(page.contains("text/html") && page.contains("<p>page</p>"), "{page}");
+        let other = raw(addr, "GET /elsewhere HTTP/1.1\r\nHost: x\r\n\r\n").await;
+        assert_eq!(status_of(&other), 404);
+        assert!(other.contains("no page at /elsewhere"), "{other}");
+    }
+
+    async fn no_upgrade_handling_without_ws_routes(rt) {
+        let mut app = App::new();
+        app.get("/", |_req| async { "plain page" });
+        assert!(!app.has_websockets());
+        let server = rt.start(app).await;
+        let r = raw(server.local_addr(), &upgrade_request("/", "")).await;
+        assert_eq!(status_of(&r), 200, "{r}");
+        assert!(r.contains("plain page"), "{r}");
+        assert_eq!(server.connections(), 0);
+    }
+
+    async fn callbacks_run_in_order_and_close_once(rt) {
+        let (probe, server) = start_probe(rt, Limits::default()).await;
+        let mut ws = connect(server.local_addr(), "/probe").await;
+        for m in ["one", "two", "three"] {
+            send_text(&mut ws, m).await;
+        }
+        for m in ["one", "two", "three"] {
+            assert_eq!(next_message(&mut ws).await, Frame::text(m));
+        }
+        ws.close(Some(CloseFrame { code: 4001.into(), reason: "client bye".into() })).await.unwrap();
+        probe.log.wait_for("close").await;
+        assert_eq!(
+            probe.log.snapshot(),
+            ["open", "message one", "message two", "message three", "close 4001 client bye"]
+        );
+        eventually("the connection count to drop", || server.connections() == 0).await;
+    }
+
+    async fn no_frame_is_read_while_message_runs(rt) {
+        let (probe, server) = start_probe(rt, Limits::default()).await;
+        let mut ws = connect(server.local_addr(), "/probe").await;
+        send_text(&mut ws, "sleep 400").await;
+        send_text(&mut ws, "after").await;
+        probe.log.wait_for("message sleep").await;
+        rt.sleep(Duration::from_millis(200)).await;
+        assert!(!probe.log.snapshot().contains(&"message after".to_owned()), "read while message ran");
+        assert_eq!(next_message(&mut ws).await, Frame::text("sleep 400"));
+        assert_eq!(next_message(&mut ws).await, Frame::text("after"));
+        let log = probe.log.snapshot();
+        let woke = log.iter().position(|e| e == "woke 400").unwrap();
+        let after = log.iter().position(|e| e == "message after").unwrap();
+        assert!(woke < after, "{log:?}");
+    }
+
+    async fn close_codes_and_reasons_as_sent(rt) {
+        let (probe, server) = start_probe(rt, Limits::default()).await;
+        let addr = server.local_addr();
+        let mut ws = connect(addr, "/probe").await;
+        // Invalid codes and long reasons are errors that change nothing.
+        for bad in ["close 1005", "close 999", "close 5000", "close 1015", "close 1000 LONG"] {
+            send_text(&mut ws, bad).await;
+        }
+        send_text(&mut ws, "still-open").await;
+        assert_eq!(next_message(&mut ws).await, Frame::text("still-open"));
+        let results: Vec<String> =
+            probe.log.snapshot().into_iter().filter(|e| e.starts_with("close-result")).collect();
+        assert_eq!(
+            results,
+            [
+                "close-result Err(InvalidCloseCode)",
+                "close-result Err(InvalidCloseCode)",
+                "close-result Err(InvalidCloseCode)",
+                "close-result Err(InvalidCloseCode)",
+                "close-result Err(CloseReasonTooLong)",
+            ]
+        );
+        // A valid one: the client sees exactly that code and reason.
+        send_text(&mut ws, "close 4000 see_you").await;
+        assert_eq!(expect_close(&mut ws).await, (4000, "see you".to_owned()));
+        assert!(next_frame(&mut ws).await.is_none_or(|r| r.is_err() || matches!(r, Ok(Frame::Close(_)))));
+        assert_eq!(probe.log.wait_for("close 4000").await, "close 4000 see you");
+        assert_eq!(probe.log.count("error"), 0);
+    }
+
+    async fn ping_payloads_over_125_bytes_are_errors(rt) {
+        let (probe, server) = start_probe(rt, Limits::default()).await;
+        let mut ws = connect(server.local_addr(), "/probe").await;
+        send_text(&mut ws, "ping-big").await;
+        match next_frame(&mut ws).await {
+            Some(Ok(Frame::Ping(p))) => assert_eq!(p.len(), 125),
+            other => panic!("expected the 125-byte ping, got {other:?}"),
+        }
+        assert_eq!(probe.log.wait_for("ping-result").await, "ping-result Err(ControlPayloadTooLong)");
+        assert_eq!(probe.log.wait_for("ping-ok").await, "ping-ok Ok(())");
+    }
+
+    async fn terminate_drops_without_a_close_frame(rt) {
+        let (probe, server) = start_probe(rt, Limits::default()).await;
+        let mut ws = connect(server.local_addr(), "/probe").await;
+        send_text(&mut ws, "terminate").await;
+        match next_frame(&mut ws).await {
+            None | Some(Err(_)) => {}
+            other => panic!("expected the socket to drop, got {other:?}"),
+        }
+        assert_eq!(probe.log.wait_for("close").await, "close 1006 ");
+    }
+
+    async fn handle_sends_from_another_task(rt) {
+        let (probe, server) = start_probe(rt, Limits::default()).await;
+        let mut ws = connect(server.local_addr(), "/probe").await;
+        probe.log.wait_for("open").await;
+        let handle = probe.handles.lock().unwrap()[0].clone();
+        let sender = std::thread::spawn(move || {
+            for i in 0..100 {
+                assert!(handle.send(format!("from thread {i}")).is_accepted());
+            }
+            handle
+        });
+        for i in 0..100 {
+            assert_eq!(next_message(&mut ws).await, Frame::text(format!("from thread {i}")));
+        }
+        let handle = sender.join().unwrap();
+        handle.close(CloseCode::NORMAL, "done").unwrap();
+        assert_eq!(expect_close(&mut ws).await, (1000, "done".to_owned()));
+        assert_eq!(handle.send("late"), SendStatus::Closed);
+    }
+
+    async fn oversize_message_closes_with_1009(rt) {
+        let (probe, server) = start_probe(rt, Limits::default().max_message_size(1024)).await;
+        let addr = server.local_addr();
+        let mut ws = connect(addr, "/probe").await;
+        send_text(&mut ws, &"x".repeat(1000)).await;
+        assert_eq!(next_message(&mut ws).await, Frame::text("x".repeat(1000)));
+        ws.send(Frame::binary(vec![7u8; 100_000])).await.unwrap();
+        assert_eq!(expect_close(&mut ws).await.0, 1009);
+        assert_eq!(probe.log.wait_for("error").await, "error MessageTooLarge");
+        assert_eq!(probe.log.wait_for("close").await, "close 1009 message too big");
+        // Fragments add up: 3 × 500 bytes is over 1024 too.
+        let mut ws = connect(addr, "/probe").await;
+        use async_tungstenite::tungstenite::protocol::frame::{Frame as RawFrame, coding::{Data, OpCode}};
+        let part = |op, fin| Frame::Frame(RawFrame::message(vec![b'a'; 500], op, fin));
+        ws.send(part(OpCode::Data(Data::Text), false)).await.unwrap();
+        ws.send(part(OpCode::Data(Data::Continue), false)).await.unwrap();
+        ws.send(part(OpCode::Data(Data::Continue), true)).await.unwrap();
+        assert_eq!(expect_close(&mut ws).await.0, 1009);
+    }
+
+    async fn invalid_utf8_closes_with_1007(rt) {
+        let (probe, server) = start_probe(rt, Limits::default()).await;
+        let mut ws = connect(server.local_addr(), "/probe").await;
+        use async_tungstenite::tungstenite::protocol::frame::{Frame as RawFrame, coding::{Data, OpCode}};
+        ws.send(Frame::Frame(RawFrame::message(vec![0xff, 0xfe], OpCode::Data(Data::Text), true)))
+            .await
+            .unwrap();
+        assert_eq!(expect_close(&mut ws).await.0, 1007);
+        assert_eq!(probe.log.wait_for("error").await, "error InvalidUtf8");
+    }
+
+    async fn idle_timeout_pings_then_closes(rt) {
+        let limits = Limits::default().idle_timeout(Some(Duration::from_millis(600)));
+        let (probe, server) = start_probe(rt, limits).await;
+        let addr = server.local_addr();
+        // A client that reads (and so answers pings) stays open.
+        let mut live = connect(addr, "/probe").await;
+        let mut quiet = connect(addr, "/probe").await;
+        let pings = within(WAIT, "reading for 1.5 s", async {
+            let mut pings = 0;
+            let deadline = std::time::Instant::now() + Duration::from_millis(1500);
+            while std::time::Instant::now() < deadline {
+                let frame = async { Some(live.next().await) }
+                    .or(async { rt.sleep(Duration::from_millis(50)).await; None })
+                    .await;
+                match frame {
+                    Some(Some(Ok(Frame::Ping(_)))) => pings += 1,
+                    None => {}
+                    other => panic!("live client got {other:?}"),
+                }
+            }
+            pings
+        }).await;
+        assert!(pings >= 2, "expected server pings, got {pings}");
+        // The one that never read gets a ping, then the close.
+        match next_frame(&mut quiet).await {
+            Some(Ok(Frame::Ping(_))) => {}
+            other => panic!("expected a ping first, got {other:?}"),
+        }
+        assert_eq!(expect_close(&mut quiet).await, (1001, "idle timeout".to_owned()));
+        assert_eq!(probe.log.wait_for("error").await, "error IdleTimeout");
+        send_text(&mut live, "alive").await;
+        assert_eq!(next_message(&mut live).await, Frame::text("alive"));
+        assert_eq!(probe.log.count("error"), 1);
+    }
+
+    async fn handler_panic_closes_only_that_socket(rt) {
+        let (probe, server) = start_probe(rt, Limits::default()).await;
+        let addr = server.local_addr();
+        let mut bystander = connect(addr, "/probe").await;
+        let mut victim = connect(addr, "/probe").await;
+        send_text(&mut victim, "first").await;
+        assert_eq!(next_message(&mut victim).await, Frame::text("first"));
+        send_text(&mut victim, "panic").await;
+        assert_eq!(expect_close(&mut victim).await, (1011, "internal error".to_owned()));
+        assert_eq!(probe.log.wait_for("error").await, "error HandlerPanic");
+        for i in 0..10 {
+            send_text(&mut bystander, &format!("still here {i}")).await;
+            assert_eq!(next_message(&mut bystander).await, Frame::text(format!("still here {i}")));
+        }
+        let mut newcomer = connect(addr, "/probe").await;
+        send_text(&mut newcomer, "hi").await;
+        assert_eq!(next_message(&mut newcomer).await, Frame::text("hi"));
+    }
+
+    async fn slow_reader_gets_backpressure_then_drain(rt) {
+        // The handler fills the socket until `send` reports backpressure; the
+        // client reads nothing at first.
+        #[derive(Clone, Default)]
+        struct Flood {
+            log: Log,
+            handle: Arc<Mutex<Option<Handle>>>,
+            accepted: Arc<Mutex<Vec<u32>>>,
+        }
+        impl Flood {
+            fn fill(&self, ws: &Ws<u32>) -> u32 {
+                let mut seq = ws.data;
+                loop {
+                    let mut payload = vec![0u8; 64 * 1024];
+                    payload[..4].copy_from_slice(&seq.to_be_bytes());
+                    let status = ws.send(Message::binary(payload));
+                    self.log.push(format!("status {status:?}"));
+                    match status {
+                        SendStatus::Queued { .. } => self.accepted.lock().unwrap().push(seq),
+                        SendStatus::Backpressure { .. } => {
+                            self.accepted.lock().unwrap().push(seq);
+                            return seq + 1;
+                        }
+                        other => panic!("unexpected {other:?}"),
+                    }
+                    seq += 1;
+                }
+            }
+        }
+        impl Handler for Flood {
+            type Data = u32;
+            async fn open(&self, ws: &mut Ws<u32>) {
+                *self.handle.lock().unwrap() = Some(ws.handle());
+                ws.data = self.fill(ws);
+            }
+            async fn drain(&self, ws: &mut Ws<u32>) {
+                self.log.push("drain");
+                // Keep the socket full for a while, then stop.
+                if ws.data < 400 {
+                    ws.data = self.fill(ws);
+                } else {
+                    let _ = ws.close(1000u16, "done");
+                }
+            }
+        }
+        let flood = Flood::default();
+        let mut app = App::new();
+        app.ws("/flood", flood.clone()).limits(|l| l.backpressure_limit(256 * 1024));
+        let server = rt.start(app).await;
+        let mut ws = connect(server.local_addr(), "/flood").await;
+
+        // Not reading: the kernel buffers fill, the server stays over its limit.
+        rt.sleep(Duration::from_millis(500)).await;
+        let handle = flood.handle.lock().unwrap().clone().unwrap();
+        let drains_before = flood.log.count("drain");
+        assert!(handle.buffered_amount() > 256 * 1024, "buffered {}", handle.buffered_amount());
+        assert!(matches!(handle.send("extra"), SendStatus::Dropped { .. }));
+        rt.sleep(Duration::from_millis(200)).await;
+        assert_eq!(flood.log.count("drain"), drains_before, "no drain while the peer reads nothing");
+
+        // Reading: drains fire and every accepted message arrives, in order.
+        let mut received = Vec::new();
+        loop {
+            match next_frame(&mut ws).await {
+                Some(Ok(Frame::Binary(b))) => received.push(u32::from_be_bytes(b[..4].try_into().unwrap())),
+                Some(Ok(Frame::Close(_))) => break,
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert!(flood.log.count("drain") > drains_before);
+        assert_eq!(received, *flood.accepted.lock().unwrap(), "every accepted message, in order");
+        assert!(received.len() >= 400);
+    }
+
+    async fn max_connections_gives_503(rt) {
+        let (_probe, server) = start_probe(rt, Limits::default().max_connections(Some(2))).await;
+        let addr = server.local_addr();
+        let mut a = connect(addr, "/probe").await;
+        let _b = connect(addr, "/probe").await;
+        let r = raw(addr, &upgrade_request("/probe", "")).await;
+        assert_eq!(status_of(&r), 503, "{r}");
+        a.close(None).await.unwrap();
+        eventually("a slot to free up", || server.connections() < 2).await;
+        let _c = connect(addr, "/probe").await;
+    }
+
+    async fn half_a_request_is_dropped_at_the_handshake_timeout(rt) {
+        let probe = Probe::default();
+        let mut app = probe_app(&probe, Limits::default());
+        app.handshake_timeout(Duration::from_millis(300));
+        let server = rt.start(app).await;
+        let started = std::time::Instant::now();
+        let mut stream = async_io::Async::<std::net::TcpStream>::connect(server.local_addr()).await.unwrap();
+        use futures_lite::{AsyncReadExt, AsyncWriteExt};
+        stream.write_all(b"GET /probe HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+        let mut buf = [0u8; 512];
+        let n = within(WAIT, "the server to drop the connection", stream.read(&mut buf)).await;
+        assert!(matches!(n, Ok(_) | Err(_)));
+        let waited = started.elapsed();
+        assert!(waited >= Duration::from_millis(250) && waited < Duration::from_secs(5), "{waited:?}");
+    }
+
+    async fn graceful_shutdown_flushes_then_closes_1001(rt) {
+        let probe = Probe::default();
+        let server = rt.start(Server::new(probe_app(&probe, Limits::default())).shutdown_timeout(Duration::from_secs(5))).await;
+        let addr = server.local_addr();
+        let mut clients = Vec::new();
+        for _ in 0..20 {
+            clients.push(connect(addr, "/probe").await);
+        }
+        eventually("all opens", || probe.log.count("open") == 20).await;
+        // Queue work from outside just before the shutdown: it must all arrive first.
+        for h in probe.handles.lock().unwrap().iter() {
+            for i in 0..50 {
+                h.send(format!("queued {i}"));
+            }
+        }
+        server.shutdown();
+        for ws in &mut clients {
+            for i in 0..50 {
+                assert_eq!(next_message(ws).await, Frame::text(format!("queued {i}")));
+            }
+            assert_eq!(expect_close(ws).await.0, 1001);
+        }
+        for ws in &mut clients {
+            finish_close(ws).await;
+        }
+        within(WAIT, "the server to stop", server.stopped()).await;
+        assert_eq!(probe.log.count("close 1001"), 20, "{:?}", probe.log.snapshot());
+        // New connections are refused once stopped.
+        assert!(std::net::TcpStream::connect(addr).is_err());
+    }
+
+    async fn shutdown_terminates_peers_that_never_answer(rt) {
+        let probe = Probe::default();
+        let server = rt.start(Server::new(probe_app(&probe, Limits::default())).shutdown_timeout(Duration::from_millis(500))).await;
+        // A raw client that completes the upgrade, then never reads or answers.
+        let mut stream = async_io::Async::<std::net::TcpStream>::connect(server.local_addr()).await.unwrap();
+        use futures_lite::AsyncWriteExt;
+        stream.write_all(upgrade_request("/probe", "").as_bytes()).await.unwrap();
+        probe.log.wait_for("open").await;
+        let mut polite = connect(server.local_addr(), "/probe").await;
+        let started = std::time::Instant::now();
+        server.shutdown();
+        assert_eq!(expect_close(&mut polite).await.0, 1001);
+        finish_close(&mut polite).await;
+        within(WAIT, "the server to stop", server.stopped()).await;
+        assert!(started.elapsed() < Duration::from_secs(3));
+        assert_eq!(probe.log.count("close"), 2, "{:?}", probe.log.snapshot());
+        drop(stream);
+    }
+}
+
+#[test]
+fn malformed_and_conflicting_routes_fail_at_registration() {
+    let mut app = App::new();
+    let err = app.try_ws("no-slash", on_message(|_, _| {})).err().unwrap();
+    assert_eq!(
+        err.to_string(),
+        "invalid route `no-slash`: a route must start with `/`"
+    );
+    app.ws("/chat/:room", on_message(|_, _| {}));
+    let err = app
+        .try_ws("/chat/:other", on_message(|_, _| {}))
+        .err()
+        .unwrap();
+    assert!(
+        err.to_string().starts_with("invalid route `/chat/:other`"),
+        "{err}"
+    );
+    let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+        app.ws("/x/*rest/y", on_message(|_, _| {}));
+    }));
+    assert!(panicked.is_err());
+}

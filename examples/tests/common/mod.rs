@@ -1,0 +1,235 @@
+//! The harness every behaviour test shares: which runtimes a test body runs
+//! on, a client over real sockets, and timeouts on every wait.
+//!
+//! The client side always runs on async-io (its own reactor thread), so one
+//! test body works whichever runtime the server under test uses.
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::net::{SocketAddr, TcpStream};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_io::{Async, Timer};
+use async_tungstenite::WebSocketStream;
+use async_tungstenite::tungstenite::{self, Message as Frame, client::IntoClientRequest};
+use futures_lite::{AsyncReadExt, AsyncWriteExt, FutureExt};
+use futures_util::StreamExt;
+use wsway::{Server, ServerHandle};
+
+/// Every wait in a test is bounded by this, so a hung server fails the test
+/// instead of hanging CI.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// A runtime the server under test runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Runtime {
+    Tokio,
+}
+
+impl Runtime {
+    /// Runs a test body to completion on this runtime, failing it after 60 s.
+    pub fn run<F, Fut>(self, body: F)
+    where
+        F: FnOnce(Runtime) -> Fut,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let fut = within(Duration::from_secs(60), "the whole test", body(self));
+        match self {
+            Runtime::Tokio => tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("tokio runtime")
+                .block_on(fut),
+        }
+    }
+
+    /// Starts `server` on 127.0.0.1 port 0, without signal handling (tests
+    /// share one process).
+    pub async fn start(self, server: impl Into<Server>) -> ServerHandle {
+        let server = server.into().handle_signals(false);
+        match self {
+            Runtime::Tokio => wsway_tokio::start(server, "127.0.0.1:0")
+                .await
+                .expect("start"),
+        }
+    }
+
+    /// Sleeps on the client's timer.
+    pub async fn sleep(self, d: Duration) {
+        Timer::after(d).await;
+    }
+}
+
+/// Defines each test body once and a `#[test]` per runtime that runs it.
+#[macro_export]
+macro_rules! runtime_tests {
+    ($($(#[$meta:meta])* async fn $name:ident($rt:ident) $body:block)*) => {
+        $( $(#[$meta])* async fn $name($rt: common::Runtime) $body )*
+
+        mod tokio {
+            $( #[test] fn $name() { super::common::Runtime::Tokio.run(super::$name) } )*
+        }
+    };
+}
+
+/// Awaits `fut`, panicking with `what` if it takes longer than `limit`.
+pub async fn within<T>(limit: Duration, what: &str, fut: impl Future<Output = T>) -> T {
+    async { Some(fut.await) }
+        .or(async {
+            Timer::after(limit).await;
+            None
+        })
+        .await
+        .unwrap_or_else(|| panic!("timed out after {limit:?} waiting for {what}"))
+}
+
+pub type Client = WebSocketStream<Async<TcpStream>>;
+
+/// Opens a WebSocket to `path` on the server.
+pub async fn connect(addr: SocketAddr, path: &str) -> Client {
+    let req = format!("ws://{addr}{path}");
+    try_connect(addr, req).await.expect("connect").0
+}
+
+/// Opens a WebSocket with a custom request; the error says what the server answered.
+pub async fn try_connect(
+    addr: SocketAddr,
+    req: impl IntoClientRequest + Unpin,
+) -> Result<(Client, tungstenite::handshake::client::Response), tungstenite::Error> {
+    let stream = within(WAIT, "tcp connect", Async::<TcpStream>::connect(addr))
+        .await
+        .expect("tcp connect");
+    within(
+        WAIT,
+        "handshake",
+        async_tungstenite::client_async(req, stream),
+    )
+    .await
+}
+
+/// Sends a raw request and returns everything the server sent until it
+/// closed or went quiet for 300 ms.
+pub async fn raw(addr: SocketAddr, request: &str) -> String {
+    let mut stream = Async::<TcpStream>::connect(addr)
+        .await
+        .expect("tcp connect");
+    stream.write_all(request.as_bytes()).await.expect("write");
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = async { Some(stream.read(&mut buf).await) }
+            .or(async {
+                Timer::after(Duration::from_millis(300)).await;
+                None
+            })
+            .await;
+        match n {
+            Some(Ok(n)) if n > 0 => out.extend_from_slice(&buf[..n]),
+            _ => break,
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A GET upgrade request for `path`, with `extra` header lines (each ending in CRLF).
+pub fn upgrade_request(path: &str, extra: &str) -> String {
+    format!(
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n{extra}\r\n"
+    )
+}
+
+/// The status code of a raw HTTP response.
+pub fn status_of(response: &str) -> u16 {
+    response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {response:?}"))
+}
+
+/// The next frame, whatever it is; `None` when the stream ended.
+pub async fn next_frame(ws: &mut Client) -> Option<Result<Frame, tungstenite::Error>> {
+    within(WAIT, "the next frame", ws.next()).await
+}
+
+/// The next text or binary message (skipping pings and pongs).
+pub async fn next_message(ws: &mut Client) -> Frame {
+    loop {
+        match next_frame(ws).await {
+            Some(Ok(Frame::Ping(_) | Frame::Pong(_))) => continue,
+            Some(Ok(m)) => return m,
+            other => panic!("expected a message, got {other:?}"),
+        }
+    }
+}
+
+/// Reads until the close frame and returns its code and reason.
+pub async fn expect_close(ws: &mut Client) -> (u16, String) {
+    loop {
+        match next_frame(ws).await {
+            Some(Ok(Frame::Close(Some(f)))) => return (f.code.into(), f.reason.to_string()),
+            Some(Ok(Frame::Close(None))) => return (1005, String::new()),
+            Some(Ok(_)) => continue,
+            other => panic!("expected a close frame, got {other:?}"),
+        }
+    }
+}
+
+/// After the close frame: lets the client send its reply and waits for the
+/// server to hang up.
+pub async fn finish_close(ws: &mut Client) {
+    while let Some(Ok(_)) = next_frame(ws).await {}
+}
+
+pub async fn send_text(ws: &mut Client, text: &str) {
+    within(WAIT, "send", ws.send(Frame::text(text)))
+        .await
+        .expect("send");
+}
+
+/// A shared, ordered record of what callbacks saw.
+#[derive(Clone, Default)]
+pub struct Log(Arc<Mutex<Vec<String>>>);
+
+impl Log {
+    pub fn push(&self, event: impl Into<String>) {
+        self.0.lock().unwrap().push(event.into());
+    }
+
+    pub fn snapshot(&self) -> Vec<String> {
+        self.0.lock().unwrap().clone()
+    }
+
+    pub fn count(&self, prefix: &str) -> usize {
+        self.snapshot()
+            .iter()
+            .filter(|e| e.starts_with(prefix))
+            .count()
+    }
+
+    /// Waits until an event starting with `prefix` has been logged.
+    pub async fn wait_for(&self, prefix: &str) -> String {
+        within(WAIT, prefix, async {
+            loop {
+                if let Some(e) = self.snapshot().into_iter().find(|e| e.starts_with(prefix)) {
+                    return e;
+                }
+                Timer::after(Duration::from_millis(10)).await;
+            }
+        })
+        .await
+    }
+}
+
+/// Waits until `cond` holds, polling every 10 ms.
+pub async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+    within(WAIT, what, async {
+        while !cond() {
+            Timer::after(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+}
