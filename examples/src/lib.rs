@@ -1,5 +1,9 @@
-//! What every example binary shares: `--port` / `--runtime` parsing and
-//! running an [`App`] on the chosen runtime until a graceful shutdown.
+//! The examples' applications, and what every example binary shares:
+//! `--port` / `--runtime` parsing and running an [`App`] on the chosen
+//! runtime until a graceful shutdown.
+
+pub mod chat;
+pub mod echo;
 
 use std::process::ExitCode;
 

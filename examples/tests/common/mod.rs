@@ -56,6 +56,13 @@ impl Runtime {
         }
     }
 
+    /// The name `--runtime` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Runtime::Tokio => "tokio",
+        }
+    }
+
     /// Sleeps on the client's timer.
     pub async fn sleep(self, d: Duration) {
         Timer::after(d).await;
