@@ -1,4 +1,4 @@
-//! Run a [wsway](wsway) application on tokio.
+//! Run a [`wsway`] application on tokio.
 //!
 //! ```no_run
 //! use wsway::{App, on_message};

@@ -356,8 +356,9 @@ impl<H: Handler> Driver<H> {
                 }
             }
 
-            // A shutdown closes with 1001 once the input already received is handled.
-            if shutdown && !self.shutdown_seen {
+            // A shutdown closes with 1001 once the input already received is
+            // handled: only after a read found nothing more waiting.
+            if shutdown && !self.shutdown_seen && budget_left {
                 self.shutdown_seen = true;
                 self.begin_close(CloseCode::GOING_AWAY, "server shutting down");
             }

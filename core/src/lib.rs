@@ -126,5 +126,10 @@ pub use runtime::{BoxSleep, BoxTask, Runtime};
 pub use server::{Listener, Server, ServerHandle};
 pub use socket::{Handle, ReadyState, SendStatus, Ws};
 
+// The README's examples compile as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+mod readme {}
+
 /// The `http` crate's types wsway's API uses (headers, methods, statuses).
 pub use http;

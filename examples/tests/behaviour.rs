@@ -535,6 +535,60 @@ runtime_tests! {
         assert!(received.len() >= 400);
     }
 
+    async fn too_many_headers_get_431(rt) {
+        let (_probe, server) = start_probe(rt, Limits::default()).await;
+        let extra: String = (0..70).map(|i| format!("X-Filler-{i}: {i}\r\n")).collect();
+        let r = raw(server.local_addr(), &upgrade_request("/probe", &extra)).await;
+        assert_eq!(status_of(&r), 431, "{r}");
+        let r = raw(server.local_addr(), &upgrade_request("/probe", "X-One: 1\r\n")).await;
+        assert_eq!(status_of(&r), 101, "{r}");
+    }
+
+    async fn oversize_frame_closes_with_1009(rt) {
+        let (probe, server) = start_probe(rt, Limits::default().max_frame_size(100)).await;
+        let mut ws = connect(server.local_addr(), "/probe").await;
+        send_text(&mut ws, &"y".repeat(100)).await;
+        assert_eq!(next_message(&mut ws).await, Frame::text("y".repeat(100)));
+        send_text(&mut ws, &"y".repeat(101)).await;
+        assert_eq!(expect_close(&mut ws).await.0, 1009);
+        assert_eq!(probe.log.wait_for("error").await, "error MessageTooLarge");
+    }
+
+    async fn close_on_backpressure_closes_a_reader_that_stalls(rt) {
+        struct Firehose(Log);
+        impl Handler for Firehose {
+            type Data = ();
+            async fn open(&self, ws: &mut Ws<()>) {
+                let handle = ws.handle();
+                let log = self.0.clone();
+                // Another thread keeps sending until the connection refuses.
+                std::thread::spawn(move || loop {
+                    match handle.send(Message::binary(vec![0u8; 16 * 1024])) {
+                        SendStatus::Closed => return log.push("refused"),
+                        _ => std::thread::sleep(Duration::from_micros(50)),
+                    }
+                });
+            }
+            async fn error(&self, _ws: &mut Ws<()>, err: &Error) {
+                self.0.push(format!("error {:?}", err.kind()));
+            }
+            async fn close(&self, _ws: &mut Ws<()>, code: CloseCode, _reason: &str) {
+                self.0.push(format!("close {code}"));
+            }
+        }
+        let log = Log::default();
+        let mut app = App::new();
+        app.ws("/firehose", Firehose(log.clone()))
+            .limits(|l| l.backpressure_limit(64 * 1024).close_on_backpressure(true).close_timeout(Duration::from_millis(300)));
+        let server = rt.start(app).await;
+        let _ws = connect(server.local_addr(), "/firehose").await;
+        // The client never reads: the server must give up on it, not buffer forever.
+        assert_eq!(log.wait_for("error").await, "error Backpressure");
+        log.wait_for("refused").await;
+        log.wait_for("close").await;
+        eventually("the connection to be gone", || server.connections() == 0).await;
+    }
+
     async fn max_connections_gives_503(rt) {
         let (_probe, server) = start_probe(rt, Limits::default().max_connections(Some(2))).await;
         let addr = server.local_addr();
