@@ -1,1 +1,52 @@
-//! Placeholder: the async-std adapter arrives with issue 3.
+//! Run a [`wsway`] application on async-std.
+//!
+//! **async-std is discontinued upstream** ([RUSTSEC-2025-0052]): it receives
+//! no further fixes. New projects should use `wsway-smol`, which runs on the
+//! same async-io reactor; this adapter stays for applications that still run
+//! on async-std. Moving is one dependency and one line.
+//!
+//! [RUSTSEC-2025-0052]: https://rustsec.org/advisories/RUSTSEC-2025-0052.html
+//!
+//! ```no_run
+//! use wsway::{App, on_message};
+//!
+//! fn main() -> std::io::Result<()> {
+//!     let mut app = App::new();
+//!     app.ws("/echo", on_message(|ws, msg| {
+//!         ws.send(msg);
+//!     }));
+//!     // Serves until SIGTERM or SIGINT, then shuts down gracefully.
+//!     async_std::task::block_on(wsway_async_std::serve(app, "127.0.0.1:3000"))
+//! }
+//! ```
+//!
+//! [`start`] returns a [`ServerHandle`] for the bound address, the
+//! connection count and a programmatic shutdown.
+//!
+//! This crate only binds, accepts and supplies async-std's spawn and timers;
+//! everything else is in `wsway`.
+
+mod net;
+mod runtime;
+
+use async_std::net::{TcpListener, ToSocketAddrs};
+use wsway::{Server, ServerHandle};
+
+/// Serves `app` on `addr` until SIGTERM or SIGINT, then shuts down gracefully
+/// and returns `Ok(())`.
+pub async fn serve(app: impl Into<Server>, addr: impl ToSocketAddrs) -> std::io::Result<()> {
+    start(app, addr).await?.stopped().await;
+    Ok(())
+}
+
+/// Binds `addr` and starts serving in the background; the returned handle
+/// gives the bound address, the connection count and the shutdown.
+pub async fn start(
+    server: impl Into<Server>,
+    addr: impl ToSocketAddrs,
+) -> std::io::Result<ServerHandle> {
+    let listener = TcpListener::bind(addr).await?;
+    server
+        .into()
+        .start(net::Listener(listener), runtime::AsyncStd)
+}

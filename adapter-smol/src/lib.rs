@@ -1,1 +1,50 @@
-//! Placeholder: the smol adapter arrives with issue 3.
+//! Run a [`wsway`] application on smol.
+//!
+//! ```no_run
+//! use wsway::{App, on_message};
+//!
+//! fn main() -> std::io::Result<()> {
+//!     let mut app = App::new();
+//!     app.ws("/echo", on_message(|ws, msg| {
+//!         ws.send(msg);
+//!     }));
+//!     // Serves until SIGTERM or SIGINT, then shuts down gracefully.
+//!     smol::block_on(wsway_smol::serve(app, "127.0.0.1:3000"))
+//! }
+//! ```
+//!
+//! Connections run on smol's global executor; set `SMOL_THREADS` for more
+//! than one thread. [`start`] returns a [`ServerHandle`] for the bound
+//! address, the connection count and a programmatic shutdown.
+//!
+//! This crate only binds, accepts and supplies smol's spawn and timers;
+//! everything else is in `wsway`. Swap it for `wsway-tokio` or
+//! `wsway-async-std` to change runtimes: the application stays the same.
+
+mod net;
+mod runtime;
+
+use std::net::ToSocketAddrs;
+
+use wsway::{Server, ServerHandle};
+
+/// Serves `app` on `addr` until SIGTERM or SIGINT, then shuts down gracefully
+/// and returns `Ok(())`.
+pub async fn serve(app: impl Into<Server>, addr: impl ToSocketAddrs) -> std::io::Result<()> {
+    start(app, addr).await?.stopped().await;
+    Ok(())
+}
+
+/// Binds `addr` (the first address it resolves to) and starts serving in the
+/// background; the returned handle gives the bound address, the connection
+/// count and the shutdown.
+pub async fn start(
+    server: impl Into<Server>,
+    addr: impl ToSocketAddrs,
+) -> std::io::Result<ServerHandle> {
+    let addr = addr.to_socket_addrs()?.next().ok_or_else(|| {
+        std::io::Error::new(std::io::ErrorKind::InvalidInput, "no address to bind")
+    })?;
+    let listener = smol::Async::<std::net::TcpListener>::bind(addr)?;
+    server.into().start(net::Listener(listener), runtime::Smol)
+}

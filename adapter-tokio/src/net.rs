@@ -11,7 +11,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 pub(crate) struct Listener(pub(crate) TcpListener);
 
-impl wsway::Listener for Listener {
+impl wsway::rt::Listener for Listener {
     type Io = Stream;
 
     async fn accept(&mut self) -> io::Result<(Stream, SocketAddr)> {

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use wsway::{BoxSleep, BoxTask, Runtime};
+use wsway::rt::{BoxSleep, BoxTask, Runtime};
 
 /// tokio as a [`Runtime`]: tasks go to the runtime the server was started
 /// on, timers to its timer wheel.

@@ -9,12 +9,70 @@ use std::task::{Context, Poll};
 use futures_io::{AsyncRead, AsyncWrite};
 
 /// A connected byte stream, as an adapter hands it to core: any futures-io
-/// `AsyncRead + AsyncWrite` (tokio streams are converted by their adapter).
+/// `AsyncRead + AsyncWrite` (tokio streams are converted by their adapter)
+/// whose `poll_close` half-closes the connection (see [`HalfClose`]).
 pub trait Io: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
 
 impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Io for T {}
 
 pub(crate) type BoxIo = Box<dyn Io>;
+
+/// Wraps a stream whose `poll_close` only flushes (async-io's and
+/// async-std's TCP streams) so that closing half-closes it (a TCP FIN).
+///
+/// Core relies on `poll_close` sending FIN: after failing a connection it
+/// half-closes and keeps reading, so the close frame reaches the peer rather
+/// than being destroyed by a reset. Adapters whose streams already shut down
+/// on close (tokio's, through its conversion) do not need this.
+pub struct HalfClose<S> {
+    inner: S,
+    shutdown: fn(&S) -> io::Result<()>,
+}
+
+impl<S> HalfClose<S> {
+    /// Wraps `inner`; `shutdown` shuts down its write side, e.g.
+    /// `|s| s.get_ref().shutdown(std::net::Shutdown::Write)`.
+    pub fn new(inner: S, shutdown: fn(&S) -> io::Result<()>) -> Self {
+        HalfClose { inner, shutdown }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for HalfClose<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for HalfClose<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        std::task::ready!(Pin::new(&mut self.inner).poll_flush(cx))?;
+        Poll::Ready((self.shutdown)(&self.inner))
+    }
+}
 
 /// hyper's IO traits over a futures-io stream. Written once here so every
 /// adapter shares it; after an upgrade, `hyper::upgrade::Upgraded::downcast`

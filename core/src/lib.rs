@@ -74,7 +74,7 @@
 //! | `serve` | one TCP connection: HTTP, then upgrade |
 //! | `server` | [`Server`], the accept loop, shutdown, [`ServerHandle`] |
 //! | `shutdown` | the shutdown trigger and SIGTERM/SIGINT |
-//! | `runtime` | the [`Runtime`] seam adapters implement |
+//! | `runtime` | the [`rt::Runtime`] seam adapters implement (re-exported in [`rt`]) |
 //! | `message`, `error` | [`Message`], [`CloseCode`], [`Error`] |
 //!
 //! # Defaults
@@ -117,14 +117,20 @@ pub use body::{Body, Html, IntoResponse, Response, StatusCode, text};
 pub use error::{Error, ErrorKind};
 pub use extract::Rejection;
 pub use handler::{Accept, Handler, OnMessage, on_message};
-pub use io::Io;
 pub use limits::Limits;
 pub use message::{CloseCode, MAX_CLOSE_REASON, MAX_CONTROL_PAYLOAD, Message, Text};
 pub use request::Request;
 pub use router::RouteError;
-pub use runtime::{BoxSleep, BoxTask, Runtime};
-pub use server::{Listener, Server, ServerHandle};
+pub use server::{Server, ServerHandle};
 pub use socket::{Handle, ReadyState, SendStatus, Ws};
+
+/// What an adapter crate implements or uses: the runtime seam, the listener,
+/// and the stream contract. Applications never need this module.
+pub mod rt {
+    pub use crate::io::{HalfClose, Io};
+    pub use crate::runtime::{BoxSleep, BoxTask, Runtime};
+    pub use crate::server::Listener;
+}
 
 // The README's examples compile as doctests.
 #[cfg(doctest)]

@@ -71,10 +71,10 @@ pub fn run(app: App, default_port: u16) -> ExitCode {
     let server = Server::new(app);
     let result = match args.runtime.as_str() {
         "tokio" => run_tokio(server, &addr),
-        "async-std" | "smol" => Err(std::io::Error::other(format!(
-            "the {} adapter is not available yet; use --runtime tokio",
-            args.runtime
-        ))),
+        "smol" => smol::block_on(serve_until_stopped(wsway_smol::start(server, &*addr))),
+        "async-std" => {
+            async_std::task::block_on(serve_until_stopped(wsway_async_std::start(server, &*addr)))
+        }
         other => Err(std::io::Error::other(format!(
             "unknown runtime `{other}`: use tokio, async-std or smol"
         ))),
@@ -93,12 +93,17 @@ fn run_tokio(server: Server, addr: &str) -> std::io::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    rt.block_on(async {
-        let handle = wsway_tokio::start(server, addr).await?;
-        println!("listening on {}", handle.local_addr());
-        handle.stopped().await;
-        Ok(())
-    })
+    rt.block_on(serve_until_stopped(wsway_tokio::start(server, addr)))
+}
+
+/// Waits for the server to start, announces it, and waits for it to stop.
+async fn serve_until_stopped(
+    started: impl std::future::Future<Output = std::io::Result<wsway::ServerHandle>>,
+) -> std::io::Result<()> {
+    let handle = started.await?;
+    println!("listening on {}", handle.local_addr());
+    handle.stopped().await;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -407,6 +407,25 @@ runtime_tests! {
         assert_eq!(probe.log.wait_for("error").await, "error InvalidUtf8");
     }
 
+    async fn a_failed_connection_gets_its_close_frame_then_fin(rt) {
+        // A raw client: after a protocol failure the server must send the
+        // close frame and half-close (FIN) on its own, so that the frame is
+        // read rather than lost to a reset, and the client is not left waiting.
+        let (_probe, server) = start_probe(rt, Limits::default()).await;
+        let mut stream = async_io::Async::<std::net::TcpStream>::connect(server.local_addr()).await.unwrap();
+        use futures_lite::{AsyncReadExt, AsyncWriteExt};
+        stream.write_all(upgrade_request("/probe", "").as_bytes()).await.unwrap();
+        // A masked text frame (key 0) whose payload is not UTF-8.
+        stream.write_all(&[0x81, 0x82, 0, 0, 0, 0, 0xff, 0xfe]).await.unwrap();
+        let mut received = Vec::new();
+        within(Duration::from_secs(3), "the server's FIN", stream.read_to_end(&mut received))
+            .await
+            .expect("read");
+        let head_end = received.windows(4).position(|w| w == b"\r\n\r\n").expect("a response head") + 4;
+        let frame = &received[head_end..];
+        assert_eq!(&frame[..4], &[0x88, frame[1], 0x03, 0xef], "a close frame with 1007, got {frame:?}");
+    }
+
     async fn idle_timeout_pings_then_closes(rt) {
         let limits = Limits::default().idle_timeout(Some(Duration::from_millis(600)));
         let (probe, server) = start_probe(rt, limits).await;

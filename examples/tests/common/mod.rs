@@ -25,6 +25,8 @@ pub const WAIT: Duration = Duration::from_secs(10);
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Runtime {
     Tokio,
+    Smol,
+    AsyncStd,
 }
 
 impl Runtime {
@@ -42,6 +44,8 @@ impl Runtime {
                 .build()
                 .expect("tokio runtime")
                 .block_on(fut),
+            Runtime::Smol => smol::block_on(fut),
+            Runtime::AsyncStd => async_std::task::block_on(fut),
         }
     }
 
@@ -50,16 +54,19 @@ impl Runtime {
     pub async fn start(self, server: impl Into<Server>) -> ServerHandle {
         let server = server.into().handle_signals(false);
         match self {
-            Runtime::Tokio => wsway_tokio::start(server, "127.0.0.1:0")
-                .await
-                .expect("start"),
+            Runtime::Tokio => wsway_tokio::start(server, "127.0.0.1:0").await,
+            Runtime::Smol => wsway_smol::start(server, "127.0.0.1:0").await,
+            Runtime::AsyncStd => wsway_async_std::start(server, "127.0.0.1:0").await,
         }
+        .expect("start")
     }
 
     /// The name `--runtime` takes.
     pub fn name(self) -> &'static str {
         match self {
             Runtime::Tokio => "tokio",
+            Runtime::Smol => "smol",
+            Runtime::AsyncStd => "async-std",
         }
     }
 
@@ -77,6 +84,12 @@ macro_rules! runtime_tests {
 
         mod tokio {
             $( #[test] fn $name() { super::common::Runtime::Tokio.run(super::$name) } )*
+        }
+        mod smol {
+            $( #[test] fn $name() { super::common::Runtime::Smol.run(super::$name) } )*
+        }
+        mod async_std {
+            $( #[test] fn $name() { super::common::Runtime::AsyncStd.run(super::$name) } )*
         }
     };
 }

@@ -1,0 +1,27 @@
+//! The listener. async-std's streams already speak futures-io; they only need
+//! closing to half-close.
+
+use std::io;
+use std::net::{Shutdown, SocketAddr};
+
+use async_std::net::{TcpListener, TcpStream};
+use wsway::rt::HalfClose;
+
+pub(crate) struct Listener(pub(crate) TcpListener);
+
+impl wsway::rt::Listener for Listener {
+    type Io = HalfClose<TcpStream>;
+
+    async fn accept(&mut self) -> io::Result<(Self::Io, SocketAddr)> {
+        let (stream, remote) = self.0.accept().await?;
+        stream.set_nodelay(true)?;
+        Ok((
+            HalfClose::new(stream, |s| s.shutdown(Shutdown::Write)),
+            remote,
+        ))
+    }
+
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.0.local_addr()
+    }
+}

@@ -1,0 +1,26 @@
+//! The listener. async-io's streams already speak futures-io; they only need
+//! closing to half-close.
+
+use std::io;
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+
+use smol::Async;
+use wsway::rt::HalfClose;
+
+pub(crate) struct Listener(pub(crate) Async<TcpListener>);
+
+impl wsway::rt::Listener for Listener {
+    type Io = HalfClose<Async<TcpStream>>;
+
+    async fn accept(&mut self) -> io::Result<(Self::Io, SocketAddr)> {
+        let (stream, remote) = self.0.accept().await?;
+        // Small frames should leave at once, not wait for Nagle's timer.
+        stream.get_ref().set_nodelay(true)?;
+        let stream = HalfClose::new(stream, |s| s.get_ref().shutdown(Shutdown::Write));
+        Ok((stream, remote))
+    }
+
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.0.get_ref().local_addr()
+    }
+}
