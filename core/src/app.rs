@@ -10,6 +10,7 @@ use crate::body::{IntoResponse, Response};
 use crate::connection::{self, Start};
 use crate::handler::Handler;
 use crate::limits::{HttpLimits, Limits};
+use crate::pubsub::{Backplane, Topics};
 use crate::request::Request;
 use crate::router::{RouteError, Router};
 use crate::socket::{Info, Ws};
@@ -33,6 +34,7 @@ pub struct App {
     pub(crate) fallback: Option<Arc<dyn HttpHandler>>,
     pub(crate) limits: Limits,
     pub(crate) http: HttpLimits,
+    pub(crate) topics: Topics,
 }
 
 impl Default for App {
@@ -52,6 +54,7 @@ pub(crate) struct WsEntry {
     pub(crate) route: Arc<dyn ErasedWs>,
     pub(crate) tune: Vec<Arc<dyn Fn(Limits) -> Limits + Send + Sync>>,
     pub(crate) protocols: Vec<String>,
+    pub(crate) publish_to_self: bool,
     /// Resolved when the app starts serving.
     pub(crate) limits: Arc<Limits>,
     pub(crate) count: Arc<AtomicUsize>,
@@ -65,7 +68,21 @@ impl App {
             fallback: None,
             limits: Limits::default(),
             http: HttpLimits::default(),
+            topics: Topics::default(),
         }
+    }
+
+    /// The app's topics: publish to them or count their subscribers from any
+    /// task, before or while the app is served.
+    pub fn topics(&self) -> Topics {
+        self.topics.clone()
+    }
+
+    /// Routes publishes through `backplane` (default: [`InProcess`](crate::InProcess)), e.g. to
+    /// reach subscribers on other nodes.
+    pub fn backplane(&mut self, backplane: impl Backplane) -> &mut Self {
+        self.topics.set_backplane(Arc::new(backplane));
+        self
     }
 
     /// Adds a WebSocket route. Patterns take `:name` segments and a final
@@ -94,6 +111,7 @@ impl App {
             route: Arc::new(HandlerRoute(Arc::new(handler))),
             tune: Vec::new(),
             protocols: Vec::new(),
+            publish_to_self: false,
             limits: Arc::new(Limits::default()),
             count: Arc::new(AtomicUsize::new(0)),
         });
@@ -188,6 +206,13 @@ impl WsRoute<'_> {
         self
     }
 
+    /// Whether [`Ws::publish`] also delivers to the publishing connection
+    /// (Bun's `publishToSelf`). Default: `false`.
+    pub fn publish_to_self(self, on: bool) -> Self {
+        self.entry.publish_to_self = on;
+        self
+    }
+
     /// Subprotocols this route speaks, most preferred first. When the handler
     /// does not choose one itself, the first of these the client offered is
     /// chosen; when none matches, no subprotocol is agreed.
@@ -268,7 +293,12 @@ impl<H: Handler> Accepted for AcceptedWith<H> {
     }
 
     fn run(self: Box<Self>, info: Arc<Info>, start: Start) -> BoxFuture<'static, ()> {
-        let ws = Ws::new(self.accept.data, start.shared.clone(), info);
+        let ws = Ws::new(
+            self.accept.data,
+            start.shared.clone(),
+            info,
+            start.topics.clone(),
+        );
         Box::pin(connection::run(self.handler, ws, start))
     }
 }

@@ -37,6 +37,7 @@ pub(crate) struct Start {
     pub(crate) limits: Arc<Limits>,
     pub(crate) rt: Rt,
     pub(crate) registration: Registration,
+    pub(crate) topics: crate::pubsub::Topics,
 }
 
 /// The writing half of the driver, kept apart from the handler and `Ws` so a
@@ -194,6 +195,7 @@ pub(crate) async fn run<H: Handler>(handler: Arc<H>, ws: Ws<H::Data>, start: Sta
         limits,
         rt,
         registration,
+        topics: _,
     } = start;
     let mut d = Driver {
         handler,
@@ -491,6 +493,8 @@ impl<H: Handler> Driver<H> {
         let _ = AssertUnwindSafe(self.handler.close(&mut self.ws, code, &reason))
             .catch_unwind()
             .await;
+        // After `close`, so it can still publish a farewell to its rooms.
+        self.ws.unsubscribe_all();
     }
 
     /// After a failure: writes what was already queued (those messages were

@@ -70,6 +70,7 @@
 //! | `codec` | tungstenite's codec driven by polls |
 //! | `io` | the stream type, hyper's IO glue, the poll-to-std bridge |
 //! | `limits` | [`Limits`] and their defaults |
+//! | `pubsub` | topics, [`Topics`], the [`Backplane`] seam |
 //! | `registry` | live connections: counts, capacity, reaching all at shutdown |
 //! | `serve` | one TCP connection: HTTP, then upgrade |
 //! | `server` | [`Server`], the accept loop, shutdown, [`ServerHandle`] |
@@ -103,6 +104,7 @@ mod handshake;
 mod io;
 mod limits;
 mod message;
+mod pubsub;
 mod registry;
 mod request;
 mod router;
@@ -119,6 +121,7 @@ pub use extract::Rejection;
 pub use handler::{Accept, Handler, OnMessage, on_message};
 pub use limits::Limits;
 pub use message::{CloseCode, MAX_CLOSE_REASON, MAX_CONTROL_PAYLOAD, Message, Text};
+pub use pubsub::{Backplane, InProcess, LocalTopics, Published, Topics};
 pub use request::Request;
 pub use router::RouteError;
 pub use server::{Server, ServerHandle};

@@ -106,6 +106,7 @@ async fn run_websocket(server: &ServerInner, p: Pending) {
         limits,
         rt: server.rt.clone(),
         registration,
+        topics: server.app.topics.clone(),
     };
     p.accepted.run(Arc::new(p.info), start).await;
 }
@@ -229,6 +230,7 @@ async fn upgrade(
         path: req.path().to_owned(),
         query: req.uri().query().map(str::to_owned),
         protocol: accepted.protocol().map(str::to_owned),
+        publish_to_self: ws.publish_to_self,
         params: req.params,
     };
     let res = handshake::switching_protocols(&hs.accept, info.protocol.as_deref());

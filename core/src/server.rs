@@ -11,6 +11,8 @@ use std::time::Duration;
 
 use crate::app::App;
 use crate::io::Io;
+use crate::message::Message;
+use crate::pubsub::{Published, Topics};
 use crate::registry::Registry;
 use crate::runtime::{HyperTimer, Rt, Runtime};
 use crate::serve::{ServerInner, serve_connection};
@@ -88,6 +90,7 @@ impl Server {
             .header_read_timeout(app.http.handshake_timeout)
             .max_headers(app.http.max_headers);
         let registry = Arc::new(Registry::default());
+        let topics = app.topics.clone();
         let inner = Arc::new(ServerInner {
             has_ws: app.has_websockets(),
             app,
@@ -99,6 +102,7 @@ impl Server {
             state: Arc::new(HandleState {
                 local_addr,
                 registry,
+                topics,
                 done: Trigger::default(),
                 signals: Mutex::new(None),
             }),
@@ -211,6 +215,7 @@ pub struct ServerHandle {
 struct HandleState {
     local_addr: SocketAddr,
     registry: Arc<Registry>,
+    topics: Topics,
     done: Trigger,
     #[cfg_attr(not(unix), allow(dead_code))]
     signals: Mutex<Option<signal_hook::iterator::Handle>>,
@@ -229,6 +234,21 @@ impl ServerHandle {
     /// The address the server listens on (with the real port when bound to port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.state.local_addr
+    }
+
+    /// The app's topics (the same as [`App::topics`]).
+    pub fn topics(&self) -> Topics {
+        self.state.topics.clone()
+    }
+
+    /// Publishes `msg` to every subscriber of `topic`, from any task.
+    pub fn publish(&self, topic: &str, msg: impl Into<Message>) -> Published {
+        self.state.topics.publish(topic, msg)
+    }
+
+    /// Subscribers of `topic` on this node.
+    pub fn subscriber_count(&self, topic: &str) -> usize {
+        self.state.topics.subscriber_count(topic)
     }
 
     /// WebSocket connections open now (counted from the accepted upgrade).

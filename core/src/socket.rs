@@ -15,6 +15,7 @@ use serde::de::DeserializeOwned;
 use crate::error::{Error, ErrorKind, check_close, check_control};
 use crate::extract::{Rejection, Source, from_pairs, parse_query};
 use crate::message::{CloseCode, Message};
+use crate::pubsub::{Published, Topics};
 use crate::router::RawParams;
 
 /// What happened to a message given to [`Ws::send`] or [`Handle::send`].
@@ -281,6 +282,8 @@ pub(crate) struct Info {
     pub(crate) params: RawParams,
     pub(crate) query: Option<String>,
     pub(crate) protocol: Option<String>,
+    /// The route's `publish_to_self` option.
+    pub(crate) publish_to_self: bool,
 }
 
 /// One WebSocket connection, as its handler's callbacks see it.
@@ -294,11 +297,73 @@ pub struct Ws<D> {
     pub data: D,
     shared: Arc<Shared>,
     info: Arc<Info>,
+    topics: Topics,
+    subscriptions: Vec<Arc<str>>,
 }
 
 impl<D> Ws<D> {
-    pub(crate) fn new(data: D, shared: Arc<Shared>, info: Arc<Info>) -> Self {
-        Ws { data, shared, info }
+    pub(crate) fn new(data: D, shared: Arc<Shared>, info: Arc<Info>, topics: Topics) -> Self {
+        Ws {
+            data,
+            shared,
+            info,
+            topics,
+            subscriptions: Vec::new(),
+        }
+    }
+
+    /// Subscribes this connection to `topic`; false if it already was.
+    /// Subscriptions end with the connection.
+    pub fn subscribe(&mut self, topic: &str) -> bool {
+        if self.is_subscribed(topic) {
+            return false;
+        }
+        let topic: Arc<str> = topic.into();
+        self.topics.subscribe(&topic, &self.shared);
+        self.subscriptions.push(topic);
+        true
+    }
+
+    /// Unsubscribes from `topic`; false if it was not subscribed.
+    pub fn unsubscribe(&mut self, topic: &str) -> bool {
+        let Some(i) = self.subscriptions.iter().position(|t| &**t == topic) else {
+            return false;
+        };
+        self.subscriptions.swap_remove(i);
+        self.topics.unsubscribe(topic, self.shared.id);
+        true
+    }
+
+    /// Whether this connection is subscribed to `topic`.
+    pub fn is_subscribed(&self, topic: &str) -> bool {
+        self.subscriptions.iter().any(|t| &**t == topic)
+    }
+
+    /// The topics this connection is subscribed to.
+    pub fn subscriptions(&self) -> impl Iterator<Item = &str> {
+        self.subscriptions.iter().map(|t| &**t)
+    }
+
+    /// Publishes `msg` to the subscribers of `topic`: everyone but this
+    /// connection, unless the route set
+    /// [`publish_to_self`](crate::WsRoute::publish_to_self). The message is
+    /// shared by all of them, not copied. `ws.publish(room, msg)` is the
+    /// "broadcast to the room except the sender" one-liner.
+    pub fn publish(&self, topic: &str, msg: impl Into<Message>) -> Published {
+        let except = (!self.info.publish_to_self).then_some(self.shared.id);
+        self.topics.publish_except(topic, msg.into(), except)
+    }
+
+    /// The app's topics, for publishing to everyone (this connection
+    /// included) or counting subscribers.
+    pub fn topics(&self) -> &Topics {
+        &self.topics
+    }
+
+    pub(crate) fn unsubscribe_all(&mut self) {
+        for topic in std::mem::take(&mut self.subscriptions) {
+            self.topics.unsubscribe(&topic, self.shared.id);
+        }
     }
 
     /// This connection's id, unique within the server's lifetime.

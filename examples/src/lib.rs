@@ -2,6 +2,7 @@
 //! `--port` / `--runtime` parsing and running an [`App`] on the chosen
 //! runtime until a graceful shutdown.
 
+pub mod bench;
 pub mod chat;
 pub mod echo;
 

@@ -1,0 +1,218 @@
+//! Topic pub/sub: connections subscribe to named topics; a publish reaches
+//! every subscriber. Publishing goes through a [`Backplane`], in-process by
+//! default, so that a multi-node backplane plugs in without touching handlers.
+//!
+//! A published message is converted once and every subscriber's queue holds
+//! the same shared buffer: fan-out never copies the payload.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use crate::message::Message;
+use crate::socket::{SendStatus, Shared};
+
+/// What a publish did, counted over the subscribers on this node.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Published {
+    /// Subscribers whose queue accepted the message.
+    pub delivered: usize,
+    /// Of those, how many are now over their backpressure limit.
+    pub backpressured: usize,
+    /// Subscribers that refused it (closing, or already over the limit).
+    pub dropped: usize,
+}
+
+/// How published messages reach subscribers. The default delivers within
+/// this process; a multi-node backplane (Redis pub/sub, say) also forwards
+/// each publish to the other nodes and calls [`LocalTopics::deliver`] for
+/// what they publish.
+pub trait Backplane: Send + Sync + 'static {
+    /// Publishes `msg` on `topic`: delivers it to this node's subscribers
+    /// through `local` (skipping `except`, a connection id) and to other
+    /// nodes, if any. Returns what happened on this node.
+    fn publish(
+        &self,
+        local: &LocalTopics,
+        topic: &str,
+        msg: Message,
+        except: Option<u64>,
+    ) -> Published;
+
+    /// The first local subscriber joined `topic` (a backplane may start
+    /// listening for it). Default: nothing.
+    fn subscribed(&self, topic: &str) {
+        let _ = topic;
+    }
+
+    /// The last local subscriber left `topic`. Default: nothing.
+    fn unsubscribed(&self, topic: &str) {
+        let _ = topic;
+    }
+}
+
+/// The default backplane: one process, no forwarding.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct InProcess;
+
+impl Backplane for InProcess {
+    fn publish(
+        &self,
+        local: &LocalTopics,
+        topic: &str,
+        msg: Message,
+        except: Option<u64>,
+    ) -> Published {
+        local.deliver(topic, msg, except)
+    }
+}
+
+/// This node's subscribers, by topic.
+#[derive(Default)]
+pub struct LocalTopics {
+    topics: RwLock<HashMap<Arc<str>, Vec<Arc<Shared>>>>,
+}
+
+impl LocalTopics {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<Arc<str>, Vec<Arc<Shared>>>> {
+        // Only plain collection updates run under the lock: poisoning is harmless.
+        self.topics.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<Arc<str>, Vec<Arc<Shared>>>> {
+        self.topics.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queues `msg` for every local subscriber of `topic` except `except`.
+    pub fn deliver(&self, topic: &str, msg: Message, except: Option<u64>) -> Published {
+        let frame = msg.into_codec();
+        let mut report = Published::default();
+        let topics = self.read();
+        let Some(subs) = topics.get(topic) else {
+            return report;
+        };
+        for sub in subs {
+            if Some(sub.id) == except {
+                continue;
+            }
+            // A clone shares the payload buffer: no copy per subscriber.
+            match sub.push(frame.clone(), true) {
+                SendStatus::Queued { .. } => report.delivered += 1,
+                SendStatus::Backpressure { .. } => {
+                    report.delivered += 1;
+                    report.backpressured += 1;
+                }
+                SendStatus::Dropped { .. } | SendStatus::Closed => report.dropped += 1,
+            }
+        }
+        report
+    }
+
+    /// Subscribers of `topic` on this node.
+    pub fn subscriber_count(&self, topic: &str) -> usize {
+        self.read().get(topic).map_or(0, Vec::len)
+    }
+
+    /// Adds a subscriber; true when it is the topic's first.
+    pub(crate) fn add(&self, topic: &Arc<str>, sub: &Arc<Shared>) -> bool {
+        let mut topics = self.write();
+        let subs = topics.entry(topic.clone()).or_default();
+        subs.push(sub.clone());
+        subs.len() == 1
+    }
+
+    /// Removes a subscriber; true when the topic is now empty.
+    pub(crate) fn remove(&self, topic: &str, id: u64) -> bool {
+        let mut topics = self.write();
+        let Some(subs) = topics.get_mut(topic) else {
+            return false;
+        };
+        if let Some(i) = subs.iter().position(|s| s.id == id) {
+            subs.swap_remove(i);
+        }
+        if subs.is_empty() {
+            topics.remove(topic);
+            return true;
+        }
+        false
+    }
+}
+
+/// Publishing and counting from anywhere: a cloneable, `Send + Sync` handle
+/// to the app's topics. Get one from [`App::topics`](crate::App::topics) or
+/// [`ServerHandle::topics`](crate::ServerHandle::topics).
+#[derive(Clone)]
+pub struct Topics {
+    pub(crate) inner: Arc<TopicsInner>,
+}
+
+pub(crate) struct TopicsInner {
+    pub(crate) local: LocalTopics,
+    pub(crate) backplane: RwLock<Arc<dyn Backplane>>,
+}
+
+impl Default for Topics {
+    fn default() -> Self {
+        Topics {
+            inner: Arc::new(TopicsInner {
+                local: LocalTopics::default(),
+                backplane: RwLock::new(Arc::new(InProcess)),
+            }),
+        }
+    }
+}
+
+impl std::fmt::Debug for Topics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Topics").finish_non_exhaustive()
+    }
+}
+
+impl Topics {
+    fn backplane(&self) -> Arc<dyn Backplane> {
+        self.inner
+            .backplane
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Publishes `msg` to every subscriber of `topic`.
+    pub fn publish(&self, topic: &str, msg: impl Into<Message>) -> Published {
+        self.publish_except(topic, msg.into(), None)
+    }
+
+    pub(crate) fn publish_except(
+        &self,
+        topic: &str,
+        msg: Message,
+        except: Option<u64>,
+    ) -> Published {
+        self.backplane()
+            .publish(&self.inner.local, topic, msg, except)
+    }
+
+    /// Subscribers of `topic` on this node.
+    pub fn subscriber_count(&self, topic: &str) -> usize {
+        self.inner.local.subscriber_count(topic)
+    }
+
+    pub(crate) fn set_backplane(&self, backplane: Arc<dyn Backplane>) {
+        *self
+            .inner
+            .backplane
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = backplane;
+    }
+
+    pub(crate) fn subscribe(&self, topic: &Arc<str>, sub: &Arc<Shared>) {
+        if self.inner.local.add(topic, sub) {
+            self.backplane().subscribed(topic);
+        }
+    }
+
+    pub(crate) fn unsubscribe(&self, topic: &str, id: u64) {
+        if self.inner.local.remove(topic, id) {
+            self.backplane().unsubscribed(topic);
+        }
+    }
+}
