@@ -45,7 +45,7 @@ struct Pending {
 type Slot = Arc<Mutex<Option<Pending>>>;
 
 pub(crate) async fn serve_connection(server: Arc<ServerInner>, io: BoxIo, remote: SocketAddr) {
-    let _task = server.registry.task();
+    let task = server.registry.task();
     let slot: Slot = Arc::default();
     let svc = Service {
         server: server.clone(),
@@ -63,7 +63,14 @@ pub(crate) async fn serve_connection(server: Arc<ServerInner>, io: BoxIo, remote
     }
     let pending = slot.lock().unwrap_or_else(|e| e.into_inner()).take();
     if let Some(p) = pending {
-        run_websocket(&server, p).await;
+        // A task's memory is sized for its largest state, and hyper's
+        // connection is large: the WebSocket gets a task of its own, sized
+        // for the driver alone, for the rest of its life.
+        let rt = server.rt.clone();
+        rt.spawn(Box::pin(async move {
+            let _task = task;
+            run_websocket(&server, p).await;
+        }));
     }
 }
 
