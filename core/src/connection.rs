@@ -544,3 +544,68 @@ fn reason_for(err: &Error) -> &'static str {
         _ => "protocol error",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io;
+    use std::pin::Pin;
+    use std::sync::Mutex;
+
+    /// A socket that never has input and records the size of every write.
+    struct Recorder(Arc<Mutex<Vec<usize>>>);
+
+    impl futures_io::AsyncRead for Recorder {
+        fn poll_read(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            _: &mut [u8],
+        ) -> Poll<io::Result<usize>> {
+            Poll::Pending
+        }
+    }
+
+    impl futures_io::AsyncWrite for Recorder {
+        fn poll_write(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            self.0.lock().unwrap().push(buf.len());
+            Poll::Ready(Ok(buf.len()))
+        }
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+        fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    #[test]
+    fn queued_messages_leave_in_one_write() {
+        let writes = Arc::new(Mutex::new(Vec::new()));
+        let codec = Codec::new(
+            Box::new(Recorder(writes.clone())),
+            bytes::Bytes::new(),
+            Limits::default().codec_config(),
+        );
+        let shared = Arc::new(Shared::new(1, 1 << 20, false));
+        for i in 0..100 {
+            shared.push(tungstenite::Message::text(format!("message {i:03}")), false);
+        }
+        let mut link = Link {
+            codec,
+            shared: shared.clone(),
+            batch: VecDeque::new(),
+            flushing: false,
+            drain_owed: false,
+            failed: None,
+        };
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        link.pump(&mut cx).unwrap();
+        // 100 frames of 2 + 11 bytes, in a single write.
+        assert_eq!(*writes.lock().unwrap(), [1300]);
+        assert!(shared.is_idle_queue());
+    }
+}

@@ -135,6 +135,62 @@ pub mod rt {
     pub use crate::server::Listener;
 }
 
+/// Entry points for the micro-benchmarks in `core/benches`; not part of the
+/// API and free to change.
+#[doc(hidden)]
+pub mod __bench {
+    use std::collections::VecDeque;
+    use std::sync::Arc;
+
+    use crate::socket::Shared;
+    use crate::{Message, Published, Topics};
+
+    /// The opening-handshake check and `Sec-WebSocket-Accept` for a request head.
+    pub fn handshake(headers: &http::HeaderMap) -> bool {
+        crate::handshake::check(&http::Method::GET, http::Version::HTTP_11, headers).is_ok()
+    }
+
+    /// A topic with `n` subscribers whose queues can be emptied between runs.
+    pub struct Room {
+        topics: Topics,
+        subs: Vec<Arc<Shared>>,
+        batch: VecDeque<tungstenite::Message>,
+    }
+
+    impl Room {
+        /// `n` subscribers on topic `room`.
+        pub fn new(n: u64) -> Self {
+            let topics = Topics::default();
+            let topic: Arc<str> = "room".into();
+            let subs: Vec<Arc<Shared>> = (1..=n)
+                .map(|id| Arc::new(Shared::new(id, usize::MAX, false)))
+                .collect();
+            for s in &subs {
+                topics.subscribe(&topic, s);
+            }
+            Room {
+                topics,
+                subs,
+                batch: VecDeque::new(),
+            }
+        }
+
+        /// Publishes to every subscriber.
+        pub fn publish(&self, msg: Message) -> Published {
+            self.topics.publish("room", msg)
+        }
+
+        /// Empties every subscriber's queue, as their drivers would.
+        pub fn drain(&mut self) {
+            for s in &self.subs {
+                s.take_queue(&mut self.batch);
+                self.batch.clear();
+                s.flushed();
+            }
+        }
+    }
+}
+
 // The README's examples compile as doctests.
 #[cfg(doctest)]
 #[doc = include_str!("../../README.md")]

@@ -216,3 +216,50 @@ impl Topics {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::VecDeque;
+
+    #[test]
+    fn subscribers_share_one_payload_buffer() {
+        let topics = Topics::default();
+        let topic: Arc<str> = "room".into();
+        let subs: Vec<Arc<Shared>> = (1..=3)
+            .map(|id| Arc::new(Shared::new(id, 1 << 20, false)))
+            .collect();
+        for s in &subs {
+            topics.subscribe(&topic, s);
+        }
+        assert_eq!(topics.subscriber_count("room"), 3);
+        let report = topics.publish_except("room", Message::binary(vec![7u8; 4096]), Some(2));
+        assert_eq!(
+            report,
+            Published {
+                delivered: 2,
+                backpressured: 0,
+                dropped: 0
+            }
+        );
+
+        let mut pointers = Vec::new();
+        for s in [&subs[0], &subs[2]] {
+            let mut batch = VecDeque::new();
+            s.take_queue(&mut batch);
+            match batch.pop_front() {
+                Some(tungstenite::Message::Binary(b)) => pointers.push(b.as_ptr()),
+                other => panic!("expected the published message, got {other:?}"),
+            }
+        }
+        assert_eq!(pointers[0], pointers[1], "one buffer, shared");
+        let mut batch = VecDeque::new();
+        subs[1].take_queue(&mut batch);
+        assert!(batch.is_empty(), "the excluded publisher got nothing");
+
+        topics.unsubscribe("room", 1);
+        topics.unsubscribe("room", 2);
+        topics.unsubscribe("room", 3);
+        assert_eq!(topics.subscriber_count("room"), 0);
+    }
+}
