@@ -2,7 +2,8 @@
 //!
 //! tungstenite speaks `std::io`; [`Blocking`] turns a poll into that for the
 //! length of a call, so a `WouldBlock` here always means the task's waker is
-//! registered with the socket.
+//! registered with the socket. Reads come through the connection's
+//! [`ReadAhead`].
 
 use std::io;
 use std::pin::Pin;
@@ -13,14 +14,34 @@ use tungstenite::Error as WsError;
 use tungstenite::protocol::{CloseFrame, Role, WebSocketConfig, WebSocketContext};
 
 use crate::io::{Blocking, BoxIo};
+use crate::readahead::ReadAhead;
 
 pub(crate) struct Codec {
     ctx: WebSocketContext,
     io: BoxIo,
+    ahead: ReadAhead,
+    /// The codec's last read ran out of input: it holds no unparsed bytes.
+    drained: bool,
 }
 
 fn is_would_block(e: &WsError) -> bool {
     matches!(e, WsError::Io(e) if e.kind() == io::ErrorKind::WouldBlock)
+}
+
+/// A would-block from the socket is "not yet" (`Pending`).
+fn pending_if_blocked<T>(r: Result<T, WsError>) -> Poll<Result<T, WsError>> {
+    match r {
+        Err(e) if is_would_block(&e) => Poll::Pending,
+        r => Poll::Ready(r),
+    }
+}
+
+/// A would-block after a frame was buffered is success: it is written later.
+fn ok_if_blocked(r: Result<(), WsError>) -> Result<(), WsError> {
+    match r {
+        Err(e) if is_would_block(&e) => Ok(()),
+        r => r,
+    }
 }
 
 impl Codec {
@@ -32,63 +53,52 @@ impl Codec {
         } else {
             WebSocketContext::from_partially_read(prefix.to_vec(), Role::Server, Some(config))
         };
-        Codec { ctx, io }
+        Codec {
+            drained: prefix.is_empty(),
+            ctx,
+            io,
+            ahead: ReadAhead::default(),
+        }
     }
 
-    pub(crate) fn poll_read(
-        &mut self,
-        cx: &mut Context<'_>,
-    ) -> Poll<Result<tungstenite::Message, WsError>> {
-        match self.ctx.read(&mut Blocking {
-            io: &mut self.io,
-            cx,
-        }) {
-            Err(e) if is_would_block(&e) => Poll::Pending,
-            r => Poll::Ready(r),
+    /// The codec and a std-IO view of the socket, borrowed side by side.
+    fn parts<'a, 'b>(&'a mut self, cx: &'a mut Context<'b>) -> (&'a mut WebSocketContext, Blocking<'a, 'b>) {
+        let Codec { ctx, io, ahead, .. } = self;
+        (ctx, Blocking { io, ahead, cx })
+    }
+
+    pub(crate) fn poll_read(&mut self, cx: &mut Context<'_>) -> Poll<Result<tungstenite::Message, WsError>> {
+        // The codec has parsed all it had, nothing new arrived and no closing
+        // handshake is under way: leave the codec alone, so its buffer stays
+        // untouched while the peer is quiet.
+        if self.drained
+            && self.ahead.is_empty()
+            && self.ctx.can_write()
+            && self.ahead.poll_fill(&mut self.io, cx).is_pending()
+        {
+            return Poll::Pending;
         }
+        let (ctx, mut io) = self.parts(cx);
+        let read = pending_if_blocked(ctx.read(&mut io));
+        self.drained = read.is_pending();
+        read
     }
 
     /// Queues a message in the codec's buffer; it is written by `poll_flush`
     /// (or sooner, once the buffer is large).
-    pub(crate) fn write(
-        &mut self,
-        cx: &mut Context<'_>,
-        msg: tungstenite::Message,
-    ) -> Result<(), WsError> {
-        match self.ctx.write(
-            &mut Blocking {
-                io: &mut self.io,
-                cx,
-            },
-            msg,
-        ) {
-            // The frame is in the buffer; the socket is just full.
-            Err(e) if is_would_block(&e) => Ok(()),
-            r => r,
-        }
+    pub(crate) fn write(&mut self, cx: &mut Context<'_>, msg: tungstenite::Message) -> Result<(), WsError> {
+        let (ctx, mut io) = self.parts(cx);
+        ok_if_blocked(ctx.write(&mut io, msg))
     }
 
     pub(crate) fn close(&mut self, cx: &mut Context<'_>, frame: CloseFrame) -> Result<(), WsError> {
-        match self.ctx.close(
-            &mut Blocking {
-                io: &mut self.io,
-                cx,
-            },
-            Some(frame),
-        ) {
-            Err(e) if is_would_block(&e) => Ok(()),
-            r => r,
-        }
+        let (ctx, mut io) = self.parts(cx);
+        ok_if_blocked(ctx.close(&mut io, Some(frame)))
     }
 
     pub(crate) fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), WsError>> {
-        match self.ctx.flush(&mut Blocking {
-            io: &mut self.io,
-            cx,
-        }) {
-            Err(e) if is_would_block(&e) => Poll::Pending,
-            r => Poll::Ready(r),
-        }
+        let (ctx, mut io) = self.parts(cx);
+        pending_if_blocked(ctx.flush(&mut io))
     }
 
     pub(crate) fn can_write(&self) -> bool {
@@ -105,6 +115,10 @@ impl Codec {
     /// instead of being destroyed by a reset for unread data.
     pub(crate) fn poll_discard(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
         let mut scratch = [0u8; 2048];
-        Pin::new(&mut *self.io).poll_read(cx, &mut scratch)
+        let (_, mut io) = self.parts(cx);
+        match std::io::Read::read(&mut io, &mut scratch) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Poll::Pending,
+            r => Poll::Ready(r),
+        }
     }
 }

@@ -12,7 +12,6 @@ use std::panic::AssertUnwindSafe;
 use std::pin::pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
 
 use futures_lite::FutureExt as _;
 use tungstenite::Error as WsError;
@@ -23,7 +22,7 @@ use crate::error::{Error, ErrorKind, from_codec};
 use crate::handler::Handler;
 use crate::limits::Limits;
 use crate::message::{CloseCode, Message, Text, close_frame};
-use crate::registry::Registration;
+use crate::registry::{Registration, TaskGuard};
 use crate::runtime::{BoxSleep, Rt};
 use crate::socket::{CloseRequest, Shared, Ws};
 
@@ -38,6 +37,8 @@ pub(crate) struct Start {
     pub(crate) rt: Rt,
     pub(crate) registration: Registration,
     pub(crate) topics: crate::pubsub::Topics,
+    /// Counts this connection as running until the driver ends.
+    pub(crate) task: TaskGuard,
 }
 
 /// The writing half of the driver, kept apart from the handler and `Ws` so a
@@ -182,9 +183,8 @@ struct Driver<H: Handler> {
     error_reported: bool,
     shutdown_seen: bool,
     reads_since_flush: u32,
-    last_seen: Instant,
-    pinged_for: Option<Instant>,
-    idle_timer: Option<BoxSleep>,
+    /// A ping was sent for the current quiet spell.
+    pinged: bool,
 }
 
 /// Runs a connection from `open` to `close`.
@@ -196,6 +196,7 @@ pub(crate) async fn run<H: Handler>(handler: Arc<H>, ws: Ws<H::Data>, start: Sta
         rt,
         registration,
         topics: _,
+        task,
     } = start;
     let mut d = Driver {
         handler,
@@ -216,19 +217,22 @@ pub(crate) async fn run<H: Handler>(handler: Arc<H>, ws: Ws<H::Data>, start: Sta
         error_reported: false,
         shutdown_seen: false,
         reads_since_flush: 0,
-        last_seen: Instant::now(),
-        pinged_for: None,
-        idle_timer: None,
+        pinged: false,
     };
     let end = d.run_open().await;
-    d.finish(end).await;
+    // The closing path is boxed so its state costs memory only while it
+    // runs, not for the whole life of every connection.
+    Box::pin(d.finish(end)).await;
     drop(registration);
+    drop(task);
 }
 
 impl<H: Handler> Driver<H> {
     async fn run_open(&mut self) -> End {
-        let outcome = drive(&mut self.link, self.handler.open(&mut self.ws)).await;
-        if let Some(end) = self.after_callback(outcome).await {
+        // Boxed like every cold path: a connection's future stays the size
+        // of its hot path (reading and `message`).
+        let outcome = Box::pin(drive(&mut self.link, self.handler.open(&mut self.ws))).await;
+        if let Some(end) = Box::pin(self.after_callback(outcome)).await {
             return end;
         }
         loop {
@@ -241,14 +245,16 @@ impl<H: Handler> Driver<H> {
                 Event::Error(err) => {
                     let code = err.close_code().unwrap_or(CloseCode::GOING_AWAY);
                     let reason = reason_for(&err);
-                    self.report(err).await;
+                    Box::pin(self.report(err)).await;
                     self.begin_close(code, reason);
                     continue;
                 }
                 Event::End(end) => return end,
             };
-            if let Some(end) = self.after_callback(outcome).await {
-                return end;
+            if !matches!(outcome, Outcome::Done) || self.link.failed.is_some() {
+                if let Some(end) = Box::pin(self.after_callback(outcome)).await {
+                    return end;
+                }
             }
         }
     }
@@ -401,7 +407,8 @@ impl<H: Handler> Driver<H> {
                 Poll::Ready(Ok(msg)) => msg,
                 Poll::Ready(Err(e)) => return Poll::Ready(Event::End(self.end_for(e))),
             };
-            self.last_seen = Instant::now();
+            self.link.shared.heard();
+            self.pinged = false;
             match msg {
                 tungstenite::Message::Text(t) if self.closing.is_none() => {
                     return Poll::Ready(Event::Message(Message::Text(Text::from_codec(t))));
@@ -426,39 +433,25 @@ impl<H: Handler> Driver<H> {
         }
     }
 
-    /// Pings a quiet peer half-way through the idle timeout; fails it at the end.
+    /// Pings a quiet peer half-way through the idle timeout and fails it at
+    /// the end, going by the ticks the server's sweeper counted.
     fn poll_idle(&mut self, cx: &mut Context<'_>) -> Poll<Error> {
-        let Some(idle) = self.limits.idle_timeout else {
+        let shared = &self.link.shared;
+        if shared.idle_ticks == 0 {
             return Poll::Pending;
-        };
-        loop {
-            let rt = &self.rt;
-            let last_seen = self.last_seen;
-            let pinged = self.pinged_for == Some(last_seen);
-            let timer = self.idle_timer.get_or_insert_with(|| {
-                let due = if pinged { idle } else { idle / 2 };
-                rt.sleep(
-                    due.saturating_sub(last_seen.elapsed())
-                        .max(Duration::from_millis(1)),
-                )
-            });
-            if timer.as_mut().poll(cx).is_pending() {
-                return Poll::Pending;
-            }
-            self.idle_timer = None;
-            let quiet = last_seen.elapsed();
-            if quiet >= idle {
-                return Poll::Ready(Error::new(ErrorKind::IdleTimeout));
-            }
-            if quiet >= idle / 2 && !pinged {
-                self.pinged_for = Some(last_seen);
-                let _ = self.ws.ping(bytes::Bytes::new());
-                if let Err(e) = self.link.pump(cx) {
-                    self.link.failed = Some(e);
-                    return Poll::Pending;
-                }
+        }
+        let quiet = shared.quiet.load(std::sync::atomic::Ordering::Relaxed);
+        if quiet >= shared.idle_ticks {
+            return Poll::Ready(Error::new(ErrorKind::IdleTimeout));
+        }
+        if quiet >= shared.ping_ticks() && !self.pinged {
+            self.pinged = true;
+            let _ = self.ws.ping(bytes::Bytes::new());
+            if let Err(e) = self.link.pump(cx) {
+                self.link.failed = Some(e);
             }
         }
+        Poll::Pending
     }
 
     /// Ends the connection and runs `close` exactly once.

@@ -128,9 +128,11 @@ impl hyper::rt::Write for HyperIo {
 
 /// `std::io::{Read, Write}` over a futures-io stream for the span of one
 /// poll: `Pending` becomes `WouldBlock`, with the task's waker registered.
-/// This is how tungstenite's codec runs inside our driver's poll.
+/// This is how tungstenite's codec runs inside our driver's poll. Reads go
+/// through the connection's read-ahead.
 pub(crate) struct Blocking<'a, 'b> {
     pub(crate) io: &'a mut BoxIo,
+    pub(crate) ahead: &'a mut crate::readahead::ReadAhead,
     pub(crate) cx: &'a mut Context<'b>,
 }
 
@@ -143,7 +145,7 @@ fn would_block<T>(p: Poll<io::Result<T>>) -> io::Result<T> {
 
 impl Read for Blocking<'_, '_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        would_block(Pin::new(&mut **self.io).poll_read(self.cx, buf))
+        self.ahead.read(self.io, self.cx, buf)
     }
 }
 

@@ -68,6 +68,7 @@
 //! | `socket` | [`Ws`], [`Handle`], [`SendStatus`]: the connection API and its outbox |
 //! | `connection` | the per-connection driver: reads, writes, timers, close |
 //! | `codec` | tungstenite's codec driven by polls |
+//! | `readahead` | large socket reads under the codec, from a per-thread pool |
 //! | `io` | the stream type, hyper's IO glue, the poll-to-std bridge |
 //! | `limits` | [`Limits`] and their defaults |
 //! | `pubsub` | topics, [`Topics`], the [`Backplane`] seam |
@@ -105,6 +106,7 @@ mod io;
 mod limits;
 mod message;
 mod pubsub;
+mod readahead;
 mod registry;
 mod request;
 mod router;

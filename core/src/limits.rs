@@ -39,7 +39,7 @@ impl Default for Limits {
             backpressure_limit: 1 << 20,
             close_on_backpressure: false,
             max_connections: None,
-            read_buffer_size: 4096,
+            read_buffer_size: 512,
         }
     }
 }
@@ -108,9 +108,11 @@ impl Limits {
         self
     }
 
-    /// Initial size of a connection's read buffer; it grows for larger
-    /// frames. Smaller saves memory per idle connection, larger saves reads
-    /// for big messages. Default: 4 KiB.
+    /// Size of the codec's own read buffer; it grows for larger frames. The
+    /// socket itself is read in 64 KiB chunks from a per-thread pool, so this
+    /// only sets the piece size the codec copies at a time: small saves
+    /// memory per connection, large saves copying calls for big messages.
+    /// Default: 512 bytes.
     pub fn read_buffer_size(mut self, bytes: usize) -> Self {
         self.read_buffer_size = bytes.max(64);
         self

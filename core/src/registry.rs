@@ -134,6 +134,18 @@ impl Registry {
         }
     }
 
+    /// One idle-sweeper tick: advances every connection's quiet counter and
+    /// wakes those due a ping or past their idle timeout. One pass over the
+    /// table replaces a timer per connection, so an idle connection costs no
+    /// memory for timers and no wake-ups until it is due.
+    pub(crate) fn sweep(&self) {
+        for shared in self.lock().values() {
+            if shared.tick() {
+                shared.waker.wake();
+            }
+        }
+    }
+
     /// Asks every connection to flush and close with 1001.
     pub(crate) fn shutdown_all(&self) {
         self.each(Shared::shutdown);

@@ -91,7 +91,9 @@ impl Server {
             .max_headers(app.http.max_headers);
         let registry = Arc::new(Registry::default());
         let topics = app.topics.clone();
+        let tick = crate::serve::sweep_tick(&app);
         let inner = Arc::new(ServerInner {
+            tick,
             has_ws: app.has_websockets(),
             app,
             rt: rt.clone(),
@@ -118,6 +120,9 @@ impl Server {
         }
         #[cfg(not(unix))]
         let _ = signals;
+        if let Some(tick) = tick {
+            rt.spawn(Box::pin(sweep(inner.clone(), handle.clone(), tick)));
+        }
         rt.spawn(Box::pin(run(
             inner,
             listener,
@@ -177,6 +182,15 @@ async fn run<L: Listener>(
         signals.close();
     }
     handle.state.done.fire();
+}
+
+/// The idle sweeper: one pass over the connections per tick, until the
+/// server has stopped.
+async fn sweep(inner: Arc<ServerInner>, handle: ServerHandle, tick: Duration) {
+    while !handle.is_stopped() {
+        inner.rt.sleep(tick).await;
+        inner.registry.sweep();
+    }
 }
 
 async fn wait_idle(registry: &Registry) {

@@ -6,6 +6,7 @@
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use atomic_waker::AtomicWaker;
@@ -84,6 +85,11 @@ pub(crate) struct Shared {
     outbox: Mutex<Outbox>,
     limit: usize,
     close_on_backpressure: bool,
+    /// Idle-sweeper ticks since the last frame from the peer; the driver
+    /// resets it, the server's sweeper advances it (see `registry::sweep`).
+    pub(crate) quiet: AtomicU32,
+    /// Ticks of silence before the idle timeout; 0 when there is none.
+    pub(crate) idle_ticks: u32,
 }
 
 #[derive(Default)]
@@ -117,6 +123,36 @@ impl Shared {
             outbox: Mutex::new(Outbox::default()),
             limit,
             close_on_backpressure,
+            quiet: AtomicU32::new(0),
+            idle_ticks: 0,
+        }
+    }
+
+    pub(crate) fn with_idle_ticks(mut self, ticks: u32) -> Self {
+        self.idle_ticks = ticks;
+        self
+    }
+
+    /// Ticks after which a quiet peer is pinged: half the idle timeout.
+    pub(crate) fn ping_ticks(&self) -> u32 {
+        self.idle_ticks.div_ceil(2)
+    }
+
+    /// One sweeper tick: true when the driver must look (ping or expire).
+    pub(crate) fn tick(&self) -> bool {
+        if self.idle_ticks == 0 {
+            return false;
+        }
+        let quiet = self.quiet.fetch_add(1, Ordering::Relaxed) + 1;
+        quiet == self.ping_ticks() || quiet >= self.idle_ticks
+    }
+
+    /// A frame arrived from the peer.
+    pub(crate) fn heard(&self) {
+        // Only write when needed, so a busy connection does not keep pulling
+        // the cache line away from the sweeper.
+        if self.quiet.load(Ordering::Relaxed) != 0 {
+            self.quiet.store(0, Ordering::Relaxed);
         }
     }
 
