@@ -299,6 +299,6 @@ impl<H: Handler> Accepted for AcceptedWith<H> {
             info,
             start.topics.clone(),
         );
-        Box::pin(connection::run(self.handler, ws, start))
+        connection::run(self.handler, ws, start)
     }
 }

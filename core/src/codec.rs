@@ -62,12 +62,18 @@ impl Codec {
     }
 
     /// The codec and a std-IO view of the socket, borrowed side by side.
-    fn parts<'a, 'b>(&'a mut self, cx: &'a mut Context<'b>) -> (&'a mut WebSocketContext, Blocking<'a, 'b>) {
+    fn parts<'a, 'b>(
+        &'a mut self,
+        cx: &'a mut Context<'b>,
+    ) -> (&'a mut WebSocketContext, Blocking<'a, 'b>) {
         let Codec { ctx, io, ahead, .. } = self;
         (ctx, Blocking { io, ahead, cx })
     }
 
-    pub(crate) fn poll_read(&mut self, cx: &mut Context<'_>) -> Poll<Result<tungstenite::Message, WsError>> {
+    pub(crate) fn poll_read(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<tungstenite::Message, WsError>> {
         // The codec has parsed all it had, nothing new arrived and no closing
         // handshake is under way: leave the codec alone, so its buffer stays
         // untouched while the peer is quiet.
@@ -86,7 +92,11 @@ impl Codec {
 
     /// Queues a message in the codec's buffer; it is written by `poll_flush`
     /// (or sooner, once the buffer is large).
-    pub(crate) fn write(&mut self, cx: &mut Context<'_>, msg: tungstenite::Message) -> Result<(), WsError> {
+    pub(crate) fn write(
+        &mut self,
+        cx: &mut Context<'_>,
+        msg: tungstenite::Message,
+    ) -> Result<(), WsError> {
         let (ctx, mut io) = self.parts(cx);
         ok_if_blocked(ctx.write(&mut io, msg))
     }

@@ -17,6 +17,7 @@ use futures_lite::FutureExt as _;
 use tungstenite::Error as WsError;
 use tungstenite::protocol::CloseFrame;
 
+use crate::app::BoxFuture;
 use crate::codec::Codec;
 use crate::error::{Error, ErrorKind, from_codec};
 use crate::handler::Handler;
@@ -28,6 +29,11 @@ use crate::socket::{CloseRequest, Shared, Ws};
 
 /// Messages handled back to back before the driver flushes what they produced.
 const READ_BUDGET: u32 = 64;
+
+/// At shutdown, how long a connection keeps handling input before its 1001,
+/// so that messages a client sent just before the signal (still in flight
+/// through the network stack) are answered rather than cut off.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// Everything a connection needs to run, gathered at the upgrade.
 pub(crate) struct Start {
@@ -182,13 +188,25 @@ struct Driver<H: Handler> {
     failed_with: Option<(CloseCode, String)>,
     error_reported: bool,
     shutdown_seen: bool,
+    shutdown_grace: Option<BoxSleep>,
     reads_since_flush: u32,
     /// A ping was sent for the current quiet spell.
     pinged: bool,
+    // Held for their `Drop`: leaving the registry, then the task count.
+    _registration: Registration,
+    _task: TaskGuard,
 }
 
-/// Runs a connection from `open` to `close`.
-pub(crate) async fn run<H: Handler>(handler: Arc<H>, ws: Ws<H::Data>, start: Start) {
+/// A connection's whole life, from `open` to `close`, as one future.
+///
+/// The driver is built before the future, so the future holds it once
+/// (not beside the arguments it was built from): its size is what every
+/// open connection costs.
+pub(crate) fn run<H: Handler>(
+    handler: Arc<H>,
+    ws: Ws<H::Data>,
+    start: Start,
+) -> BoxFuture<'static, ()> {
     let Start {
         codec,
         shared,
@@ -198,7 +216,7 @@ pub(crate) async fn run<H: Handler>(handler: Arc<H>, ws: Ws<H::Data>, start: Sta
         topics: _,
         task,
     } = start;
-    let mut d = Driver {
+    let driver = Driver {
         handler,
         ws,
         link: Link {
@@ -216,18 +234,23 @@ pub(crate) async fn run<H: Handler>(handler: Arc<H>, ws: Ws<H::Data>, start: Sta
         failed_with: None,
         error_reported: false,
         shutdown_seen: false,
+        shutdown_grace: None,
         reads_since_flush: 0,
         pinged: false,
+        _registration: registration,
+        _task: task,
     };
-    let end = d.run_open().await;
-    // The closing path is boxed so its state costs memory only while it
-    // runs, not for the whole life of every connection.
-    Box::pin(d.finish(end)).await;
-    drop(registration);
-    drop(task);
+    Box::pin(driver.run())
 }
 
 impl<H: Handler> Driver<H> {
+    async fn run(mut self) {
+        let end = self.run_open().await;
+        // The closing path is boxed so its state costs memory only while it
+        // runs, not for the whole life of every connection.
+        Box::pin(self.finish(end)).await;
+    }
+
     async fn run_open(&mut self) -> End {
         // Boxed like every cold path: a connection's future stays the size
         // of its hot path (reading and `message`).
@@ -364,11 +387,19 @@ impl<H: Handler> Driver<H> {
                 }
             }
 
-            // A shutdown closes with 1001 once the input already received is
-            // handled: only after a read found nothing more waiting.
+            // A shutdown closes with 1001 once the input already sent is
+            // handled: messages still in flight when the signal came get a
+            // short grace to arrive, then a read must find nothing waiting.
             if shutdown && !self.shutdown_seen && budget_left {
-                self.shutdown_seen = true;
-                self.begin_close(CloseCode::GOING_AWAY, "server shutting down");
+                let rt = &self.rt;
+                let grace = self
+                    .shutdown_grace
+                    .get_or_insert_with(|| rt.sleep(SHUTDOWN_GRACE));
+                if grace.as_mut().poll(cx).is_ready() {
+                    self.shutdown_seen = true;
+                    self.shutdown_grace = None;
+                    self.begin_close(CloseCode::GOING_AWAY, "server shutting down");
+                }
             }
 
             if let Some(closing) = &mut self.closing {

@@ -13,7 +13,6 @@ use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-
 use crate::io::BoxIo;
 
 /// Bytes read from the socket per syscall.
@@ -92,7 +91,12 @@ impl ReadAhead {
 
     /// Serves a read from the buffered bytes, filling from the socket when
     /// empty; `WouldBlock` when the socket has nothing (waker registered).
-    pub(crate) fn read(&mut self, io: &mut BoxIo, cx: &mut Context<'_>, out: &mut [u8]) -> io::Result<usize> {
+    pub(crate) fn read(
+        &mut self,
+        io: &mut BoxIo,
+        cx: &mut Context<'_>,
+        out: &mut [u8],
+    ) -> io::Result<usize> {
         if self.start == self.end {
             if let Some(done) = self.done.take() {
                 // End of stream stays visible to every later read.

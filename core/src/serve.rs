@@ -96,7 +96,11 @@ async fn until_shutdown<C: Future>(
 }
 
 /// Takes the socket back from hyper and builds the connection's driver.
-async fn upgraded(server: &ServerInner, p: Pending, task: TaskGuard) -> Option<BoxFuture<'static, ()>> {
+async fn upgraded(
+    server: &ServerInner,
+    p: Pending,
+    task: TaskGuard,
+) -> Option<BoxFuture<'static, ()>> {
     let upgraded = p.on_upgrade.await.ok()?;
     // Our own stream comes back: frames never pass through hyper's IO layer.
     let parts = upgraded.downcast::<HyperIo>().ok()?;
@@ -107,7 +111,8 @@ async fn upgraded(server: &ServerInner, p: Pending, task: TaskGuard) -> Option<B
             (Some(idle), Some(tick)) => idle_ticks(idle, tick),
             _ => 0,
         };
-        Shared::new(id, limits.backpressure_limit, limits.close_on_backpressure).with_idle_ticks(idle_ticks)
+        Shared::new(id, limits.backpressure_limit, limits.close_on_backpressure)
+            .with_idle_ticks(idle_ticks)
     });
     let start = Start {
         codec,

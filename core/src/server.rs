@@ -270,8 +270,9 @@ impl ServerHandle {
         self.state.registry.websockets()
     }
 
-    /// Starts a graceful shutdown and returns at once: stop accepting, flush
-    /// every connection's queue, send Close 1001, wait for the closing
+    /// Starts a graceful shutdown and returns at once: stop accepting, keep
+    /// handling what each connection receives for a 50 ms grace (messages in
+    /// flight at the signal get answered), flush its queue, send Close 1001, wait for the closing
     /// handshakes up to the shutdown timeout, terminate the rest. Await
     /// [`stopped`](Self::stopped) for the end.
     pub fn shutdown(&self) {
