@@ -17,7 +17,10 @@ use crate::io::{Blocking, BoxIo};
 use crate::readahead::ReadAhead;
 
 pub(crate) struct Codec {
-    ctx: WebSocketContext,
+    /// Made on the first byte in either direction: until then a connection
+    /// holds no codec state or buffer at all.
+    ctx: Option<Box<WebSocketContext>>,
+    config: WebSocketConfig,
     io: BoxIo,
     ahead: ReadAhead,
     /// The codec's last read ran out of input: it holds no unparsed bytes.
@@ -48,25 +51,39 @@ impl Codec {
     /// A server-side codec over `io`; `prefix` is what hyper read past the
     /// request head (the client may have sent frames right behind it).
     pub(crate) fn new(io: BoxIo, prefix: Bytes, config: WebSocketConfig) -> Self {
-        let ctx = if prefix.is_empty() {
-            WebSocketContext::new(Role::Server, Some(config))
-        } else {
-            WebSocketContext::from_partially_read(prefix.to_vec(), Role::Server, Some(config))
-        };
+        // Frames the client sent right behind its request head need a codec now.
+        let ctx = (!prefix.is_empty()).then(|| {
+            let part = prefix.to_vec();
+            Box::new(WebSocketContext::from_partially_read(
+                part,
+                Role::Server,
+                Some(config),
+            ))
+        });
         Codec {
             drained: prefix.is_empty(),
             ctx,
+            config,
             io,
             ahead: ReadAhead::default(),
         }
     }
 
-    /// The codec and a std-IO view of the socket, borrowed side by side.
+    /// The codec (made now if this is the first traffic) and a std-IO view
+    /// of the socket, borrowed side by side.
     fn parts<'a, 'b>(
         &'a mut self,
         cx: &'a mut Context<'b>,
     ) -> (&'a mut WebSocketContext, Blocking<'a, 'b>) {
-        let Codec { ctx, io, ahead, .. } = self;
+        let Codec {
+            ctx,
+            config,
+            io,
+            ahead,
+            ..
+        } = self;
+        let ctx =
+            ctx.get_or_insert_with(|| Box::new(WebSocketContext::new(Role::Server, Some(*config))));
         (ctx, Blocking { io, ahead, cx })
     }
 
@@ -79,7 +96,7 @@ impl Codec {
         // untouched while the peer is quiet.
         if self.drained
             && self.ahead.is_empty()
-            && self.ctx.can_write()
+            && self.can_write()
             && self.ahead.poll_fill(&mut self.io, cx).is_pending()
         {
             return Poll::Pending;
@@ -107,12 +124,15 @@ impl Codec {
     }
 
     pub(crate) fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), WsError>> {
+        if self.ctx.is_none() {
+            return Poll::Ready(Ok(()));
+        }
         let (ctx, mut io) = self.parts(cx);
         pending_if_blocked(ctx.flush(&mut io))
     }
 
     pub(crate) fn can_write(&self) -> bool {
-        self.ctx.can_write()
+        self.ctx.as_ref().is_none_or(|ctx| ctx.can_write())
     }
 
     /// Half-closes the socket (FIN): nothing more will be written.

@@ -181,11 +181,11 @@ struct Driver<H: Handler> {
     link: Link,
     limits: Arc<Limits>,
     rt: Rt,
-    closing: Option<Closing>,
+    // The closing state is boxed: it exists for a moment at the end of a
+    // connection, and every byte inline here is paid by every open one.
+    closing: Option<Box<Closing>>,
     /// The close frame the peer sent, if it did.
-    peer_close: Option<(CloseCode, String)>,
-    /// The code the server failed the connection with, if it did.
-    failed_with: Option<(CloseCode, String)>,
+    peer_close: Option<Box<(CloseCode, String)>>,
     error_reported: bool,
     shutdown_seen: bool,
     shutdown_grace: Option<BoxSleep>,
@@ -231,7 +231,6 @@ pub(crate) fn run<H: Handler>(
         rt,
         closing: None,
         peer_close: None,
-        failed_with: None,
         error_reported: false,
         shutdown_seen: false,
         shutdown_grace: None,
@@ -244,11 +243,16 @@ pub(crate) fn run<H: Handler>(
 }
 
 impl<H: Handler> Driver<H> {
-    async fn run(mut self) {
-        let end = self.run_open().await;
-        // The closing path is boxed so its state costs memory only while it
-        // runs, not for the whole life of every connection.
-        Box::pin(self.finish(end)).await;
+    // Not an `async fn`: rustc stores an async fn's by-value argument twice
+    // (rust-lang/rust#62958); a block that uses the captured driver in place
+    // stores it once, and this future is what every connection costs.
+    fn run(mut self) -> impl Future<Output = ()> + Send {
+        async move {
+            let end = self.run_open().await;
+            // The closing path is boxed so its state costs memory only while
+            // it runs, not for the whole life of every connection.
+            Box::pin(self.finish(end)).await;
+        }
     }
 
     async fn run_open(&mut self) -> End {
@@ -313,10 +317,10 @@ impl<H: Handler> Driver<H> {
             return;
         }
         self.link.shared.set_closing();
-        self.closing = Some(Closing {
+        self.closing = Some(Box::new(Closing {
             frame: Some(close_frame(code, reason)),
             timer: self.rt.sleep(self.limits.close_timeout),
-        });
+        }));
     }
 
     fn end_for(&self, e: WsError) -> End {
@@ -450,10 +454,10 @@ impl<H: Handler> Driver<H> {
                 // The codec queued a pong; make sure it is flushed.
                 tungstenite::Message::Ping(_) => self.link.flushing = true,
                 tungstenite::Message::Close(frame) => {
-                    self.peer_close = Some(match frame {
+                    self.peer_close = Some(Box::new(match frame {
                         Some(f) => (CloseCode(f.code.into()), f.reason.as_str().to_owned()),
                         None => (CloseCode::NO_STATUS, String::new()),
-                    });
+                    }));
                     self.link.shared.set_closing();
                     // The codec queued the reply; the next read flushes it.
                     self.link.flushing = true;
@@ -488,6 +492,7 @@ impl<H: Handler> Driver<H> {
     /// Ends the connection and runs `close` exactly once.
     async fn finish(&mut self, end: End) {
         let mut lost_code = CloseCode::ABNORMAL;
+        let mut failed_with = None;
         match end {
             End::Clean => {
                 let _ = poll_fn(|cx| self.link.codec.poll_shutdown(cx)).await;
@@ -495,7 +500,7 @@ impl<H: Handler> Driver<H> {
             End::Fail(err) => {
                 let code = err.close_code().unwrap_or(CloseCode::PROTOCOL_ERROR);
                 let reason = reason_for(&err);
-                self.failed_with = Some((code, reason.to_owned()));
+                failed_with = Some((code, reason.to_owned()));
                 lost_code = code;
                 self.report(err).await;
                 self.link.shared.set_closing();
@@ -512,7 +517,8 @@ impl<H: Handler> Driver<H> {
         let (code, reason) = self
             .peer_close
             .take()
-            .or_else(|| self.failed_with.take())
+            .map(|b| *b)
+            .or(failed_with)
             .unwrap_or((lost_code, String::new()));
         let _ = AssertUnwindSafe(self.handler.close(&mut self.ws, code, &reason))
             .catch_unwind()
