@@ -246,6 +246,7 @@ impl<H: Handler> Driver<H> {
     // Not an `async fn`: rustc stores an async fn's by-value argument twice
     // (rust-lang/rust#62958); a block that uses the captured driver in place
     // stores it once, and this future is what every connection costs.
+    #[allow(clippy::manual_async_fn)]
     fn run(mut self) -> impl Future<Output = ()> + Send {
         async move {
             let end = self.run_open().await;
