@@ -29,24 +29,20 @@
 mod net;
 mod runtime;
 
-use async_std::net::{TcpListener, ToSocketAddrs};
+use async_std::net::ToSocketAddrs;
+use std::io;
+
 use wsway::{Server, ServerHandle};
 
 /// Serves `app` on `addr` until SIGTERM or SIGINT, then shuts down gracefully
 /// and returns `Ok(())`.
-pub async fn serve(app: impl Into<Server>, addr: impl ToSocketAddrs) -> std::io::Result<()> {
-    start(app, addr).await?.stopped().await;
-    Ok(())
+pub async fn serve(app: impl Into<Server>, addr: impl ToSocketAddrs) -> io::Result<()> {
+    Ok(start(app, addr).await?.stopped().await)
 }
 
 /// Binds `addr` and starts serving in the background; the returned handle
 /// gives the bound address, the connection count and the shutdown.
-pub async fn start(
-    server: impl Into<Server>,
-    addr: impl ToSocketAddrs,
-) -> std::io::Result<ServerHandle> {
-    let listener = TcpListener::bind(addr).await?;
-    server
-        .into()
-        .start(net::Listener(listener), runtime::AsyncStd)
+pub async fn start(app: impl Into<Server>, addr: impl ToSocketAddrs) -> io::Result<ServerHandle> {
+    app.into()
+        .start(net::Listener::bind(addr).await?, runtime::AsyncStd)
 }

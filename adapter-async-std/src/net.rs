@@ -9,6 +9,12 @@ use wsway::rt::HalfClose;
 
 pub(crate) struct Listener(pub(crate) TcpListener);
 
+impl Listener {
+    pub(crate) async fn bind(addr: impl async_std::net::ToSocketAddrs) -> io::Result<Self> {
+        Ok(Listener(TcpListener::bind(addr).await?))
+    }
+}
+
 impl wsway::rt::Listener for Listener {
     type Io = HalfClose<TcpStream>;
 

@@ -26,25 +26,18 @@ mod runtime;
 
 use std::net::ToSocketAddrs;
 
+use std::io;
+
 use wsway::{Server, ServerHandle};
 
 /// Serves `app` on `addr` until SIGTERM or SIGINT, then shuts down gracefully
 /// and returns `Ok(())`.
-pub async fn serve(app: impl Into<Server>, addr: impl ToSocketAddrs) -> std::io::Result<()> {
-    start(app, addr).await?.stopped().await;
-    Ok(())
+pub async fn serve(app: impl Into<Server>, addr: impl ToSocketAddrs) -> io::Result<()> {
+    Ok(start(app, addr).await?.stopped().await)
 }
 
-/// Binds `addr` (the first address it resolves to) and starts serving in the
-/// background; the returned handle gives the bound address, the connection
-/// count and the shutdown.
-pub async fn start(
-    server: impl Into<Server>,
-    addr: impl ToSocketAddrs,
-) -> std::io::Result<ServerHandle> {
-    let addr = addr.to_socket_addrs()?.next().ok_or_else(|| {
-        std::io::Error::new(std::io::ErrorKind::InvalidInput, "no address to bind")
-    })?;
-    let listener = smol::Async::<std::net::TcpListener>::bind(addr)?;
-    server.into().start(net::Listener(listener), runtime::Smol)
+/// Binds `addr` and starts serving in the background; the returned handle
+/// gives the bound address, the connection count and the shutdown.
+pub async fn start(app: impl Into<Server>, addr: impl ToSocketAddrs) -> io::Result<ServerHandle> {
+    app.into().start(net::Listener::bind(addr)?, runtime::Smol)
 }

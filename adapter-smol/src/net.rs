@@ -9,6 +9,16 @@ use wsway::rt::HalfClose;
 
 pub(crate) struct Listener(pub(crate) Async<TcpListener>);
 
+impl Listener {
+    /// Binds the first address `addr` resolves to.
+    pub(crate) fn bind(addr: impl std::net::ToSocketAddrs) -> io::Result<Self> {
+        let addr = addr.to_socket_addrs()?.next();
+        let addr =
+            addr.ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no address to bind"))?;
+        Async::<TcpListener>::bind(addr).map(Listener)
+    }
+}
+
 impl wsway::rt::Listener for Listener {
     type Io = HalfClose<Async<TcpStream>>;
 

@@ -37,24 +37,21 @@
 mod net;
 mod runtime;
 
-use tokio::net::{TcpListener, ToSocketAddrs};
+use std::io;
+use tokio::net::ToSocketAddrs;
+
 use wsway::{Server, ServerHandle};
 
 /// Serves `app` on `addr` until SIGTERM or SIGINT, then shuts down gracefully
 /// and returns `Ok(())`. Must be called inside a tokio runtime.
-pub async fn serve(app: impl Into<Server>, addr: impl ToSocketAddrs) -> std::io::Result<()> {
-    start(app, addr).await?.stopped().await;
-    Ok(())
+pub async fn serve(app: impl Into<Server>, addr: impl ToSocketAddrs) -> io::Result<()> {
+    Ok(start(app, addr).await?.stopped().await)
 }
 
 /// Binds `addr` and starts serving in the background; the returned handle
 /// gives the bound address, the connection count and the shutdown. Must be
 /// called inside a tokio runtime.
-pub async fn start(
-    server: impl Into<Server>,
-    addr: impl ToSocketAddrs,
-) -> std::io::Result<ServerHandle> {
-    let listener = TcpListener::bind(addr).await?;
-    let runtime = runtime::Tokio(tokio::runtime::Handle::current());
-    server.into().start(net::Listener(listener), runtime)
+pub async fn start(app: impl Into<Server>, addr: impl ToSocketAddrs) -> io::Result<ServerHandle> {
+    app.into()
+        .start(net::Listener::bind(addr).await?, runtime::Tokio::current())
 }

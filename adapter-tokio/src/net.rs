@@ -11,6 +11,12 @@ use tokio::net::{TcpListener, TcpStream};
 
 pub(crate) struct Listener(pub(crate) TcpListener);
 
+impl Listener {
+    pub(crate) async fn bind(addr: impl tokio::net::ToSocketAddrs) -> io::Result<Self> {
+        TcpListener::bind(addr).await.map(Listener)
+    }
+}
+
 impl wsway::rt::Listener for Listener {
     type Io = Stream;
 

@@ -6,7 +6,14 @@ use wsway::rt::{BoxSleep, BoxTask, Runtime};
 
 /// tokio as a [`Runtime`]: tasks go to the runtime the server was started
 /// on, timers to its timer wheel.
-pub(crate) struct Tokio(pub(crate) tokio::runtime::Handle);
+pub(crate) struct Tokio(tokio::runtime::Handle);
+
+impl Tokio {
+    /// The runtime the caller runs on.
+    pub(crate) fn current() -> Self {
+        Tokio(tokio::runtime::Handle::current())
+    }
+}
 
 impl Runtime for Tokio {
     fn spawn(&self, task: BoxTask) {
