@@ -33,7 +33,8 @@ use wsway::{Server, ServerHandle};
 /// Serves `app` on `addr` until SIGTERM or SIGINT, then shuts down gracefully
 /// and returns `Ok(())`.
 pub async fn serve(app: impl Into<Server>, addr: impl ToSocketAddrs) -> io::Result<()> {
-    Ok(start(app, addr).await?.stopped().await)
+    start(app, addr).await?.stopped().await;
+    Ok(())
 }
 
 /// Binds `addr` and starts serving in the background; the returned handle
