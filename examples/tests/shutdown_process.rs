@@ -62,8 +62,12 @@ fn wait_exit(child: &mut std::process::Child, limit: Duration) -> std::process::
 }
 
 fn sigterm(child: &std::process::Child) {
+    signal(child, "-TERM");
+}
+
+fn signal(child: &std::process::Child, which: &str) {
     let ok = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args([which, &child.id().to_string()])
         .status()
         .expect("run kill");
     assert!(ok.success());
@@ -103,5 +107,22 @@ runtime_tests! {
         assert!(status.success(), "exit status {status}");
         let took = signalled.elapsed();
         assert!(took < Duration::from_secs(5), "shutdown took {took:?}, deadline is 10 s");
+    }
+
+    async fn sigint_shuts_the_chat_example_down_too(rt) {
+        let (mut child, addr) = spawn_example(env!("CARGO_BIN_EXE_chat"), rt);
+        let mut members = Vec::new();
+        for i in 0..5 {
+            let mut ws = connect(addr, &format!("/chat/lobby?name=m{i}")).await;
+            next_message(&mut ws).await; // its own join
+            members.push(ws);
+        }
+        signal(&child, "-INT");
+        for ws in &mut members {
+            assert_eq!(expect_close(ws).await.0, 1001);
+            finish_close(ws).await;
+        }
+        let status = wait_exit(&mut child, Duration::from_secs(9));
+        assert!(status.success(), "exit status {status}");
     }
 }
