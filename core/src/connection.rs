@@ -21,7 +21,7 @@ use crate::app::BoxFuture;
 use crate::codec::Codec;
 use crate::error::{Error, ErrorKind, from_codec};
 use crate::handler::Handler;
-use crate::limits::Limits;
+use crate::limits::{Limits, RateCount, RateVerdict};
 use crate::message::{CloseCode, Message, Text, close_frame};
 use crate::registry::{Registration, TaskGuard};
 use crate::runtime::{BoxSleep, Rt};
@@ -192,6 +192,8 @@ struct Driver<H: Handler> {
     reads_since_flush: u32,
     /// A ping was sent for the current quiet spell.
     pinged: bool,
+    /// The count against the route's rate limit, when it has one.
+    rate: Option<Box<RateCount>>,
     // Held for their `Drop`: leaving the registry, then the task count.
     _registration: Registration,
     _task: TaskGuard,
@@ -236,6 +238,7 @@ pub(crate) fn run<H: Handler>(
         shutdown_grace: None,
         reads_since_flush: 0,
         pinged: false,
+        rate: None,
         _registration: registration,
         _task: task,
     };
@@ -267,6 +270,25 @@ impl<H: Handler> Driver<H> {
             let event = poll_fn(|cx| self.poll_event(cx)).await;
             let outcome = match event {
                 Event::Message(msg) => {
+                    if let Some(limit) = &self.limits.rate_limit {
+                        let rate = self.rate.get_or_insert_with(|| Box::new(RateCount::new()));
+                        if let RateVerdict::Over(first) = rate.count(limit, msg.len()) {
+                            let err = Error::new(ErrorKind::RateLimited);
+                            if !limit.drop_excess {
+                                Box::pin(self.report(err)).await;
+                                self.begin_close(CloseCode::POLICY, "rate limit");
+                            } else if first {
+                                // Not fatal: reported once per window, and a
+                                // later fatal error is still reported.
+                                let _ = Box::pin(drive(
+                                    &mut self.link,
+                                    self.handler.error(&mut self.ws, &err),
+                                ))
+                                .await;
+                            }
+                            continue;
+                        }
+                    }
                     drive(&mut self.link, self.handler.message(&mut self.ws, msg)).await
                 }
                 Event::Drain => drive(&mut self.link, self.handler.drain(&mut self.ws)).await,
@@ -572,6 +594,7 @@ fn reason_for(err: &Error) -> &'static str {
         ErrorKind::IdleTimeout => "idle timeout",
         ErrorKind::Backpressure => "backpressure limit",
         ErrorKind::HandlerPanic => "internal error",
+        ErrorKind::RateLimited => "rate limit",
         _ => "protocol error",
     }
 }

@@ -41,6 +41,9 @@ pub enum ErrorKind {
     Backpressure,
     /// A handler callback panicked (closed with 1011).
     HandlerPanic,
+    /// The peer sent more than its rate limit allows (closed with 1008, or
+    /// the excess dropped).
+    RateLimited,
     /// The connection dropped without a closing handshake (reset, EOF mid-frame).
     ConnectionLost,
     /// The socket failed.
@@ -95,6 +98,7 @@ impl Error {
             ErrorKind::IdleTimeout => CloseCode::GOING_AWAY,
             ErrorKind::Backpressure => CloseCode::POLICY,
             ErrorKind::HandlerPanic => CloseCode::INTERNAL_ERROR,
+            ErrorKind::RateLimited => CloseCode::POLICY,
             _ => return None,
         })
     }
@@ -122,6 +126,7 @@ impl fmt::Display for Error {
                 "the peer did not read fast enough and stayed over the backpressure limit (closed with 1008)"
             }
             ErrorKind::HandlerPanic => "a handler callback panicked (closed with 1011)",
+            ErrorKind::RateLimited => "the peer sent more than its rate limit allows",
             ErrorKind::ConnectionLost => "the connection dropped without a closing handshake",
             ErrorKind::Io => "socket error",
         };

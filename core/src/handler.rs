@@ -94,8 +94,10 @@ pub trait Handler: Send + Sync + 'static {
     }
 
     /// Something went wrong: a limit tripped, the peer broke the protocol or
-    /// vanished, a callback panicked. Runs at most once per connection,
-    /// before `close`.
+    /// vanished, a callback panicked. For what ends the connection it runs
+    /// at most once, before `close`. A rate limit set to
+    /// [`drop_excess`](crate::RateLimit::drop_excess) reports here once per
+    /// window in which messages were dropped, and the connection stays open.
     fn error(&self, ws: &mut Ws<Self::Data>, err: &Error) -> impl Future<Output = ()> + Send {
         let _ = (ws, err);
         async {}

@@ -54,6 +54,18 @@ pub(crate) fn check(
             "WebSocket upgrades need HTTP/1.1",
         ));
     }
+    // An upgrade carries no body; one that claims to would leave bytes of
+    // unknown meaning between the request and the first frame.
+    let has_body = headers.contains_key(header::TRANSFER_ENCODING)
+        || headers
+            .get(header::CONTENT_LENGTH)
+            .is_some_and(|v| v.as_bytes().trim_ascii() != b"0");
+    if has_body && wants_websocket(headers) {
+        return Err(text(
+            StatusCode::BAD_REQUEST,
+            "a WebSocket upgrade request must not have a body",
+        ));
+    }
     if !wants_websocket(headers) {
         return Err(upgrade_required(
             "this route only speaks WebSocket: send `Upgrade: websocket`",

@@ -71,6 +71,7 @@
 //! | `readahead` | large socket reads under the codec, from a per-thread pool |
 //! | `io` | the stream type, hyper's IO glue, the poll-to-std bridge |
 //! | `limits` | [`Limits`] and their defaults |
+//! | `origin` | the origin check against cross-site WebSocket hijacking: [`Origins`] |
 //! | `pubsub` | topics, [`Topics`], the [`Backplane`] seam |
 //! | `registry` | live connections: counts, capacity, reaching all at shutdown |
 //! | `serve` | one TCP connection: HTTP, then upgrade |
@@ -105,6 +106,7 @@ mod handshake;
 mod io;
 mod limits;
 mod message;
+mod origin;
 mod pubsub;
 mod readahead;
 mod registry;
@@ -121,8 +123,9 @@ pub use body::{Body, Html, IntoResponse, Response, StatusCode, text};
 pub use error::{Error, ErrorKind};
 pub use extract::Rejection;
 pub use handler::{Accept, Handler, OnMessage, on_message};
-pub use limits::Limits;
+pub use limits::{Limits, RateLimit};
 pub use message::{CloseCode, MAX_CLOSE_REASON, MAX_CONTROL_PAYLOAD, Message, Text};
+pub use origin::Origins;
 pub use pubsub::{Backplane, InProcess, LocalTopics, Published, Topics};
 pub use request::Request;
 pub use router::RouteError;

@@ -5,6 +5,8 @@
 
 use std::time::Duration;
 
+use crate::origin::Origins;
+
 /// Limits and timers for WebSocket connections. Every setter documents its
 /// default; [`Limits::default()`] is what an [`App`](crate::App) starts with.
 ///
@@ -27,6 +29,8 @@ pub struct Limits {
     pub(crate) close_on_backpressure: bool,
     pub(crate) max_connections: Option<usize>,
     pub(crate) read_buffer_size: usize,
+    pub(crate) origins: Origins,
+    pub(crate) rate_limit: Option<RateLimit>,
 }
 
 impl Default for Limits {
@@ -40,6 +44,8 @@ impl Default for Limits {
             close_on_backpressure: false,
             max_connections: None,
             read_buffer_size: 512,
+            origins: Origins::default(),
+            rate_limit: None,
         }
     }
 }
@@ -118,6 +124,21 @@ impl Limits {
         self
     }
 
+    /// Which pages may open a WebSocket: see [`Origins`]. A browser upgrade
+    /// from an origin that is neither the request's own host nor allowed gets
+    /// `403` before the upgrade. Default: [`Origins::same_host`].
+    pub fn origins(mut self, origins: Origins) -> Self {
+        self.origins = origins;
+        self
+    }
+
+    /// Limits what one connection may send per window of time; see
+    /// [`RateLimit`]. Default: none.
+    pub fn rate_limit(mut self, limit: Option<RateLimit>) -> Self {
+        self.rate_limit = limit;
+        self
+    }
+
     /// The max message size in force.
     pub fn get_max_message_size(&self) -> usize {
         self.max_message_size
@@ -145,6 +166,104 @@ impl Limits {
     }
 }
 
+/// An inbound rate limit for one connection: at most so many messages and/or
+/// bytes per window. Going over closes the connection with 1008 (the
+/// default) or, with [`drop_excess`](RateLimit::drop_excess), drops the
+/// messages over the limit (they never reach `message`) and calls `error`
+/// once per window in which it happened.
+///
+/// ```
+/// use std::time::Duration;
+/// use wsway::{Limits, RateLimit};
+///
+/// let limits = Limits::default()
+///     .rate_limit(Some(RateLimit::per(Duration::from_secs(1)).messages(50).bytes(64 << 10)));
+/// # let _ = limits;
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RateLimit {
+    pub(crate) window: Duration,
+    pub(crate) messages: Option<u32>,
+    pub(crate) bytes: Option<usize>,
+    pub(crate) drop_excess: bool,
+}
+
+impl RateLimit {
+    /// A limit over windows of this length (at least 1 ms), with no bound set yet.
+    pub fn per(window: Duration) -> Self {
+        RateLimit {
+            window: window.max(Duration::from_millis(1)),
+            messages: None,
+            bytes: None,
+            drop_excess: false,
+        }
+    }
+
+    /// At most `n` messages per window.
+    pub fn messages(mut self, n: u32) -> Self {
+        self.messages = Some(n);
+        self
+    }
+
+    /// At most `n` payload bytes per window.
+    pub fn bytes(mut self, n: usize) -> Self {
+        self.bytes = Some(n);
+        self
+    }
+
+    /// Drop what is over the limit instead of closing the connection.
+    pub fn drop_excess(mut self) -> Self {
+        self.drop_excess = true;
+        self
+    }
+}
+
+/// One connection's count against its [`RateLimit`].
+#[derive(Debug)]
+pub(crate) struct RateCount {
+    window_start: std::time::Instant,
+    messages: u32,
+    bytes: usize,
+    reported: bool,
+}
+
+/// What a message does to the count.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum RateVerdict {
+    Within,
+    /// Over the limit; `true` the first time in this window.
+    Over(bool),
+}
+
+impl RateCount {
+    pub(crate) fn new() -> Self {
+        RateCount {
+            window_start: std::time::Instant::now(),
+            messages: 0,
+            bytes: 0,
+            reported: false,
+        }
+    }
+
+    pub(crate) fn count(&mut self, limit: &RateLimit, len: usize) -> RateVerdict {
+        let now = std::time::Instant::now();
+        if now.duration_since(self.window_start) >= limit.window {
+            *self = RateCount::new();
+            self.window_start = now;
+        }
+        self.messages = self.messages.saturating_add(1);
+        self.bytes = self.bytes.saturating_add(len);
+        let over = limit.messages.is_some_and(|m| self.messages > m)
+            || limit.bytes.is_some_and(|b| self.bytes > b);
+        if !over {
+            return RateVerdict::Within;
+        }
+        let first = !self.reported;
+        self.reported = true;
+        RateVerdict::Over(first)
+    }
+}
+
 /// Server-wide settings that apply before a route is known.
 #[derive(Clone, Debug)]
 pub(crate) struct HttpLimits {
@@ -158,5 +277,29 @@ impl Default for HttpLimits {
             handshake_timeout: Duration::from_secs(10),
             max_headers: 64,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rate_counts_reset_per_window() {
+        let limit = RateLimit::per(Duration::from_millis(50))
+            .messages(2)
+            .bytes(100);
+        let mut c = RateCount::new();
+        assert_eq!(c.count(&limit, 10), RateVerdict::Within);
+        assert_eq!(c.count(&limit, 10), RateVerdict::Within);
+        assert_eq!(c.count(&limit, 10), RateVerdict::Over(true));
+        assert_eq!(c.count(&limit, 10), RateVerdict::Over(false));
+        std::thread::sleep(Duration::from_millis(60));
+        assert_eq!(c.count(&limit, 10), RateVerdict::Within);
+        assert_eq!(
+            c.count(&limit, 200),
+            RateVerdict::Over(true),
+            "bytes count too"
+        );
     }
 }

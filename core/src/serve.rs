@@ -222,6 +222,12 @@ async fn upgrade(
         Ok(hs) => hs,
         Err(res) => return res,
     };
+    if !ws.limits.origins.permits(&head.headers) {
+        return text(
+            StatusCode::FORBIDDEN,
+            "this origin may not open a WebSocket here (cross-site request refused)",
+        );
+    }
     let app_max = server.app.limits.max_connections;
     let Some(reservation) = server
         .registry

@@ -16,8 +16,8 @@ use futures_lite::FutureExt;
 use futures_util::StreamExt;
 use serde::Deserialize;
 use wsway::{
-    Accept, App, CloseCode, Error, Handle, Handler, Html, Limits, Message, Request, Response,
-    SendStatus, Server, StatusCode, Ws, on_message, text,
+    Accept, App, CloseCode, Error, Handle, Handler, Html, Limits, Message, Origins, RateLimit,
+    Request, Response, SendStatus, Server, StatusCode, Ws, on_message, text,
 };
 
 /// A handler that logs every callback and acts on commands sent as text.
@@ -204,6 +204,43 @@ runtime_tests! {
 
         let rejected = raw(addr, &upgrade_request("/probe?reject=401", "")).await;
         assert_eq!(status_of(&rejected), 401, "{rejected}");
+    }
+
+    async fn cross_site_upgrades_are_refused(rt) {
+        let probe = Probe::default();
+        let mut app = probe_app(&probe, Limits::default());
+        app.ws("/public", probe.clone()).limits(|l| l.origins(Origins::any()));
+        app.ws("/partners", probe.clone())
+            .limits(|l| l.origins(Origins::same_host().allow(["https://*.partner.example"])));
+        let server = rt.start(app).await;
+        let addr = server.local_addr();
+        let with_origin = |path: &str, origin: &str| {
+            upgrade_request(path, &format!("Origin: {origin}\r\n"))
+                .replace("Host: localhost", &format!("Host: {addr}"))
+        };
+        // No Origin (a non-browser client) and the page's own host pass.
+        assert_eq!(status_of(&raw(addr, &upgrade_request("/probe", "")).await), 101);
+        assert_eq!(status_of(&raw(addr, &with_origin("/probe", &format!("http://{addr}"))).await), 101);
+        // A page on another site is refused before the upgrade.
+        let evil = raw(addr, &with_origin("/probe", "https://evil.example")).await;
+        assert_eq!(status_of(&evil), 403, "{evil}");
+        assert_eq!(status_of(&raw(addr, &with_origin("/probe", "null")).await), 403);
+        // The opt-out and the allow-list.
+        assert_eq!(status_of(&raw(addr, &with_origin("/public", "https://evil.example")).await), 101);
+        assert_eq!(status_of(&raw(addr, &with_origin("/partners", "https://app.partner.example")).await), 101);
+        assert_eq!(status_of(&raw(addr, &with_origin("/partners", "https://partner.example.evil")).await), 403);
+        assert_eq!(probe.log.count("open"), 4, "refused upgrades never opened");
+    }
+
+    async fn upgrade_requests_with_a_body_are_refused(rt) {
+        let (_probe, server) = start_probe(rt, Limits::default()).await;
+        let addr = server.local_addr();
+        let r = raw(addr, &upgrade_request("/probe", "Content-Length: 5\r\n")).await;
+        assert_eq!(status_of(&r), 400, "{r}");
+        let r = raw(addr, &upgrade_request("/probe", "Transfer-Encoding: chunked\r\n")).await;
+        assert_eq!(status_of(&r), 400, "{r}");
+        let r = raw(addr, &upgrade_request("/probe", "Content-Length: 0\r\n")).await;
+        assert_eq!(status_of(&r), 101, "{r}");
     }
 
     async fn subprotocols_are_only_ever_offered_ones(rt) {
@@ -606,6 +643,43 @@ runtime_tests! {
         log.wait_for("refused").await;
         log.wait_for("close").await;
         eventually("the connection to be gone", || server.connections() == 0).await;
+    }
+
+    async fn rate_limits_close_or_drop(rt) {
+        let probe = Probe::default();
+        let mut app = probe_app(&probe, Limits::default());
+        let per = Duration::from_millis(300);
+        app.ws("/strict", probe.clone())
+            .limits(move |l| l.rate_limit(Some(RateLimit::per(per).messages(3))));
+        app.ws("/lenient", probe.clone())
+            .limits(move |l| l.rate_limit(Some(RateLimit::per(per).bytes(30).drop_excess())));
+        let server = rt.start(app).await;
+        let addr = server.local_addr();
+
+        // Over the limit: 1008, after the messages within it were answered.
+        let mut ws = connect(addr, "/strict").await;
+        for i in 0..5 {
+            send_text(&mut ws, &format!("m{i}")).await;
+        }
+        for i in 0..3 {
+            assert_eq!(next_message(&mut ws).await, Frame::text(format!("m{i}")));
+        }
+        assert_eq!(expect_close(&mut ws).await, (1008, "rate limit".to_owned()));
+        assert_eq!(probe.log.wait_for("error").await, "error RateLimited");
+
+        // Dropping instead: the excess never reaches `message`, the socket stays.
+        let mut ws = connect(addr, "/lenient").await;
+        for i in 0..5 {
+            send_text(&mut ws, &format!("ten bytes{i}")).await;
+        }
+        for i in 0..3 {
+            assert_eq!(next_message(&mut ws).await, Frame::text(format!("ten bytes{i}")));
+        }
+        rt.sleep(per + Duration::from_millis(50)).await;
+        send_text(&mut ws, "next window").await;
+        assert_eq!(next_message(&mut ws).await, Frame::text("next window"));
+        assert_eq!(probe.log.count("error RateLimited"), 2, "once for the strict socket, once for the window");
+        assert_eq!(probe.log.count("message ten bytes"), 3);
     }
 
     async fn max_connections_gives_503(rt) {
