@@ -2,6 +2,7 @@
 //! [`Handler::before_upgrade`](crate::Handler::before_upgrade), or a plain
 //! HTTP request.
 
+use std::fmt;
 use std::net::SocketAddr;
 
 use http::{HeaderMap, Method, Uri, Version, header};
@@ -13,11 +14,51 @@ use crate::router::RawParams;
 
 /// An HTTP request's head, with the matched path parameters and the peer's
 /// address. The body of plain requests is not read.
-#[derive(Debug)]
+///
+/// Its `Debug` output leaves out the query string and the values of headers
+/// that carry credentials, so logging a request does not log its secrets.
 pub struct Request {
     pub(crate) head: http::request::Parts,
     pub(crate) remote_addr: SocketAddr,
     pub(crate) params: RawParams,
+}
+
+/// Headers whose values are credentials (or may carry them, as the
+/// browser-friendly token-in-subprotocol pattern does).
+const SECRET_HEADERS: [header::HeaderName; 5] = [
+    header::AUTHORIZATION,
+    header::PROXY_AUTHORIZATION,
+    header::COOKIE,
+    header::SEC_WEBSOCKET_PROTOCOL,
+    header::SEC_WEBSOCKET_KEY,
+];
+
+impl fmt::Debug for Request {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        struct Headers<'a>(&'a HeaderMap);
+        impl fmt::Debug for Headers<'_> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                let mut map = f.debug_map();
+                for (name, value) in self.0 {
+                    if SECRET_HEADERS.contains(name) {
+                        map.entry(name, &"<redacted>");
+                    } else {
+                        map.entry(name, value);
+                    }
+                }
+                map.finish()
+            }
+        }
+        let query = self.head.uri.query().map(|_| "<redacted>");
+        f.debug_struct("Request")
+            .field("method", &self.head.method)
+            .field("path", &self.head.uri.path())
+            .field("query", &query)
+            .field("version", &self.head.version)
+            .field("headers", &Headers(&self.head.headers))
+            .field("remote_addr", &self.remote_addr)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Request {
@@ -96,5 +137,33 @@ impl Request {
     /// order of preference.
     pub fn protocols(&self) -> Vec<String> {
         offered_protocols(&self.head.headers)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_keeps_secrets_out() {
+        let req = http::Request::builder()
+            .uri("/chat/lobby?token=SECRET-Q")
+            .header("authorization", "Bearer SECRET-A")
+            .header("cookie", "session=SECRET-C")
+            .header("sec-websocket-protocol", "chat, SECRET-P")
+            .header("user-agent", "test")
+            .body(())
+            .unwrap();
+        let req = Request {
+            head: req.into_parts().0,
+            remote_addr: "127.0.0.1:9".parse().unwrap(),
+            params: vec![("room".into(), "lobby".into())],
+        };
+        let shown = format!("{req:?} {req:#?}");
+        assert!(!shown.contains("SECRET"), "{shown}");
+        assert!(
+            shown.contains("/chat/lobby") && shown.contains("user-agent"),
+            "{shown}"
+        );
     }
 }

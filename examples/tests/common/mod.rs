@@ -129,6 +129,14 @@ pub async fn try_connect(
     .await
 }
 
+/// Opens a WebSocket with a prepared request.
+pub async fn connect_request(
+    addr: SocketAddr,
+    req: tungstenite::handshake::client::Request,
+) -> Client {
+    try_connect(addr, req).await.expect("connect").0
+}
+
 /// Sends a raw request and returns everything the server sent until it
 /// closed or went quiet for 300 ms.
 pub async fn raw(addr: SocketAddr, request: &str) -> String {
@@ -252,4 +260,96 @@ pub async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
         }
     })
     .await
+}
+
+/// An example binary running as its own process, its output captured.
+pub struct Example {
+    child: std::process::Child,
+    pub addr: SocketAddr,
+    output: Arc<Mutex<String>>,
+}
+
+impl Example {
+    /// Starts `bin --port 0 --runtime RT` and waits for its `listening on` line.
+    pub fn spawn(bin: &str, rt: Runtime) -> Example {
+        use std::io::{BufRead, BufReader};
+        use std::process::{Command, Stdio};
+        let mut child = Command::new(bin)
+            .args(["--port", "0", "--runtime", rt.name()])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn the example");
+        let output = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let stdout = child.stdout.take().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        for (stream, first) in [
+            (Box::new(stdout) as Box<dyn std::io::Read + Send>, Some(tx)),
+            (Box::new(stderr), None),
+        ] {
+            let output = output.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    if let Some(tx) = &first {
+                        let _ = tx.send(line.clone());
+                    }
+                    let mut out = output.lock().unwrap();
+                    out.push_str(&line);
+                    out.push('\n');
+                }
+            });
+        }
+        let line = rx
+            .recv_timeout(WAIT)
+            .expect("the example to print its address");
+        let addr = line
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .parse()
+            .expect("an address");
+        Example {
+            child,
+            addr,
+            output,
+        }
+    }
+
+    /// Sends a signal (`-TERM`, `-INT`) to the process.
+    pub fn signal(&self, which: &str) {
+        let ok = std::process::Command::new("kill")
+            .args([which, &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(ok.success());
+    }
+
+    /// Waits for the process to exit, up to `limit`; kills it and fails otherwise.
+    pub fn wait_exit(&mut self, limit: Duration) -> std::process::ExitStatus {
+        let started = std::time::Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                // Let the readers drain what the process printed last.
+                std::thread::sleep(Duration::from_millis(50));
+                return status;
+            }
+            if started.elapsed() > limit {
+                let _ = self.child.kill();
+                panic!("the process did not exit within {limit:?}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Everything the process printed so far, stdout and stderr.
+    pub fn output(&self) -> String {
+        self.output.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Example {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
