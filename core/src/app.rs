@@ -163,9 +163,16 @@ impl App {
         self
     }
 
-    /// Most request headers accepted. Default: 64.
+    /// Most request headers accepted; more gets `431`. Default: 100.
     pub fn max_headers(&mut self, max: usize) -> &mut Self {
         self.http.max_headers = max.max(1);
+        self
+    }
+
+    /// Largest request head (request line and headers) in bytes; larger gets
+    /// `431`. Default: 16 KiB.
+    pub fn max_header_bytes(&mut self, max: usize) -> &mut Self {
+        self.http.max_header_bytes = max.max(1024);
         self
     }
 

@@ -269,13 +269,18 @@ impl RateCount {
 pub(crate) struct HttpLimits {
     pub(crate) handshake_timeout: Duration,
     pub(crate) max_headers: usize,
+    pub(crate) max_header_bytes: usize,
 }
+
+/// hyper's own header count; parsing stays on the stack while it is used.
+pub(crate) const DEFAULT_MAX_HEADERS: usize = 100;
 
 impl Default for HttpLimits {
     fn default() -> Self {
         HttpLimits {
             handshake_timeout: Duration::from_secs(10),
-            max_headers: 64,
+            max_headers: DEFAULT_MAX_HEADERS,
+            max_header_bytes: 16 << 10,
         }
     }
 }

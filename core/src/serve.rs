@@ -32,6 +32,8 @@ pub(crate) struct ServerInner {
     pub(crate) registry: Arc<Registry>,
     pub(crate) http: hyper::server::conn::http1::Builder,
     pub(crate) has_ws: bool,
+    /// The server-wide cap on open TCP connections.
+    pub(crate) connection_limit: Option<usize>,
     /// The idle sweeper's period, when any route has an idle timeout.
     pub(crate) tick: Option<Duration>,
 }

@@ -36,6 +36,7 @@ pub struct Server {
     app: App,
     shutdown_timeout: Duration,
     signals: bool,
+    connection_limit: Option<usize>,
 }
 
 impl From<App> for Server {
@@ -51,6 +52,7 @@ impl Server {
             app,
             shutdown_timeout: Duration::from_secs(10),
             signals: true,
+            connection_limit: None,
         }
     }
 
@@ -69,6 +71,17 @@ impl Server {
         self
     }
 
+    /// Most TCP connections (HTTP or WebSocket) open at once. A socket
+    /// accepted beyond it gets a canned `503` in one non-blocking write and
+    /// is closed, before anything is allocated for it: an overload costs
+    /// almost nothing. (The per-route WebSocket cap,
+    /// [`Limits::max_connections`](crate::Limits::max_connections), answers
+    /// 503 to the upgrade itself.) Default: no limit.
+    pub fn connection_limit(mut self, max: Option<usize>) -> Self {
+        self.connection_limit = max;
+        self
+    }
+
     /// Starts serving connections from `listener` on `runtime`. This is the
     /// entry point for adapter crates; applications call their adapter's
     /// `serve` or `start`.
@@ -81,6 +94,7 @@ impl Server {
             mut app,
             shutdown_timeout,
             signals,
+            connection_limit,
         } = self;
         let local_addr = listener.local_addr()?;
         app.freeze();
@@ -88,11 +102,16 @@ impl Server {
         let mut http = hyper::server::conn::http1::Builder::new();
         http.timer(HyperTimer(rt.clone()))
             .header_read_timeout(app.http.handshake_timeout)
-            .max_headers(app.http.max_headers);
+            .max_header_size(app.http.max_header_bytes);
+        // Only when changed: a custom count moves hyper's header parsing to the heap.
+        if app.http.max_headers != crate::limits::DEFAULT_MAX_HEADERS {
+            http.max_headers(app.http.max_headers);
+        }
         let registry = Arc::new(Registry::default());
         let topics = app.topics.clone();
         let tick = crate::serve::sweep_tick(&app);
         let inner = Arc::new(ServerInner {
+            connection_limit,
             tick,
             has_ws: app.has_websockets(),
             app,
@@ -154,6 +173,13 @@ async fn run<L: Listener>(
             };
             match accepted {
                 None => break,
+                Some(Ok((io, _)))
+                    if inner
+                        .connection_limit
+                        .is_some_and(|max| inner.registry.tasks() >= max) =>
+                {
+                    refuse(io);
+                }
                 Some(Ok((io, remote))) => {
                     let task = serve_connection(inner.clone(), Box::new(io), remote);
                     inner.rt.spawn(Box::pin(task));
@@ -191,6 +217,17 @@ async fn sweep(inner: Arc<ServerInner>, handle: ServerHandle, tick: Duration) {
         inner.rt.sleep(tick).await;
         inner.registry.sweep();
     }
+}
+
+/// Answers a socket over the connection limit with a canned 503, if the
+/// socket takes it in one non-blocking write, and closes it. Nothing is
+/// spawned or allocated for it.
+fn refuse<S: Io>(mut io: S) {
+    const BUSY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain\r\n\
+content-length: 42\r\nconnection: close\r\n\r\nserver at its connection limit; try later\n";
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    let _ = std::pin::Pin::new(&mut io).poll_write(&mut cx, BUSY);
+    let _ = std::pin::Pin::new(&mut io).poll_close(&mut cx);
 }
 
 async fn wait_idle(registry: &Registry) {

@@ -593,9 +593,12 @@ runtime_tests! {
 
     async fn too_many_headers_get_431(rt) {
         let (_probe, server) = start_probe(rt, Limits::default()).await;
-        let extra: String = (0..70).map(|i| format!("X-Filler-{i}: {i}\r\n")).collect();
+        let extra: String = (0..110).map(|i| format!("X-Filler-{i}: {i}\r\n")).collect();
         let r = raw(server.local_addr(), &upgrade_request("/probe", &extra)).await;
         assert_eq!(status_of(&r), 431, "{r}");
+        let huge = format!("X-Huge: {}\r\n", "h".repeat(20_000));
+        let r = raw(server.local_addr(), &upgrade_request("/probe", &huge)).await;
+        assert_eq!(status_of(&r), 431, "a 20 KB head is over the 16 KiB default: {r}");
         let r = raw(server.local_addr(), &upgrade_request("/probe", "X-One: 1\r\n")).await;
         assert_eq!(status_of(&r), 101, "{r}");
     }
@@ -692,6 +695,24 @@ runtime_tests! {
         a.close(None).await.unwrap();
         eventually("a slot to free up", || server.connections() < 2).await;
         let _c = connect(addr, "/probe").await;
+    }
+
+    async fn sockets_over_the_connection_limit_get_a_canned_503(rt) {
+        let probe = Probe::default();
+        let server = rt.start(Server::new(probe_app(&probe, Limits::default())).connection_limit(Some(2))).await;
+        let addr = server.local_addr();
+        let a = connect(addr, "/probe").await;
+        let _b = connect(addr, "/probe").await;
+        eventually("two opens", || probe.log.count("open") == 2).await;
+        // The third socket is answered and closed without being served.
+        let over = raw(addr, "").await;
+        assert_eq!(status_of(&over), 503, "{over}");
+        drop(a);
+        eventually("a slot to free up", || server.connections() < 2).await;
+        rt.sleep(Duration::from_millis(50)).await;
+        let mut c = connect(addr, "/probe").await;
+        send_text(&mut c, "in").await;
+        assert_eq!(next_message(&mut c).await, Frame::text("in"));
     }
 
     async fn half_a_request_is_dropped_at_the_handshake_timeout(rt) {
