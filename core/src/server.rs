@@ -302,6 +302,12 @@ impl ServerHandle {
         self.state.topics.subscriber_count(topic)
     }
 
+    /// Connection tasks running now: one per open TCP connection, HTTP or
+    /// WebSocket. Back to 0 once every client has gone.
+    pub fn tasks(&self) -> usize {
+        self.state.registry.tasks()
+    }
+
     /// WebSocket connections open now (counted from the accepted upgrade).
     pub fn connections(&self) -> usize {
         self.state.registry.websockets()

@@ -30,13 +30,13 @@ pub enum Runtime {
 }
 
 impl Runtime {
-    /// Runs a test body to completion on this runtime, failing it after 60 s.
+    /// Runs a test body to completion on this runtime, failing it after 5 minutes.
     pub fn run<F, Fut>(self, body: F)
     where
         F: FnOnce(Runtime) -> Fut,
         Fut: Future<Output = ()> + Send + 'static,
     {
-        let fut = within(Duration::from_secs(60), "the whole test", body(self));
+        let fut = within(Duration::from_secs(300), "the whole test", body(self));
         match self {
             Runtime::Tokio => tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
