@@ -163,6 +163,6 @@ runtime_tests! {
         // for pools that reach their working size late (timer wheels, slabs).
         assert!(heap_after - heap < 64 << 10, "live heap grew from {heap} to {heap_after} bytes");
         // RSS keeps what the allocator freed; only gross growth counts here.
-        assert!(rss_after < rss + 16 << 10, "RSS grew from {rss} to {rss_after} KiB");
+        assert!(rss_after < rss + (16 << 10), "RSS grew from {rss} to {rss_after} KiB");
     }
 }
