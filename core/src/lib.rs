@@ -101,6 +101,7 @@ mod codec;
 mod connection;
 mod error;
 mod extract;
+mod fuzzing;
 mod handler;
 mod handshake;
 mod io;
@@ -194,6 +195,12 @@ pub mod __bench {
             }
         }
     }
+}
+
+/// Entry points for the fuzz targets in `fuzz/`; not part of the API.
+#[doc(hidden)]
+pub mod __fuzz {
+    pub use crate::fuzzing::{connection, handshake};
 }
 
 // The README's examples compile as doctests.

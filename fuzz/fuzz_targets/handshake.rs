@@ -1,0 +1,6 @@
+//! An arbitrary request head through every upgrade-request check.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    wsway::__fuzz::handshake(data);
+});
