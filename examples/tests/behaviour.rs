@@ -731,6 +731,31 @@ runtime_tests! {
         assert!(waited >= Duration::from_millis(250) && waited < Duration::from_secs(5), "{waited:?}");
     }
 
+    async fn a_slowloris_that_keeps_trickling_is_still_dropped(rt) {
+        let probe = Probe::default();
+        let mut app = probe_app(&probe, Limits::default());
+        app.handshake_timeout(Duration::from_millis(300));
+        let server = rt.start(app).await;
+        let started = std::time::Instant::now();
+        let mut stream = async_io::Async::<std::net::TcpStream>::connect(server.local_addr()).await.unwrap();
+        use futures_lite::AsyncWriteExt;
+        stream.write_all(b"GET /probe HTTP/1.1\r\n").await.unwrap();
+        // One header byte every 50 ms: always progressing, never finishing.
+        let dropped = within(WAIT, "the server to drop the trickling client", async {
+            for i in 0.. {
+                if stream.write_all(&[b'a' + (i % 26) as u8]).await.is_err() {
+                    return i;
+                }
+                async_io::Timer::after(Duration::from_millis(50)).await;
+            }
+            unreachable!()
+        })
+        .await;
+        let waited = started.elapsed();
+        assert!(waited < Duration::from_secs(3), "dropped only after {waited:?} ({dropped} bytes)");
+        assert_eq!(probe.log.count("open"), 0);
+    }
+
     async fn graceful_shutdown_flushes_then_closes_1001(rt) {
         let probe = Probe::default();
         let server = rt.start(Server::new(probe_app(&probe, Limits::default())).shutdown_timeout(Duration::from_secs(5))).await;
