@@ -98,6 +98,7 @@ pub fn connection(data: &[u8]) {
         query: None,
         protocol: None,
         publish_to_self: false,
+        rt: Arc::new(Frozen),
     });
     let handler = Arc::new(on_message(|ws: &mut Ws<()>, msg: Message| {
         ws.send(msg);

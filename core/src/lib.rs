@@ -77,6 +77,7 @@
 //! | `serve` | one TCP connection: HTTP, then upgrade |
 //! | `server` | [`Server`], the accept loop, shutdown, [`ServerHandle`] |
 //! | `shutdown` | the shutdown trigger and SIGTERM/SIGINT |
+//! | `timer` | per-connection timers that end with the connection: [`Timer`] |
 //! | `runtime` | the [`rt::Runtime`] seam adapters implement (re-exported in [`rt`]) |
 //! | `message`, `error` | [`Message`], [`CloseCode`], [`Error`] |
 //!
@@ -118,6 +119,7 @@ mod serve;
 mod server;
 mod shutdown;
 mod socket;
+mod timer;
 
 pub use app::{App, WsRoute};
 pub use body::{Body, Html, IntoResponse, Response, StatusCode, text};
@@ -132,6 +134,7 @@ pub use request::Request;
 pub use router::RouteError;
 pub use server::{Server, ServerHandle};
 pub use socket::{Handle, ReadyState, SendStatus, Ws};
+pub use timer::Timer;
 
 /// What an adapter crate implements or uses: the runtime seam, the listener,
 /// and the stream contract. Applications never need this module.

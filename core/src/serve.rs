@@ -270,6 +270,7 @@ async fn upgrade(
         query: req.uri().query().map(str::to_owned),
         protocol: accepted.protocol().map(str::to_owned),
         publish_to_self: ws.publish_to_self,
+        rt: server.rt.clone(),
         params: req.params,
     };
     let res = handshake::switching_protocols(&hs.accept, info.protocol.as_deref());

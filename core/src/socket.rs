@@ -18,6 +18,8 @@ use crate::extract::{Rejection, Source, from_pairs, parse_query};
 use crate::message::{CloseCode, Message};
 use crate::pubsub::{Published, Topics};
 use crate::router::RawParams;
+use crate::timer::Timer;
+use std::time::Duration;
 
 /// What happened to a message given to [`Ws::send`] or [`Handle::send`].
 ///
@@ -90,6 +92,8 @@ pub(crate) struct Shared {
     pub(crate) quiet: AtomicU32,
     /// Ticks of silence before the idle timeout; 0 when there is none.
     pub(crate) idle_ticks: u32,
+    /// Notified when the connection has ended (timers stop on it).
+    pub(crate) closed: event_listener::Event,
 }
 
 #[derive(Default)]
@@ -125,6 +129,7 @@ impl Shared {
             close_on_backpressure,
             quiet: AtomicU32::new(0),
             idle_ticks: 0,
+            closed: event_listener::Event::new(),
         }
     }
 
@@ -280,14 +285,21 @@ impl Shared {
         self.lock().closing = true;
     }
 
-    /// The connection has ended: drop what was never written.
+    /// The connection has ended: drop what was never written, stop timers.
     pub(crate) fn set_closed(&self) {
-        let mut out = self.lock();
-        out.closing = true;
-        out.closed = true;
-        out.queue = VecDeque::new();
-        out.queued = 0;
-        out.writing = 0;
+        {
+            let mut out = self.lock();
+            out.closing = true;
+            out.closed = true;
+            out.queue = VecDeque::new();
+            out.queued = 0;
+            out.writing = 0;
+        }
+        self.closed.notify(usize::MAX);
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.lock().closed
     }
 
     pub(crate) fn is_idle_queue(&self) -> bool {
@@ -320,6 +332,8 @@ pub(crate) struct Info {
     pub(crate) protocol: Option<String>,
     /// The route's `publish_to_self` option.
     pub(crate) publish_to_self: bool,
+    /// The runtime, for timers.
+    pub(crate) rt: crate::runtime::Rt,
 }
 
 /// One WebSocket connection, as its handler's callbacks see it.
@@ -388,6 +402,45 @@ impl<D> Ws<D> {
     pub fn publish(&self, topic: &str, msg: impl Into<Message>) -> Published {
         let except = (!self.info.publish_to_self).then_some(self.shared.id);
         self.topics.publish_except(topic, msg.into(), except)
+    }
+
+    /// Runs `tick` every `period` for as long as this connection lives: it
+    /// stops by itself when the connection closes (or when
+    /// [`Timer::cancel`] is called), with no cleanup in `close`. `tick` runs
+    /// on its own task with the connection's [`Handle`], so it can send,
+    /// publish from the handle's app topics, or close; it cannot touch
+    /// `ws.data` (use a channel or shared state for that).
+    ///
+    /// ```no_run
+    /// # use wsway::{Handler, Ws};
+    /// # use std::time::Duration;
+    /// # struct Clock;
+    /// # impl Handler for Clock {
+    /// #     type Data = ();
+    /// async fn open(&self, ws: &mut Ws<()>) {
+    ///     ws.every(Duration::from_secs(1), |conn| {
+    ///         conn.send("tick");
+    ///     });
+    /// }
+    /// # }
+    /// ```
+    pub fn every(&self, period: Duration, mut tick: impl FnMut(&Handle) + Send + 'static) -> Timer {
+        crate::timer::start(&self.info.rt, self.shared.clone(), period, move |h| {
+            tick(h);
+            true
+        })
+    }
+
+    /// Runs `f` once after `delay`, unless the connection has closed (or
+    /// the timer was cancelled) by then.
+    pub fn after(&self, delay: Duration, f: impl FnOnce(&Handle) + Send + 'static) -> Timer {
+        let mut f = Some(f);
+        crate::timer::start(&self.info.rt, self.shared.clone(), delay, move |h| {
+            if let Some(f) = f.take() {
+                f(h);
+            }
+            false
+        })
     }
 
     /// The app's topics, for publishing to everyone (this connection
@@ -535,6 +588,10 @@ impl std::fmt::Debug for Handle {
 }
 
 impl Handle {
+    pub(crate) fn from_shared(shared: Arc<Shared>) -> Self {
+        Handle { shared }
+    }
+
     /// The connection's id.
     pub fn id(&self) -> u64 {
         self.shared.id
