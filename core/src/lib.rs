@@ -91,6 +91,10 @@
 //! | [`Limits::close_timeout`] | 5 s | terminate, `error` |
 //! | [`Limits::backpressure_limit`] | 1 MiB | `SendStatus::Backpressure`, then `Dropped` (or close 1008) |
 //! | [`Limits::max_connections`] | none | 503 before the upgrade |
+//! | [`Limits::origins`] | the request's own host, and clients without `Origin` | 403 before the upgrade |
+//! | [`Limits::rate_limit`] | off | close 1008, or drop the excess and call `error` |
+//! | [`App::max_headers`], [`App::max_header_bytes`] | 100 headers, 16 KiB | 431 |
+//! | [`Server::connection_limit`] | none | canned 503 at accept, nothing allocated |
 //! | [`App::handshake_timeout`] | 10 s | connection dropped |
 //! | [`Server::shutdown_timeout`] | 10 s | remaining sockets terminated |
 
