@@ -407,17 +407,11 @@ impl<H: Handler> Driver<H> {
             if let Err(e) = self.link.pump(cx) {
                 return Poll::Ready(Event::End(self.end_for(e)));
             }
-            if self.link.drain_owed {
-                self.link.drain_owed = false;
-                if self.closing.is_none() {
-                    return Poll::Ready(Event::Drain);
-                }
-            }
-
-            // A shutdown closes with 1001 once the input already sent is
-            // handled: messages still in flight when the signal came get a
-            // short grace to arrive, then a read must find nothing waiting.
-            if shutdown && !self.shutdown_seen && budget_left {
+            // A shutdown closes with 1001 after a short grace in which input
+            // keeps being handled, so messages still in flight when the
+            // signal came are answered. The grace, not a pause in the input,
+            // ends it: a client that never stops sending is closed too.
+            if shutdown && !self.shutdown_seen {
                 let rt = &self.rt;
                 let grace = self
                     .shutdown_grace
@@ -446,6 +440,10 @@ impl<H: Handler> Driver<H> {
                         ErrorKind::CloseTimeout,
                     )))));
                 }
+            } else if std::mem::take(&mut self.link.drain_owed) {
+                // After the shutdown check: a peer that keeps its queue over
+                // the limit must not keep the driver from closing it.
+                return Poll::Ready(Event::Drain);
             } else if let Poll::Ready(err) = self.poll_idle(cx) {
                 return Poll::Ready(Event::Error(err));
             }

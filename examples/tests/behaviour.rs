@@ -787,6 +787,37 @@ runtime_tests! {
         assert!(std::net::TcpStream::connect(addr).is_err());
     }
 
+    async fn shutdown_closes_a_client_that_never_stops_sending(rt) {
+        // Plain echo: the probe would log every one of the flood's messages.
+        let server = rt
+            .start(Server::new(examples::echo::app()).shutdown_timeout(Duration::from_secs(8)))
+            .await;
+        let ws = connect(server.local_addr(), "/echo").await;
+        let (mut tx, mut rx) = ws.split();
+        let flood = async {
+            // Sends without pause until the server closes, yielding after each
+            // send so the watcher below (same task) runs too.
+            while tx.send(Frame::text("more")).await.is_ok() {
+                futures_lite::future::yield_now().await;
+            }
+        };
+        let watch = async {
+            rt.sleep(Duration::from_millis(200)).await;
+            let started = std::time::Instant::now();
+            server.shutdown();
+            loop {
+                match within(WAIT, "frames", rx.next()).await {
+                    Some(Ok(Frame::Close(Some(f)))) => return (u16::from(f.code), started.elapsed()),
+                    Some(Ok(_)) => continue,
+                    other => panic!("expected a close frame, got {other:?}"),
+                }
+            }
+        };
+        let (code, took) = futures_lite::future::or(async { flood.await; (0, Duration::ZERO) }, watch).await;
+        assert_eq!(code, 1001);
+        assert!(took < Duration::from_secs(2), "closed only after {took:?}: not by the grace");
+    }
+
     async fn shutdown_terminates_peers_that_never_answer(rt) {
         let probe = Probe::default();
         let server = rt.start(Server::new(probe_app(&probe, Limits::default())).shutdown_timeout(Duration::from_millis(500))).await;
