@@ -9,7 +9,9 @@ use std::time::Duration;
 use crate::body::{IntoResponse, Response};
 use crate::connection::{self, Start};
 use crate::handler::Handler;
+use crate::group::Group;
 use crate::limits::{HttpLimits, Limits};
+use crate::middleware::{Middleware, Stack};
 use crate::pubsub::{Backplane, Topics};
 use crate::request::Request;
 use crate::router::{RouteError, Router};
@@ -35,6 +37,8 @@ pub struct App {
     pub(crate) limits: Limits,
     pub(crate) http: HttpLimits,
     pub(crate) topics: Topics,
+    /// Middleware every route runs first.
+    pub(crate) middleware: Stack,
 }
 
 impl Default for App {
@@ -48,6 +52,8 @@ impl Default for App {
 pub(crate) struct Entry {
     pub(crate) ws: Option<WsEntry>,
     pub(crate) get: Option<Arc<dyn HttpHandler>>,
+    /// The enclosing groups' middleware, outermost first.
+    pub(crate) middleware: Stack,
 }
 
 pub(crate) struct WsEntry {
@@ -55,6 +61,8 @@ pub(crate) struct WsEntry {
     pub(crate) tune: Vec<Arc<dyn Fn(Limits) -> Limits + Send + Sync>>,
     pub(crate) protocols: Vec<String>,
     pub(crate) publish_to_self: bool,
+    /// The route's own middleware, run after its groups'.
+    pub(crate) middleware: Stack,
     /// Resolved when the app starts serving.
     pub(crate) limits: Arc<Limits>,
     pub(crate) count: Arc<AtomicUsize>,
@@ -69,7 +77,44 @@ impl App {
             limits: Limits::default(),
             http: HttpLimits::default(),
             topics: Topics::default(),
+            middleware: Stack::new(),
         }
+    }
+
+    /// Adds middleware that runs before every route (WebSocket and `GET`;
+    /// not the fallback), ahead of any group's. See [`Middleware`].
+    pub fn middleware(&mut self, middleware: impl Middleware) -> &mut Self {
+        self.middleware.push(Arc::new(middleware));
+        self
+    }
+
+    /// Adds a group of routes sharing a path prefix and a middleware stack;
+    /// groups nest. A group's middleware applies to every route registered
+    /// in it, wherever the call appears in the closure.
+    ///
+    /// ```
+    /// use wsway::{App, IntoResponse, Origins, StatusCode, middleware, on_message};
+    ///
+    /// let mut app = App::new();
+    /// app.group("/api", |api| {
+    ///     api.middleware(Origins::only(["https://app.example.com"]));
+    ///     api.ws("/echo", on_message(|ws, msg| { ws.send(msg); })); // /api/echo
+    ///     api.group("/admin", |admin| {
+    ///         admin.middleware(middleware::from_fn(|req| match req.header("x-admin") {
+    ///             Some("yes") => Ok(()),
+    ///             _ => Err(StatusCode::FORBIDDEN.into_response()),
+    ///         }));
+    ///         admin.get("/stats", |_req| async { "ok" }); // /api/admin/stats
+    ///     });
+    /// });
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// As [`App::ws`], when a route in the group cannot be registered.
+    pub fn group(&mut self, prefix: &str, build: impl FnOnce(&mut Group<'_>)) -> &mut Self {
+        Group::build(self, "", prefix, build);
+        self
     }
 
     /// The app's topics: publish to them or count their subscribers from any
@@ -112,6 +157,7 @@ impl App {
             tune: Vec::new(),
             protocols: Vec::new(),
             publish_to_self: false,
+            middleware: Stack::new(),
             limits: Arc::new(Limits::default()),
             count: Arc::new(AtomicUsize::new(0)),
         });
@@ -210,6 +256,13 @@ impl WsRoute<'_> {
     /// ```
     pub fn limits(self, f: impl Fn(Limits) -> Limits + Send + Sync + 'static) -> Self {
         self.entry.tune.push(Arc::new(f));
+        self
+    }
+
+    /// Adds middleware for this route alone, run after the app's and its
+    /// groups'. See [`Middleware`].
+    pub fn middleware(self, middleware: impl Middleware) -> Self {
+        self.entry.middleware.push(Arc::new(middleware));
         self
     }
 

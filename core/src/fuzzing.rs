@@ -99,6 +99,7 @@ pub fn connection(data: &[u8]) {
         protocol: None,
         publish_to_self: false,
         rt: Arc::new(Frozen),
+        values: http::Extensions::new(),
     });
     let handler = Arc::new(on_message(|ws: &mut Ws<()>, msg: Message| {
         ws.send(msg);

@@ -101,17 +101,21 @@
 #![warn(missing_docs)]
 
 mod app;
+mod auth;
 mod body;
 mod codec;
 mod connection;
 mod error;
+mod events;
 mod extract;
 mod fuzzing;
+mod group;
 mod handler;
 mod handshake;
 mod io;
 mod limits;
 mod message;
+pub mod middleware;
 mod origin;
 mod pubsub;
 mod readahead;
@@ -123,14 +127,19 @@ mod serve;
 mod server;
 mod shutdown;
 mod socket;
+mod throttle;
 mod timer;
 
 pub use app::{App, WsRoute};
+pub use auth::{Bearer, TOKEN_PROTOCOL_PREFIX, Verify};
 pub use body::{Body, Html, IntoResponse, Response, StatusCode, text};
 pub use error::{Error, ErrorKind};
+pub use events::{EVENTS_PROTOCOL, EventError, EventGroup, EventRoute, Events, Reply};
 pub use extract::Rejection;
+pub use group::Group;
 pub use handler::{Accept, Handler, OnMessage, on_message};
 pub use limits::{Limits, RateLimit};
+pub use middleware::Middleware;
 pub use message::{CloseCode, MAX_CLOSE_REASON, MAX_CONTROL_PAYLOAD, Message, Text};
 pub use origin::Origins;
 pub use pubsub::{Backplane, InProcess, LocalTopics, Published, Topics};
@@ -138,6 +147,7 @@ pub use request::Request;
 pub use router::RouteError;
 pub use server::{Server, ServerHandle};
 pub use socket::{Handle, ReadyState, SendStatus, Ws};
+pub use throttle::HandshakeLimit;
 pub use timer::Timer;
 
 /// What an adapter crate implements or uses: the runtime seam, the listener,

@@ -11,7 +11,13 @@
 //! allow-list. Requests without `Origin` come from non-browser clients and
 //! are accepted unless [`Origins::require`] says otherwise.
 
+use std::future::Future;
+
 use http::HeaderMap;
+
+use crate::body::{Response, StatusCode, text};
+use crate::middleware::Middleware;
+use crate::request::Request;
 use http::header::{HOST, ORIGIN};
 
 /// Which origins may open a WebSocket. Set per app or per route with
@@ -205,6 +211,28 @@ fn same_host(host: &str, port: u16, headers: &HeaderMap) -> bool {
         return false;
     };
     target_host.eq_ignore_ascii_case(host) && target_port.is_none_or(|p| p == port)
+}
+
+/// The answer to an upgrade from an origin that may not open one.
+pub(crate) fn refused() -> Response {
+    text(
+        StatusCode::FORBIDDEN,
+        "this origin may not open a WebSocket here (cross-site request refused)",
+    )
+}
+
+/// As middleware, `Origins` refuses requests from origins not on its list
+/// with `403`, in addition to the check every WebSocket route does with its
+/// [`Limits::origins`](crate::Limits::origins). Use it to guard a group's
+/// plain routes too, or to narrow one group's origins.
+impl Middleware for Origins {
+    fn check(&self, req: &mut Request) -> impl Future<Output = Result<(), Response>> + Send {
+        std::future::ready(if self.permits(req.headers()) {
+            Ok(())
+        } else {
+            Err(refused())
+        })
+    }
 }
 
 #[cfg(test)]

@@ -21,6 +21,8 @@ pub struct Request {
     pub(crate) head: http::request::Parts,
     pub(crate) remote_addr: SocketAddr,
     pub(crate) params: RawParams,
+    /// Typed values middleware attached (see [`Request::insert`]).
+    pub(crate) values: http::Extensions,
 }
 
 /// Headers whose values are credentials (or may carry them, as the
@@ -87,6 +89,11 @@ impl Request {
         &self.head.headers
     }
 
+    /// All headers, to change: middleware may rewrite what later stages see.
+    pub fn headers_mut(&mut self) -> &mut HeaderMap {
+        &mut self.head.headers
+    }
+
     /// One header as text, if present and valid UTF-8.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.head.headers.get(name).and_then(|v| v.to_str().ok())
@@ -133,6 +140,19 @@ impl Request {
         )
     }
 
+    /// Attaches a typed value (an identity, a tenant, a decoded session) for
+    /// later middleware, `before_upgrade` and every callback of the
+    /// connection ([`Ws::value`](crate::Ws::value)). One value per type; a
+    /// second insert replaces the first and returns it.
+    pub fn insert<T: Clone + Send + Sync + 'static>(&mut self, value: T) -> Option<T> {
+        self.values.insert(value)
+    }
+
+    /// A value that middleware attached with [`Request::insert`].
+    pub fn value<T: Send + Sync + 'static>(&self) -> Option<&T> {
+        self.values.get::<T>()
+    }
+
     /// Subprotocols the client offered in `Sec-WebSocket-Protocol`, in its
     /// order of preference.
     pub fn protocols(&self) -> Vec<String> {
@@ -158,6 +178,7 @@ mod tests {
             head: req.into_parts().0,
             remote_addr: "127.0.0.1:9".parse().unwrap(),
             params: vec![("room".into(), "lobby".into())],
+            values: http::Extensions::new(),
         };
         let shown = format!("{req:?} {req:#?}");
         assert!(!shown.contains("SECRET"), "{shown}");

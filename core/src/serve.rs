@@ -12,13 +12,15 @@ use http::{Method, StatusCode, header};
 use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
 
-use crate::app::{Accepted, App, BoxFuture, WsEntry};
+use crate::app::{Accepted, App, BoxFuture, Entry, WsEntry};
 use crate::body::{IntoResponse, Response, text};
 use crate::codec::Codec;
 use crate::connection::Start;
 use crate::handshake;
 use crate::io::{BoxIo, HyperIo};
 use crate::limits::Limits;
+use crate::middleware;
+use crate::origin;
 use crate::registry::{Registry, Reservation, TaskGuard};
 use crate::request::Request;
 use crate::router::RawParams;
@@ -179,22 +181,30 @@ async fn dispatch(
                 head,
                 remote_addr: remote,
                 params: Vec::new(),
+                values: http::Extensions::new(),
             },
         )
         .await;
     };
     if let Some(ws) = &entry.ws {
         if server.has_ws && (handshake::wants_websocket(&head.headers) || entry.get.is_none()) {
-            return upgrade(server, ws, head, remote, params, slot).await;
+            return upgrade(server, entry, ws, head, remote, params, slot).await;
         }
     }
-    let req = Request {
+    let mut req = Request {
         head,
         remote_addr: remote,
         params,
+        values: http::Extensions::new(),
     };
     match &entry.get {
-        Some(get) if matches!(*req.method(), Method::GET | Method::HEAD) => get.call(req).await,
+        Some(get) if matches!(*req.method(), Method::GET | Method::HEAD) => {
+            let stacks = [&app.middleware, &entry.middleware];
+            match middleware::run(&stacks, &mut req).await {
+                Ok(()) => get.call(req).await,
+                Err(res) => res,
+            }
+        }
         Some(_) => {
             let mut res = text(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed");
             res.headers_mut()
@@ -214,6 +224,7 @@ async fn fallback(app: &App, req: Request) -> Response {
 
 async fn upgrade(
     server: &ServerInner,
+    entry: &Entry,
     ws: &WsEntry,
     mut head: http::request::Parts,
     remote: SocketAddr,
@@ -225,11 +236,20 @@ async fn upgrade(
         Err(res) => return res,
     };
     if !ws.limits.origins.permits(&head.headers) {
-        return text(
-            StatusCode::FORBIDDEN,
-            "this origin may not open a WebSocket here (cross-site request refused)",
-        );
+        return origin::refused();
     }
+    let on_upgrade = head.extensions.remove::<OnUpgrade>();
+    let mut req = Request {
+        head,
+        remote_addr: remote,
+        params,
+        values: http::Extensions::new(),
+    };
+    let stacks = [&server.app.middleware, &entry.middleware, &ws.middleware];
+    if let Err(res) = middleware::run(&stacks, &mut req).await {
+        return res;
+    }
+    // Reserved after middleware, so a slow or failing check holds no slot.
     let app_max = server.app.limits.max_connections;
     let Some(reservation) = server
         .registry
@@ -239,12 +259,6 @@ async fn upgrade(
             StatusCode::SERVICE_UNAVAILABLE,
             "too many WebSocket connections; try again later",
         );
-    };
-    let on_upgrade = head.extensions.remove::<OnUpgrade>();
-    let req = Request {
-        head,
-        remote_addr: remote,
-        params,
     };
     let mut accepted = match ws.route.before_upgrade(&req).await {
         Ok(accepted) => accepted,
@@ -272,6 +286,7 @@ async fn upgrade(
         publish_to_self: ws.publish_to_self,
         rt: server.rt.clone(),
         params: req.params,
+        values: req.values,
     };
     let res = handshake::switching_protocols(&hs.accept, info.protocol.as_deref());
     *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(Pending {

@@ -334,6 +334,8 @@ pub(crate) struct Info {
     pub(crate) publish_to_self: bool,
     /// The runtime, for timers.
     pub(crate) rt: crate::runtime::Rt,
+    /// Values middleware attached to the upgrade request.
+    pub(crate) values: http::Extensions,
 }
 
 /// One WebSocket connection, as its handler's callbacks see it.
@@ -496,6 +498,13 @@ impl<D> Ws<D> {
     /// The subprotocol agreed at the upgrade, if any.
     pub fn protocol(&self) -> Option<&str> {
         self.info.protocol.as_deref()
+    }
+
+    /// A value middleware attached to the upgrade request with
+    /// [`Request::insert`](crate::Request::insert): the verified identity,
+    /// for one. It lives as long as the connection.
+    pub fn value<T: Send + Sync + 'static>(&self) -> Option<&T> {
+        self.info.values.get::<T>()
     }
 
     /// The extensions agreed at the upgrade: always empty, as wsway does not

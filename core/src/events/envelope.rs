@@ -1,0 +1,161 @@
+//! The wire format: JSON text frames.
+//!
+//! - client → server: `{"event": "name", "data": any, "id": number|string}`;
+//!   `data` and `id` are optional, and only calls with an `id` get a reply.
+//! - reply (ack): `{"id": 7, "ok": true, "data": any}`
+//! - reply (error): `{"id": 7, "ok": false, "error": "code", "message": "..."}`;
+//!   `id` is `null` when the call had none or could not be read.
+//! - server → client: `{"event": "name", "data": any}`.
+
+use serde::Serialize;
+use serde_json::Value;
+
+use super::error::EventError;
+use crate::message::Message;
+use crate::pubsub::{Published, Topics};
+use crate::socket::{Handle, SendStatus, Ws};
+
+/// One call from the client.
+pub(crate) struct Incoming {
+    pub(crate) event: String,
+    pub(crate) data: Value,
+    pub(crate) id: Option<Value>,
+}
+
+/// Reads a call. When it cannot, the error comes with the call's `id`, if
+/// that much could be read.
+pub(crate) fn parse(text: &str) -> Result<Incoming, (Option<Value>, EventError)> {
+    let mut obj = match serde_json::from_str::<Value>(text) {
+        Ok(Value::Object(obj)) => obj,
+        Ok(_) => return Err((None, malformed("a call must be a JSON object"))),
+        Err(e) => return Err((None, malformed(format!("the message is not JSON: {e}")))),
+    };
+    let id = match obj.remove("id") {
+        None | Some(Value::Null) => None,
+        Some(id @ (Value::Number(_) | Value::String(_))) => Some(id),
+        Some(_) => return Err((None, malformed("`id` must be a number or a string"))),
+    };
+    let event = match obj.remove("event") {
+        Some(Value::String(event)) => event,
+        _ => return Err((id, malformed("`event` must be a string naming the event"))),
+    };
+    let data = obj.remove("data").unwrap_or(Value::Null);
+    Ok(Incoming { event, data, id })
+}
+
+fn malformed(message: impl Into<String>) -> EventError {
+    EventError::new("malformed", message)
+}
+
+/// `{"id": .., "ok": true, "data": ..}`, with `data` already JSON.
+pub(crate) fn ack(id: &Value, data: &str) -> String {
+    let id = serde_json::to_string(id).unwrap_or_else(|_| "null".into());
+    format!(r#"{{"id":{id},"ok":true,"data":{data}}}"#)
+}
+
+/// `{"id": .., "ok": false, "error": .., "message": ..}`.
+pub(crate) fn nack(id: Option<&Value>, err: &EventError) -> String {
+    #[derive(Serialize)]
+    struct Nack<'a> {
+        id: Option<&'a Value>,
+        ok: bool,
+        error: &'a str,
+        message: &'a str,
+    }
+    let nack = Nack {
+        id,
+        ok: false,
+        error: err.code(),
+        message: err.message(),
+    };
+    // Strings and a JSON value always serialize.
+    serde_json::to_string(&nack).unwrap_or_default()
+}
+
+impl Message {
+    /// A server-to-client event, `{"event": .., "data": ..}`, as a text
+    /// message: build it once, send or publish it to many.
+    pub fn event(event: &str, data: &impl Serialize) -> Result<Message, EventError> {
+        #[derive(Serialize)]
+        struct Push<'a, T> {
+            event: &'a str,
+            data: &'a T,
+        }
+        Ok(Message::text(serde_json::to_string(&Push { event, data })?))
+    }
+}
+
+impl<D> Ws<D> {
+    /// Sends the event `{"event": .., "data": ..}` to this connection. Fails
+    /// only when `data` cannot be serialized.
+    pub fn emit(&self, event: &str, data: &impl Serialize) -> Result<SendStatus, EventError> {
+        Ok(self.send(Message::event(event, data)?))
+    }
+
+    /// Publishes the event to `topic`'s subscribers, as [`Ws::publish`]
+    /// does (so not to this connection unless the route publishes to self).
+    pub fn publish_event(
+        &self,
+        topic: &str,
+        event: &str,
+        data: &impl Serialize,
+    ) -> Result<Published, EventError> {
+        Ok(self.publish(topic, Message::event(event, data)?))
+    }
+}
+
+impl Handle {
+    /// Sends the event `{"event": .., "data": ..}` to the connection.
+    pub fn emit(&self, event: &str, data: &impl Serialize) -> Result<SendStatus, EventError> {
+        Ok(self.send(Message::event(event, data)?))
+    }
+}
+
+impl Topics {
+    /// Publishes the event `{"event": .., "data": ..}` to every subscriber
+    /// of `topic`.
+    pub fn publish_event(
+        &self,
+        topic: &str,
+        event: &str,
+        data: &impl Serialize,
+    ) -> Result<Published, EventError> {
+        Ok(self.publish(topic, Message::event(event, data)?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(text: &str) -> (Option<Value>, String) {
+        let (id, e) = parse(text).err().expect("an error");
+        (id, e.code().to_owned())
+    }
+
+    #[test]
+    fn parses_calls_and_reports_what_is_wrong() {
+        let call = parse(r#"{"event":"a:b","data":{"x":1},"id":7}"#).ok().unwrap();
+        assert_eq!((call.event.as_str(), call.id), ("a:b", Some(7.into())));
+        let call = parse(r#"{"event":"ping"}"#).ok().unwrap();
+        assert_eq!((call.data, call.id), (Value::Null, None));
+        assert_eq!(err("not json"), (None, "malformed".into()));
+        assert_eq!(err("[1]"), (None, "malformed".into()));
+        assert_eq!(err(r#"{"id":{},"event":"x"}"#), (None, "malformed".into()));
+        assert_eq!(err(r#"{"id":"k","event":3}"#), (Some("k".into()), "malformed".into()));
+    }
+
+    #[test]
+    fn replies_are_json() {
+        let a: Value = serde_json::from_str(&ack(&7.into(), r#"{"n":1}"#)).unwrap();
+        assert_eq!(a, serde_json::json!({"id": 7, "ok": true, "data": {"n": 1}}));
+        let e = EventError::new("nope", "said \"no\"");
+        let n: Value = serde_json::from_str(&nack(None, &e)).unwrap();
+        assert_eq!(
+            n,
+            serde_json::json!({"id": null, "ok": false, "error": "nope", "message": "said \"no\""})
+        );
+        let m = Message::event("t", &[1, 2]).unwrap();
+        assert_eq!(m.as_text(), Some(r#"{"event":"t","data":[1,2]}"#));
+    }
+}

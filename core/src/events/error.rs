@@ -1,0 +1,154 @@
+//! What an event handler returns: [`Reply`], and [`EventError`] for
+//! failures.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::Serialize;
+
+use crate::message::CloseCode;
+
+/// An event that failed. Built with [`EventError::new`] it is *typed*: its
+/// code and message go to the client as they are. Converted from any other
+/// error (with `?`) it is *internal*: the client gets only
+/// `{"error": "internal", "message": "internal error"}`, and the real error
+/// goes to [`Events::on_failure`](crate::Events::on_failure).
+///
+/// ```
+/// use wsway::EventError;
+///
+/// fn find(room: &str) -> Result<u32, EventError> {
+///     let n: u32 = "42".parse()?; // an internal failure if it fails
+///     if room != "lobby" {
+///         return Err(EventError::new("not_found", format!("no room {room}")));
+///     }
+///     Ok(n)
+/// }
+/// # assert!(find("x").is_err());
+/// ```
+pub struct EventError {
+    kind: Kind,
+    close: Option<(CloseCode, String)>,
+}
+
+enum Kind {
+    Typed {
+        code: Cow<'static, str>,
+        message: String,
+    },
+    Internal(String),
+}
+
+impl EventError {
+    /// A typed error: `code` is a short machine-readable word
+    /// (`not_found`, `forbidden`), `message` is for people. Both reach the
+    /// client.
+    pub fn new(code: impl Into<Cow<'static, str>>, message: impl Into<String>) -> Self {
+        EventError {
+            kind: Kind::Typed {
+                code: code.into(),
+                message: message.into(),
+            },
+            close: None,
+        }
+    }
+
+    /// An internal error: the client sees a generic one, `detail` goes to
+    /// [`Events::on_failure`](crate::Events::on_failure) only.
+    pub fn internal(detail: impl Into<String>) -> Self {
+        EventError {
+            kind: Kind::Internal(detail.into()),
+            close: None,
+        }
+    }
+
+    /// Also closes the connection with `code` after the error envelope is
+    /// sent: for a session revoked mid-connection, say,
+    /// `EventError::new("unauthorized", "session revoked").close(4001, "session revoked")`.
+    pub fn close(mut self, code: impl Into<CloseCode>, reason: impl Into<String>) -> Self {
+        self.close = Some((code.into(), reason.into()));
+        self
+    }
+
+    /// The code the client sees (`internal` for internal errors).
+    pub fn code(&self) -> &str {
+        match &self.kind {
+            Kind::Typed { code, .. } => code,
+            Kind::Internal(_) => "internal",
+        }
+    }
+
+    /// The message the client sees (a generic one for internal errors).
+    pub fn message(&self) -> &str {
+        match &self.kind {
+            Kind::Typed { message, .. } => message,
+            Kind::Internal(_) => "internal error",
+        }
+    }
+
+    /// True for internal errors, whose detail the client never sees.
+    pub fn is_internal(&self) -> bool {
+        matches!(self.kind, Kind::Internal(_))
+    }
+
+    /// The close this error asks for, if any.
+    pub(crate) fn close_request(&self) -> Option<&(CloseCode, String)> {
+        self.close.as_ref()
+    }
+}
+
+/// Shows everything, the internal detail included: this is what logs see,
+/// never what the client sees.
+impl fmt::Display for EventError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.kind {
+            Kind::Typed { code, message } => write!(f, "{code}: {message}"),
+            Kind::Internal(detail) => write!(f, "internal error: {detail}"),
+        }
+    }
+}
+
+impl fmt::Debug for EventError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+/// Any error converts into an internal [`EventError`], so `?` works in
+/// handlers without leaking the error to the client.
+impl<E: std::error::Error + Send + Sync + 'static> From<E> for EventError {
+    fn from(e: E) -> Self {
+        EventError::internal(e.to_string())
+    }
+}
+
+/// What an event handler may return: `()` (acknowledged with `null`), or a
+/// `Result` whose `Ok` value is the acknowledgement's `data` and whose `Err`
+/// converts into an [`EventError`].
+pub trait Reply: Send + 'static {
+    /// The acknowledgement's `data`.
+    type Data: Serialize;
+
+    /// The outcome.
+    fn into_result(self) -> Result<Self::Data, EventError>;
+}
+
+impl Reply for () {
+    type Data = ();
+
+    fn into_result(self) -> Result<(), EventError> {
+        Ok(())
+    }
+}
+
+impl<T, E> Reply for Result<T, E>
+where
+    T: Serialize + Send + 'static,
+    E: Into<EventError> + Send + 'static,
+{
+    type Data = T;
+
+    fn into_result(self) -> Result<T, EventError> {
+        self.map_err(Into::into)
+    }
+}

@@ -1,0 +1,475 @@
+//! The event layer: named JSON events routed to typed handlers, with
+//! acknowledgements, on top of the raw [`Handler`] trait.
+//!
+//! [`Events`] *is* a [`Handler`]: register it on a route like any other.
+//! The wire format is in the README ("Events") and in `envelope`.
+
+mod envelope;
+mod error;
+
+use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+
+use futures_lite::FutureExt;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+pub use error::{EventError, Reply};
+
+use crate::app::BoxFuture;
+use crate::body::Response;
+use crate::handler::{Accept, Handler};
+use crate::message::{CloseCode, Message};
+use crate::request::Request;
+use crate::socket::Ws;
+
+/// The subprotocol of the event layer. [`Events`] chooses it when the
+/// client offers it (`wsway.js` does).
+pub const EVENTS_PROTOCOL: &str = "wsway.v1";
+
+/// A per-event check: passes, or fails the call with an error envelope.
+type Check<D> = Arc<dyn Fn(&mut Ws<D>, &str) -> Result<(), EventError> + Send + Sync>;
+
+/// An event handler with its argument and reply types erased. Returns the
+/// acknowledgement's `data` as JSON (only when `ack` is set).
+trait Call<D>: Send + Sync {
+    fn call<'a>(
+        &'a self,
+        ws: &'a mut Ws<D>,
+        data: Value,
+        ack: bool,
+    ) -> BoxFuture<'a, Result<String, EventError>>;
+}
+
+struct Route<D> {
+    call: Box<dyn Call<D>>,
+    checks: Vec<Check<D>>,
+}
+
+type OpenHook<D> = Box<dyn Fn(&mut Ws<D>) + Send + Sync>;
+type CloseHook<D> = Box<dyn Fn(&mut Ws<D>, CloseCode, &str) + Send + Sync>;
+type FailureHook = Box<dyn Fn(&str, &EventError) + Send + Sync>;
+
+/// Named events with typed data, replies and groups: a [`Handler`] that
+/// speaks the JSON envelope `{"event", "data", "id"}`.
+///
+/// - A handler's return value is the acknowledgement
+///   `{"id", "ok": true, "data"}`, sent when the call had an `id`.
+/// - A typed [`EventError`] becomes `{"id", "ok": false, "error", "message"}`.
+/// - Any other failure, panics included, becomes the generic
+///   `{"error": "internal"}`; the connection stays open.
+/// - A malformed call (`malformed`), an unknown event (`unknown_event`),
+///   data of the wrong shape (`bad_data`) or a binary frame
+///   (`unsupported`) get an error envelope too, not a close.
+///
+/// Calls on one connection run in order, one at a time, so their replies
+/// arrive in the order the calls were sent.
+///
+/// ```
+/// use serde::Deserialize;
+/// use wsway::{App, EventError, Events};
+///
+/// #[derive(Deserialize)]
+/// struct Say { room: String, text: String }
+///
+/// let mut events = Events::<()>::new();
+/// events.on("chat:say", |ws, say: Say| {
+///     if say.text.is_empty() {
+///         return Err(EventError::new("empty", "say something"));
+///     }
+///     ws.publish_event(&say.room, "chat:said", &say.text)?;
+///     Ok(say.text.len())
+/// });
+/// events.group("orders", |orders| {
+///     orders.group("admin", |admin| {
+///         // "orders:admin:retry"
+///         admin.on("retry", |_ws, id: u64| Ok::<_, EventError>(id));
+///     });
+/// });
+/// let mut app = App::new();
+/// app.ws("/events", events);
+/// ```
+pub struct Events<D = ()> {
+    routes: HashMap<String, Route<D>>,
+    checks: Vec<Check<D>>,
+    open: Option<OpenHook<D>>,
+    close: Option<CloseHook<D>>,
+    failure: Option<FailureHook>,
+}
+
+impl<D: Send + 'static> Default for Events<D> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<D: Send + 'static> Events<D> {
+    /// No events yet.
+    pub fn new() -> Self {
+        Events {
+            routes: HashMap::new(),
+            checks: Vec::new(),
+            open: None,
+            close: None,
+            failure: None,
+        }
+    }
+
+    /// Handles `event` with a synchronous closure; `data` is deserialized
+    /// into `T` (a mismatch is a `bad_data` error envelope). Sending,
+    /// publishing and timers never block, so most handlers need no `await`;
+    /// for those that do, see [`Events::on_async`].
+    ///
+    /// # Panics
+    ///
+    /// When `event` is already registered.
+    pub fn on<T, R, F>(&mut self, event: &str, handler: F) -> EventRoute<'_, D>
+    where
+        F: Fn(&mut Ws<D>, T) -> R + Send + Sync + 'static,
+        T: DeserializeOwned + Send + 'static,
+        R: Reply,
+    {
+        self.insert(event.to_owned(), Box::new(SyncCall(handler, marker())))
+    }
+
+    /// Handles `event` with an async closure. It borrows the connection,
+    /// so it returns a boxed future:
+    ///
+    /// ```
+    /// # use wsway::{Events, EventError};
+    /// # async fn lookup(_: u64) -> Result<String, std::io::Error> { Ok("x".into()) }
+    /// let mut events = Events::<()>::new();
+    /// events.on_async("user:get", |_ws, id: u64| Box::pin(async move {
+    ///     let name = lookup(id).await?;
+    ///     Ok::<_, EventError>(name)
+    /// }));
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// When `event` is already registered.
+    pub fn on_async<T, R, F>(&mut self, event: &str, handler: F) -> EventRoute<'_, D>
+    where
+        F: for<'a> Fn(&'a mut Ws<D>, T) -> BoxFuture<'a, R> + Send + Sync + 'static,
+        T: DeserializeOwned + Send + 'static,
+        R: Reply,
+    {
+        self.insert(event.to_owned(), Box::new(AsyncCall(handler, marker())))
+    }
+
+    /// Adds a check every event runs first, ahead of groups' and events'
+    /// own: re-check authorization here and fail with
+    /// `EventError::new(..).close(4001, ..)` to end a revoked session.
+    pub fn middleware<F>(&mut self, check: F) -> &mut Self
+    where
+        F: Fn(&mut Ws<D>, &str) -> Result<(), EventError> + Send + Sync + 'static,
+    {
+        self.checks.push(Arc::new(check));
+        self
+    }
+
+    /// Adds a group of events whose names start with `prefix:` and which
+    /// share checks; groups nest (`orders` + `admin` + `retry` is
+    /// `orders:admin:retry`).
+    pub fn group(&mut self, prefix: &str, build: impl FnOnce(&mut EventGroup<'_, D>)) -> &mut Self {
+        EventGroup::build(self, prefix.to_owned(), build);
+        self
+    }
+
+    /// Runs when a connection opens (subscribe it to topics here).
+    pub fn on_open(&mut self, hook: impl Fn(&mut Ws<D>) + Send + Sync + 'static) -> &mut Self {
+        self.open = Some(Box::new(hook));
+        self
+    }
+
+    /// Runs when a connection has ended.
+    pub fn on_close(
+        &mut self,
+        hook: impl Fn(&mut Ws<D>, CloseCode, &str) + Send + Sync + 'static,
+    ) -> &mut Self {
+        self.close = Some(Box::new(hook));
+        self
+    }
+
+    /// Sees every internal failure (with its detail) and every panic, with
+    /// the event's name: log them here. The client only ever sees a
+    /// generic error.
+    pub fn on_failure(&mut self, hook: impl Fn(&str, &EventError) + Send + Sync + 'static) -> &mut Self {
+        self.failure = Some(Box::new(hook));
+        self
+    }
+
+    fn insert(&mut self, event: String, call: Box<dyn Call<D>>) -> EventRoute<'_, D> {
+        assert!(!event.is_empty(), "an event name must not be empty");
+        if self.routes.contains_key(&event) {
+            panic!("event `{event}` is registered twice");
+        }
+        let route = self.routes.entry(event).or_insert(Route {
+            call,
+            checks: Vec::new(),
+        });
+        EventRoute { route }
+    }
+
+    /// Runs one call: its checks, then its handler. `Ok` is the ack's data
+    /// as JSON (empty unless `ack`); `Err` is what the client is told.
+    async fn dispatch(
+        &self,
+        ws: &mut Ws<D>,
+        event: &str,
+        data: Value,
+        ack: bool,
+    ) -> Result<String, EventError> {
+        let Some(route) = self.routes.get(event) else {
+            return Err(EventError::new(
+                "unknown_event",
+                format!("no handler for event `{}`", truncate(event)),
+            ));
+        };
+        for check in self.checks.iter().chain(&route.checks) {
+            check(ws, event)?;
+        }
+        route.call.call(ws, data, ack).await
+    }
+
+    fn report(&self, event: &str, err: &EventError) {
+        if let Some(hook) = &self.failure {
+            hook(event, err);
+        }
+    }
+}
+
+/// Event names are echoed in errors; a hostile one is cut short.
+fn truncate(s: &str) -> &str {
+    let mut end = s.len().min(64);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+impl<D: Default + Send + 'static> Handler for Events<D> {
+    type Data = D;
+
+    async fn before_upgrade(&self, req: &Request) -> Result<Accept<D>, Response> {
+        let accept = Accept::new(D::default());
+        if req.protocols().iter().any(|p| p == EVENTS_PROTOCOL) {
+            return Ok(accept.protocol(EVENTS_PROTOCOL));
+        }
+        Ok(accept)
+    }
+
+    async fn open(&self, ws: &mut Ws<D>) {
+        if let Some(hook) = &self.open {
+            hook(ws);
+        }
+    }
+
+    async fn message(&self, ws: &mut Ws<D>, msg: Message) {
+        let Some(text) = msg.as_text() else {
+            let err = EventError::new("unsupported", "binary frames are not events; send JSON text");
+            ws.send(Message::text(envelope::nack(None, &err)));
+            return;
+        };
+        let call = match envelope::parse(text) {
+            Ok(call) => call,
+            Err((id, err)) => {
+                ws.send(Message::text(envelope::nack(id.as_ref(), &err)));
+                return;
+            }
+        };
+        let envelope::Incoming { event, data, id } = call;
+        let outcome = AssertUnwindSafe(self.dispatch(ws, &event, data, id.is_some()))
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|panic| Err(EventError::internal(panic_message(&panic))));
+        match outcome {
+            Ok(reply) => {
+                if let Some(id) = &id {
+                    ws.send(Message::text(envelope::ack(id, &reply)));
+                }
+            }
+            Err(err) => {
+                if err.is_internal() {
+                    self.report(&event, &err);
+                }
+                ws.send(Message::text(envelope::nack(id.as_ref(), &err)));
+                if let Some((code, reason)) = err.close_request() {
+                    let _ = ws.close(*code, reason);
+                }
+            }
+        }
+    }
+
+    async fn close(&self, ws: &mut Ws<D>, code: CloseCode, reason: &str) {
+        if let Some(hook) = &self.close {
+            hook(ws, code, reason);
+        }
+    }
+}
+
+fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
+    let what = panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("a non-string payload");
+    format!("the handler panicked: {what}")
+}
+
+/// An event being configured; returned by [`Events::on`].
+pub struct EventRoute<'a, D> {
+    route: &'a mut Route<D>,
+}
+
+impl<D> EventRoute<'_, D> {
+    /// Adds a check for this event alone, run after the layer's and its
+    /// groups'.
+    pub fn middleware<F>(self, check: F) -> Self
+    where
+        F: Fn(&mut Ws<D>, &str) -> Result<(), EventError> + Send + Sync + 'static,
+    {
+        self.route.checks.push(Arc::new(check));
+        self
+    }
+}
+
+/// Events sharing a name prefix and checks; see [`Events::group`].
+pub struct EventGroup<'a, D> {
+    events: &'a mut Events<D>,
+    prefix: String,
+    checks: Vec<Check<D>>,
+    names: Vec<String>,
+}
+
+impl<'a, D: Send + 'static> EventGroup<'a, D> {
+    fn build(
+        events: &'a mut Events<D>,
+        prefix: String,
+        build: impl FnOnce(&mut EventGroup<'_, D>),
+    ) -> Vec<String> {
+        let mut group = EventGroup {
+            events,
+            prefix,
+            checks: Vec::new(),
+            names: Vec::new(),
+        };
+        build(&mut group);
+        let EventGroup {
+            events,
+            checks,
+            names,
+            ..
+        } = group;
+        for name in &names {
+            if let Some(route) = events.routes.get_mut(name) {
+                route.checks.splice(0..0, checks.iter().cloned());
+            }
+        }
+        names
+    }
+
+    fn name(&mut self, event: &str) -> String {
+        let name = format!("{}:{event}", self.prefix);
+        self.names.push(name.clone());
+        name
+    }
+
+    /// As [`Events::on`], for `prefix:event`.
+    pub fn on<T, R, F>(&mut self, event: &str, handler: F) -> EventRoute<'_, D>
+    where
+        F: Fn(&mut Ws<D>, T) -> R + Send + Sync + 'static,
+        T: DeserializeOwned + Send + 'static,
+        R: Reply,
+    {
+        let name = self.name(event);
+        self.events.insert(name, Box::new(SyncCall(handler, marker())))
+    }
+
+    /// As [`Events::on_async`], for `prefix:event`.
+    pub fn on_async<T, R, F>(&mut self, event: &str, handler: F) -> EventRoute<'_, D>
+    where
+        F: for<'b> Fn(&'b mut Ws<D>, T) -> BoxFuture<'b, R> + Send + Sync + 'static,
+        T: DeserializeOwned + Send + 'static,
+        R: Reply,
+    {
+        let name = self.name(event);
+        self.events.insert(name, Box::new(AsyncCall(handler, marker())))
+    }
+
+    /// Adds a check for every event in this group and its subgroups.
+    pub fn middleware<F>(&mut self, check: F) -> &mut Self
+    where
+        F: Fn(&mut Ws<D>, &str) -> Result<(), EventError> + Send + Sync + 'static,
+    {
+        self.checks.push(Arc::new(check));
+        self
+    }
+
+    /// A nested group, `prefix:inner:`.
+    pub fn group(&mut self, prefix: &str, build: impl FnOnce(&mut EventGroup<'_, D>)) -> &mut Self {
+        let inner = format!("{}:{prefix}", self.prefix);
+        let names = EventGroup::build(self.events, inner, build);
+        self.names.extend(names);
+        self
+    }
+}
+
+/// Names `T` and `R` in a handler wrapper without owning them.
+type Marker<T, R> = std::marker::PhantomData<fn(T) -> R>;
+
+fn marker<T, R>() -> Marker<T, R> {
+    std::marker::PhantomData
+}
+
+struct SyncCall<F, T, R>(F, Marker<T, R>);
+struct AsyncCall<F, T, R>(F, Marker<T, R>);
+
+/// Deserializes a call's data; a mismatch is the client's `bad_data`.
+fn typed<T: DeserializeOwned>(data: Value) -> Result<T, EventError> {
+    serde_json::from_value(data).map_err(|e| EventError::new("bad_data", e.to_string()))
+}
+
+/// Serializes a reply's data, when an ack will carry it.
+fn reply<R: Reply>(r: R, ack: bool) -> Result<String, EventError> {
+    let data = r.into_result()?;
+    if !ack {
+        return Ok(String::new());
+    }
+    Ok(serde_json::to_string(&data)?)
+}
+
+impl<D, F, T, R> Call<D> for SyncCall<F, T, R>
+where
+    D: Send + 'static,
+    F: Fn(&mut Ws<D>, T) -> R + Send + Sync + 'static,
+    T: DeserializeOwned + Send + 'static,
+    R: Reply,
+{
+    fn call<'a>(
+        &'a self,
+        ws: &'a mut Ws<D>,
+        data: Value,
+        ack: bool,
+    ) -> BoxFuture<'a, Result<String, EventError>> {
+        Box::pin(async move { reply((self.0)(ws, typed(data)?), ack) })
+    }
+}
+
+impl<D, F, T, R> Call<D> for AsyncCall<F, T, R>
+where
+    D: Send + 'static,
+    F: for<'b> Fn(&'b mut Ws<D>, T) -> BoxFuture<'b, R> + Send + Sync + 'static,
+    T: DeserializeOwned + Send + 'static,
+    R: Reply,
+{
+    fn call<'a>(
+        &'a self,
+        ws: &'a mut Ws<D>,
+        data: Value,
+        ack: bool,
+    ) -> BoxFuture<'a, Result<String, EventError>> {
+        Box::pin(async move { reply((self.0)(ws, typed(data)?).await, ack) })
+    }
+}
