@@ -8,14 +8,17 @@ use std::time::Duration;
 
 use crate::body::{IntoResponse, Response};
 use crate::connection::{self, Start};
-use crate::handler::Handler;
 use crate::group::Group;
+use crate::handler::Handler;
 use crate::limits::{HttpLimits, Limits};
 use crate::middleware::{Middleware, Stack};
 use crate::pubsub::{Backplane, Topics};
 use crate::request::Request;
 use crate::router::{RouteError, Router};
 use crate::socket::{Info, Ws};
+
+/// The source of `wsway.js`, the browser client [`App::serve_client`] serves.
+pub const CLIENT_JS: &str = include_str!("../js/wsway.js");
 
 pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -194,6 +197,25 @@ impl App {
     {
         self.fallback = Some(Arc::new(FnHandler(handler)));
         self
+    }
+
+    /// Serves `wsway.js`, the browser client for [`Events`](crate::Events),
+    /// at `path` (conventionally `/wsway.js`): a plain ES module, no build
+    /// step. Import it with `import { connect } from "/wsway.js"`.
+    pub fn serve_client(&mut self, path: &str) -> &mut Self {
+        self.get(path, |_req| async {
+            let mut res = Response::new(crate::body::Body::from(CLIENT_JS));
+            let headers = res.headers_mut();
+            headers.insert(
+                http::header::CONTENT_TYPE,
+                http::HeaderValue::from_static("text/javascript; charset=utf-8"),
+            );
+            headers.insert(
+                http::header::CACHE_CONTROL,
+                http::HeaderValue::from_static("no-cache"),
+            );
+            res
+        })
     }
 
     /// Replaces the app-wide [`Limits`] (routes can adjust them further).

@@ -194,9 +194,7 @@ impl<V: Verify> Middleware for Bearer<V> {
 /// `Bearer <token>`, with the scheme matched case-insensitively.
 fn strip_scheme(value: &str) -> Option<&str> {
     let (scheme, token) = value.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim())
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
 /// Removes `bearer.<token>` from `Sec-WebSocket-Protocol` and returns the

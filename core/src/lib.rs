@@ -130,7 +130,7 @@ mod socket;
 mod throttle;
 mod timer;
 
-pub use app::{App, WsRoute};
+pub use app::{App, CLIENT_JS, WsRoute};
 pub use auth::{Bearer, TOKEN_PROTOCOL_PREFIX, Verify};
 pub use body::{Body, Html, IntoResponse, Response, StatusCode, text};
 pub use error::{Error, ErrorKind};
@@ -139,8 +139,8 @@ pub use extract::Rejection;
 pub use group::Group;
 pub use handler::{Accept, Handler, OnMessage, on_message};
 pub use limits::{Limits, RateLimit};
-pub use middleware::Middleware;
 pub use message::{CloseCode, MAX_CLOSE_REASON, MAX_CONTROL_PAYLOAD, Message, Text};
+pub use middleware::Middleware;
 pub use origin::Origins;
 pub use pubsub::{Backplane, InProcess, LocalTopics, Published, Topics};
 pub use request::Request;

@@ -135,20 +135,28 @@ mod tests {
 
     #[test]
     fn parses_calls_and_reports_what_is_wrong() {
-        let call = parse(r#"{"event":"a:b","data":{"x":1},"id":7}"#).ok().unwrap();
+        let call = parse(r#"{"event":"a:b","data":{"x":1},"id":7}"#)
+            .ok()
+            .unwrap();
         assert_eq!((call.event.as_str(), call.id), ("a:b", Some(7.into())));
         let call = parse(r#"{"event":"ping"}"#).ok().unwrap();
         assert_eq!((call.data, call.id), (Value::Null, None));
         assert_eq!(err("not json"), (None, "malformed".into()));
         assert_eq!(err("[1]"), (None, "malformed".into()));
         assert_eq!(err(r#"{"id":{},"event":"x"}"#), (None, "malformed".into()));
-        assert_eq!(err(r#"{"id":"k","event":3}"#), (Some("k".into()), "malformed".into()));
+        assert_eq!(
+            err(r#"{"id":"k","event":3}"#),
+            (Some("k".into()), "malformed".into())
+        );
     }
 
     #[test]
     fn replies_are_json() {
         let a: Value = serde_json::from_str(&ack(&7.into(), r#"{"n":1}"#)).unwrap();
-        assert_eq!(a, serde_json::json!({"id": 7, "ok": true, "data": {"n": 1}}));
+        assert_eq!(
+            a,
+            serde_json::json!({"id": 7, "ok": true, "data": {"n": 1}})
+        );
         let e = EventError::new("nope", "said \"no\"");
         let n: Value = serde_json::from_str(&nack(None, &e)).unwrap();
         assert_eq!(

@@ -195,7 +195,10 @@ impl<D: Send + 'static> Events<D> {
     /// Sees every internal failure (with its detail) and every panic, with
     /// the event's name: log them here. The client only ever sees a
     /// generic error.
-    pub fn on_failure(&mut self, hook: impl Fn(&str, &EventError) + Send + Sync + 'static) -> &mut Self {
+    pub fn on_failure(
+        &mut self,
+        hook: impl Fn(&str, &EventError) + Send + Sync + 'static,
+    ) -> &mut Self {
         self.failure = Some(Box::new(hook));
         self
     }
@@ -268,7 +271,10 @@ impl<D: Default + Send + 'static> Handler for Events<D> {
 
     async fn message(&self, ws: &mut Ws<D>, msg: Message) {
         let Some(text) = msg.as_text() else {
-            let err = EventError::new("unsupported", "binary frames are not events; send JSON text");
+            let err = EventError::new(
+                "unsupported",
+                "binary frames are not events; send JSON text",
+            );
             ws.send(Message::text(envelope::nack(None, &err)));
             return;
         };
@@ -384,7 +390,8 @@ impl<'a, D: Send + 'static> EventGroup<'a, D> {
         R: Reply,
     {
         let name = self.name(event);
-        self.events.insert(name, Box::new(SyncCall(handler, marker())))
+        self.events
+            .insert(name, Box::new(SyncCall(handler, marker())))
     }
 
     /// As [`Events::on_async`], for `prefix:event`.
@@ -395,7 +402,8 @@ impl<'a, D: Send + 'static> EventGroup<'a, D> {
         R: Reply,
     {
         let name = self.name(event);
-        self.events.insert(name, Box::new(AsyncCall(handler, marker())))
+        self.events
+            .insert(name, Box::new(AsyncCall(handler, marker())))
     }
 
     /// Adds a check for every event in this group and its subgroups.

@@ -353,3 +353,35 @@ impl Drop for Example {
         let _ = self.child.wait();
     }
 }
+
+/// The next message, parsed as JSON (the event layer's envelopes).
+pub async fn next_json(ws: &mut Client) -> serde_json::Value {
+    match next_message(ws).await {
+        Frame::Text(t) => serde_json::from_str(t.as_str()).expect("a JSON envelope"),
+        other => panic!("expected a JSON text message, got {other:?}"),
+    }
+}
+
+/// Sends one event-layer call and returns the next envelope.
+pub async fn call(ws: &mut Client, call: serde_json::Value) -> serde_json::Value {
+    send_text(ws, &call.to_string()).await;
+    next_json(ws).await
+}
+
+/// An upgrade request for `path` with extra headers, for `try_connect`.
+pub fn request_with(
+    addr: SocketAddr,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> tungstenite::handshake::client::Request {
+    let mut req = format!("ws://{addr}{path}")
+        .into_client_request()
+        .expect("request");
+    for (k, v) in headers {
+        req.headers_mut().insert(
+            tungstenite::http::HeaderName::from_bytes(k.as_bytes()).expect("name"),
+            v.parse().expect("value"),
+        );
+    }
+    req
+}

@@ -1,0 +1,215 @@
+// wsway.js: the browser client for wsway's event layer.
+// A plain ES module with no dependencies and no build step. Served by an app
+// that calls `app.serve_client("/wsway.js")`; the wire format is in wsway's
+// README ("Events").
+//
+//   import { connect } from "/wsway.js";
+//   const socket = connect("/chat/lobby", { token });
+//   socket.on("chat:message", (msg) => show(msg));
+//   const reply = await socket.emit("chat:send", { text: "hi" });
+
+/** The event layer's subprotocol. */
+export const PROTOCOL = "wsway.v1";
+
+/** Characters a subprotocol (an HTTP token) may hold. */
+const TOKEN_CHARS = /^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/;
+
+/** A failed call: `code` is the server's error code, or `timeout`,
+ *  `disconnected` or `closed` from the client itself. */
+export class EventError extends Error {
+  constructor(code, message) {
+    super(message);
+    this.name = "EventError";
+    this.code = code;
+  }
+}
+
+/** Opens a socket; see `Socket`. */
+export function connect(url, options) {
+  return new Socket(url, options);
+}
+
+/**
+ * A connection that reconnects by itself, with exponential backoff.
+ *
+ * Options:
+ * - `token`: a string, or a function returning one (or a promise of one),
+ *   asked again before every reconnect. It is sent as the subprotocol
+ *   `bearer.<token>`, never in the URL.
+ * - `timeout`: milliseconds an `emit` waits for its reply (default 10000).
+ * - `reconnect`: whether to reconnect after a drop (default true). A close
+ *   with a code from 4000 to 4999 (an app's "go away", such as 4001 for a
+ *   revoked session) or 1008 never reconnects.
+ * - `minDelay` / `maxDelay`: the backoff range in ms (default 250 / 10000).
+ *
+ * Lifecycle events, through `on`: `connect`, `disconnect` ({code, reason}),
+ * and `error` (an `EventError` the server sent for no call in particular).
+ */
+export class Socket {
+  constructor(url, options = {}) {
+    this.url = toWebSocketUrl(url);
+    this.options = { timeout: 10000, reconnect: true, minDelay: 250, maxDelay: 10000, ...options };
+    this.listeners = new Map();
+    this.queue = []; // calls waiting for the connection: {id, text}
+    this.pending = new Map(); // id -> {resolve, reject, timer, sent}
+    this.nextId = 1;
+    this.attempt = 0;
+    this.closed = false;
+    this.ws = null;
+    checkToken(options.token);
+    this.open();
+  }
+
+  /** True while the connection is open. */
+  get connected() {
+    return this.ws !== null && this.ws.readyState === 1;
+  }
+
+  /** Calls `fn(data)` for every `event`; returns a function that stops it. */
+  on(event, fn) {
+    if (!this.listeners.has(event)) this.listeners.set(event, new Set());
+    this.listeners.get(event).add(fn);
+    return () => this.listeners.get(event)?.delete(fn);
+  }
+
+  /** Sends `event` and resolves with the server's reply data, or rejects
+   *  with an `EventError`. Queued while (re)connecting. */
+  emit(event, data, { timeout = this.options.timeout } = {}) {
+    if (this.closed) return Promise.reject(new EventError("closed", "the socket was closed"));
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(id);
+        this.queue = this.queue.filter((q) => q.id !== id);
+        reject(new EventError("timeout", `no reply to "${event}" within ${timeout} ms`));
+      }, timeout);
+      this.pending.set(id, { resolve, reject, timer, sent: false });
+      this.write(id, JSON.stringify({ event, data, id }));
+    });
+  }
+
+  /** Sends `event` without asking for a reply. Queued while (re)connecting. */
+  send(event, data) {
+    if (!this.closed) this.write(null, JSON.stringify({ event, data }));
+  }
+
+  /** Closes for good: no reconnect; unanswered calls reject with `closed`. */
+  close(code = 1000, reason = "") {
+    this.closed = true;
+    clearTimeout(this.retry);
+    if (this.ws) this.ws.close(code, reason);
+    this.failPending("closed", "the socket was closed", () => true);
+    this.queue = [];
+  }
+
+  async open() {
+    const protocols = [PROTOCOL];
+    try {
+      let token = this.options.token;
+      if (typeof token === "function") token = await token();
+      checkToken(token);
+      if (token) protocols.push("bearer." + token);
+    } catch (e) {
+      this.fire("error", e);
+      if (!this.closed) this.scheduleReconnect();
+      return;
+    }
+    if (this.closed) return;
+    const ws = new WebSocket(this.url, protocols);
+    this.ws = ws;
+    ws.onopen = () => {
+      this.attempt = 0;
+      const queued = this.queue;
+      this.queue = [];
+      for (const q of queued) this.transmit(q.id, q.text);
+      this.fire("connect");
+    };
+    ws.onmessage = (e) => this.receive(e.data);
+    ws.onclose = (e) => {
+      if (this.ws !== ws) return;
+      this.ws = null;
+      // Calls already sent will never be answered on a new connection.
+      this.failPending("disconnected", "the connection dropped before the reply", (p) => p.sent);
+      this.fire("disconnect", { code: e.code, reason: e.reason });
+      const final = (e.code >= 4000 && e.code <= 4999) || e.code === 1008;
+      if (!this.closed && this.options.reconnect && !final) this.scheduleReconnect();
+      else if (final) this.closed = true;
+    };
+  }
+
+  scheduleReconnect() {
+    const { minDelay, maxDelay } = this.options;
+    const base = Math.min(maxDelay, minDelay * 2 ** this.attempt++);
+    const delay = base / 2 + (Math.random() * base) / 2; // jitter spreads a herd of reconnects
+    this.retry = setTimeout(() => this.open(), delay);
+  }
+
+  write(id, text) {
+    if (this.connected) this.transmit(id, text);
+    else this.queue.push({ id, text });
+  }
+
+  transmit(id, text) {
+    const p = id !== null ? this.pending.get(id) : null;
+    if (p) p.sent = true;
+    this.ws.send(text);
+  }
+
+  receive(text) {
+    let msg;
+    try {
+      msg = JSON.parse(text);
+    } catch {
+      return;
+    }
+    if (typeof msg.event === "string") {
+      this.fire(msg.event, msg.data);
+      return;
+    }
+    const p = msg.id !== null && msg.id !== undefined ? this.pending.get(msg.id) : undefined;
+    if (!p) {
+      if (msg.ok === false) this.fire("error", new EventError(msg.error, msg.message));
+      return;
+    }
+    this.pending.delete(msg.id);
+    clearTimeout(p.timer);
+    if (msg.ok) p.resolve(msg.data);
+    else p.reject(new EventError(msg.error, msg.message));
+  }
+
+  failPending(code, message, which) {
+    for (const [id, p] of this.pending) {
+      if (!which(p)) continue;
+      this.pending.delete(id);
+      clearTimeout(p.timer);
+      p.reject(new EventError(code, message));
+    }
+  }
+
+  fire(event, data) {
+    for (const fn of this.listeners.get(event) ?? []) {
+      try {
+        fn(data);
+      } catch (e) {
+        setTimeout(() => {
+          throw e;
+        });
+      }
+    }
+  }
+}
+
+function checkToken(token) {
+  if (typeof token === "string" && token && !TOKEN_CHARS.test(token)) {
+    throw new Error("wsway.js: a token must be made of HTTP token characters (as JWTs and base64url are)");
+  }
+}
+
+/** `/chat` → `ws://host/chat` (or `wss:` under https). */
+function toWebSocketUrl(url) {
+  const base = typeof location !== "undefined" ? location.href : undefined;
+  const u = new URL(url, base);
+  if (u.protocol === "http:") u.protocol = "ws:";
+  if (u.protocol === "https:") u.protocol = "wss:";
+  return u.href;
+}

@@ -1,0 +1,250 @@
+//! The event layer over real sockets: acks, every kind of error envelope,
+//! ordering, groups and checks, emit/publish, and auth with revocation.
+
+mod common;
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_tungstenite::tungstenite::Message as Frame;
+use common::*;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use wsway::{App, Bearer, EventError, Events};
+
+#[derive(Deserialize)]
+struct Add {
+    a: i64,
+    b: i64,
+}
+
+/// Per-connection state for the group tests.
+#[derive(Default)]
+struct Session {
+    admin: bool,
+}
+
+fn app(failures: Log) -> App {
+    let mut events = Events::<Session>::new();
+    events.on("math:add", |_ws, add: Add| {
+        Ok::<_, EventError>(add.a + add.b)
+    });
+    events.on("fail:typed", |_ws, (): ()| {
+        Err::<(), _>(EventError::new("nope", "said no"))
+    });
+    events.on("fail:internal", |_ws, (): ()| -> Result<(), EventError> {
+        Err(std::io::Error::other("secret detail at /etc/db.conf"))?
+    });
+    events.on("fail:panic", |_ws, (): ()| -> () {
+        panic!("secret panic detail")
+    });
+    events.on("noop", |_ws, (): ()| ());
+    events.on_async("slow", |_ws, ms: u64| {
+        Box::pin(async move {
+            async_io::Timer::after(Duration::from_millis(ms)).await;
+            Ok::<_, EventError>(ms)
+        })
+    });
+    events.on("login:admin", |ws, (): ()| ws.data.admin = true);
+    events.group("orders", |orders| {
+        orders.on("list", |_ws, (): ()| Ok::<_, EventError>(vec!["o1", "o2"]));
+        orders.group("admin", |admin| {
+            admin.middleware(|ws, _event| match ws.data.admin {
+                true => Ok(()),
+                false => Err(EventError::new("forbidden", "admins only")),
+            });
+            admin.on("retry", |_ws, id: u64| {
+                Ok::<_, EventError>(format!("retried {id}"))
+            });
+        });
+        orders
+            .on("cancel", |_ws, id: u64| Ok::<_, EventError>(id))
+            .middleware(|_ws, _event| Err(EventError::new("closed", "cancellations are closed")));
+    });
+    events.on_failure(move |event, err| failures.push(format!("{event}: {err}")));
+    let mut app = App::new();
+    app.ws("/events", events);
+    app
+}
+
+fn ack(id: u64, data: Value) -> Value {
+    json!({"id": id, "ok": true, "data": data})
+}
+
+fn nack(id: Value, error: &str) -> (Value, Value, Value) {
+    (id, json!(false), json!(error))
+}
+
+fn parts(v: &Value) -> (Value, Value, Value) {
+    (v["id"].clone(), v["ok"].clone(), v["error"].clone())
+}
+
+/// Revocable sessions keyed by token.
+#[derive(Clone, Default)]
+struct Sessions(Arc<Mutex<HashSet<String>>>);
+
+#[derive(Clone)]
+struct User {
+    name: String,
+    token: String,
+}
+
+fn auth_app(sessions: Sessions) -> App {
+    let live = sessions.clone();
+    let verify = move |token: String| {
+        let live = live.clone();
+        async move {
+            let known = live.0.lock().unwrap().contains(&token);
+            known.then(|| User {
+                name: token.trim_start_matches("t-").into(),
+                token,
+            })
+        }
+    };
+    let mut events = Events::<()>::new();
+    let revoked = sessions.clone();
+    events.middleware(move |ws, _event| {
+        let user = ws.value::<User>().expect("Bearer ran before the upgrade");
+        if revoked.0.lock().unwrap().contains(&user.token) {
+            Ok(())
+        } else {
+            Err(EventError::new("unauthorized", "session revoked").close(4001, "session revoked"))
+        }
+    });
+    events.on("whoami", |ws, (): ()| {
+        Ok::<_, EventError>(ws.value::<User>().map(|u| u.name.clone()))
+    });
+    events.on_open(|ws| {
+        ws.subscribe("news");
+    });
+    events.on("shout", |ws, text: String| -> Result<(), EventError> {
+        ws.emit("echoed", &text)?;
+        ws.publish_event("news", "shouted", &json!({"text": text}))?;
+        Ok(())
+    });
+    let mut app = App::new();
+    app.ws("/live", events).middleware(Bearer::protocol(verify));
+    app
+}
+
+async fn connect_as(addr: std::net::SocketAddr, token: &str) -> Client {
+    let protocols = format!("wsway.v1, bearer.{token}");
+    let req = request_with(addr, "/live", &[("sec-websocket-protocol", &protocols)]);
+    let (ws, res) = try_connect(addr, req).await.expect("upgrade with a token");
+    assert_eq!(res.headers()["sec-websocket-protocol"], "wsway.v1");
+    ws
+}
+
+runtime_tests! {
+    async fn acks_and_every_error_envelope(rt) {
+        let failures = Log::default();
+        let server = rt.start(app(failures.clone())).await;
+        let mut ws = connect(server.local_addr(), "/events").await;
+
+        let r = call(&mut ws, json!({"event": "math:add", "data": {"a": 2, "b": 3}, "id": 1})).await;
+        assert_eq!(r, ack(1, json!(5)));
+        let r = call(&mut ws, json!({"event": "math:add", "data": {"a": 1, "b": 1}, "id": "k"})).await;
+        assert_eq!(r["id"], "k", "string ids come back as given");
+
+        let r = call(&mut ws, json!({"event": "fail:typed", "id": 2})).await;
+        assert_eq!(r, json!({"id": 2, "ok": false, "error": "nope", "message": "said no"}));
+
+        let r = call(&mut ws, json!({"event": "fail:internal", "id": 3})).await;
+        assert_eq!(r, json!({"id": 3, "ok": false, "error": "internal", "message": "internal error"}));
+        let r = call(&mut ws, json!({"event": "fail:panic", "id": 4})).await;
+        assert_eq!(r, json!({"id": 4, "ok": false, "error": "internal", "message": "internal error"}));
+
+        let r = call(&mut ws, json!({"event": "math:add", "data": {"a": "x"}, "id": 5})).await;
+        assert_eq!(parts(&r), nack(json!(5), "bad_data"));
+        assert!(r["message"].as_str().unwrap().contains("invalid type"), "{r}");
+        let r = call(&mut ws, json!({"event": "no:such", "id": 6})).await;
+        assert_eq!(parts(&r), nack(json!(6), "unknown_event"));
+        send_text(&mut ws, "this is not JSON").await;
+        assert_eq!(parts(&next_json(&mut ws).await), nack(Value::Null, "malformed"));
+        let r = call(&mut ws, json!({"event": 12, "id": 7})).await;
+        assert_eq!(parts(&r), nack(json!(7), "malformed"));
+        within(WAIT, "send", ws.send(Frame::binary(vec![1, 2, 3]))).await.unwrap();
+        assert_eq!(parts(&next_json(&mut ws).await), nack(Value::Null, "unsupported"));
+
+        // A call without an id gets no reply: the next envelope is the next ack.
+        send_text(&mut ws, &json!({"event": "noop"}).to_string()).await;
+        let r = call(&mut ws, json!({"event": "noop", "id": 8})).await;
+        assert_eq!(r, ack(8, Value::Null));
+
+        // After all that, including a panic, the socket is still open.
+        let r = call(&mut ws, json!({"event": "math:add", "data": {"a": 40, "b": 2}, "id": 9})).await;
+        assert_eq!(r, ack(9, json!(42)));
+
+        let logged = failures.snapshot();
+        assert_eq!(logged.len(), 2, "{logged:?}");
+        assert!(logged[0].starts_with("fail:internal: internal error: secret detail"), "{logged:?}");
+        assert!(logged[1].contains("secret panic detail"), "{logged:?}");
+    }
+
+    async fn acks_arrive_in_call_order(rt) {
+        let server = rt.start(app(Log::default())).await;
+        let mut ws = connect(server.local_addr(), "/events").await;
+        // Earlier calls take longer, yet their replies come first.
+        for id in 1..=20u64 {
+            let ms = 2 * (21 - id);
+            send_text(&mut ws, &json!({"event": "slow", "data": ms, "id": id}).to_string()).await;
+        }
+        for id in 1..=20u64 {
+            assert_eq!(next_json(&mut ws).await, ack(id, json!(2 * (21 - id))));
+        }
+    }
+
+    async fn groups_prefix_names_and_run_their_checks(rt) {
+        let server = rt.start(app(Log::default())).await;
+        let mut ws = connect(server.local_addr(), "/events").await;
+        let r = call(&mut ws, json!({"event": "orders:list", "id": 1})).await;
+        assert_eq!(r, ack(1, json!(["o1", "o2"])));
+        let r = call(&mut ws, json!({"event": "orders:admin:retry", "data": 7, "id": 2})).await;
+        assert_eq!(parts(&r), nack(json!(2), "forbidden"));
+        let r = call(&mut ws, json!({"event": "admin:retry", "data": 7, "id": 3})).await;
+        assert_eq!(parts(&r), nack(json!(3), "unknown_event"), "names carry the full prefix");
+        let r = call(&mut ws, json!({"event": "login:admin", "id": 4})).await;
+        assert_eq!(r, ack(4, Value::Null));
+        let r = call(&mut ws, json!({"event": "orders:admin:retry", "data": 7, "id": 5})).await;
+        assert_eq!(r, ack(5, json!("retried 7")));
+        let r = call(&mut ws, json!({"event": "orders:cancel", "data": 7, "id": 6})).await;
+        assert_eq!(parts(&r), nack(json!(6), "closed"), "per-event checks run");
+    }
+
+    async fn identity_reaches_events_and_revocation_closes_4001(rt) {
+        let sessions = Sessions::default();
+        sessions.0.lock().unwrap().extend(["t-ann".to_owned(), "t-bob".to_owned()]);
+        let server = rt.start(auth_app(sessions.clone())).await;
+        let addr = server.local_addr();
+
+        let r = raw(addr, &upgrade_request("/live", "Sec-WebSocket-Protocol: wsway.v1\r\n")).await;
+        assert_eq!(status_of(&r), 401, "no token, no upgrade");
+
+        let mut ann = connect_as(addr, "t-ann").await;
+        let mut bob = connect_as(addr, "t-bob").await;
+        let r = call(&mut ann, json!({"event": "whoami", "id": 1})).await;
+        assert_eq!(r, ack(1, json!("ann")));
+
+        // emit reaches the caller, publish reaches the topic's other members.
+        let r = call(&mut ann, json!({"event": "shout", "data": "hi", "id": 2})).await;
+        assert_eq!(r, json!({"event": "echoed", "data": "hi"}));
+        assert_eq!(next_json(&mut ann).await, ack(2, Value::Null));
+        assert_eq!(next_json(&mut bob).await, json!({"event": "shouted", "data": {"text": "hi"}}));
+        // So does a publish from outside any connection.
+        server.topics().publish_event("news", "tick", &1).unwrap();
+        assert_eq!(next_json(&mut bob).await, json!({"event": "tick", "data": 1}));
+        assert_eq!(next_json(&mut ann).await, json!({"event": "tick", "data": 1}));
+
+        // Revoke ann's session mid-connection: her next event is refused
+        // and the socket closes with 4001; bob carries on.
+        sessions.0.lock().unwrap().remove("t-ann");
+        let r = call(&mut ann, json!({"event": "whoami", "id": 3})).await;
+        assert_eq!(r, json!({"id": 3, "ok": false, "error": "unauthorized", "message": "session revoked"}));
+        assert_eq!(expect_close(&mut ann).await, (4001, "session revoked".into()));
+        let r = call(&mut bob, json!({"event": "whoami", "id": 4})).await;
+        assert_eq!(r, ack(4, json!("bob")));
+        let r = raw(addr, &upgrade_request("/live", "Sec-WebSocket-Protocol: wsway.v1, bearer.t-ann\r\n")).await;
+        assert_eq!(status_of(&r), 401, "a revoked token cannot reconnect");
+    }
+}
