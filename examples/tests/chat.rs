@@ -1,16 +1,13 @@
-//! The chat example: rooms keep their messages to themselves, joins and
-//! leaves are announced, and the page is served at `/`.
+//! The chat example: sign-in, rooms that keep their messages to themselves,
+//! joins and leaves, acks and refusals, all through the event layer.
 
 mod common;
 
-use async_tungstenite::tungstenite::Message as Frame;
 use common::*;
+use serde_json::{Value, json};
 
-fn event(frame: Frame) -> serde_json::Value {
-    match frame {
-        Frame::Text(t) => serde_json::from_str(t.as_str()).expect("JSON event"),
-        other => panic!("expected a text event, got {other:?}"),
-    }
+fn event(name: &str, data: Value) -> Value {
+    json!({"event": name, "data": data})
 }
 
 runtime_tests! {
@@ -20,34 +17,43 @@ runtime_tests! {
 
         let page = raw(addr, "GET / HTTP/1.1\r\nHost: x\r\n\r\n").await;
         assert_eq!(status_of(&page), 200);
-        assert!(page.contains("new WebSocket("), "the page opens a socket");
+        assert!(page.contains("from \"/wsway.js\""), "the page uses wsway.js");
+        let js = raw(addr, "GET /wsway.js HTTP/1.1\r\nHost: x\r\n\r\n").await;
+        assert_eq!(status_of(&js), 200);
+        assert!(js.contains("text/javascript") && js.contains("export function connect"));
 
-        let mut ann = connect(addr, "/chat/lobby?name=ann").await;
-        assert_eq!(event(next_message(&mut ann).await)["kind"], "join");
-        let mut bob = connect(addr, "/chat/lobby?name=bob").await;
-        let mut eve = connect(addr, "/chat/other?name=eve").await;
-        assert_eq!(event(next_message(&mut ann).await)["name"], "bob");
-        assert_eq!(event(next_message(&mut bob).await)["name"], "bob");
-        assert_eq!(event(next_message(&mut eve).await)["name"], "eve");
+        // No token, or a made-up one: 401 before the 101.
+        let r = raw(addr, &upgrade_request("/chat/lobby", "Sec-WebSocket-Protocol: wsway.v1\r\n")).await;
+        assert_eq!(status_of(&r), 401);
+        let r = raw(addr, &upgrade_request("/chat/lobby", "Sec-WebSocket-Protocol: wsway.v1, bearer.forged\r\n")).await;
+        assert_eq!(status_of(&r), 401);
 
-        send_text(&mut ann, "hi bob").await;
-        for ws in [&mut ann, &mut bob] {
-            let e = event(next_message(ws).await);
-            assert_eq!((e["kind"].as_str(), e["name"].as_str(), e["text"].as_str()), (Some("message"), Some("ann"), Some("hi bob")));
-        }
-        send_text(&mut eve, "anyone?").await;
-        assert_eq!(event(next_message(&mut eve).await)["text"], "anyone?");
+        let mut ann = chat_join(addr, "lobby", "ann").await;
+        let mut bob = chat_join(addr, "lobby", "bob").await;
+        assert_eq!(next_json(&mut ann).await, event("chat:join", json!({"name": "bob"})));
+        let mut eve = chat_join(addr, "other", "eve").await;
+
+        let r = call(&mut ann, json!({"event": "chat:send", "data": {"text": "hi bob"}, "id": 1})).await;
+        assert_eq!(r, event("chat:message", json!({"name": "ann", "text": "hi bob"})));
+        assert_eq!(next_json(&mut ann).await, json!({"id": 1, "ok": true, "data": {"sent": 2}}));
+        assert_eq!(next_json(&mut bob).await, event("chat:message", json!({"name": "ann", "text": "hi bob"})));
+
+        let r = call(&mut ann, json!({"event": "chat:send", "data": {"text": "  "}, "id": 2})).await;
+        assert_eq!((r["id"].clone(), r["error"].clone()), (json!(2), json!("empty")));
+        let long = "x".repeat(501);
+        let r = call(&mut ann, json!({"event": "chat:send", "data": {"text": long}, "id": 3})).await;
+        assert_eq!(r["error"], "too_long");
 
         ann.close(None).await.unwrap();
-        let e = event(next_message(&mut bob).await);
-        assert_eq!((e["kind"].as_str(), e["name"].as_str()), (Some("leave"), Some("ann")));
+        assert_eq!(next_json(&mut bob).await, event("chat:leave", json!({"name": "ann"})));
 
-        // Nothing from the lobby ever reached the other room.
-        send_text(&mut eve, "still alone").await;
-        assert_eq!(event(next_message(&mut eve).await)["text"], "still alone");
+        // Nothing from the lobby reached the other room.
+        let r = call(&mut eve, json!({"event": "chat:send", "data": {"text": "anyone?"}})).await;
+        assert_eq!(r, event("chat:message", json!({"name": "eve", "text": "anyone?"})));
 
-        let long = "n".repeat(40);
-        let r = raw(addr, &upgrade_request(&format!("/chat/lobby?name={long}"), "")).await;
+        let r = raw(addr, &upgrade_request(&format!("/chat/{}", "r".repeat(65)), "")).await;
+        assert_eq!(status_of(&r), 400);
+        let r = raw(addr, &format!("GET /login?name={} HTTP/1.1\r\nHost: x\r\n\r\n", "n".repeat(40))).await;
         assert_eq!(status_of(&r), 400);
     }
 }

@@ -56,9 +56,7 @@ runtime_tests! {
         let addr = example.addr;
         let mut members = Vec::new();
         for i in 0..5 {
-            let mut ws = connect(addr, &format!("/chat/lobby?name=m{i}")).await;
-            next_message(&mut ws).await; // its own join
-            members.push(ws);
+            members.push(chat_join(addr, "lobby", &format!("m{i}")).await);
         }
         example.signal("-INT");
         for ws in &mut members {

@@ -385,3 +385,39 @@ pub fn request_with(
     }
     req
 }
+
+/// Signs in to the chat example and returns the token.
+pub async fn chat_login(addr: SocketAddr, name: &str) -> String {
+    let r = raw(
+        addr,
+        &format!("GET /login?name={name} HTTP/1.1\r\nHost: x\r\n\r\n"),
+    )
+    .await;
+    assert_eq!(status_of(&r), 200, "{r}");
+    let body = r.split("\r\n\r\n").nth(1).expect("a body");
+    let v: serde_json::Value = serde_json::from_str(body).expect("JSON");
+    v["token"].as_str().expect("a token").to_owned()
+}
+
+/// Signs in and joins a chat room, reading the welcome and the member's
+/// own join announcement.
+pub async fn chat_join(addr: SocketAddr, room: &str, name: &str) -> Client {
+    let token = chat_login(addr, name).await;
+    let offer = format!("wsway.v1, bearer.{token}");
+    let req = request_with(
+        addr,
+        &format!("/chat/{room}"),
+        &[("sec-websocket-protocol", &offer)],
+    );
+    let mut ws = try_connect(addr, req).await.expect("join").0;
+    let welcome = next_json(&mut ws).await;
+    let expected =
+        serde_json::json!({"event": "chat:welcome", "data": {"name": name, "room": room}});
+    assert_eq!(welcome, expected);
+    let own = next_json(&mut ws).await;
+    assert_eq!(
+        own,
+        serde_json::json!({"event": "chat:join", "data": {"name": name}})
+    );
+    ws
+}
