@@ -80,16 +80,17 @@ impl Runtime {
 #[macro_export]
 macro_rules! runtime_tests {
     ($($(#[$meta:meta])* async fn $name:ident($rt:ident) $body:block)*) => {
-        $( $(#[$meta])* async fn $name($rt: common::Runtime) $body )*
+        $( async fn $name($rt: common::Runtime) $body )*
 
+        // Attributes (`#[ignore = ".."]`, say) go on each runtime's test.
         mod tokio {
-            $( #[test] fn $name() { super::common::Runtime::Tokio.run(super::$name) } )*
+            $( $(#[$meta])* #[test] fn $name() { super::common::Runtime::Tokio.run(super::$name) } )*
         }
         mod smol {
-            $( #[test] fn $name() { super::common::Runtime::Smol.run(super::$name) } )*
+            $( $(#[$meta])* #[test] fn $name() { super::common::Runtime::Smol.run(super::$name) } )*
         }
         mod async_std {
-            $( #[test] fn $name() { super::common::Runtime::AsyncStd.run(super::$name) } )*
+            $( $(#[$meta])* #[test] fn $name() { super::common::Runtime::AsyncStd.run(super::$name) } )*
         }
     };
 }
@@ -420,4 +421,21 @@ pub async fn chat_join(addr: SocketAddr, room: &str, name: &str) -> Client {
         serde_json::json!({"event": "chat:join", "data": {"name": name}})
     );
     ws
+}
+
+/// Runs blocking work on its own thread and awaits it without blocking the
+/// runtime (bound it with [`within`]).
+pub async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
+    let slot = Arc::new(Mutex::new(None));
+    let done = slot.clone();
+    std::thread::spawn(move || {
+        let value = work();
+        *done.lock().unwrap() = Some(value);
+    });
+    loop {
+        if let Some(value) = slot.lock().unwrap().take() {
+            return value;
+        }
+        Timer::after(Duration::from_millis(20)).await;
+    }
 }

@@ -1,0 +1,131 @@
+// Drives headless Chromium through the chat example and wsway.js.
+// Usage: node chat.mjs http://127.0.0.1:PORT
+// Started by examples/tests/browser.rs, which serves the chat app plus the
+// `/t/events` route these checks use. Prints one line per check; exits
+// non-zero on the first failure.
+import assert from "node:assert/strict";
+import { chromium } from "playwright-core";
+
+const base = process.argv[2];
+if (!base) throw new Error("usage: node chat.mjs http://127.0.0.1:PORT");
+const executablePath = process.env.CHROMIUM ?? "/usr/bin/chromium";
+
+// A hung browser fails the run instead of hanging CI.
+setTimeout(() => {
+  console.error("browser test: timed out after 90 s");
+  process.exit(2);
+}, 90_000).unref();
+
+const browser = await chromium.launch({
+  executablePath,
+  args: [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+  ],
+});
+
+const check = (name) => console.log(`ok: ${name}`);
+
+async function joinAs(name) {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  page.on("pageerror", (e) => console.error(`[${name} page error] ${e.message}`));
+  await page.goto(base + "/");
+  await page.fill("input[name=name]", name);
+  await page.fill("input[name=room]", "lobby");
+  await page.click("#join button");
+  await page.waitForFunction(
+    (n) => document.getElementById("status").textContent === `in room lobby as ${n}`,
+    name,
+    { timeout: 10_000 },
+  );
+  return page;
+}
+
+const logLines = (page) => page.$$eval("#log p", (ps) => ps.map((p) => p.textContent));
+
+async function waitForLine(page, text) {
+  await page.waitForFunction(
+    (t) => [...document.querySelectorAll("#log p")].some((p) => p.textContent === t),
+    text,
+    { timeout: 10_000 },
+  ).catch(async () => {
+    assert.fail(`expected the line "${text}", the log shows ${JSON.stringify(await logLines(page))}`);
+  });
+}
+
+async function say(page, text) {
+  await page.fill("input[name=text]", text);
+  await page.click("#say button");
+}
+
+try {
+  // Two pages chat through the event layer.
+  const ann = await joinAs("ann");
+  const bob = await joinAs("bob");
+  await waitForLine(ann, "bob joined");
+  check("each page signs in, connects with its token and joins the room");
+
+  await say(ann, "hello from ann");
+  await waitForLine(ann, "ann: hello from ann");
+  await waitForLine(bob, "ann: hello from ann");
+  await say(bob, "hi ann");
+  await waitForLine(ann, "bob: hi ann");
+  await waitForLine(bob, "bob: hi ann");
+  check("messages reach both pages, in the same order on each");
+
+  await say(ann, "   ");
+  await waitForLine(ann, "not sent (empty): say something");
+  const bobLines = await logLines(bob);
+  assert.ok(!bobLines.some((l) => l.includes("not sent")), "a refusal stays with its sender");
+  check("a refused message shows its ack's error on the sender's page only");
+
+  await bob.context().close();
+  await waitForLine(ann, "bob left");
+  check("closing a page announces the leave");
+
+  // wsway.js itself, against /t/events (token "good").
+  const results = await ann.evaluate(async () => {
+    const { connect } = await import("/wsway.js");
+    const out = {};
+    const s = connect("/t/events", { token: "good", timeout: 2000, minDelay: 50 });
+    let connects = 0;
+    s.on("connect", () => connects++);
+    // Emitted before the socket is open: queued, then sent.
+    out.queued = await s.emit("echo", { n: 1 });
+    out.whoami = await s.emit("whoami");
+    out.typed = await s.emit("fail").catch((e) => `${e.name}:${e.code}:${e.message}`);
+    out.timeout = await s.emit("slow", 1000, { timeout: 200 }).catch((e) => e.code);
+    out.pushed = await new Promise((resolve) => {
+      const off = s.on("pushed", (d) => { off(); resolve(d); });
+      s.send("push", "ping");
+    });
+    // The server drops the connection: the call in flight rejects, the
+    // client reconnects by itself, and calls work again.
+    out.dropped = await s.emit("drop").catch((e) => e.code);
+    out.afterReconnect = await s.emit("echo", { n: 2 });
+    out.connects = connects;
+    s.close();
+    out.afterClose = await s.emit("echo", 3).catch((e) => e.code);
+    // A bad token never gets a socket.
+    out.badToken = await new Promise((resolve) => {
+      const bad = connect("/t/events", { token: "bad", reconnect: false });
+      bad.on("connect", () => resolve("connected?!"));
+      bad.on("disconnect", (d) => resolve(d.code));
+    });
+    return out;
+  });
+  assert.deepEqual(results.queued, { n: 1 }, "a call made while connecting is queued and answered");
+  assert.equal(results.whoami, "tester", "the token reached the server as the verified identity");
+  assert.equal(results.typed, "EventError:nope:said no");
+  assert.equal(results.timeout, "timeout");
+  assert.equal(results.pushed, "ping");
+  assert.equal(results.dropped, "disconnected");
+  assert.deepEqual(results.afterReconnect, { n: 2 });
+  assert.equal(results.connects, 2, "one reconnect");
+  assert.equal(results.afterClose, "closed");
+  assert.equal(results.badToken, 1006);
+  check(`wsway.js: queue, token, typed errors, timeout, events, reconnect, close (${JSON.stringify(results)})`);
+} finally {
+  await browser.close();
+}

@@ -1,0 +1,92 @@
+//! Headless Chromium through the chat example and `wsway.js`, driven by
+//! `examples/browser/chat.mjs` with Playwright's `playwright-core`.
+//!
+//! Needs Debian's `chromium` and `npm ci` in `examples/browser`, which
+//! `.ci/run` installs before running these with `--ignored`. Run by hand
+//! without them, the test fails and says what is missing.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+use serde_json::Value;
+use wsway::{App, Bearer, EventError, Events};
+
+#[derive(Clone)]
+struct Tester(String);
+
+/// The chat app, plus `/t/events` for the checks on wsway.js itself.
+fn app() -> App {
+    let mut app = examples::chat::app();
+    let mut events = Events::<()>::new();
+    events.on("echo", |_ws, data: Value| Ok::<_, EventError>(data));
+    events.on("whoami", |ws, (): ()| {
+        Ok::<_, EventError>(ws.value::<Tester>().map(|t| t.0.clone()))
+    });
+    events.on("fail", |_ws, (): ()| {
+        Err::<(), _>(EventError::new("nope", "said no"))
+    });
+    events.on_async("slow", |_ws, ms: u64| {
+        Box::pin(async move {
+            async_io::Timer::after(Duration::from_millis(ms)).await;
+        })
+    });
+    events.on("push", |ws, data: Value| -> Result<(), EventError> {
+        ws.emit("pushed", &data)?;
+        Ok(())
+    });
+    events.on("drop", |ws, (): ()| ws.terminate());
+    let verify = |token: String| async move { (token == "good").then(|| Tester("tester".into())) };
+    app.ws("/t/events", events)
+        .middleware(Bearer::protocol(verify));
+    app
+}
+
+/// What the browser test needs, or a message saying how to get it.
+fn prerequisites() -> Result<(), String> {
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    if !Path::new(&chromium).exists() {
+        return Err(format!(
+            "no Chromium at {chromium}: `apt-get install chromium` (as .ci/run does)"
+        ));
+    }
+    if Command::new("node").arg("--version").output().is_err() {
+        return Err("no `node` on PATH".into());
+    }
+    let module = Path::new(env!("CARGO_MANIFEST_DIR")).join("browser/node_modules/playwright-core");
+    if !module.exists() {
+        return Err("playwright-core is not installed: `npm ci --prefix examples/browser` (as .ci/run does)".into());
+    }
+    Ok(())
+}
+
+runtime_tests! {
+    #[ignore = "needs Chromium and playwright-core; .ci/run installs them and runs this"]
+    async fn two_pages_chat_and_wsway_js_behaves(rt) {
+        if let Err(missing) = prerequisites() {
+            panic!("the browser test cannot run: {missing}");
+        }
+        let server = rt.start(app()).await;
+        let url = format!("http://{}", server.local_addr());
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("browser/chat.mjs");
+        // The browser runs in its own process; wait for it off the runtime.
+        let child = Command::new("node")
+            .arg(&script)
+            .arg(&url)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("start node");
+        let out = within(Duration::from_secs(120), "the browser script", blocking(move || child.wait_with_output()))
+            .await
+            .expect("browser script output");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        println!("{stdout}{stderr}");
+        assert!(out.status.success(), "the browser script failed ({}):\n{stdout}\n{stderr}", out.status);
+        assert_eq!(stdout.matches("ok: ").count(), 5, "every check ran:\n{stdout}");
+    }
+}
