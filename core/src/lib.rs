@@ -1,8 +1,11 @@
 //! WebSocket servers written once, run on tokio, async-std or smol.
 //!
 //! An application is an [`App`]: WebSocket routes with a [`Handler`], plain
-//! HTTP routes, and [`Limits`]. An adapter crate (`wsway-tokio`, and soon
-//! `wsway-smol` and `wsway-async-std`) binds it to a port on its runtime.
+//! HTTP routes, [`Middleware`] and route [`Group`]s, and [`Limits`]. For
+//! named JSON events with acknowledgements, register [`Events`] (itself a
+//! `Handler`) and serve the browser client with [`App::serve_client`]. An
+//! adapter crate (`wsway-tokio`, `wsway-smol` or `wsway-async-std`) binds
+//! the app to a port on its runtime.
 //! Swapping runtimes is swapping that one crate: the application does not
 //! change.
 //!
@@ -65,6 +68,11 @@
 //! | `body` | [`Response`], [`Body`], [`IntoResponse`], [`Html`] |
 //! | `handshake` | the RFC 6455 opening handshake checks and the 101 |
 //! | `handler` | the [`Handler`] trait, [`Accept`], [`on_message`] |
+//! | `middleware` | the [`Middleware`] trait, stacks, [`middleware::from_fn`] |
+//! | `group` | route [`Group`]s: a shared prefix and middleware stack |
+//! | `auth` | [`Bearer`] tokens from a header, the query or a subprotocol |
+//! | `throttle` | [`HandshakeLimit`], the per-IP handshake rate limit |
+//! | `events` | [`Events`]: JSON envelopes, typed handlers, acks, [`EventError`] |
 //! | `socket` | [`Ws`], [`Handle`], [`SendStatus`]: the connection API and its outbox |
 //! | `connection` | the per-connection driver: reads, writes, timers, close |
 //! | `codec` | tungstenite's codec driven by polls |
@@ -96,6 +104,7 @@
 //! | [`App::max_headers`], [`App::max_header_bytes`] | 100 headers, 16 KiB | 431 |
 //! | [`Server::connection_limit`] | none | canned 503 at accept, nothing allocated |
 //! | [`App::handshake_timeout`] | 10 s | connection dropped |
+//! | [`HandshakeLimit`] | off (opt in as middleware) | 429 with `Retry-After` |
 //! | [`Server::shutdown_timeout`] | 10 s | remaining sockets terminated |
 
 #![warn(missing_docs)]
