@@ -1,12 +1,13 @@
 //! Micro-benchmarks for the hot paths the load kit cannot isolate: the
-//! opening-handshake check and the publish fan-out.
+//! opening-handshake check, the publish fan-out, and the event layer's
+//! per-call work.
 //!
 //! ```sh
 //! cargo bench -p wsway --bench core
 //! ```
 
 use divan::Bencher;
-use wsway::__bench::{Room, handshake};
+use wsway::__bench::{Room, event_call, handshake};
 use wsway::Message;
 use wsway::http::{HeaderMap, HeaderValue};
 
@@ -48,4 +49,13 @@ fn publish(bencher: Bencher, subscribers: u64) {
         room.drain();
         report
     });
+}
+
+/// One event-layer call: envelope, typed data, ack (what `Events` adds to a
+/// raw text message, before the handler runs).
+#[divan::bench]
+fn event_envelope(bencher: Bencher) {
+    let call =
+        r#"{"event":"chat:send","data":{"room":"lobby","text":"hello there, everyone"},"id":42}"#;
+    bencher.bench(|| event_call(divan::black_box(call)));
 }

@@ -182,6 +182,21 @@ pub mod __bench {
         crate::handshake::check(&http::Method::GET, http::Version::HTTP_11, headers).is_ok()
     }
 
+    /// The event layer's own work on one call: read the envelope,
+    /// deserialize `{"room", "text"}`, and write the ack.
+    pub fn event_call(text: &str) -> Option<String> {
+        #[derive(serde::Deserialize)]
+        struct Say {
+            #[allow(dead_code)]
+            room: String,
+            text: String,
+        }
+        let call = crate::events::envelope::parse(text).ok()?;
+        let say: Say = serde_json::from_value(call.data).ok()?;
+        let data = serde_json::to_string(&say.text.len()).ok()?;
+        Some(crate::events::envelope::ack(call.id.as_ref()?, &data))
+    }
+
     /// A topic with `n` subscribers whose queues can be emptied between runs.
     pub struct Room {
         topics: Topics,

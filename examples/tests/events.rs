@@ -247,4 +247,23 @@ runtime_tests! {
         let r = raw(addr, &upgrade_request("/live", "Sec-WebSocket-Protocol: wsway.v1, bearer.t-ann\r\n")).await;
         assert_eq!(status_of(&r), 401, "a revoked token cannot reconnect");
     }
+
+    async fn connection_errors_reach_on_error_and_on_close(rt) {
+        let log = Log::default();
+        let (errors, closes) = (log.clone(), log.clone());
+        let mut events = Events::<()>::new();
+        events.on_error(move |_ws, err| errors.push(format!("error: {err}")));
+        events.on_close(move |_ws, code, _reason| closes.push(format!("close: {code}")));
+        let mut app = App::new();
+        app.ws("/events", events).limits(|l| l.max_message_size(1024));
+        let server = rt.start(app).await;
+        let mut ws = connect(server.local_addr(), "/events").await;
+        send_text(&mut ws, &"x".repeat(2000)).await;
+        assert_eq!(expect_close(&mut ws).await.0, 1009);
+        finish_close(&mut ws).await;
+        log.wait_for("close:").await;
+        let seen = log.snapshot();
+        assert_eq!(seen.len(), 2, "{seen:?}");
+        assert!(seen[0].starts_with("error: ") && seen[1].starts_with("close: 1009"), "{seen:?}");
+    }
 }

@@ -4,7 +4,7 @@
 //! [`Events`] *is* a [`Handler`]: register it on a route like any other.
 //! The wire format is in the README ("Events") and in `envelope`.
 
-mod envelope;
+pub(crate) mod envelope;
 mod error;
 
 use std::collections::HashMap;
@@ -19,6 +19,7 @@ pub use error::{EventError, Reply};
 
 use crate::app::BoxFuture;
 use crate::body::Response;
+use crate::error::Error;
 use crate::handler::{Accept, Handler};
 use crate::message::{CloseCode, Message};
 use crate::request::Request;
@@ -50,6 +51,7 @@ struct Route<D> {
 type OpenHook<D> = Box<dyn Fn(&mut Ws<D>) + Send + Sync>;
 type CloseHook<D> = Box<dyn Fn(&mut Ws<D>, CloseCode, &str) + Send + Sync>;
 type FailureHook = Box<dyn Fn(&str, &EventError) + Send + Sync>;
+type ErrorHook<D> = Box<dyn Fn(&mut Ws<D>, &Error) + Send + Sync>;
 
 /// Named events with typed data, replies and groups: a [`Handler`] that
 /// speaks the JSON envelope `{"event", "data", "id"}`.
@@ -96,6 +98,7 @@ pub struct Events<D = ()> {
     open: Option<OpenHook<D>>,
     close: Option<CloseHook<D>>,
     failure: Option<FailureHook>,
+    error: Option<ErrorHook<D>>,
 }
 
 impl<D: Send + 'static> Default for Events<D> {
@@ -113,6 +116,7 @@ impl<D: Send + 'static> Events<D> {
             open: None,
             close: None,
             failure: None,
+            error: None,
         }
     }
 
@@ -200,6 +204,16 @@ impl<D: Send + 'static> Events<D> {
         hook: impl Fn(&str, &EventError) + Send + Sync + 'static,
     ) -> &mut Self {
         self.failure = Some(Box::new(hook));
+        self
+    }
+
+    /// Runs for connection-level errors, as [`Handler::error`] does: a
+    /// limit tripped, the peer broke the protocol or vanished.
+    pub fn on_error(
+        &mut self,
+        hook: impl Fn(&mut Ws<D>, &Error) + Send + Sync + 'static,
+    ) -> &mut Self {
+        self.error = Some(Box::new(hook));
         self
     }
 
@@ -305,6 +319,12 @@ impl<D: Default + Send + 'static> Handler for Events<D> {
                     let _ = ws.close(*code, reason);
                 }
             }
+        }
+    }
+
+    async fn error(&self, ws: &mut Ws<D>, err: &Error) {
+        if let Some(hook) = &self.error {
+            hook(ws, err);
         }
     }
 
