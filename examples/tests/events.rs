@@ -261,6 +261,7 @@ runtime_tests! {
         send_text(&mut ws, &"x".repeat(2000)).await;
         assert_eq!(expect_close(&mut ws).await.0, 1009);
         finish_close(&mut ws).await;
+        drop(ws); // the server lingers until the peer hangs up
         log.wait_for("close:").await;
         let seen = log.snapshot();
         assert_eq!(seen.len(), 2, "{seen:?}");
