@@ -191,6 +191,17 @@ impl<V: Verify> Middleware for Bearer<V> {
     }
 }
 
+/// The token a `Bearer` taking every source would find (for the fuzz target).
+pub(crate) fn fuzz_token(req: &mut Request) -> Option<String> {
+    async fn none(_: String) -> Option<()> {
+        None
+    }
+    Bearer::header(none)
+        .or_query("token")
+        .or_protocol()
+        .token(req)
+}
+
 /// `Bearer <token>`, with the scheme matched case-insensitively.
 fn strip_scheme(value: &str) -> Option<&str> {
     let (scheme, token) = value.split_once(' ')?;

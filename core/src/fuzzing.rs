@@ -16,7 +16,7 @@ use crate::limits::Limits;
 use crate::registry::Registry;
 use crate::runtime::{BoxSleep, BoxTask, Runtime};
 use crate::socket::{Info, Shared, Ws};
-use crate::{Message, Origins, on_message};
+use crate::{EventError, Events, Handler, Message, Origins, on_message};
 
 /// Parses `data` as a request head the way hyper does (httparse), then runs
 /// every check an upgrade request goes through. Must never panic.
@@ -51,8 +51,21 @@ pub fn handshake(data: &[u8]) {
     let _ = Origins::same_host()
         .allow(["https://*.example.com"])
         .permits(&map);
-    // Typed extraction of whatever the path and query hold.
     let path = req.path.unwrap_or("/");
+    // Bearer tokens from every source, on a request built from this head.
+    if let Ok(uri) = path.parse::<http::Uri>() {
+        let mut head = http::Request::new(()).into_parts().0;
+        head.uri = uri;
+        head.headers = map.clone();
+        let mut request = crate::request::Request {
+            head,
+            remote_addr: ([127, 0, 0, 1], 9).into(),
+            params: Vec::new(),
+            values: http::Extensions::new(),
+        };
+        let _ = crate::auth::fuzz_token(&mut request);
+    }
+    // Typed extraction of whatever the path and query hold.
     let query = path.split_once('?').map_or("", |(_, q)| q);
     let pairs = crate::extract::parse_query(query);
     #[derive(serde::Deserialize)]
@@ -69,9 +82,84 @@ pub fn handshake(data: &[u8]) {
 /// Runs a connection whose peer sends `data` and then hangs up, with an echo
 /// handler and small limits. Must never panic nor grow without bound.
 pub fn connection(data: &[u8]) {
+    let chunk = 1 + data.first().map_or(0, |b| *b as usize % 64);
+    let handler = on_message(|ws: &mut Ws<()>, msg: Message| {
+        ws.send(msg);
+    });
+    run(data.to_vec(), chunk, handler);
+}
+
+/// Runs an [`Events`] connection whose peer sends the messages in `data`
+/// (split at `0xFF` bytes; each one a text frame when it is UTF-8, binary
+/// otherwise). Must never panic: every call gets an envelope back.
+pub fn events(data: &[u8]) {
+    let mut frames = Vec::new();
+    for msg in data.split(|b| *b == 0xFF) {
+        let opcode = if std::str::from_utf8(msg).is_ok() {
+            0x1
+        } else {
+            0x2
+        };
+        masked_frame(&mut frames, opcode, msg);
+    }
+    #[derive(serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Typed {
+        n: u32,
+        tags: Vec<String>,
+        nested: Option<Box<Typed>>,
+    }
+    let mut events = Events::<u32>::new();
+    events.on("count", |ws, by: u32| {
+        ws.data = ws.data.saturating_add(by);
+        Ok::<_, EventError>(ws.data)
+    });
+    events.on("typed", |_ws, t: Typed| Ok::<_, EventError>(t.tags.len()));
+    events.on("fail", |_ws, code: String| {
+        Err::<(), _>(EventError::new(code, "failed"))
+    });
+    events.on("panic", |_ws, (): ()| -> () { panic!("fuzz panic") });
+    events.group("a", |a| {
+        a.middleware(|ws, _| match ws.data % 2 {
+            0 => Ok(()),
+            _ => Err(EventError::new("odd", "odd count").close(4001, "odd")),
+        });
+        a.on("echo", |ws, v: serde_json::Value| {
+            ws.emit("echoed", &v)?;
+            Ok::<_, EventError>(v)
+        });
+    });
+    run(frames, 4096, events);
+}
+
+/// Appends a client frame (masked, as RFC 6455 requires) with `payload`.
+fn masked_frame(out: &mut Vec<u8>, opcode: u8, payload: &[u8]) {
+    out.push(0x80 | opcode);
+    match payload.len() {
+        n @ 0..=125 => out.push(0x80 | n as u8),
+        n @ 126..=0xFFFF => {
+            out.push(0x80 | 126);
+            out.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            out.push(0x80 | 127);
+            out.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    }
+    let mask = [0x12, 0x34, 0x56, 0x78];
+    out.extend_from_slice(&mask);
+    out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+}
+
+/// Drives one connection over a scripted peer to its end.
+fn run<H: Handler<Data = D>, D: Default + Send + 'static>(
+    input: Vec<u8>,
+    chunk: usize,
+    handler: H,
+) {
     let io = Scripted {
-        input: data.to_vec().into(),
-        chunk: 1 + data.first().map_or(0, |b| *b as usize % 64),
+        input: input.into(),
+        chunk,
     };
     let limits = Limits::default()
         .max_message_size(64 << 10)
@@ -101,11 +189,8 @@ pub fn connection(data: &[u8]) {
         rt: Arc::new(Frozen),
         values: http::Extensions::new(),
     });
-    let handler = Arc::new(on_message(|ws: &mut Ws<()>, msg: Message| {
-        ws.send(msg);
-    }));
-    let ws = Ws::new((), shared, info, Default::default());
-    futures_lite::future::block_on(connection::run(handler, ws, start));
+    let ws = Ws::new(D::default(), shared, info, Default::default());
+    futures_lite::future::block_on(connection::run(Arc::new(handler), ws, start));
 }
 
 /// A runtime whose timers never fire: the script's end is what ends a run.

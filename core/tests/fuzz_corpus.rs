@@ -27,3 +27,8 @@ fn handshake_corpus() {
 fn connection_corpus() {
     replay("connection", wsway::__fuzz::connection);
 }
+
+#[test]
+fn events_corpus() {
+    replay("events", wsway::__fuzz::events);
+}

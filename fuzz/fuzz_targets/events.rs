@@ -1,0 +1,7 @@
+//! The event layer fed arbitrary messages: envelopes, ids, typed data,
+//! groups and checks, panics.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    wsway::__fuzz::events(data);
+});
