@@ -113,6 +113,19 @@ try {
       bad.on("connect", () => resolve("connected?!"));
       bad.on("disconnect", (d) => resolve(d.code));
     });
+    // Refused upgrades (no token: 401, seen as 1006) are retried with
+    // growing, jittered delays: base 50 ms doubling to a 400 ms cap.
+    out.retryGaps = await new Promise((resolve) => {
+      const times = [];
+      const r = connect("/t/events", { minDelay: 50, maxDelay: 400 });
+      r.on("disconnect", () => {
+        times.push(performance.now());
+        if (times.length === 6) {
+          r.close();
+          resolve(times.slice(1).map((t, i) => Math.round(t - times[i])));
+        }
+      });
+    });
     return out;
   });
   assert.deepEqual(results.queued, { n: 1 }, "a call made while connecting is queued and answered");
@@ -125,7 +138,12 @@ try {
   assert.equal(results.connects, 2, "one reconnect");
   assert.equal(results.afterClose, "closed");
   assert.equal(results.badToken, 1006);
-  check(`wsway.js: queue, token, typed errors, timeout, events, reconnect, close (${JSON.stringify(results)})`);
+  // Delays are drawn from [base/2, base] for bases 50, 100, 200, 400, 400.
+  const [g1, g2, g3, g4, g5] = results.retryGaps;
+  assert.ok(g1 >= 25 && g3 >= 100 && g4 >= 200 && g5 >= 200, `backoff grows: ${results.retryGaps}`);
+  assert.ok(g3 > g1 && g5 > g2, `backoff grows: ${results.retryGaps}`);
+  assert.ok(results.retryGaps.every((g) => g < 1000), `backoff is capped: ${results.retryGaps}`);
+  check(`wsway.js: queue, token, typed errors, timeout, events, reconnect with backoff, close (${JSON.stringify(results)})`);
 } finally {
   await browser.close();
 }
