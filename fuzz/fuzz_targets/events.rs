@@ -1,5 +1,5 @@
 //! The event layer fed arbitrary messages: envelopes, ids, typed data,
-//! groups and checks, panics.
+//! groups, and checks that close.
 #![no_main]
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
