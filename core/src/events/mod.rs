@@ -4,8 +4,10 @@
 //! [`Events`] *is* a [`Handler`]: register it on a route like any other.
 //! The wire format is in the README ("Events") and in `envelope`.
 
+mod call;
 pub(crate) mod envelope;
 mod error;
+mod group;
 
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
@@ -16,6 +18,9 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 pub use error::{EventError, Reply};
+pub use group::{EventGroup, EventRoute};
+
+use call::{AsyncCall, Call, SyncCall, marker};
 
 use crate::app::BoxFuture;
 use crate::body::Response;
@@ -32,18 +37,7 @@ pub const EVENTS_PROTOCOL: &str = "wsway.v1";
 /// A per-event check: passes, or fails the call with an error envelope.
 type Check<D> = Arc<dyn Fn(&mut Ws<D>, &str) -> Result<(), EventError> + Send + Sync>;
 
-/// An event handler with its argument and reply types erased. Returns the
-/// acknowledgement's `data` as JSON (only when `ack` is set).
-trait Call<D>: Send + Sync {
-    fn call<'a>(
-        &'a self,
-        ws: &'a mut Ws<D>,
-        data: Value,
-        ack: bool,
-    ) -> BoxFuture<'a, Result<String, EventError>>;
-}
-
-struct Route<D> {
+pub(crate) struct Route<D> {
     call: Box<dyn Call<D>>,
     checks: Vec<Check<D>>,
 }
@@ -342,162 +336,4 @@ fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
         .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
         .unwrap_or("a non-string payload");
     format!("the handler panicked: {what}")
-}
-
-/// An event being configured; returned by [`Events::on`].
-pub struct EventRoute<'a, D> {
-    route: &'a mut Route<D>,
-}
-
-impl<D> EventRoute<'_, D> {
-    /// Adds a check for this event alone, run after the layer's and its
-    /// groups'.
-    pub fn middleware<F>(self, check: F) -> Self
-    where
-        F: Fn(&mut Ws<D>, &str) -> Result<(), EventError> + Send + Sync + 'static,
-    {
-        self.route.checks.push(Arc::new(check));
-        self
-    }
-}
-
-/// Events sharing a name prefix and checks; see [`Events::group`].
-pub struct EventGroup<'a, D> {
-    events: &'a mut Events<D>,
-    prefix: String,
-    checks: Vec<Check<D>>,
-    names: Vec<String>,
-}
-
-impl<'a, D: Send + 'static> EventGroup<'a, D> {
-    fn build(
-        events: &'a mut Events<D>,
-        prefix: String,
-        build: impl FnOnce(&mut EventGroup<'_, D>),
-    ) -> Vec<String> {
-        let mut group = EventGroup {
-            events,
-            prefix,
-            checks: Vec::new(),
-            names: Vec::new(),
-        };
-        build(&mut group);
-        let EventGroup {
-            events,
-            checks,
-            names,
-            ..
-        } = group;
-        for name in &names {
-            if let Some(route) = events.routes.get_mut(name) {
-                route.checks.splice(0..0, checks.iter().cloned());
-            }
-        }
-        names
-    }
-
-    fn name(&mut self, event: &str) -> String {
-        let name = format!("{}:{event}", self.prefix);
-        self.names.push(name.clone());
-        name
-    }
-
-    /// As [`Events::on`], for `prefix:event`.
-    pub fn on<T, R, F>(&mut self, event: &str, handler: F) -> EventRoute<'_, D>
-    where
-        F: Fn(&mut Ws<D>, T) -> R + Send + Sync + 'static,
-        T: DeserializeOwned + Send + 'static,
-        R: Reply,
-    {
-        let name = self.name(event);
-        self.events
-            .insert(name, Box::new(SyncCall(handler, marker())))
-    }
-
-    /// As [`Events::on_async`], for `prefix:event`.
-    pub fn on_async<T, R, F>(&mut self, event: &str, handler: F) -> EventRoute<'_, D>
-    where
-        F: for<'b> Fn(&'b mut Ws<D>, T) -> BoxFuture<'b, R> + Send + Sync + 'static,
-        T: DeserializeOwned + Send + 'static,
-        R: Reply,
-    {
-        let name = self.name(event);
-        self.events
-            .insert(name, Box::new(AsyncCall(handler, marker())))
-    }
-
-    /// Adds a check for every event in this group and its subgroups.
-    pub fn middleware<F>(&mut self, check: F) -> &mut Self
-    where
-        F: Fn(&mut Ws<D>, &str) -> Result<(), EventError> + Send + Sync + 'static,
-    {
-        self.checks.push(Arc::new(check));
-        self
-    }
-
-    /// A nested group, `prefix:inner:`.
-    pub fn group(&mut self, prefix: &str, build: impl FnOnce(&mut EventGroup<'_, D>)) -> &mut Self {
-        let inner = format!("{}:{prefix}", self.prefix);
-        let names = EventGroup::build(self.events, inner, build);
-        self.names.extend(names);
-        self
-    }
-}
-
-/// Names `T` and `R` in a handler wrapper without owning them.
-type Marker<T, R> = std::marker::PhantomData<fn(T) -> R>;
-
-fn marker<T, R>() -> Marker<T, R> {
-    std::marker::PhantomData
-}
-
-struct SyncCall<F, T, R>(F, Marker<T, R>);
-struct AsyncCall<F, T, R>(F, Marker<T, R>);
-
-/// Deserializes a call's data; a mismatch is the client's `bad_data`.
-fn typed<T: DeserializeOwned>(data: Value) -> Result<T, EventError> {
-    serde_json::from_value(data).map_err(|e| EventError::new("bad_data", e.to_string()))
-}
-
-/// Serializes a reply's data, when an ack will carry it.
-fn reply<R: Reply>(r: R, ack: bool) -> Result<String, EventError> {
-    let data = r.into_result()?;
-    if !ack {
-        return Ok(String::new());
-    }
-    Ok(serde_json::to_string(&data)?)
-}
-
-impl<D, F, T, R> Call<D> for SyncCall<F, T, R>
-where
-    D: Send + 'static,
-    F: Fn(&mut Ws<D>, T) -> R + Send + Sync + 'static,
-    T: DeserializeOwned + Send + 'static,
-    R: Reply,
-{
-    fn call<'a>(
-        &'a self,
-        ws: &'a mut Ws<D>,
-        data: Value,
-        ack: bool,
-    ) -> BoxFuture<'a, Result<String, EventError>> {
-        Box::pin(async move { reply((self.0)(ws, typed(data)?), ack) })
-    }
-}
-
-impl<D, F, T, R> Call<D> for AsyncCall<F, T, R>
-where
-    D: Send + 'static,
-    F: for<'b> Fn(&'b mut Ws<D>, T) -> BoxFuture<'b, R> + Send + Sync + 'static,
-    T: DeserializeOwned + Send + 'static,
-    R: Reply,
-{
-    fn call<'a>(
-        &'a self,
-        ws: &'a mut Ws<D>,
-        data: Value,
-        ack: bool,
-    ) -> BoxFuture<'a, Result<String, EventError>> {
-        Box::pin(async move { reply((self.0)(ws, typed(data)?).await, ack) })
-    }
 }

@@ -1,0 +1,111 @@
+//! Event groups (a name prefix and shared checks) and per-event settings.
+
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+
+use super::call::{AsyncCall, SyncCall, marker};
+use super::error::{EventError, Reply};
+use super::{Check, Events, Route};
+use crate::app::BoxFuture;
+use crate::socket::Ws;
+
+/// An event being configured; returned by [`Events::on`].
+pub struct EventRoute<'a, D> {
+    pub(super) route: &'a mut Route<D>,
+}
+
+impl<D> EventRoute<'_, D> {
+    /// Adds a check for this event alone, run after the layer's and its
+    /// groups'.
+    pub fn middleware<F>(self, check: F) -> Self
+    where
+        F: Fn(&mut Ws<D>, &str) -> Result<(), EventError> + Send + Sync + 'static,
+    {
+        self.route.checks.push(Arc::new(check));
+        self
+    }
+}
+
+/// Events sharing a name prefix and checks; see [`Events::group`].
+pub struct EventGroup<'a, D> {
+    events: &'a mut Events<D>,
+    prefix: String,
+    checks: Vec<Check<D>>,
+    names: Vec<String>,
+}
+
+impl<'a, D: Send + 'static> EventGroup<'a, D> {
+    pub(super) fn build(
+        events: &'a mut Events<D>,
+        prefix: String,
+        build: impl FnOnce(&mut EventGroup<'_, D>),
+    ) -> Vec<String> {
+        let mut group = EventGroup {
+            events,
+            prefix,
+            checks: Vec::new(),
+            names: Vec::new(),
+        };
+        build(&mut group);
+        let EventGroup {
+            events,
+            checks,
+            names,
+            ..
+        } = group;
+        for name in &names {
+            if let Some(route) = events.routes.get_mut(name) {
+                route.checks.splice(0..0, checks.iter().cloned());
+            }
+        }
+        names
+    }
+
+    fn name(&mut self, event: &str) -> String {
+        let name = format!("{}:{event}", self.prefix);
+        self.names.push(name.clone());
+        name
+    }
+
+    /// As [`Events::on`], for `prefix:event`.
+    pub fn on<T, R, F>(&mut self, event: &str, handler: F) -> EventRoute<'_, D>
+    where
+        F: Fn(&mut Ws<D>, T) -> R + Send + Sync + 'static,
+        T: DeserializeOwned + Send + 'static,
+        R: Reply,
+    {
+        let name = self.name(event);
+        self.events
+            .insert(name, Box::new(SyncCall(handler, marker())))
+    }
+
+    /// As [`Events::on_async`], for `prefix:event`.
+    pub fn on_async<T, R, F>(&mut self, event: &str, handler: F) -> EventRoute<'_, D>
+    where
+        F: for<'b> Fn(&'b mut Ws<D>, T) -> BoxFuture<'b, R> + Send + Sync + 'static,
+        T: DeserializeOwned + Send + 'static,
+        R: Reply,
+    {
+        let name = self.name(event);
+        self.events
+            .insert(name, Box::new(AsyncCall(handler, marker())))
+    }
+
+    /// Adds a check for every event in this group and its subgroups.
+    pub fn middleware<F>(&mut self, check: F) -> &mut Self
+    where
+        F: Fn(&mut Ws<D>, &str) -> Result<(), EventError> + Send + Sync + 'static,
+    {
+        self.checks.push(Arc::new(check));
+        self
+    }
+
+    /// A nested group, `prefix:inner:`.
+    pub fn group(&mut self, prefix: &str, build: impl FnOnce(&mut EventGroup<'_, D>)) -> &mut Self {
+        let inner = format!("{}:{prefix}", self.prefix);
+        let names = EventGroup::build(self.events, inner, build);
+        self.names.extend(names);
+        self
+    }
+}
