@@ -1,6 +1,7 @@
 //! Secrets stay out of wsway's own output: tokens in query strings,
 //! `Authorization` headers and `Sec-WebSocket-Protocol` never appear in
-//! what a server process prints, whatever happens to the request.
+//! what a server process prints, whatever happens to the request, bearer
+//! tokens of the chat example's sessions included.
 
 mod common;
 
@@ -45,6 +46,30 @@ runtime_tests! {
         assert!(example.wait_exit(Duration::from_secs(9)).success());
         let output = example.output();
         assert!(!output.contains(SECRET), "a secret reached the output:\\n{output}");
+        assert!(output.contains("listening on"), "the output was captured: {output:?}");
+    }
+
+    async fn chat_tokens_never_reach_the_output(rt) {
+        let mut example = Example::spawn(env!("CARGO_BIN_EXE_chat"), rt);
+        let addr = example.addr;
+        // A forged token, from every source a client could put it in.
+        let forged = format!("Sec-WebSocket-Protocol: wsway.v1, bearer.{SECRET}\r\nAuthorization: Bearer {SECRET}\r\n");
+        let r = raw(addr, &upgrade_request(&format!("/chat/lobby?token={SECRET}"), &forged)).await;
+        assert_eq!(status_of(&r), 401);
+        // A real one, through a session that sends bad calls too.
+        let token = chat_login(addr, "ann").await;
+        let mut ws = chat_enter(addr, "lobby", "ann", &token).await;
+        for bad in ["not json", r#"{"event":"chat:send","data":7,"id":1}"#, r#"{"event":"nope","id":2}"#] {
+            send_text(&mut ws, bad).await;
+            let _ = next_json(&mut ws).await;
+        }
+        drop(ws);
+
+        example.signal("-TERM");
+        assert!(example.wait_exit(Duration::from_secs(9)).success());
+        let output = example.output();
+        assert!(!output.contains(SECRET), "a forged token reached the output:\n{output}");
+        assert!(!output.contains(&token), "a session token reached the output:\n{output}");
         assert!(output.contains("listening on"), "the output was captured: {output:?}");
     }
 }

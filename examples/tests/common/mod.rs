@@ -404,6 +404,11 @@ pub async fn chat_login(addr: SocketAddr, name: &str) -> String {
 /// own join announcement.
 pub async fn chat_join(addr: SocketAddr, room: &str, name: &str) -> Client {
     let token = chat_login(addr, name).await;
+    chat_enter(addr, room, name, &token).await
+}
+
+/// Joins a chat room with a token from [`chat_login`].
+pub async fn chat_enter(addr: SocketAddr, room: &str, name: &str, token: &str) -> Client {
     let offer = format!("wsway.v1, bearer.{token}");
     let req = request_with(
         addr,
