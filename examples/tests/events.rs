@@ -225,6 +225,10 @@ runtime_tests! {
         let mut bob = connect_as(addr, "t-bob").await;
         let r = call(&mut ann, json!({"event": "whoami", "id": 1})).await;
         assert_eq!(r, ack(1, json!("ann")));
+        // A reply to bob means his `on_open` (which subscribes him) has run:
+        // the 101 can reach a client before its connection's `open` does.
+        let r = call(&mut bob, json!({"event": "whoami", "id": 1})).await;
+        assert_eq!(r, ack(1, json!("bob")));
 
         // emit reaches the caller, publish reaches the topic's other members.
         let r = call(&mut ann, json!({"event": "shout", "data": "hi", "id": 2})).await;
@@ -236,10 +240,11 @@ runtime_tests! {
         assert_eq!(next_json(&mut bob).await, json!({"event": "tick", "data": 1}));
         assert_eq!(next_json(&mut ann).await, json!({"event": "tick", "data": 1}));
 
-        // Revoke ann's session mid-connection: her next event is refused
-        // and the socket closes with 4001; bob carries on.
+        // Revoke ann's session mid-connection: her next call, even to an
+        // unknown event, is refused and the socket closes with 4001; bob
+        // carries on.
         sessions.0.lock().unwrap().remove("t-ann");
-        let r = call(&mut ann, json!({"event": "whoami", "id": 3})).await;
+        let r = call(&mut ann, json!({"event": "no:such:event", "id": 3})).await;
         assert_eq!(r, json!({"id": 3, "ok": false, "error": "unauthorized", "message": "session revoked"}));
         assert_eq!(expect_close(&mut ann).await, (4001, "session revoked".into()));
         let r = call(&mut bob, json!({"event": "whoami", "id": 4})).await;

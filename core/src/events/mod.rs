@@ -156,8 +156,8 @@ impl<D: Send + 'static> Events<D> {
         self.insert(event.to_owned(), Box::new(AsyncCall(handler, marker())))
     }
 
-    /// Adds a check every event runs first, ahead of groups' and events'
-    /// own: re-check authorization here and fail with
+    /// Adds a check every call runs first, ahead of groups' and events'
+    /// own, and even when the event is unknown: re-check authorization here and fail with
     /// `EventError::new(..).close(4001, ..)` to end a revoked session.
     pub fn middleware<F>(&mut self, check: F) -> &mut Self
     where
@@ -232,13 +232,18 @@ impl<D: Send + 'static> Events<D> {
         data: Value,
         ack: bool,
     ) -> Result<String, EventError> {
+        // The layer's checks run for every call, known or not: a revoked
+        // session is closed even when it probes for event names.
+        for check in &self.checks {
+            check(ws, event)?;
+        }
         let Some(route) = self.routes.get(event) else {
             return Err(EventError::new(
                 "unknown_event",
                 format!("no handler for event `{}`", truncate(event)),
             ));
         };
-        for check in self.checks.iter().chain(&route.checks) {
+        for check in &route.checks {
             check(ws, event)?;
         }
         route.call.call(ws, data, ack).await
