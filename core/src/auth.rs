@@ -238,12 +238,11 @@ mod tests {
         for (k, v) in headers {
             b = b.header(*k, *v);
         }
-        Request {
-            head: b.body(()).unwrap().into_parts().0,
-            remote_addr: "127.0.0.1:9".parse().unwrap(),
-            params: Vec::new(),
-            values: http::Extensions::new(),
-        }
+        Request::new(
+            b.body(()).unwrap().into_parts().0,
+            "127.0.0.1:9".parse().unwrap(),
+            Vec::new(),
+        )
     }
 
     async fn never(_: String) -> Option<()> {

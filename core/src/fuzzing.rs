@@ -57,12 +57,8 @@ pub fn handshake(data: &[u8]) {
         let mut head = http::Request::new(()).into_parts().0;
         head.uri = uri;
         head.headers = map.clone();
-        let mut request = crate::request::Request {
-            head,
-            remote_addr: ([127, 0, 0, 1], 9).into(),
-            params: Vec::new(),
-            values: http::Extensions::new(),
-        };
+        let mut request =
+            crate::request::Request::new(head, ([127, 0, 0, 1], 9).into(), Vec::new());
         let _ = crate::auth::fuzz_token(&mut request);
     }
     // Typed extraction of whatever the path and query hold.

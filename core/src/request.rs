@@ -64,6 +64,20 @@ impl fmt::Debug for Request {
 }
 
 impl Request {
+    /// A request with no values attached yet.
+    pub(crate) fn new(
+        head: http::request::Parts,
+        remote_addr: SocketAddr,
+        params: RawParams,
+    ) -> Self {
+        Request {
+            head,
+            remote_addr,
+            params,
+            values: http::Extensions::new(),
+        }
+    }
+
     /// The method.
     pub fn method(&self) -> &Method {
         &self.head.method
@@ -174,12 +188,11 @@ mod tests {
             .header("user-agent", "test")
             .body(())
             .unwrap();
-        let req = Request {
-            head: req.into_parts().0,
-            remote_addr: "127.0.0.1:9".parse().unwrap(),
-            params: vec![("room".into(), "lobby".into())],
-            values: http::Extensions::new(),
-        };
+        let req = Request::new(
+            req.into_parts().0,
+            "127.0.0.1:9".parse().unwrap(),
+            vec![("room".into(), "lobby".into())],
+        );
         let shown = format!("{req:?} {req:#?}");
         assert!(!shown.contains("SECRET"), "{shown}");
         assert!(

@@ -175,28 +175,14 @@ async fn dispatch(
     let (head, _body) = req.into_parts();
     let app = &server.app;
     let Some((entry, params)) = app.router.at(head.uri.path()) else {
-        return fallback(
-            app,
-            Request {
-                head,
-                remote_addr: remote,
-                params: Vec::new(),
-                values: http::Extensions::new(),
-            },
-        )
-        .await;
+        return fallback(app, Request::new(head, remote, Vec::new())).await;
     };
     if let Some(ws) = &entry.ws {
         if server.has_ws && (handshake::wants_websocket(&head.headers) || entry.get.is_none()) {
             return upgrade(server, entry, ws, head, remote, params, slot).await;
         }
     }
-    let mut req = Request {
-        head,
-        remote_addr: remote,
-        params,
-        values: http::Extensions::new(),
-    };
+    let mut req = Request::new(head, remote, params);
     match &entry.get {
         Some(get) if matches!(*req.method(), Method::GET | Method::HEAD) => {
             let stacks = [&app.middleware, &entry.middleware];
@@ -239,12 +225,7 @@ async fn upgrade(
         return origin::refused();
     }
     let on_upgrade = head.extensions.remove::<OnUpgrade>();
-    let mut req = Request {
-        head,
-        remote_addr: remote,
-        params,
-        values: http::Extensions::new(),
-    };
+    let mut req = Request::new(head, remote, params);
     let stacks = [&server.app.middleware, &entry.middleware, &ws.middleware];
     if let Err(res) = middleware::run(&stacks, &mut req).await {
         return res;
