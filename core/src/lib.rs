@@ -192,7 +192,7 @@ pub mod __bench {
             text: String,
         }
         let call = crate::events::envelope::parse(text).ok()?;
-        let say: Say = serde_json::from_value(call.data).ok()?;
+        let say: Say = serde_json::from_str(call.data?.get()).ok()?;
         let data = serde_json::to_string(&say.text.len()).ok()?;
         Some(crate::events::envelope::ack(call.id.as_ref()?, &data))
     }

@@ -1,7 +1,7 @@
 //! Event handlers with their argument and reply types erased.
 
 use serde::de::DeserializeOwned;
-use serde_json::Value;
+use serde_json::value::RawValue;
 
 use super::error::{EventError, Reply};
 use crate::app::BoxFuture;
@@ -13,7 +13,7 @@ pub(super) trait Call<D>: Send + Sync {
     fn call<'a>(
         &'a self,
         ws: &'a mut Ws<D>,
-        data: Value,
+        data: Option<&'a RawValue>,
         ack: bool,
     ) -> BoxFuture<'a, Result<String, EventError>>;
 }
@@ -27,9 +27,11 @@ pub(super) fn marker<T, R>() -> Marker<T, R> {
 pub(super) struct SyncCall<F, T, R>(pub(super) F, pub(super) Marker<T, R>);
 pub(super) struct AsyncCall<F, T, R>(pub(super) F, pub(super) Marker<T, R>);
 
-/// Deserializes a call's data; a mismatch is the client's `bad_data`.
-fn typed<T: DeserializeOwned>(data: Value) -> Result<T, EventError> {
-    serde_json::from_value(data).map_err(|e| EventError::new("bad_data", e.to_string()))
+/// Deserializes a call's data (absent reads as `null`); a mismatch is the
+/// client's `bad_data`.
+fn typed<T: DeserializeOwned>(data: Option<&RawValue>) -> Result<T, EventError> {
+    serde_json::from_str(data.map_or("null", RawValue::get))
+        .map_err(|e| EventError::new("bad_data", e.to_string()))
 }
 
 /// Serializes a reply's data, when an ack will carry it.
@@ -51,7 +53,7 @@ where
     fn call<'a>(
         &'a self,
         ws: &'a mut Ws<D>,
-        data: Value,
+        data: Option<&'a RawValue>,
         ack: bool,
     ) -> BoxFuture<'a, Result<String, EventError>> {
         Box::pin(async move { reply((self.0)(ws, typed(data)?), ack) })
@@ -68,7 +70,7 @@ where
     fn call<'a>(
         &'a self,
         ws: &'a mut Ws<D>,
-        data: Value,
+        data: Option<&'a RawValue>,
         ack: bool,
     ) -> BoxFuture<'a, Result<String, EventError>> {
         Box::pin(async move { reply((self.0)(ws, typed(data)?).await, ack) })

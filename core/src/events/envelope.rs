@@ -7,40 +7,60 @@
 //!   `id` is `null` when the call had none or could not be read.
 //! - server → client: `{"event": "name", "data": any}`.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use serde_json::error::Category;
+use serde_json::value::RawValue;
 
 use super::error::EventError;
 use crate::message::Message;
 use crate::pubsub::{Published, Topics};
 use crate::socket::{Handle, SendStatus, Ws};
 
-/// One call from the client.
-pub(crate) struct Incoming {
+/// One call from the client. `data` stays raw JSON, borrowed from the
+/// message, until the handler's type reads it: no intermediate tree.
+pub(crate) struct Incoming<'a> {
     pub(crate) event: String,
-    pub(crate) data: Value,
+    pub(crate) data: Option<&'a RawValue>,
     pub(crate) id: Option<Value>,
+}
+
+/// The envelope as it arrives; `event` and `id` are checked after.
+#[derive(Deserialize)]
+struct Wire<'a> {
+    #[serde(default)]
+    event: Option<Value>,
+    #[serde(default)]
+    id: Option<Value>,
+    #[serde(borrow, default)]
+    data: Option<&'a RawValue>,
 }
 
 /// Reads a call. When it cannot, the error comes with the call's `id`, if
 /// that much could be read.
-pub(crate) fn parse(text: &str) -> Result<Incoming, (Option<Value>, EventError)> {
-    let mut obj = match serde_json::from_str::<Value>(text) {
-        Ok(Value::Object(obj)) => obj,
-        Ok(_) => return Err((None, malformed("a call must be a JSON object"))),
+pub(crate) fn parse(text: &str) -> Result<Incoming<'_>, (Option<Value>, EventError)> {
+    let wire = match serde_json::from_str::<Wire<'_>>(text) {
+        Ok(wire) => wire,
+        Err(e) if e.classify() == Category::Data => {
+            let why = "a call must be a JSON object, with each key at most once";
+            return Err((None, malformed(why)));
+        }
         Err(e) => return Err((None, malformed(format!("the message is not JSON: {e}")))),
     };
-    let id = match obj.remove("id") {
+    let id = match wire.id {
         None | Some(Value::Null) => None,
         Some(id @ (Value::Number(_) | Value::String(_))) => Some(id),
         Some(_) => return Err((None, malformed("`id` must be a number or a string"))),
     };
-    let event = match obj.remove("event") {
+    let event = match wire.event {
         Some(Value::String(event)) => event,
         _ => return Err((id, malformed("`event` must be a string naming the event"))),
     };
-    let data = obj.remove("data").unwrap_or(Value::Null);
-    Ok(Incoming { event, data, id })
+    Ok(Incoming {
+        event,
+        data: wire.data,
+        id,
+    })
 }
 
 fn malformed(message: impl Into<String>) -> EventError {
@@ -140,10 +160,18 @@ mod tests {
             .unwrap();
         assert_eq!((call.event.as_str(), call.id), ("a:b", Some(7.into())));
         let call = parse(r#"{"event":"ping"}"#).ok().unwrap();
-        assert_eq!((call.data, call.id), (Value::Null, None));
+        assert_eq!((call.data.map(RawValue::get), call.id), (None, None));
+        let call = parse(r#"{"data": {"x": [1, 2]}, "event":"e"}"#)
+            .ok()
+            .unwrap();
+        assert_eq!(call.data.map(RawValue::get), Some(r#"{"x": [1, 2]}"#));
         assert_eq!(err("not json"), (None, "malformed".into()));
         assert_eq!(err("[1]"), (None, "malformed".into()));
         assert_eq!(err(r#"{"id":{},"event":"x"}"#), (None, "malformed".into()));
+        assert_eq!(
+            err(r#"{"event":"x","event":"y"}"#),
+            (None, "malformed".into())
+        );
         assert_eq!(
             err(r#"{"id":"k","event":3}"#),
             (Some("k".into()), "malformed".into())

@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use futures_lite::FutureExt;
 use serde::de::DeserializeOwned;
-use serde_json::Value;
+use serde_json::value::RawValue;
 
 pub use error::{EventError, Reply};
 pub use group::{EventGroup, EventRoute};
@@ -157,8 +157,9 @@ impl<D: Send + 'static> Events<D> {
     }
 
     /// Adds a check every call runs first, ahead of groups' and events'
-    /// own, and even when the event is unknown: re-check authorization here and fail with
-    /// `EventError::new(..).close(4001, ..)` to end a revoked session.
+    /// own, and even when the event is unknown. Re-check authorization
+    /// here, and fail with `EventError::new(..).close(4001, ..)` to end a
+    /// revoked session.
     pub fn middleware<F>(&mut self, check: F) -> &mut Self
     where
         F: Fn(&mut Ws<D>, &str) -> Result<(), EventError> + Send + Sync + 'static,
@@ -229,7 +230,7 @@ impl<D: Send + 'static> Events<D> {
         &self,
         ws: &mut Ws<D>,
         event: &str,
-        data: Value,
+        data: Option<&RawValue>,
         ack: bool,
     ) -> Result<String, EventError> {
         // The layer's checks run for every call, known or not: a revoked
