@@ -94,6 +94,22 @@ impl Link {
         }
     }
 
+    /// Moves what the application queued into the codec's write buffer
+    /// without flushing it. Done before every read: a close frame from the
+    /// peer ends the codec's writing, and replies to the messages it sent
+    /// before that close were accepted and must still go out ahead of ours.
+    fn stage(&mut self, cx: &mut Context<'_>) -> Result<(), WsError> {
+        self.shared.take_queue(&mut self.batch);
+        if self.batch.is_empty() || !self.codec.can_write() {
+            return Ok(());
+        }
+        for msg in self.batch.drain(..) {
+            self.codec.write(cx, msg)?;
+        }
+        self.flushing = true;
+        Ok(())
+    }
+
     fn pump_or_remember(&mut self, cx: &mut Context<'_>) {
         if self.failed.is_none() {
             if let Err(e) = self.pump(cx) {
@@ -392,6 +408,9 @@ impl<H: Handler> Driver<H> {
             // Reads first, within the budget, so replies to a burst coalesce.
             let budget_left = self.reads_since_flush < READ_BUDGET;
             if budget_left {
+                if let Err(e) = self.link.stage(cx) {
+                    return Poll::Ready(Event::End(self.end_for(e)));
+                }
                 match self.poll_read(cx) {
                     Poll::Ready(ev) => {
                         if matches!(ev, Event::Message(_)) {

@@ -12,7 +12,9 @@ fn replay(target: &str, run: fn(&[u8])) {
     for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
         let path = entry.expect("a corpus entry").path();
         let data = std::fs::read(&path).expect("a corpus file");
-        run(&data);
+        if std::panic::catch_unwind(|| run(&data)).is_err() {
+            panic!("{} fails the {target} target", path.display());
+        }
         count += 1;
     }
     assert!(count > 0, "no corpus in {}", dir.display());

@@ -52,6 +52,18 @@ async fn start(rt: Runtime) -> (Witness, ServerHandle) {
     (witness, server)
 }
 
+/// An echo route at the same path.
+async fn start_echo(rt: Runtime) -> ServerHandle {
+    let mut app = App::new();
+    app.ws(
+        "/w",
+        wsway::on_message(|ws: &mut Ws<()>, msg: Message| {
+            ws.send(msg);
+        }),
+    );
+    rt.start(app).await
+}
+
 /// A raw client past the upgrade.
 async fn upgraded(server: &ServerHandle) -> Async<TcpStream> {
     let mut s = Async::<TcpStream>::connect(server.local_addr())
@@ -139,6 +151,26 @@ runtime_tests! {
         s.write_all(&frame(0x81, b"bye")).await.unwrap();
         reclaimed(&witness, &server, "CloseTimeout", "1006").await;
         drop(s);
+    }
+
+    async fn replies_queued_before_the_peers_close_still_go_out(rt) {
+        // Two calls and a close in one write, so the server reads the close
+        // before it has written either reply: both were accepted and must
+        // reach the peer ahead of the server's close frame.
+        let server = start_echo(rt).await;
+        let mut s = upgraded(&server).await;
+        let mut burst = frame(0x81, b"one");
+        burst.extend(frame(0x81, b"two"));
+        burst.extend(frame(0x88, &1000u16.to_be_bytes()));
+        s.write_all(&burst).await.unwrap();
+        let mut got = Vec::new();
+        within(WAIT, "the replies and the close", s.read_to_end(&mut got)).await.unwrap();
+        let mut expected = vec![0x81, 3];
+        expected.extend_from_slice(b"one");
+        expected.extend([0x81, 3]);
+        expected.extend_from_slice(b"two");
+        expected.extend([0x88, 2, 0x03, 0xe8]);
+        assert_eq!(got, expected);
     }
 
     async fn a_clean_close_reports_no_error(rt) {

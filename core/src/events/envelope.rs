@@ -1,6 +1,7 @@
 //! The wire format: JSON text frames.
 //!
-//! - client → server: `{"event": "name", "data": any, "id": number|string}`;
+//! - client → server: `{"event": "name", "data": any, "id": integer|string}`,
+//!   a JSON object (anything else is `malformed`);
 //!   `data` and `id` are optional, and only calls with an `id` get a reply.
 //! - reply (ack): `{"id": 7, "ok": true, "data": any}`
 //! - reply (error): `{"id": 7, "ok": false, "error": "code", "message": "..."}`;
@@ -39,6 +40,18 @@ struct Wire<'a> {
 /// Reads a call. When it cannot, the error comes with the call's `id`, if
 /// that much could be read.
 pub(crate) fn parse(text: &str) -> Result<Incoming<'_>, (Option<Value>, EventError)> {
+    // serde's derived `Deserialize` reads a struct from a JSON array too
+    // (`["bid", 13, {..}]` would be a call): only an object is one.
+    if !text
+        .trim_start_matches([' ', '\t', '\n', '\r'])
+        .starts_with('{')
+    {
+        let why = match serde_json::from_str::<serde::de::IgnoredAny>(text) {
+            Ok(_) => "a call must be a JSON object".to_owned(),
+            Err(e) => format!("the message is not JSON: {e}"),
+        };
+        return Err((None, malformed(why)));
+    }
     let wire = match serde_json::from_str::<Wire<'_>>(text) {
         Ok(wire) => wire,
         Err(e) if e.classify() == Category::Data => {
@@ -49,8 +62,9 @@ pub(crate) fn parse(text: &str) -> Result<Incoming<'_>, (Option<Value>, EventErr
     };
     let id = match wire.id {
         None | Some(Value::Null) => None,
-        Some(id @ (Value::Number(_) | Value::String(_))) => Some(id),
-        Some(_) => return Err((None, malformed("`id` must be a number or a string"))),
+        Some(Value::Number(n)) if n.is_i64() || n.is_u64() => Some(Value::Number(n)),
+        Some(id @ Value::String(_)) => Some(id),
+        Some(_) => return Err((None, malformed("`id` must be an integer or a string"))),
     };
     let event = match wire.event {
         Some(Value::String(event)) => event,
@@ -167,6 +181,26 @@ mod tests {
         assert_eq!(call.data.map(RawValue::get), Some(r#"{"x": [1, 2]}"#));
         assert_eq!(err("not json"), (None, "malformed".into()));
         assert_eq!(err("[1]"), (None, "malformed".into()));
+        // An array is not a call, even one shaped like the envelope's fields.
+        assert_eq!(
+            err(r#"["bid", 13, {"amount": 100}]"#),
+            (None, "malformed".into())
+        );
+        assert_eq!(err("[1,2]"), (None, "malformed".into()));
+        assert_eq!(err(r#" ["x"]"#), (None, "malformed".into()));
+        // Ids are integers or strings.
+        assert_eq!(err(r#"{"event":"x","id":1.5}"#), (None, "malformed".into()));
+        assert_eq!(err(r#"{"event":"x","id":1e3}"#), (None, "malformed".into()));
+        assert_eq!(
+            err(r#"{"event":"x","id":true}"#),
+            (None, "malformed".into())
+        );
+        let call = parse(r#" {"event":"x","id":-3}"#).ok().unwrap();
+        assert_eq!(call.id, Some((-3).into()));
+        let call = parse(r#"{"event":"x","id":18446744073709551615}"#)
+            .ok()
+            .unwrap();
+        assert_eq!(call.id, Some(u64::MAX.into()));
         assert_eq!(err(r#"{"id":{},"event":"x"}"#), (None, "malformed".into()));
         assert_eq!(
             err(r#"{"event":"x","event":"y"}"#),
