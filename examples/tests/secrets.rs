@@ -9,44 +9,107 @@ use std::time::Duration;
 
 use async_tungstenite::tungstenite::client::IntoClientRequest;
 use common::*;
+use wsway::{Accept, App, CloseCode, Error, Handler, Request, Response, Ws};
 
 const SECRET: &str = "s3cr3t-T0KEN-value";
+
+/// Every outcome an upgrade request can have, each carrying the secret in
+/// its query, `Authorization` and `Sec-WebSocket-Protocol`, with the status
+/// the server must answer.
+fn requests() -> Vec<(String, u16)> {
+    let creds = format!("Authorization: Bearer {SECRET}\r\nSec-WebSocket-Protocol: {SECRET}\r\n");
+    let path = format!("/echo?token={SECRET}");
+    vec![
+        (upgrade_request(&path, &creds), 101),
+        (upgrade_request(&path, &creds).replace("Version: 13", "Version: 8"), 426),
+        (upgrade_request(&path, &creds).replacen("GET", "POST", 1), 405),
+        (upgrade_request(&path, &format!("{creds}Origin: https://{SECRET}.example\r\n")), 403),
+        (upgrade_request(&path, &format!("{creds}Content-Length: 3\r\n")), 400),
+        (upgrade_request(&format!("/nowhere?token={SECRET}"), &creds), 404),
+        (format!("GET /echo?token={SECRET} HTTP/1.1\r\nHost: x\r\n{creds}\r\n"), 426),
+    ]
+}
+
+/// Sends every request of [`requests`], checks each status, and checks that
+/// no response (head or body) carries the secret.
+async fn refuse_every_way(addr: std::net::SocketAddr) {
+    for (request, status) in requests() {
+        let r = raw(addr, &request).await;
+        let line = request.lines().next().unwrap_or_default().to_owned();
+        assert_eq!(status_of(&r), status, "{line}: {r}");
+        assert!(!r.contains(SECRET), "{line}: the response repeats a secret: {r}");
+    }
+}
+
+/// An accepted connection that then breaks the protocol (bad UTF-8).
+async fn fail_a_connection(addr: std::net::SocketAddr) {
+    let mut req = format!("ws://{addr}/echo?token={SECRET}").into_client_request().unwrap();
+    req.headers_mut().insert("authorization", format!("Bearer {SECRET}").parse().unwrap());
+    let mut ws = connect_request(addr, req).await;
+    use async_tungstenite::tungstenite::protocol::frame::{Frame as RawFrame, coding::{Data, OpCode}};
+    let bad = RawFrame::message(vec![0xff, 0xfe], OpCode::Data(Data::Text), true);
+    ws.send(async_tungstenite::tungstenite::Message::Frame(bad)).await.expect("send");
+    assert_eq!(expect_close(&mut ws).await.0, 1007);
+    finish_close(&mut ws).await;
+}
+
+/// Logs what an application that logs everything would: each request as
+/// `{:?}` (middleware sees every upgrade that passes the protocol checks),
+/// each error both ways, and each close.
+#[derive(Clone, Default)]
+struct Chatty(Log);
+
+impl Handler for Chatty {
+    type Data = ();
+
+    async fn before_upgrade(&self, req: &Request) -> Result<Accept<()>, Response> {
+        self.0.push(format!("before_upgrade {req:?}"));
+        Ok(Accept::new(()))
+    }
+
+    async fn error(&self, _ws: &mut Ws<()>, err: &Error) {
+        self.0.push(format!("error {err} / {err:?}"));
+    }
+
+    async fn close(&self, _ws: &mut Ws<()>, code: CloseCode, reason: &str) {
+        self.0.push(format!("close {code} {reason}"));
+    }
+}
 
 runtime_tests! {
     async fn secrets_never_reach_the_output(rt) {
         let mut example = Example::spawn(env!("CARGO_BIN_EXE_echo"), rt);
         let addr = example.addr;
-        let creds = format!("Authorization: Bearer {SECRET}\\r\\nSec-WebSocket-Protocol: {SECRET}\\r\\n");
-        let path = format!("/echo?token={SECRET}");
-        // Every outcome: accepted, and refused for each reason we refuse.
-        let requests = [
-            upgrade_request(&path, &creds),
-            upgrade_request(&path, &creds).replace("Version: 13", "Version: 8"),
-            upgrade_request(&path, &creds).replacen("GET", "POST", 1),
-            upgrade_request(&path, &format!("{creds}Origin: https://{SECRET}.example\\r\\n")),
-            upgrade_request(&path, &format!("{creds}Content-Length: 3\\r\\n")),
-            upgrade_request(&format!("/nowhere?token={SECRET}"), &creds),
-            format!("GET /echo?token={SECRET} HTTP/1.1\\r\\nHost: x\\r\\n{creds}\\r\\n"),
-        ];
-        for r in &requests {
-            let _ = raw(addr, r).await;
-        }
-        // An accepted connection that then breaks the protocol (bad UTF-8).
-        let mut req = format!("ws://{addr}{path}").into_client_request().unwrap();
-        req.headers_mut().insert("authorization", format!("Bearer {SECRET}").parse().unwrap());
-        let mut ws = connect_request(addr, req).await;
-        use async_tungstenite::tungstenite::protocol::frame::{Frame as RawFrame, coding::{Data, OpCode}};
-        let bad = RawFrame::message(vec![0xff, 0xfe], OpCode::Data(Data::Text), true);
-        let _ = ws.send(async_tungstenite::tungstenite::Message::Frame(bad)).await;
-        let _ = expect_close(&mut ws).await;
-        finish_close(&mut ws).await;
-        drop(ws);
-
+        refuse_every_way(addr).await;
+        fail_a_connection(addr).await;
         example.signal("-TERM");
         assert!(example.wait_exit(Duration::from_secs(9)).success());
         let output = example.output();
-        assert!(!output.contains(SECRET), "a secret reached the output:\\n{output}");
+        assert!(!output.contains(SECRET), "a secret reached the output:\n{output}");
         assert!(output.contains("listening on"), "the output was captured: {output:?}");
+    }
+
+    async fn secrets_never_reach_what_an_app_logs(rt) {
+        let chatty = Chatty::default();
+        let mut app = App::new();
+        let log = chatty.0.clone();
+        app.middleware(wsway::middleware::from_fn(move |req: &mut Request| {
+            log.push(format!("middleware {req:?}"));
+            Ok(())
+        }));
+        app.ws("/echo", chatty.clone());
+        let server = rt.start(app).await;
+        refuse_every_way(server.local_addr()).await;
+        fail_a_connection(server.local_addr()).await;
+        chatty.0.wait_for("close").await;
+        let log = chatty.0.snapshot();
+        // What was logged is there to leak: the path, the error, the close.
+        assert!(log.iter().any(|l| l.starts_with("middleware") && l.contains("/echo")), "{log:?}");
+        assert!(log.iter().any(|l| l.starts_with("before_upgrade") && l.contains("/echo")), "{log:?}");
+        assert!(log.iter().any(|l| l.starts_with("error")), "{log:?}");
+        for line in &log {
+            assert!(!line.contains(SECRET), "a secret reached the log: {line}");
+        }
     }
 
     async fn chat_tokens_never_reach_the_output(rt) {

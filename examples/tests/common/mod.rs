@@ -138,28 +138,52 @@ pub async fn connect_request(
     try_connect(addr, req).await.expect("connect").0
 }
 
-/// Sends a raw request and returns everything the server sent until it
-/// closed or went quiet for 300 ms.
+/// Sends a raw request and returns the server's whole response: the head,
+/// then the body its `Content-Length` or chunked encoding delimits, or
+/// everything until the server closes; a `101` ends at its head. No guess
+/// from silence: a server slower than usual only makes this wait longer
+/// (up to [`WAIT`]).
 pub async fn raw(addr: SocketAddr, request: &str) -> String {
-    let mut stream = Async::<TcpStream>::connect(addr)
+    let mut stream = within(WAIT, "tcp connect", Async::<TcpStream>::connect(addr))
         .await
         .expect("tcp connect");
     stream.write_all(request.as_bytes()).await.expect("write");
     let mut out = Vec::new();
     let mut buf = [0u8; 4096];
-    loop {
-        let n = async { Some(stream.read(&mut buf).await) }
-            .or(async {
-                Timer::after(Duration::from_millis(300)).await;
-                None
-            })
-            .await;
-        match n {
-            Some(Ok(n)) if n > 0 => out.extend_from_slice(&buf[..n]),
-            _ => break,
+    within(WAIT, "a whole response", async {
+        while !response_complete(&out) {
+            match stream.read(&mut buf).await {
+                Ok(n) if n > 0 => out.extend_from_slice(&buf[..n]),
+                // Closed (or reset): the response is what arrived.
+                _ => break,
+            }
         }
-    }
+    })
+    .await;
     String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Whether `out` holds a whole HTTP/1.1 response (head and delimited body).
+fn response_complete(out: &[u8]) -> bool {
+    let Some(head_end) = out.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return false;
+    };
+    let head = String::from_utf8_lossy(&out[..head_end]).to_ascii_lowercase();
+    let body = &out[head_end + 4..];
+    if head.starts_with("http/1.1 101") {
+        return true;
+    }
+    let header = |name: &str| {
+        head.lines()
+            .find_map(|l| l.strip_prefix(name).map(|v| v.trim().to_owned()))
+    };
+    if let Some(len) = header("content-length:") {
+        return body.len() >= len.parse::<usize>().expect("a numeric content-length");
+    }
+    if header("transfer-encoding:").is_some_and(|v| v.contains("chunked")) {
+        return body.ends_with(b"0\r\n\r\n");
+    }
+    false
 }
 
 /// A GET upgrade request for `path`, with `extra` header lines (each ending in CRLF).
