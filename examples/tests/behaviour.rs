@@ -25,6 +25,8 @@ use wsway::{
 struct Probe {
     log: Log,
     handles: Arc<Mutex<Vec<Handle>>>,
+    /// Holds a `gate` message's handler until the test opens it.
+    gate: Arc<std::sync::atomic::AtomicBool>,
 }
 
 #[derive(Deserialize)]
@@ -80,6 +82,12 @@ impl Handler for Probe {
                 let r = ws.ping(vec![0u8; 125]);
                 self.log
                     .push(format!("ping-ok {:?}", r.map_err(|e| e.kind())));
+            }
+            "gate" => {
+                while !self.gate.load(std::sync::atomic::Ordering::Acquire) {
+                    async_io::Timer::after(Duration::from_millis(5)).await;
+                }
+                self.log.push("gate opened");
             }
             "sleep" => {
                 let ms: u64 = words.next().unwrap().parse().unwrap();
@@ -316,28 +324,46 @@ runtime_tests! {
             assert_eq!(next_message(&mut ws).await, Frame::text(m));
         }
         ws.close(Some(CloseFrame { code: 4001.into(), reason: "client bye".into() })).await.unwrap();
-        probe.log.wait_for("close").await;
+        finish_close(&mut ws).await;
+        // Every callback of a connection runs inside its task: once the task
+        // is gone, a second `close` can no longer come.
+        eventually("the connection's task to end", || server.tasks() == 0).await;
         assert_eq!(
             probe.log.snapshot(),
             ["open", "message one", "message two", "message three", "close 4001 client bye"]
         );
-        eventually("the connection count to drop", || server.connections() == 0).await;
+        assert_eq!(server.connections(), 0);
     }
 
     async fn no_frame_is_read_while_message_runs(rt) {
+        // While `message` runs, the server reads nothing more: the client's
+        // socket fills up and a non-blocking write would block. Were the
+        // server reading ahead, the writes would go on far past any kernel
+        // buffer (the cap is 256 MiB).
         let (probe, server) = start_probe(rt, Limits::default()).await;
-        let mut ws = connect(server.local_addr(), "/probe").await;
-        send_text(&mut ws, "sleep 400").await;
-        send_text(&mut ws, "after").await;
-        probe.log.wait_for("message sleep").await;
-        rt.sleep(Duration::from_millis(200)).await;
-        assert!(!probe.log.snapshot().contains(&"message after".to_owned()), "read while message ran");
-        assert_eq!(next_message(&mut ws).await, Frame::text("sleep 400"));
-        assert_eq!(next_message(&mut ws).await, Frame::text("after"));
-        let log = probe.log.snapshot();
-        let woke = log.iter().position(|e| e == "woke 400").unwrap();
-        let after = log.iter().position(|e| e == "message after").unwrap();
-        assert!(woke < after, "{log:?}");
+        let mut stream = upgraded_raw(server.local_addr(), "/probe").await;
+        use futures_lite::AsyncWriteExt;
+        stream.write_all(&masked_frame(0x81, b"gate")).await.unwrap();
+        probe.log.wait_for("message gate").await;
+        let frame = masked_frame(0x82, &[7u8; 60_000]);
+        let mut written = 0usize;
+        let blocked = loop {
+            use std::io::Write;
+            match stream.get_ref().write(&frame[written % frame.len()..]) {
+                Ok(n) => written += n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break true,
+                Err(e) => panic!("write: {e}"),
+            }
+            if written > 256 << 20 {
+                break false;
+            }
+        };
+        assert!(blocked, "the server read {written} bytes while message ran");
+        assert_eq!(probe.log.count("message"), 1, "{:?}", probe.log.snapshot());
+        // Once `message` returns, reading resumes.
+        probe.gate.store(true, std::sync::atomic::Ordering::Release);
+        probe.log.wait_for("gate opened").await;
+        probe.log.wait_for("message <binary>").await;
     }
 
     async fn close_codes_and_reasons_as_sent(rt) {
@@ -470,22 +496,15 @@ runtime_tests! {
         // A client that reads (and so answers pings) stays open.
         let mut live = connect(addr, "/probe").await;
         let mut quiet = connect(addr, "/probe").await;
-        let pings = within(WAIT, "reading for 1.5 s", async {
-            let mut pings = 0;
-            let deadline = std::time::Instant::now() + Duration::from_millis(1500);
-            while std::time::Instant::now() < deadline {
-                let frame = async { Some(live.next().await) }
-                    .or(async { rt.sleep(Duration::from_millis(50)).await; None })
-                    .await;
-                match frame {
-                    Some(Some(Ok(Frame::Ping(_)))) => pings += 1,
-                    None => {}
-                    other => panic!("live client got {other:?}"),
-                }
+        // The reading client answers pings (the client library replies with
+        // pongs as it reads): three of them mean it outlived the timeout.
+        let mut pings = 0;
+        while pings < 3 {
+            match next_frame(&mut live).await {
+                Some(Ok(Frame::Ping(_))) => pings += 1,
+                other => panic!("live client got {other:?}"),
             }
-            pings
-        }).await;
-        assert!(pings >= 2, "expected server pings, got {pings}");
+        }
         // The one that never read gets a ping, then the close.
         match next_frame(&mut quiet).await {
             Some(Ok(Frame::Ping(_))) => {}
@@ -538,6 +557,9 @@ runtime_tests! {
                         SendStatus::Queued { .. } => self.accepted.lock().unwrap().push(seq),
                         SendStatus::Backpressure { .. } => {
                             self.accepted.lock().unwrap().push(seq);
+                            // Over the limit: the next send is refused.
+                            let extra = ws.send(Message::binary(vec![0u8; 8]));
+                            self.log.push(format!("extra {extra:?}"));
                             return seq + 1;
                         }
                         other => panic!("unexpected {other:?}"),
@@ -555,7 +577,7 @@ runtime_tests! {
             async fn drain(&self, ws: &mut Ws<u32>) {
                 self.log.push("drain");
                 // Keep the socket full for a while, then stop.
-                if ws.data < 400 {
+                if ws.data < 1000 {
                     ws.data = self.fill(ws);
                 } else {
                     let _ = ws.close(1000u16, "done");
@@ -568,14 +590,17 @@ runtime_tests! {
         let server = rt.start(app).await;
         let mut ws = connect(server.local_addr(), "/flood").await;
 
-        // Not reading: the kernel buffers fill, the server stays over its limit.
-        rt.sleep(Duration::from_millis(500)).await;
-        let handle = flood.handle.lock().unwrap().clone().unwrap();
-        let drains_before = flood.log.count("drain");
-        assert!(handle.buffered_amount() > 256 * 1024, "buffered {}", handle.buffered_amount());
-        assert!(matches!(handle.send("extra"), SendStatus::Dropped { .. }));
-        rt.sleep(Duration::from_millis(200)).await;
-        assert_eq!(flood.log.count("drain"), drains_before, "no drain while the peer reads nothing");
+        // Not reading: the server holds what it accepted, over its limit,
+        // and refuses more.
+        eventually("the queue over its limit", || {
+            flood.handle.lock().unwrap().as_ref().is_some_and(|h| h.buffered_amount() > 256 * 1024)
+        }).await;
+        assert_eq!(flood.log.count("extra Dropped"), flood.log.count("status Backpressure"));
+        // 1000 messages of 64 KiB are far more than the limit and every
+        // kernel buffer between us hold: a peer that reads nothing cannot
+        // have taken them all.
+        let accepted = flood.accepted.lock().unwrap().len();
+        assert!(accepted < 1000, "{accepted} messages accepted while the peer read nothing");
 
         // Reading: drains fire and every accepted message arrives, in order.
         let mut received = Vec::new();
@@ -586,9 +611,14 @@ runtime_tests! {
                 other => panic!("unexpected {other:?}"),
             }
         }
-        assert!(flood.log.count("drain") > drains_before);
         assert_eq!(received, *flood.accepted.lock().unwrap(), "every accepted message, in order");
-        assert!(received.len() >= 400);
+        assert!(received.len() >= 1000);
+        // Each time over the limit ended in exactly one drain: no drain came
+        // without a flush below the limit, and none was missed.
+        let episodes = flood.log.count("status Backpressure");
+        assert!(episodes >= 2, "{episodes}");
+        assert_eq!(flood.log.count("drain"), episodes);
+        assert_eq!(flood.log.count("extra Dropped"), episodes, "a send over the limit is dropped");
     }
 
     async fn too_many_headers_get_431(rt) {
@@ -708,8 +738,8 @@ runtime_tests! {
         let over = raw(addr, "").await;
         assert_eq!(status_of(&over), 503, "{over}");
         drop(a);
-        eventually("a slot to free up", || server.connections() < 2).await;
-        rt.sleep(Duration::from_millis(50)).await;
+        // The limit counts sockets: a slot is free once a's task has ended.
+        eventually("a slot to free up", || server.tasks() < 2).await;
         let mut c = connect(addr, "/probe").await;
         send_text(&mut c, "in").await;
         assert_eq!(next_message(&mut c).await, Frame::text("in"));
@@ -726,7 +756,8 @@ runtime_tests! {
         stream.write_all(b"GET /probe HTTP/1.1\r\nHost: x\r\n").await.unwrap();
         let mut buf = [0u8; 512];
         let n = within(WAIT, "the server to drop the connection", stream.read(&mut buf)).await;
-        assert!(matches!(n, Ok(_) | Err(_)));
+        // Dropped: end of stream or a reset, never an answer.
+        assert!(matches!(n, Ok(0) | Err(_)), "the server answered {:?}", n.map(|n| String::from_utf8_lossy(&buf[..n]).into_owned()));
         let waited = started.elapsed();
         assert!(waited >= Duration::from_millis(250) && waited < Duration::from_secs(5), "{waited:?}");
     }

@@ -468,3 +468,47 @@ pub async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'stat
         Timer::after(Duration::from_millis(20)).await;
     }
 }
+
+/// A raw client past the upgrade to `path`: frames are the test's to write.
+pub async fn upgraded_raw(addr: SocketAddr, path: &str) -> Async<TcpStream> {
+    let mut s = within(WAIT, "tcp connect", Async::<TcpStream>::connect(addr))
+        .await
+        .expect("tcp connect");
+    s.write_all(upgrade_request(path, "").as_bytes())
+        .await
+        .expect("write");
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        within(WAIT, "the 101", s.read_exact(&mut byte))
+            .await
+            .expect("read");
+        head.push(byte[0]);
+    }
+    assert!(
+        head.starts_with(b"HTTP/1.1 101"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+    s
+}
+
+/// A masked client frame (key 0, so the payload reads as is) with the given
+/// first byte (FIN, RSV, opcode).
+pub fn masked_frame(first: u8, payload: &[u8]) -> Vec<u8> {
+    let mut f = vec![first];
+    match payload.len() {
+        n @ 0..=125 => f.push(0x80 | n as u8),
+        n @ 126..=0xFFFF => {
+            f.push(0x80 | 126);
+            f.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            f.push(0x80 | 127);
+            f.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    }
+    f.extend_from_slice(&[0, 0, 0, 0]);
+    f.extend_from_slice(payload);
+    f
+}
