@@ -337,9 +337,10 @@ runtime_tests! {
 
     async fn no_frame_is_read_while_message_runs(rt) {
         // While `message` runs, the server reads nothing more: the client's
-        // socket fills up and a non-blocking write would block. Were the
-        // server reading ahead, the writes would go on far past any kernel
-        // buffer (the cap is 256 MiB).
+        // socket fills up and stays full. A server that read ahead would
+        // keep taking bytes until the 256 MiB cap fails the test. (Only a
+        // pass depends on the 1 s pause: a loaded machine can make a bad
+        // server look stalled, never a good one look busy.)
         let (probe, server) = start_probe(rt, Limits::default()).await;
         let mut stream = upgraded_raw(server.local_addr(), "/probe").await;
         use futures_lite::AsyncWriteExt;
@@ -347,18 +348,25 @@ runtime_tests! {
         probe.log.wait_for("message gate").await;
         let frame = masked_frame(0x82, &[7u8; 60_000]);
         let mut written = 0usize;
-        let blocked = loop {
+        let stalled = loop {
             use std::io::Write;
             match stream.get_ref().write(&frame[written % frame.len()..]) {
                 Ok(n) => written += n,
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break true,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    let writable = async { Some(stream.writable().await) }
+                        .or(async { rt.sleep(Duration::from_secs(1)).await; None })
+                        .await;
+                    if writable.is_none() {
+                        break true;
+                    }
+                }
                 Err(e) => panic!("write: {e}"),
             }
             if written > 256 << 20 {
                 break false;
             }
         };
-        assert!(blocked, "the server read {written} bytes while message ran");
+        assert!(stalled, "the server read {written} bytes while message ran");
         assert_eq!(probe.log.count("message"), 1, "{:?}", probe.log.snapshot());
         // Once `message` returns, reading resumes.
         probe.gate.store(true, std::sync::atomic::Ordering::Release);
@@ -597,10 +605,20 @@ runtime_tests! {
         }).await;
         assert_eq!(flood.log.count("extra Dropped"), flood.log.count("status Backpressure"));
         // 1000 messages of 64 KiB are far more than the limit and every
-        // kernel buffer between us hold: a peer that reads nothing cannot
-        // have taken them all.
-        let accepted = flood.accepted.lock().unwrap().len();
-        assert!(accepted < 1000, "{accepted} messages accepted while the peer read nothing");
+        // kernel buffer between us hold: while the peer reads nothing, the
+        // flood must stall (no drain lets it go on). Only a pass depends on
+        // the 1 s pause: a bad server can look stalled on a loaded machine,
+        // a good one can never reach 1000.
+        let mut seen = 0;
+        loop {
+            let accepted = flood.accepted.lock().unwrap().len();
+            assert!(accepted < 1000, "{accepted} messages accepted while the peer read nothing");
+            if accepted == seen {
+                break;
+            }
+            seen = accepted;
+            rt.sleep(Duration::from_secs(1)).await;
+        }
 
         // Reading: drains fire and every accepted message arrives, in order.
         let mut received = Vec::new();
