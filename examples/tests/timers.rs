@@ -1,6 +1,11 @@
 //! Per-connection timers on every runtime: an interval pushes updates while
 //! the connection lives and stops by itself when it closes; a one-shot
-//! fires once; a cancelled timer stops.
+//! fires once, or never when its connection closes or it is cancelled
+//! first; a cancelled timer stops.
+//!
+//! A timer's closure is dropped when its task ends, and a dropped closure
+//! can never run again: the tests wait for that drop (a count), not for a
+//! quiet spell.
 
 mod common;
 
@@ -12,33 +17,71 @@ use async_tungstenite::tungstenite::Message as Frame;
 use common::*;
 use wsway::{App, Handler, Message, Timer, Ws};
 
+/// Counts its own drop: the timer task holding it has ended.
+struct Dropped(Arc<AtomicU32>);
+
+impl Drop for Dropped {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
 #[derive(Clone, Default)]
 struct Ticker {
     ticks: Arc<AtomicU32>,
+    /// Interval closures dropped.
+    interval_gone: Arc<AtomicU32>,
+    /// One-shots that ran, and one-shot closures dropped (run or not).
+    shots: Arc<AtomicU32>,
+    shot_gone: Arc<AtomicU32>,
+}
+
+/// The interval, and a one-shot an hour away, kept to cancel them on request.
+#[derive(Default)]
+struct Timers {
+    interval: Option<Timer>,
+    late: Option<Timer>,
 }
 
 impl Handler for Ticker {
-    /// The interval, kept to cancel it on request.
-    type Data = Option<Timer>;
+    type Data = Timers;
 
-    async fn open(&self, ws: &mut Ws<Option<Timer>>) {
+    async fn open(&self, ws: &mut Ws<Timers>) {
         let ticks = self.ticks.clone();
-        let timer = ws.every(Duration::from_millis(30), move |conn| {
+        let guard = Dropped(self.interval_gone.clone());
+        ws.data.interval = Some(ws.every(Duration::from_millis(30), move |conn| {
+            let _ = &guard;
             let n = ticks.fetch_add(1, Ordering::SeqCst) + 1;
             conn.send(format!("tick {n}"));
-        });
-        ws.data = Some(timer);
+        }));
         ws.after(Duration::from_millis(10), |conn| {
             conn.send("once");
         });
+        let (shots, guard) = (self.shots.clone(), Dropped(self.shot_gone.clone()));
+        ws.data.late = Some(ws.after(Duration::from_secs(3600), move |conn| {
+            let _ = &guard;
+            shots.fetch_add(1, Ordering::SeqCst);
+            conn.send("an hour later");
+        }));
     }
 
-    async fn message(&self, ws: &mut Ws<Option<Timer>>, msg: Message) {
-        if msg.as_text() == Some("stop") {
-            if let Some(timer) = ws.data.take() {
-                timer.cancel();
+    async fn message(&self, ws: &mut Ws<Timers>, msg: Message) {
+        match msg.as_text() {
+            Some("stop") => {
+                if let Some(timer) = ws.data.interval.take() {
+                    timer.cancel();
+                }
+                ws.send("stopped");
             }
-            ws.send("stopped");
+            Some("cancel-late") => {
+                if let Some(timer) = ws.data.late.take() {
+                    timer.cancel();
+                    ws.send(format!("cancelled {}", timer.is_cancelled()));
+                }
+            }
+            _ => {
+                ws.send(msg);
+            }
         }
     }
 }
@@ -60,11 +103,12 @@ runtime_tests! {
         }
         ws.close(None).await.unwrap();
         finish_close(&mut ws).await;
-        eventually("the connection to end", || server.connections() == 0).await;
-        // No cleanup was written anywhere: the interval must have stopped.
-        let at_close = ticker.ticks.load(Ordering::SeqCst);
-        rt.sleep(Duration::from_millis(200)).await;
-        assert!(ticker.ticks.load(Ordering::SeqCst) <= at_close + 1, "the interval outlived its connection");
+        // No cleanup was written anywhere: both timers must end by themselves,
+        // the one-shot without running.
+        eventually("the interval to end", || ticker.interval_gone.load(Ordering::SeqCst) == 1).await;
+        eventually("the one-shot to end", || ticker.shot_gone.load(Ordering::SeqCst) == 1).await;
+        assert_eq!(ticker.shots.load(Ordering::SeqCst), 0, "a one-shot outlived its connection");
+        assert_eq!(server.connections(), 0);
     }
 
     async fn a_cancelled_timer_stops(rt) {
@@ -81,9 +125,24 @@ runtime_tests! {
                 other => panic!("unexpected {other:?}"),
             }
         }
-        let after_stop = ticker.ticks.load(Ordering::SeqCst);
-        rt.sleep(Duration::from_millis(200)).await;
-        assert!(ticker.ticks.load(Ordering::SeqCst) <= after_stop + 1, "a cancelled interval kept ticking");
+        eventually("the cancelled interval to end", || ticker.interval_gone.load(Ordering::SeqCst) == 1).await;
+        // The connection lives on: an echo comes back, behind at most the one
+        // tick that was already running when `cancel` was called.
         send_text(&mut ws, "still here").await;
+        let mut late_ticks = 0;
+        loop {
+            match next_message(&mut ws).await {
+                Frame::Text(t) if t.as_str() == "still here" => break,
+                Frame::Text(t) if t.as_str().starts_with("tick") => late_ticks += 1,
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert!(late_ticks <= 1, "{late_ticks} ticks after the cancel");
+        // A cancelled one-shot never runs, and ends at once.
+        send_text(&mut ws, "cancel-late").await;
+        assert_eq!(next_message(&mut ws).await, Frame::text("cancelled true"));
+        eventually("the cancelled one-shot to end", || ticker.shot_gone.load(Ordering::SeqCst) == 1).await;
+        assert_eq!(ticker.shots.load(Ordering::SeqCst), 0);
+        assert_eq!(server.connections(), 1);
     }
 }
