@@ -3,7 +3,8 @@
 //! default, so that a multi-node backplane plugs in without touching handlers.
 //!
 //! A published message is converted once and every subscriber's queue holds
-//! the same shared buffer: fan-out never copies the payload.
+//! the same shared buffer: queueing a fan-out copies no payload (each
+//! connection's codec copies it once as it frames it for the socket).
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -256,6 +257,22 @@ mod tests {
         let mut batch = VecDeque::new();
         subs[1].take_queue(&mut batch);
         assert!(batch.is_empty(), "the excluded publisher got nothing");
+
+        // Text (every event-layer push) shares its buffer too.
+        topics.publish_except("room", Message::text("x".repeat(4096)), None);
+        let mut pointers = Vec::new();
+        for s in &subs {
+            let mut batch = VecDeque::new();
+            s.take_queue(&mut batch);
+            match batch.pop_front() {
+                Some(tungstenite::Message::Text(t)) => pointers.push(t.as_str().as_ptr()),
+                other => panic!("expected the published text, got {other:?}"),
+            }
+        }
+        assert!(
+            pointers.windows(2).all(|w| w[0] == w[1]),
+            "one text buffer, shared"
+        );
 
         topics.unsubscribe("room", 1);
         topics.unsubscribe("room", 2);

@@ -21,12 +21,33 @@ fn requests() -> Vec<(String, u16)> {
     let path = format!("/echo?token={SECRET}");
     vec![
         (upgrade_request(&path, &creds), 101),
-        (upgrade_request(&path, &creds).replace("Version: 13", "Version: 8"), 426),
-        (upgrade_request(&path, &creds).replacen("GET", "POST", 1), 405),
-        (upgrade_request(&path, &format!("{creds}Origin: https://{SECRET}.example\r\n")), 403),
-        (upgrade_request(&path, &format!("{creds}Content-Length: 3\r\n")), 400),
-        (upgrade_request(&format!("/nowhere?token={SECRET}"), &creds), 404),
-        (format!("GET /echo?token={SECRET} HTTP/1.1\r\nHost: x\r\n{creds}\r\n"), 426),
+        (
+            upgrade_request(&path, &creds).replace("Version: 13", "Version: 8"),
+            426,
+        ),
+        (
+            upgrade_request(&path, &creds).replacen("GET", "POST", 1),
+            405,
+        ),
+        (
+            upgrade_request(
+                &path,
+                &format!("{creds}Origin: https://{SECRET}.example\r\n"),
+            ),
+            403,
+        ),
+        (
+            upgrade_request(&path, &format!("{creds}Content-Length: 3\r\n")),
+            400,
+        ),
+        (
+            upgrade_request(&format!("/nowhere?token={SECRET}"), &creds),
+            404,
+        ),
+        (
+            format!("GET /echo?token={SECRET} HTTP/1.1\r\nHost: x\r\n{creds}\r\n"),
+            426,
+        ),
     ]
 }
 
@@ -37,18 +58,29 @@ async fn refuse_every_way(addr: std::net::SocketAddr) {
         let r = raw(addr, &request).await;
         let line = request.lines().next().unwrap_or_default().to_owned();
         assert_eq!(status_of(&r), status, "{line}: {r}");
-        assert!(!r.contains(SECRET), "{line}: the response repeats a secret: {r}");
+        assert!(
+            !r.contains(SECRET),
+            "{line}: the response repeats a secret: {r}"
+        );
     }
 }
 
 /// An accepted connection that then breaks the protocol (bad UTF-8).
 async fn fail_a_connection(addr: std::net::SocketAddr) {
-    let mut req = format!("ws://{addr}/echo?token={SECRET}").into_client_request().unwrap();
-    req.headers_mut().insert("authorization", format!("Bearer {SECRET}").parse().unwrap());
+    let mut req = format!("ws://{addr}/echo?token={SECRET}")
+        .into_client_request()
+        .unwrap();
+    req.headers_mut()
+        .insert("authorization", format!("Bearer {SECRET}").parse().unwrap());
     let mut ws = connect_request(addr, req).await;
-    use async_tungstenite::tungstenite::protocol::frame::{Frame as RawFrame, coding::{Data, OpCode}};
+    use async_tungstenite::tungstenite::protocol::frame::{
+        Frame as RawFrame,
+        coding::{Data, OpCode},
+    };
     let bad = RawFrame::message(vec![0xff, 0xfe], OpCode::Data(Data::Text), true);
-    ws.send(async_tungstenite::tungstenite::Message::Frame(bad)).await.expect("send");
+    ws.send(async_tungstenite::tungstenite::Message::Frame(bad))
+        .await
+        .expect("send");
     assert_eq!(expect_close(&mut ws).await.0, 1007);
     finish_close(&mut ws).await;
 }

@@ -5,6 +5,7 @@
 
 mod common;
 
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -31,6 +32,11 @@ impl Handler for Subscriber {
         self.handles.lock().unwrap().push(ws.handle());
     }
 
+    /// Echoes: a reply proves the connection is still open.
+    async fn message(&self, ws: &mut Ws<()>, msg: Message) {
+        ws.send(msg);
+    }
+
     async fn error(&self, _ws: &mut Ws<()>, err: &Error) {
         self.log.push(format!("error {:?}", err.kind()));
     }
@@ -48,28 +54,43 @@ async fn start(rt: Runtime, close: bool) -> (Subscriber, ServerHandle) {
     (sub, rt.start(app).await)
 }
 
-/// Publishes COUNT numbered messages, paced so a reading client keeps up,
-/// and checks the stalled subscriber's queue after every burst.
-async fn publish_all(rt: Runtime, server: &ServerHandle, slow: &Handle) -> (usize, usize) {
+/// Messages in a burst: 8 × 16 KiB stays under the limit, so a reader that
+/// has caught up before each burst is never over it.
+const BURST: u32 = 8;
+
+/// Publishes COUNT numbered messages in bursts, each once every reading
+/// client has received the one before (counts, not a clock, set the pace),
+/// and checks the stalled subscriber's queue after every publish.
+async fn publish_all(
+    server: &ServerHandle,
+    slow: &Handle,
+    read: &[Arc<AtomicU32>],
+) -> (usize, usize) {
     let (mut dropped, mut max_buffered) = (0, 0);
     for seq in 0..COUNT {
+        if seq % BURST == 0 {
+            within(WAIT, "the readers to catch up", async {
+                while read.iter().any(|r| r.load(Ordering::Acquire) < seq) {
+                    async_io::Timer::after(Duration::from_millis(1)).await;
+                }
+            })
+            .await;
+        }
         let mut payload = vec![0u8; SIZE];
         payload[..4].copy_from_slice(&seq.to_be_bytes());
         dropped += server.publish("feed", Message::binary(payload)).dropped;
         max_buffered = max_buffered.max(slow.buffered_amount());
-        if seq % 8 == 7 {
-            rt.sleep(Duration::from_millis(2)).await;
-        }
     }
     (dropped, max_buffered)
 }
 
-async fn read_all(ws: &mut Client) {
+async fn read_all(ws: &mut Client, read: Arc<AtomicU32>) {
     for seq in 0..COUNT {
         match next_message(ws).await {
             Frame::Binary(b) => assert_eq!(u32::from_be_bytes(b[..4].try_into().unwrap()), seq),
             other => panic!("expected message {seq}, got {other:?}"),
         }
+        read.store(seq + 1, Ordering::Release);
     }
 }
 
@@ -77,15 +98,26 @@ async fn read_all(ws: &mut Client) {
 async fn scenario(rt: Runtime, close: bool) -> (Subscriber, Vec<Client>) {
     let (sub, server) = start(rt, close).await;
     let addr = server.local_addr();
+    // The stalled subscriber opens alone first, so its handle is known to
+    // be the first (the order of concurrent opens is not).
     let slow = connect(addr, "/feed").await;
+    eventually("the stalled subscriber's open", || {
+        sub.handles.lock().unwrap().len() == 1
+    })
+    .await;
+    let slow_handle = sub.handles.lock().unwrap()[0].clone();
     let mut fast = vec![connect(addr, "/feed").await, connect(addr, "/feed").await];
     eventually("three subscribers", || server.subscriber_count("feed") == 3).await;
-    let slow_handle = sub.handles.lock().unwrap()[0].clone();
 
-    let readers = join_all(fast.iter_mut().map(read_all));
+    let progress: Vec<Arc<AtomicU32>> = fast.iter().map(|_| Arc::default()).collect();
+    let readers = join_all(
+        fast.iter_mut()
+            .zip(&progress)
+            .map(|(ws, p)| read_all(ws, p.clone())),
+    );
     let ((dropped, max_buffered), _) = futures_lite::future::zip(
-        publish_all(rt, &server, &slow_handle),
-        within(Duration::from_secs(30), "the fast subscribers", readers),
+        publish_all(&server, &slow_handle, &progress),
+        within(Duration::from_secs(60), "the fast subscribers", readers),
     )
     .await;
     // The stalled one never holds more than the limit and one message.
@@ -110,7 +142,12 @@ runtime_tests! {
         let (sub, clients) = scenario(rt, true).await;
         assert_eq!(sub.log.wait_for("error").await, "error Backpressure");
         sub.log.wait_for("close").await;
-        rt.sleep(Duration::from_millis(100)).await;
+        // The others are still open: each gets an echo back.
+        let mut clients = clients;
+        for ws in clients.iter_mut().take(2) {
+            send_text(ws, "still open?").await;
+            assert_eq!(next_message(ws).await, Frame::text("still open?"));
+        }
         assert_eq!(sub.log.snapshot(), ["error Backpressure", "close 1006"], "only the stalled one closed");
         drop(clients);
     }
