@@ -112,6 +112,12 @@ impl Sim {
         loop {
             flag.0.store(false, Ordering::Release);
             if main.as_mut().poll(&mut cx).is_ready() {
+                // Tasks not yet polled hold the runtime (the sweeper does):
+                // dropping them here breaks that cycle.
+                self.spawned
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clear();
                 return;
             }
             tasks.append(&mut self.spawned.lock().unwrap_or_else(|e| e.into_inner()));
