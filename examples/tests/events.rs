@@ -166,6 +166,12 @@ runtime_tests! {
         assert_eq!(parts(&r), nack(json!(7), "malformed"));
         within(WAIT, "send", ws.send(Frame::binary(vec![1, 2, 3]))).await.unwrap();
         assert_eq!(parts(&next_json(&mut ws).await), nack(Value::Null, "unsupported"));
+        // Only an object is a call: an array shaped like one is not run, and
+        // ids are integers or strings.
+        for not_a_call in [r#"["math:add", 13, {"a": 1, "b": 1}]"#, "[1,2]", r#"{"event":"math:add","data":{"a":1,"b":1},"id":1.5}"#] {
+            send_text(&mut ws, not_a_call).await;
+            assert_eq!(parts(&next_json(&mut ws).await), nack(Value::Null, "malformed"), "{not_a_call}");
+        }
 
         // A call without an id gets no reply: the next envelope is the next ack.
         send_text(&mut ws, &json!({"event": "noop"}).to_string()).await;
