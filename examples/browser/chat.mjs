@@ -72,6 +72,10 @@ try {
   await say(bob, "hi ann");
   await waitForLine(ann, "bob: hi ann");
   await waitForLine(bob, "bob: hi ann");
+  // Both lines are on both pages now: they must stand in the same order.
+  const said = (lines) => lines.filter((l) => l === "ann: hello from ann" || l === "bob: hi ann");
+  assert.deepEqual(said(await logLines(ann)), ["ann: hello from ann", "bob: hi ann"]);
+  assert.deepEqual(said(await logLines(bob)), ["ann: hello from ann", "bob: hi ann"]);
   check("messages reach both pages, in the same order on each");
 
   await say(ann, "   ");
