@@ -149,16 +149,22 @@ pub async fn raw(addr: SocketAddr, request: &str) -> String {
         .expect("tcp connect");
     stream.write_all(request.as_bytes()).await.expect("write");
     let mut out = Vec::new();
-    let mut buf = [0u8; 4096];
-    within(WAIT, "a whole response", async {
-        while !response_complete(&out) {
-            match stream.read(&mut buf).await {
-                Ok(n) if n > 0 => out.extend_from_slice(&buf[..n]),
-                // Closed (or reset): the response is what arrived.
-                _ => break,
+    // On the heap, and boxed: test bodies nest many futures, and async-std
+    // polls them on the test thread's stack.
+    let mut buf = vec![0u8; 4096];
+    within(
+        WAIT,
+        "a whole response",
+        Box::pin(async {
+            while !response_complete(&out) {
+                match stream.read(&mut buf).await {
+                    Ok(n) if n > 0 => out.extend_from_slice(&buf[..n]),
+                    // Closed (or reset): the response is what arrived.
+                    _ => break,
+                }
             }
-        }
-    })
+        }),
+    )
     .await;
     String::from_utf8_lossy(&out).into_owned()
 }
