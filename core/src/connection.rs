@@ -77,37 +77,41 @@ impl Link {
                     }
                 }
             }
-            self.shared.take_queue(&mut self.batch);
-            if self.batch.is_empty() {
+            if !self.stage(cx)? {
                 return Ok(());
             }
-            if !self.codec.can_write() {
-                // The peer already closed: what is left can never be delivered.
-                self.batch.clear();
-                self.shared.flushed();
-                return Ok(());
-            }
-            for msg in self.batch.drain(..) {
-                self.codec.write(cx, msg)?;
-            }
-            self.flushing = true;
         }
     }
 
     /// Moves what the application queued into the codec's write buffer
-    /// without flushing it. Done before every read: a close frame from the
-    /// peer ends the codec's writing, and replies to the messages it sent
-    /// before that close were accepted and must still go out ahead of ours.
-    fn stage(&mut self, cx: &mut Context<'_>) -> Result<(), WsError> {
+    /// without flushing it; true when anything was moved. Done before every
+    /// read too: a close frame from the peer ends the codec's writing, and
+    /// replies to the messages it sent before that close were accepted and
+    /// must still go out ahead of ours.
+    fn stage(&mut self, cx: &mut Context<'_>) -> Result<bool, WsError> {
         self.shared.take_queue(&mut self.batch);
-        if self.batch.is_empty() || !self.codec.can_write() {
-            return Ok(());
+        if self.batch.is_empty() {
+            return Ok(false);
+        }
+        if !self.codec.can_write() {
+            // The peer's close was read before these were queued: they can
+            // never be delivered.
+            self.discard_batch();
+            return Ok(false);
         }
         for msg in self.batch.drain(..) {
             self.codec.write(cx, msg)?;
         }
         self.flushing = true;
-        Ok(())
+        Ok(true)
+    }
+
+    /// Drops what `take_queue` moved into the batch and settles the byte
+    /// count it moved with them, so the queue reads as idle again (a close
+    /// frame waits for an idle queue).
+    fn discard_batch(&mut self) {
+        self.batch.clear();
+        self.shared.flushed();
     }
 
     fn pump_or_remember(&mut self, cx: &mut Context<'_>) {
@@ -396,7 +400,7 @@ impl<H: Handler> Driver<H> {
                         // Nothing queued will get through to a peer that
                         // does not read: close at once instead of behind it.
                         self.link.shared.take_queue(&mut self.link.batch);
-                        self.link.batch.clear();
+                        self.link.discard_batch();
                         self.begin_close(code, &reason);
                         return Poll::Ready(Event::Error(Error::new(ErrorKind::Backpressure)));
                     }
