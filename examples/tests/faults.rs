@@ -69,11 +69,6 @@ async fn upgraded(server: &ServerHandle) -> Async<TcpStream> {
     upgraded_raw(server.local_addr(), "/w").await
 }
 
-/// A masked frame (key 0) with the given first byte and payload.
-fn frame(first: u8, payload: &[u8]) -> Vec<u8> {
-    masked_frame(first, payload)
-}
-
 /// Exactly one `error` (of this kind) and one `close`, then the slot is free.
 async fn reclaimed(witness: &Witness, server: &ServerHandle, error: &str, close: &str) {
     witness.0.wait_for("close").await;
@@ -106,10 +101,10 @@ runtime_tests! {
         let s = upgraded(&server).await;
         let mut s = s;
         // The first fragment of a message, then a TCP reset (linger 0).
-        s.write_all(&frame(0x01, b"first half")).await.unwrap();
+        s.write_all(&masked_frame(0x01, b"first half")).await.unwrap();
         // The server has read the fragment once it has heard from the peer:
         // a ping it answers with a pong comes after it in the stream.
-        s.write_all(&frame(0x89, b"p")).await.unwrap();
+        s.write_all(&masked_frame(0x89, b"p")).await.unwrap();
         let mut pong = [0u8; 3];
         within(WAIT, "the pong", s.read_exact(&mut pong)).await.unwrap();
         assert_eq!(pong, [0x8A, 1, b'p']);
@@ -131,7 +126,7 @@ runtime_tests! {
         let (witness, server) = start(rt).await;
         let mut s = upgraded(&server).await;
         // Ask the server to close, then never answer its close frame.
-        s.write_all(&frame(0x81, b"bye")).await.unwrap();
+        s.write_all(&masked_frame(0x81, b"bye")).await.unwrap();
         reclaimed(&witness, &server, "CloseTimeout", "1006").await;
         drop(s);
     }
@@ -142,9 +137,9 @@ runtime_tests! {
         // reach the peer ahead of the server's close frame.
         let server = start_echo(rt).await;
         let mut s = upgraded(&server).await;
-        let mut burst = frame(0x81, b"one");
-        burst.extend(frame(0x81, b"two"));
-        burst.extend(frame(0x88, &1000u16.to_be_bytes()));
+        let mut burst = masked_frame(0x81, b"one");
+        burst.extend(masked_frame(0x81, b"two"));
+        burst.extend(masked_frame(0x88, &1000u16.to_be_bytes()));
         s.write_all(&burst).await.unwrap();
         let mut got = Vec::new();
         within(WAIT, "the replies and the close", s.read_to_end(&mut got)).await.unwrap();

@@ -138,53 +138,51 @@ fn async_std() {
 }
 
 async fn connect_message_close_cycles_leave_nothing_behind(rt: Runtime) {
-    {
-        let server = rt.start(examples::echo::app()).await;
-        let addr = server.local_addr();
-        let settle = || async {
-            eventually("connections to end", || {
-                server.tasks() == 0 && server.connections() == 0
-            })
-            .await;
-            rt.sleep(Duration::from_millis(200)).await;
-        };
-        // The warm-up grows pools and caches to their working size. Both
-        // limits fit in the harness's 300 s cap on a whole test, so either
-        // can fire.
-        within(
-            Duration::from_secs(40),
-            "the warm-up",
-            cycles(addr, WARM_UP),
-        )
+    let server = rt.start(examples::echo::app()).await;
+    let addr = server.local_addr();
+    let settle = || async {
+        eventually("connections to end", || {
+            server.tasks() == 0 && server.connections() == 0
+        })
         .await;
-        settle().await;
-        let (fds, rss, heap) = (open_fds(), rss_kib(), live_heap());
+        rt.sleep(Duration::from_millis(200)).await;
+    };
+    // The warm-up grows pools and caches to their working size. Both
+    // limits fit in the harness's 300 s cap on a whole test, so either
+    // can fire.
+    within(
+        Duration::from_secs(40),
+        "the warm-up",
+        cycles(addr, WARM_UP),
+    )
+    .await;
+    settle().await;
+    let (fds, rss, heap) = (open_fds(), rss_kib(), live_heap());
 
-        let started = Instant::now();
-        let n = cycles_to_run();
-        within(Duration::from_secs(220), "the cycles", cycles(addr, n)).await;
-        let took = started.elapsed();
-        settle().await;
-        let (fds_after, rss_after, heap_after) = (open_fds(), rss_kib(), live_heap());
-        eprintln!(
-            "{} {n} cycles in {took:.1?}: tasks 0, fds {fds} -> {fds_after}, \
-             live heap {heap} -> {heap_after} B, RSS {rss} -> {rss_after} KiB",
-            rt.name()
-        );
-        assert_eq!(server.tasks(), 0);
-        assert_eq!(server.connections(), 0);
-        assert_eq!(fds_after, fds, "file descriptors leaked");
-        // Counted to the byte, judged with a margin: one byte leaked per
-        // cycle would show as 100 KB, over the 64 KiB allowed for pools that
-        // reach their working size late (timer wheels, slabs).
-        assert!(
-            heap_after - heap < 64 << 10,
-            "live heap grew from {heap} to {heap_after} bytes"
-        );
-        // RSS keeps what the allocator freed; only gross growth counts here.
-        assert!(
-            rss_after < rss + (16 << 10),
-            "RSS grew from {rss} to {rss_after} KiB"
-        );
-    }
+    let started = Instant::now();
+    let n = cycles_to_run();
+    within(Duration::from_secs(220), "the cycles", cycles(addr, n)).await;
+    let took = started.elapsed();
+    settle().await;
+    let (fds_after, rss_after, heap_after) = (open_fds(), rss_kib(), live_heap());
+    eprintln!(
+        "{} {n} cycles in {took:.1?}: tasks 0, fds {fds} -> {fds_after}, \
+         live heap {heap} -> {heap_after} B, RSS {rss} -> {rss_after} KiB",
+        rt.name()
+    );
+    assert_eq!(server.tasks(), 0);
+    assert_eq!(server.connections(), 0);
+    assert_eq!(fds_after, fds, "file descriptors leaked");
+    // Counted to the byte, judged with a margin: one byte leaked per
+    // cycle would show as 100 KB, over the 64 KiB allowed for pools that
+    // reach their working size late (timer wheels, slabs).
+    assert!(
+        heap_after - heap < 64 << 10,
+        "live heap grew from {heap} to {heap_after} bytes"
+    );
+    // RSS keeps what the allocator freed; only gross growth counts here.
+    assert!(
+        rss_after < rss + (16 << 10),
+        "RSS grew from {rss} to {rss_after} KiB"
+    );
 }

@@ -13,7 +13,7 @@ use async_tungstenite::tungstenite::Message as Frame;
 use common::*;
 use wsway::{
     App, Backplane, CloseCode, Handle, Handler, Limits, LocalTopics, Message, Published, Request,
-    SendStatus, Ws, middleware,
+    SendStatus, ServerHandle, Ws, middleware,
 };
 
 /// A backplane that records every call and delivers in-process.
@@ -75,6 +75,21 @@ impl Handler for Member {
     }
 }
 
+/// A server with `Member` on `/room`.
+async fn start_members(rt: Runtime) -> (Member, ServerHandle) {
+    let member = Member::default();
+    let mut app = App::new();
+    app.ws("/room", member.clone());
+    (member, rt.start(app).await)
+}
+
+/// Joins `/room` and reads the greeting (after which `open` has run).
+async fn join(addr: std::net::SocketAddr) -> Client {
+    let mut ws = connect(addr, "/room").await;
+    assert_eq!(next_message(&mut ws).await, Frame::text("joined"));
+    ws
+}
+
 runtime_tests! {
     async fn a_custom_backplane_carries_publishes_and_hears_subscriptions(rt) {
         let backplane = Recording::default();
@@ -83,10 +98,8 @@ runtime_tests! {
         app.ws("/room", Member::default());
         let server = rt.start(app).await;
         let addr = server.local_addr();
-        let mut a = connect(addr, "/room").await;
-        assert_eq!(next_message(&mut a).await, Frame::text("joined"));
-        let mut b = connect(addr, "/room").await;
-        assert_eq!(next_message(&mut b).await, Frame::text("joined"));
+        let mut a = join(addr).await;
+        let mut b = join(addr).await;
         // Only the first local subscriber is announced.
         assert_eq!(backplane.0.snapshot(), ["subscribed room"]);
         send_text(&mut a, "hello").await;
@@ -105,12 +118,8 @@ runtime_tests! {
     }
 
     async fn handle_emit_sends_an_event_envelope(rt) {
-        let member = Member::default();
-        let mut app = App::new();
-        app.ws("/room", member.clone());
-        let server = rt.start(app).await;
-        let mut ws = connect(server.local_addr(), "/room").await;
-        assert_eq!(next_message(&mut ws).await, Frame::text("joined"));
+        let (member, server) = start_members(rt).await;
+        let mut ws = join(server.local_addr()).await;
         let handle = member.handles.lock().unwrap()[0].clone();
         let status = handle.emit("price", &serde_json::json!({"amount": 10})).expect("serializable");
         assert!(status.is_accepted(), "{status:?}");
@@ -118,16 +127,11 @@ runtime_tests! {
     }
 
     async fn terminate_drops_every_socket_and_runs_every_close(rt) {
-        let member = Member::default();
-        let mut app = App::new();
-        app.ws("/room", member.clone());
-        let server = rt.start(app).await;
+        let (member, server) = start_members(rt).await;
         let addr = server.local_addr();
         let mut clients = Vec::new();
         for _ in 0..3 {
-            let mut ws = connect(addr, "/room").await;
-            assert_eq!(next_message(&mut ws).await, Frame::text("joined"));
-            clients.push(ws);
+            clients.push(join(addr).await);
         }
         server.terminate();
         for ws in &mut clients {
@@ -179,12 +183,8 @@ runtime_tests! {
 
     async fn the_documented_default_limits_hold_on_the_wire(rt) {
         // README and core docs: 16 MiB messages, 1 MiB backpressure limit.
-        let member = Member::default();
-        let mut app = App::new();
-        app.ws("/room", member.clone());
-        let server = rt.start(app).await;
-        let mut ws = connect(server.local_addr(), "/room").await;
-        assert_eq!(next_message(&mut ws).await, Frame::text("joined"));
+        let (member, server) = start_members(rt).await;
+        let mut ws = join(server.local_addr()).await;
         let handle = member.handles.lock().unwrap()[0].clone();
         // 1 MiB: one byte over it in a single send reports backpressure
         // (the status is computed as the message is queued).
@@ -192,8 +192,7 @@ runtime_tests! {
         assert!(matches!(over, SendStatus::Backpressure { .. }), "{over:?}");
         // 16 MiB: exactly that much is one message (published to the first
         // member), one byte more closes with 1009.
-        let mut big = connect(server.local_addr(), "/room").await;
-        assert_eq!(next_message(&mut big).await, Frame::text("joined"));
+        let mut big = join(server.local_addr()).await;
         big.send(Frame::binary(vec![1u8; 16 << 20])).await.unwrap();
         assert_eq!(next_message(&mut ws).await, Frame::binary(vec![0u8; (1 << 20) + 1]));
         match next_message(&mut ws).await {
