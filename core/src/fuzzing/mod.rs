@@ -4,6 +4,7 @@
 mod sim;
 mod wire;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -133,12 +134,15 @@ pub fn events(data: &[u8]) {
         // A clean close: the server answers every call before its reply.
         wire::masked_frame(&mut frames, wire::CLOSE, &1000u16.to_be_bytes());
     }
-    let out = run(frames, 4096, then, events_app());
-    check_replies(&wire::server_frames(&out), &expected);
+    let app_closed = Arc::new(AtomicBool::new(false));
+    let out = run(frames, 4096, then, events_app(app_closed.clone()));
+    let app_closed = app_closed.load(Ordering::Relaxed);
+    check_replies(&wire::server_frames(&out), &expected, app_closed);
 }
 
-/// The event layer the `events` target drives.
-fn events_app() -> Events<u32> {
+/// The event layer the `events` target drives; `closed` is set when its
+/// group check asks to close (calls after that go unanswered by design).
+fn events_app(closed: Arc<AtomicBool>) -> Events<u32> {
     #[derive(serde::Deserialize)]
     #[allow(dead_code)]
     struct Typed {
@@ -164,9 +168,12 @@ fn events_app() -> Events<u32> {
         Err::<(), _>(EventError::new(code, "failed"))
     });
     events.group("a", |a| {
-        a.middleware(|ws, _| match ws.data % 2 {
+        a.middleware(move |ws, _| match ws.data % 2 {
             0 => Ok(()),
-            _ => Err(EventError::new("odd", "odd count").close(4001, "odd")),
+            _ => {
+                closed.store(true, Ordering::Relaxed);
+                Err(EventError::new("odd", "odd count").close(4001, "odd"))
+            }
         });
         a.on("echo", |ws, v: serde_json::Value| {
             ws.emit("echoed", &v)?;
@@ -209,10 +216,12 @@ fn call_id(text: &str) -> Option<serde_json::Value> {
 /// Every server message is an envelope (a push `{event, data}` or a reply
 /// `{id, ok, ..}`); replies that carry an id match the calls that had one,
 /// one for one and in order, all of them unless the server closed the
-/// connection for a reason of its own.
-fn check_replies(frames: &[wire::ServerFrame], expected: &[serde_json::Value]) {
+/// connection for a reason of its own: the app asked to (`app_closed`; the
+/// peer's own close may still cross it, so the reply is then 1000) or the
+/// close frame says so.
+fn check_replies(frames: &[wire::ServerFrame], expected: &[serde_json::Value], app_closed: bool) {
     let mut answered = Vec::new();
-    let mut closed_by_server = false;
+    let mut closed_by_server = app_closed;
     for f in frames {
         match f.opcode {
             wire::TEXT => {
@@ -228,7 +237,7 @@ fn check_replies(frames: &[wire::ServerFrame], expected: &[serde_json::Value]) {
                     answered.push(obj["id"].clone());
                 }
             }
-            wire::CLOSE => closed_by_server = wire::close_code(f) != 1000,
+            wire::CLOSE => closed_by_server |= wire::close_code(f) != 1000,
             wire::BINARY => panic!("the event layer never sends binary"),
             _ => {}
         }
@@ -362,7 +371,7 @@ mod tests {
         for c in calls {
             wire::masked_frame(&mut frames, wire::TEXT, c.as_bytes());
         }
-        let out = wire::server_frames(&run(frames, 4096, Then::Stall, events_app()));
+        let out = wire::server_frames(&run(frames, 4096, Then::Stall, events_app(Arc::default())));
         let texts: Vec<serde_json::Value> = out
             .iter()
             .filter(|f| f.opcode == wire::TEXT)
@@ -384,7 +393,7 @@ mod tests {
             1,
             "{texts:?}"
         );
-        check_replies(&out, &[1.into(), "k".into()]);
+        check_replies(&out, &[1.into(), "k".into()], false);
     }
 
     /// The reply check fails on a missing, an extra or a reordered reply.
@@ -399,7 +408,7 @@ mod tests {
         };
         let ids = [serde_json::Value::from(1), 2.into()];
         let fails = |frames: Vec<wire::ServerFrame>| {
-            std::panic::catch_unwind(|| check_replies(&frames, &ids)).is_err()
+            std::panic::catch_unwind(|| check_replies(&frames, &ids, false)).is_err()
         };
         assert!(!fails(vec![reply(1.into()), reply(2.into())]));
         assert!(fails(vec![reply(1.into())]), "a missing reply");
