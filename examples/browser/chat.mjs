@@ -148,6 +148,93 @@ try {
   assert.ok(g3 > g1 && g5 > g2, `backoff grows: ${results.retryGaps}`);
   assert.ok(results.retryGaps.every((g) => g < 1000), `backoff is capped: ${results.retryGaps}`);
   check(`wsway.js: queue, token, typed errors, timeout, events, reconnect with backoff, close (${JSON.stringify(results)})`);
+
+  // A close with 4000-4999 (the app's "go away") or 1008 is final: no
+  // reconnect, and later calls reject at once with `closed`. Were the client
+  // going to reconnect, that call would queue and be answered instead, so the
+  // check does not depend on how long it waits; 1011 is the control.
+  const finals = await ann.evaluate(async (codes) => {
+    const { connect } = await import("/wsway.js");
+    const out = [];
+    for (const code of codes) {
+      const s = connect("/t/events", { token: "good", minDelay: 20, maxDelay: 20, timeout: 5000 });
+      let connects = 0;
+      s.on("connect", () => connects++);
+      const seen = new Promise((resolve) => s.on("disconnect", (d) => resolve(d.code)));
+      await s.emit("echo", 0);
+      s.send("close", code);
+      const closedWith = await seen;
+      // A reconnect would have started 20 ms in.
+      await new Promise((r) => setTimeout(r, 200));
+      const after = await s.emit("echo", 1).catch((e) => e.code);
+      out.push({ code, closedWith, connects, after });
+      s.close();
+    }
+    return out;
+  }, [4000, 4001, 4999, 1008, 1011]);
+  for (const f of finals.slice(0, 4)) {
+    assert.deepEqual(f, { code: f.code, closedWith: f.code, connects: 1, after: "closed" }, `close ${f.code} is final`);
+  }
+  assert.deepEqual(finals[4], { code: 1011, closedWith: 1011, connects: 2, after: 1 }, "1011 reconnects");
+  check(`wsway.js: no reconnect after 4000, 4001, 4999 or 1008; 1011 reconnects (${JSON.stringify(finals)})`);
+
+  // The token function is asked again before every reconnect: each
+  // connection is signed in with the token current at that moment.
+  const tokens = await ann.evaluate(async () => {
+    const { connect } = await import("/wsway.js");
+    let asked = 0;
+    const s = connect("/t/events", { token: async () => `good-${++asked}`, minDelay: 20, timeout: 5000 });
+    const who = [await s.emit("whoami")];
+    for (let i = 0; i < 2; i++) {
+      await s.emit("drop").catch(() => {});
+      who.push(await s.emit("whoami"));
+    }
+    s.close();
+    return { asked, who };
+  });
+  assert.deepEqual(tokens, { asked: 3, who: ["1", "2", "3"] });
+  check(`wsway.js: the token function is asked before each reconnect (${JSON.stringify(tokens)})`);
+
+  // The documented defaults, read exactly: a fresh page records the delay
+  // wsway.js asks of every setTimeout and fires it at once, with
+  // Math.random pinned to 0, 1, 0.5 in turn (the ends of the jitter range).
+  const fresh = await (await browser.newContext()).newPage();
+  await fresh.goto(base + "/");
+  const defaults = await fresh.evaluate(async () => {
+    const { connect } = await import("/wsway.js");
+    const asked = [];
+    const realSetTimeout = window.setTimeout;
+    window.setTimeout = (fn, ms) => {
+      asked.push(ms);
+      return realSetTimeout(fn, 0);
+    };
+    const randoms = [0, 1, 0.5];
+    let r = 0;
+    Math.random = () => randoms[r++ % randoms.length];
+    // No token: every upgrade is refused (401), so the client keeps retrying.
+    const backoff = await new Promise((resolve) => {
+      let drops = 0;
+      const s = connect("/t/events");
+      s.on("disconnect", () => {
+        if (++drops === 9) {
+          s.close();
+          resolve(asked.splice(0));
+        }
+      });
+    });
+    const s = connect("/t/events", { token: "good" });
+    const slow = await s.emit("slow", 60000).catch((e) => e.code);
+    const emitTimeout = asked.splice(0);
+    s.close();
+    window.setTimeout = realSetTimeout;
+    return { backoff, emitTimeout, slow };
+  });
+  await fresh.context().close();
+  // Bases 250 doubling to the 10000 cap; a delay is base/2 + random * base/2.
+  assert.deepEqual(defaults.backoff, [125, 500, 750, 1000, 4000, 6000, 5000, 10000], "default backoff 250..10000 ms");
+  assert.deepEqual(defaults.emitTimeout, [10000], "default emit timeout 10 s");
+  assert.equal(defaults.slow, "timeout");
+  check(`wsway.js: default backoff 250 ms doubling to 10 s, emit timeout 10 s (${JSON.stringify(defaults)})`);
 } finally {
   await browser.close();
 }

@@ -39,7 +39,19 @@ fn app() -> App {
         Ok(())
     });
     events.on("drop", |ws, (): ()| ws.terminate());
-    let verify = |token: String| async move { (token == "good").then(|| Tester("tester".into())) };
+    // Closes with the code the page asks for (4000-4999 and 1008 must be final).
+    events.on("close", |ws, code: u16| -> Result<(), EventError> {
+        ws.close(code, "asked to")?;
+        Ok(())
+    });
+    // "good" is the tester; "good-N" (what a token function returns) is N.
+    let verify = |token: String| async move {
+        match token.strip_prefix("good") {
+            Some("") => Some(Tester("tester".into())),
+            Some(n) => n.strip_prefix('-').map(|n| Tester(n.into())),
+            None => None,
+        }
+    };
     app.ws("/t/events", events)
         .middleware(Bearer::protocol(verify));
     app
@@ -87,6 +99,6 @@ runtime_tests! {
         let stderr = String::from_utf8_lossy(&out.stderr);
         println!("{stdout}{stderr}");
         assert!(out.status.success(), "the browser script failed ({}):\n{stdout}\n{stderr}", out.status);
-        assert_eq!(stdout.matches("ok: ").count(), 5, "every check ran:\n{stdout}");
+        assert_eq!(stdout.matches("ok: ").count(), 8, "every check ran:\n{stdout}");
     }
 }
