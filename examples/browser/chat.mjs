@@ -142,11 +142,12 @@ try {
   assert.equal(results.connects, 2, "one reconnect");
   assert.equal(results.afterClose, "closed");
   assert.equal(results.badToken, 1006);
-  // Delays are drawn from [base/2, base] for bases 50, 100, 200, 400, 400.
-  const [g1, g2, g3, g4, g5] = results.retryGaps;
-  assert.ok(g1 >= 25 && g3 >= 100 && g4 >= 200 && g5 >= 200, `backoff grows: ${results.retryGaps}`);
-  assert.ok(g3 > g1 && g5 > g2, `backoff grows: ${results.retryGaps}`);
-  assert.ok(results.retryGaps.every((g) => g < 1000), `backoff is capped: ${results.retryGaps}`);
+  // Real timers: each gap is at least its delay's floor (base/2 for bases
+  // 50, 100, 200, 400, 400). A timer never fires early, so this holds on
+  // any machine; the exact delays and the cap are checked below with
+  // setTimeout recorded, not timed.
+  const floors = [25, 50, 100, 200, 200];
+  assert.ok(results.retryGaps.every((g, i) => g >= floors[i] - 1), `backoff waits: ${results.retryGaps}`);
   check(`wsway.js: queue, token, typed errors, timeout, events, reconnect with backoff, close (${JSON.stringify(results)})`);
 
   // A close with 4000-4999 (the app's "go away") or 1008 is final: no
