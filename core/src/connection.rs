@@ -171,6 +171,8 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
 enum Event {
     Message(Message),
     Drain,
+    /// The backplane may have lost messages on this topic.
+    Gap(Arc<str>),
     /// Report this error, then close with its code.
     Error(Error),
     End(End),
@@ -312,6 +314,13 @@ impl<H: Handler> Driver<H> {
                     drive(&mut self.link, self.handler.message(&mut self.ws, msg)).await
                 }
                 Event::Drain => drive(&mut self.link, self.handler.drain(&mut self.ws)).await,
+                Event::Gap(topic) => {
+                    Box::pin(drive(
+                        &mut self.link,
+                        self.handler.gap(&mut self.ws, &topic),
+                    ))
+                    .await
+                }
                 Event::Error(err) => {
                     let code = err.close_code().unwrap_or(CloseCode::GOING_AWAY);
                     let reason = reason_for(&err);
@@ -388,11 +397,21 @@ impl<H: Handler> Driver<H> {
             }
 
             // Requests from the application or the server.
-            let (request, shutdown, tripped) = {
+            let (request, shutdown, tripped, gap) = {
                 let mut out = self.link.shared.lock();
                 let tripped = std::mem::take(&mut out.backpressure_tripped);
-                (out.request.take(), out.shutdown, tripped)
+                let gap = match &mut out.gaps {
+                    Some(gaps) if self.closing.is_none() => gaps.pop(),
+                    _ => None,
+                };
+                (out.request.take(), out.shutdown, tripped, gap)
             };
+            if let Some(topic) = gap {
+                if request.is_none() {
+                    return Poll::Ready(Event::Gap(topic));
+                }
+                // A close request goes first; the gap no longer matters.
+            }
             match request {
                 Some(CloseRequest::Terminate) => return Poll::Ready(Event::End(End::Terminated)),
                 Some(CloseRequest::Graceful(code, reason)) => {

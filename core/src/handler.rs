@@ -93,6 +93,18 @@ pub trait Handler: Send + Sync + 'static {
         async {}
     }
 
+    /// Messages published on `topic` by other nodes may have been missed
+    /// while this connection was subscribed: the backplane lost its store
+    /// for a while (Redis restarted, say), or another node had to drop
+    /// what it could not forward. Nothing is ever delivered twice; this is
+    /// the signal to refetch what matters. Runs at most once per topic for
+    /// each loss the backplane notices, never while closing. Default:
+    /// nothing ([`Events`](crate::Events) pushes the event `wsway:gap`).
+    fn gap(&self, ws: &mut Ws<Self::Data>, topic: &str) -> impl Future<Output = ()> + Send {
+        let _ = (ws, topic);
+        async {}
+    }
+
     /// Something went wrong: a limit tripped, the peer broke the protocol or
     /// vanished, a callback panicked. For what ends the connection it runs
     /// at most once, before `close`. A rate limit set to

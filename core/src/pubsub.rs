@@ -7,12 +7,14 @@
 //! connection's codec copies it once as it frames it for the socket).
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, RwLock, Weak};
 
 use crate::message::Message;
+use crate::runtime::{BoxTask, Rt, Runtime};
 use crate::socket::{SendStatus, Shared};
 
-/// What a publish did, counted over the subscribers on this node.
+/// What a publish did: counted over the subscribers on this node, and what
+/// became of the copy bound for other nodes.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Published {
     /// Subscribers whose queue accepted the message.
@@ -21,6 +23,26 @@ pub struct Published {
     pub backpressured: usize,
     /// Subscribers that refused it (closing, or already over the limit).
     pub dropped: usize,
+    /// The copy for the other nodes ([`Forwarded::Local`] in-process).
+    pub forwarded: Forwarded,
+}
+
+/// What a multi-node backplane did with the copy of a publish bound for
+/// the other nodes. Local delivery never waits for it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Forwarded {
+    /// There are no other nodes: the in-process backplane.
+    #[default]
+    Local,
+    /// Queued for the other nodes.
+    Queued,
+    /// Queued, but the outbound queue is over its high-water mark (the
+    /// store is slow or away): publishing faster will start dropping.
+    Backpressured,
+    /// Not forwarded: the outbound queue is full. The other nodes'
+    /// subscribers of the topic are told of a gap
+    /// ([`Handler::gap`](crate::Handler::gap)) once the store is back.
+    Dropped,
 }
 
 /// How published messages reach subscribers. The default delivers within
@@ -48,6 +70,73 @@ pub trait Backplane: Send + Sync + 'static {
     /// The last local subscriber left `topic`. Default: nothing.
     fn unsubscribed(&self, topic: &str) {
         let _ = topic;
+    }
+
+    /// A server is starting with this backplane: start background work
+    /// (reading what other nodes publish, say) on `node`'s runtime. Called
+    /// once per server start, before the first connection. Default: nothing.
+    fn start(&self, node: Node) {
+        let _ = node;
+    }
+
+    /// The server has closed its connections: finish forwarding what was
+    /// accepted and stop the background work. The server waits for the
+    /// returned future for a few seconds at most. Default: nothing to do.
+    fn stop(&self) -> BoxTask {
+        Box::pin(async {})
+    }
+}
+
+/// This node as a [`Backplane`] sees it, from [`Backplane::start`]: the
+/// runtime to run background work on, and the local subscribers to hand
+/// other nodes' messages to. Cloneable; it does not keep the app alive.
+#[derive(Clone)]
+pub struct Node {
+    runtime: Rt,
+    topics: Weak<TopicsInner>,
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node").finish_non_exhaustive()
+    }
+}
+
+impl Node {
+    /// The server's runtime: spawn and sleep through it, and the backplane
+    /// runs on tokio, async-std or smol alike.
+    pub fn runtime(&self) -> &Arc<dyn Runtime> {
+        &self.runtime
+    }
+
+    /// Delivers a message another node published to this node's
+    /// subscribers of `topic`. Nothing once the app is gone.
+    pub fn deliver(&self, topic: &str, msg: Message) -> Published {
+        match self.topics.upgrade() {
+            Some(t) => t.local.deliver(topic, msg, None),
+            None => Published::default(),
+        }
+    }
+
+    /// Tells this node's subscribers of `topic` that messages published on
+    /// it elsewhere may have been missed (through
+    /// [`Handler::gap`](crate::Handler::gap)). Returns how many were told.
+    pub fn gap(&self, topic: &str) -> usize {
+        self.topics.upgrade().map_or(0, |t| t.local.gap(topic))
+    }
+
+    /// Subscribers of `topic` on this node: a backplane listens to the
+    /// topic on its store while this is above zero.
+    pub fn subscriber_count(&self, topic: &str) -> usize {
+        self.topics
+            .upgrade()
+            .map_or(0, |t| t.local.subscriber_count(topic))
+    }
+
+    /// True while the app (its topics) is alive: background work ends when
+    /// it is not.
+    pub fn is_alive(&self) -> bool {
+        self.topics.strong_count() > 0
     }
 }
 
@@ -111,6 +200,16 @@ impl LocalTopics {
     /// Subscribers of `topic` on this node.
     pub fn subscriber_count(&self, topic: &str) -> usize {
         self.read().get(topic).map_or(0, Vec::len)
+    }
+
+    /// Tells every local subscriber of `topic` of a possible gap; returns
+    /// how many were told.
+    pub fn gap(&self, topic: &str) -> usize {
+        let topics = self.read();
+        let Some((name, subs)) = topics.get_key_value(topic) else {
+            return 0;
+        };
+        subs.iter().filter(|s| s.push_gap(name)).count()
     }
 
     /// Adds a subscriber; true when it is the topic's first.
@@ -197,6 +296,19 @@ impl Topics {
         self.inner.local.subscriber_count(topic)
     }
 
+    /// Starts the backplane's background work on `runtime`.
+    pub(crate) fn start(&self, runtime: Rt) {
+        self.backplane().start(Node {
+            runtime,
+            topics: Arc::downgrade(&self.inner),
+        });
+    }
+
+    /// Asks the backplane to finish forwarding and stop.
+    pub(crate) fn stop(&self) -> BoxTask {
+        self.backplane().stop()
+    }
+
     pub(crate) fn set_backplane(&self, backplane: Arc<dyn Backplane>) {
         *self
             .inner
@@ -240,7 +352,8 @@ mod tests {
             Published {
                 delivered: 2,
                 backpressured: 0,
-                dropped: 0
+                dropped: 0,
+                forwarded: Forwarded::Local,
             }
         );
 

@@ -142,6 +142,7 @@ impl Server {
         if let Some(tick) = tick {
             rt.spawn(Box::pin(sweep(inner.clone(), handle.clone(), tick)));
         }
+        handle.state.topics.start(rt.clone());
         rt.spawn(Box::pin(run(
             inner,
             listener,
@@ -198,6 +199,9 @@ async fn run<L: Listener>(
         registry.terminate_all();
         within(&inner.rt, Duration::from_secs(2), wait_idle(registry)).await;
     }
+    // What the connections published before they closed still reaches
+    // the other nodes; the backplane gets a bounded time to forward it.
+    within(&inner.rt, BACKPLANE_STOP, handle.state.topics.stop()).await;
     if let Some(signals) = handle
         .state
         .signals
@@ -209,6 +213,9 @@ async fn run<L: Listener>(
     }
     handle.state.done.fire();
 }
+
+/// How long a stopping server waits for its backplane to finish forwarding.
+const BACKPLANE_STOP: Duration = Duration::from_secs(5);
 
 /// The idle sweeper: one pass over the connections per tick, until the
 /// server has stopped.

@@ -111,6 +111,10 @@ pub(crate) struct Outbox {
     pub(crate) shutdown: bool,
     /// Set when backpressure closed the connection, so the driver reports it.
     pub(crate) backpressure_tripped: bool,
+    /// Topics on which the backplane may have lost messages, for
+    /// `Handler::gap`. Boxed: rare, and one pointer on every connection.
+    #[allow(clippy::box_collection)] // one word per connection, not three
+    pub(crate) gaps: Option<Box<Vec<Arc<str>>>>,
 }
 
 impl Outbox {
@@ -165,6 +169,23 @@ impl Shared {
         // A panic never happens while the lock is held (only plain field
         // updates run under it), so poisoning can be ignored safely.
         self.outbox.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Notes a possible gap on `topic` for the driver to report; false when
+    /// the connection is closing (it will hear nothing more anyway).
+    pub(crate) fn push_gap(&self, topic: &Arc<str>) -> bool {
+        {
+            let mut out = self.lock();
+            if out.closing || out.closed {
+                return false;
+            }
+            let gaps = out.gaps.get_or_insert_with(Box::default);
+            if !gaps.contains(topic) {
+                gaps.push(topic.clone());
+            }
+        }
+        self.waker.wake();
+        true
     }
 
     pub(crate) fn push(&self, msg: tungstenite::Message, wake: bool) -> SendStatus {

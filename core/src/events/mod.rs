@@ -34,6 +34,11 @@ use crate::socket::Ws;
 /// client offers it (`wsway.js` does).
 pub const EVENTS_PROTOCOL: &str = "wsway.v1";
 
+/// The event [`Events`] pushes when the backplane may have lost messages on
+/// a topic the connection subscribes to (see
+/// [`Handler::gap`](crate::Handler::gap)); its data is `{"topic": ..}`.
+pub const GAP_EVENT: &str = "wsway:gap";
+
 /// A per-event check: passes, or fails the call with an error envelope.
 type Check<D> = Arc<dyn Fn(&mut Ws<D>, &str) -> Result<(), EventError> + Send + Sync>;
 
@@ -320,6 +325,16 @@ impl<D: Default + Send + 'static> Handler for Events<D> {
                 }
             }
         }
+    }
+
+    /// Pushes `{"event": "wsway:gap", "data": {"topic": ..}}`, which
+    /// wsway.js fires as the event `wsway:gap`.
+    async fn gap(&self, ws: &mut Ws<D>, topic: &str) {
+        #[derive(serde::Serialize)]
+        struct Gap<'a> {
+            topic: &'a str,
+        }
+        let _ = ws.emit(GAP_EVENT, &Gap { topic });
     }
 
     async fn error(&self, ws: &mut Ws<D>, err: &Error) {
