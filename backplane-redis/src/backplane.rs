@@ -1,0 +1,239 @@
+//! [`Redis`]: the `Backplane` implementation, and the state its two tasks
+//! (the publisher and the subscriber) share.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use event_listener::Event;
+use wsway::rt::BoxTask;
+use wsway::{Backplane, LocalTopics, Message, Node, Published};
+
+use crate::config::RedisBuilder;
+use crate::error::ConnectError;
+use crate::frame::{self, NodeId};
+use crate::outbound::{Outbound, Outgoing};
+use crate::{publisher, subscriber};
+
+/// Topics across nodes over Redis pub/sub: install it with
+/// [`App::backplane`](wsway::App::backplane) and every node sharing the
+/// Redis (and the [prefix](RedisBuilder::prefix)) shares its topics.
+///
+/// Local subscribers get a publish at once, without waiting for Redis;
+/// other nodes get it through Redis, exactly once each and in the order
+/// each node published. See the crate docs for what happens when Redis is
+/// slow or away.
+#[derive(Clone)]
+pub struct Redis {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Redis {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Redis")
+            .field("prefix", &self.inner.config.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Counters since the backplane was created, for metrics and tests.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Publishes that never reached Redis (dropped while it was away or
+    /// slow, or lost with a connection): each is signalled as a gap.
+    pub dropped: u64,
+    /// Frames from other nodes handed to local subscribers.
+    pub received: u64,
+    /// Frames on our channels that could not be decoded (ignored).
+    pub malformed: u64,
+    /// Times a connection to Redis was opened again after failing.
+    pub reconnects: u64,
+    /// Topics on which local subscribers were told of a gap.
+    pub gaps: u64,
+}
+
+pub(crate) struct Inner {
+    pub(crate) config: RedisBuilder,
+    pub(crate) client: redis::Client,
+    pub(crate) node_id: NodeId,
+    pub(crate) outbound: Outbound,
+    /// Topics whose local subscriber count crossed zero since the
+    /// subscriber last looked; it settles each against the real count.
+    pub(crate) dirty: Mutex<HashSet<Arc<str>>>,
+    pub(crate) dirty_changed: Event,
+    /// The connection opened by `connect`, for the publisher to start with.
+    pub(crate) first: Mutex<Option<redis::aio::MultiplexedConnection>>,
+    pub(crate) started: AtomicBool,
+    pub(crate) stopping: AtomicBool,
+    pub(crate) stop: Event,
+    /// Background tasks still running, and their exit.
+    pub(crate) running: AtomicUsize,
+    pub(crate) exited: Event,
+    pub(crate) received: AtomicU64,
+    pub(crate) malformed: AtomicU64,
+    pub(crate) reconnects: AtomicU64,
+    pub(crate) gaps: AtomicU64,
+    /// The subscriber is connected and subscribed to every local topic.
+    pub(crate) subscribed: AtomicBool,
+}
+
+impl Redis {
+    /// Connects with the default settings (see [`RedisBuilder`]):
+    /// `app.backplane(Redis::connect("redis://127.0.0.1:6379").await?)`.
+    pub async fn connect(url: &str) -> Result<Redis, ConnectError> {
+        RedisBuilder::new(url).connect().await
+    }
+
+    /// Settings before connecting.
+    pub fn builder(url: &str) -> RedisBuilder {
+        RedisBuilder::new(url)
+    }
+
+    pub(crate) async fn open(config: RedisBuilder) -> Result<Redis, ConnectError> {
+        let client = redis::Client::open(config.url.as_str())
+            .map_err(|e| ConnectError::url(&config.url, e))?;
+        let conn = publisher::connect(&client, &config)
+            .await
+            .map_err(|e| ConnectError::unreachable(&config.url, e))?;
+        let inner = Inner {
+            client,
+            node_id: fastrand::u128(..).to_le_bytes(),
+            outbound: Outbound::new(config.queue_bytes),
+            dirty: Mutex::default(),
+            dirty_changed: Event::new(),
+            first: Mutex::new(Some(conn)),
+            started: AtomicBool::new(false),
+            stopping: AtomicBool::new(false),
+            stop: Event::new(),
+            running: AtomicUsize::new(0),
+            exited: Event::new(),
+            received: AtomicU64::new(0),
+            malformed: AtomicU64::new(0),
+            reconnects: AtomicU64::new(0),
+            gaps: AtomicU64::new(0),
+            subscribed: AtomicBool::new(false),
+            config,
+        };
+        Ok(Redis {
+            inner: Arc::new(inner),
+        })
+    }
+
+    /// Counters since the backplane was created.
+    pub fn stats(&self) -> Stats {
+        let i = &self.inner;
+        Stats {
+            dropped: i.outbound.dropped(),
+            received: i.received.load(Ordering::Relaxed),
+            malformed: i.malformed.load(Ordering::Relaxed),
+            reconnects: i.reconnects.load(Ordering::Relaxed),
+            gaps: i.gaps.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Bytes of publishes waiting for Redis.
+    pub fn queued_bytes(&self) -> usize {
+        self.inner.outbound.queued_bytes()
+    }
+
+    /// True while the subscription connection is up and listening to every
+    /// topic this node has subscribers for.
+    pub fn is_subscribed(&self) -> bool {
+        self.inner.subscribed.load(Ordering::Acquire)
+    }
+}
+
+impl Inner {
+    pub(crate) fn channel(&self, topic: &str) -> String {
+        format!("{}{topic}", self.config.prefix)
+    }
+
+    pub(crate) fn topic<'a>(&self, channel: &'a str) -> Option<&'a str> {
+        channel.strip_prefix(self.config.prefix.as_str())
+    }
+
+    pub(crate) fn is_stopping(&self) -> bool {
+        self.stopping.load(Ordering::Acquire)
+    }
+
+    fn mark(&self, topic: &str) {
+        self.dirty
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(topic.into());
+        self.dirty_changed.notify(usize::MAX);
+    }
+
+    /// Runs a background task, counted so `stop` can wait for it.
+    fn spawn(self: &Arc<Self>, node: &Node, task: impl Future<Output = ()> + Send + 'static) {
+        self.running.fetch_add(1, Ordering::AcqRel);
+        let inner = self.clone();
+        node.runtime().spawn(Box::pin(async move {
+            task.await;
+            inner.running.fetch_sub(1, Ordering::AcqRel);
+            inner.exited.notify(usize::MAX);
+        }));
+    }
+}
+
+impl Backplane for Redis {
+    fn publish(
+        &self,
+        local: &LocalTopics,
+        topic: &str,
+        msg: Message,
+        except: Option<u64>,
+    ) -> Published {
+        // Encoded before local delivery takes the message: one copy.
+        let frame = frame::encode(&self.inner.node_id, &msg);
+        let mut report = local.deliver(topic, msg, except);
+        report.forwarded = self.inner.outbound.push(Outgoing {
+            topic: topic.into(),
+            frame,
+        });
+        report
+    }
+
+    fn subscribed(&self, topic: &str) {
+        self.inner.mark(topic);
+    }
+
+    fn unsubscribed(&self, topic: &str) {
+        self.inner.mark(topic);
+    }
+
+    fn start(&self, node: Node) {
+        if self.inner.started.swap(true, Ordering::AcqRel) {
+            return; // one set of tasks per backplane
+        }
+        let first = self
+            .inner
+            .first
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        self.inner.spawn(
+            &node,
+            publisher::run(self.inner.clone(), node.clone(), first),
+        );
+        self.inner
+            .spawn(&node, subscriber::run(self.inner.clone(), node.clone()));
+    }
+
+    fn stop(&self) -> BoxTask {
+        let inner = self.inner.clone();
+        inner.stopping.store(true, Ordering::Release);
+        inner.stop.notify(usize::MAX);
+        inner.outbound.changed.notify(usize::MAX);
+        Box::pin(async move {
+            loop {
+                let exited = inner.exited.listen();
+                if inner.running.load(Ordering::Acquire) == 0 {
+                    return;
+                }
+                exited.await;
+            }
+        })
+    }
+}

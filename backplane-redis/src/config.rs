@@ -1,0 +1,111 @@
+//! The backplane's settings, with their defaults.
+
+use std::time::Duration;
+
+use crate::Redis;
+use crate::error::ConnectError;
+
+/// Builds a [`Redis`] backplane; every setting has a documented default.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), wsway_redis::ConnectError> {
+/// use std::time::Duration;
+///
+/// let redis = wsway_redis::Redis::builder("redis://127.0.0.1:6379")
+///     .prefix("chat:")
+///     .queue_bytes(32 << 20)
+///     .ping_interval(Duration::from_millis(500))
+///     .connect()
+///     .await?;
+/// let mut app = wsway::App::new();
+/// app.backplane(redis);
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Debug)]
+pub struct RedisBuilder {
+    pub(crate) url: String,
+    pub(crate) prefix: String,
+    pub(crate) queue_bytes: usize,
+    pub(crate) batch_bytes: usize,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) response_timeout: Duration,
+    pub(crate) ping_interval: Duration,
+    pub(crate) ping_timeout: Duration,
+    pub(crate) reconnect_delay: (Duration, Duration),
+}
+
+impl RedisBuilder {
+    pub(crate) fn new(url: &str) -> Self {
+        RedisBuilder {
+            url: url.to_owned(),
+            prefix: "wsway:".to_owned(),
+            queue_bytes: 8 << 20,
+            batch_bytes: 256 << 10,
+            connect_timeout: Duration::from_secs(3),
+            response_timeout: Duration::from_secs(2),
+            ping_interval: Duration::from_secs(1),
+            ping_timeout: Duration::from_secs(1),
+            reconnect_delay: (Duration::from_millis(50), Duration::from_secs(2)),
+        }
+    }
+
+    /// Prepended to every topic to make its Redis channel, so several apps
+    /// can share one Redis. Default: `wsway:`.
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// Bytes of publishes waiting for Redis before further ones are
+    /// dropped (reported as [`Forwarded::Dropped`](wsway::Forwarded) and
+    /// signalled to the other nodes as a gap). Over half of it, publishes
+    /// report [`Forwarded::Backpressured`](wsway::Forwarded). Default: 8 MiB.
+    pub fn queue_bytes(mut self, bytes: usize) -> Self {
+        self.queue_bytes = bytes;
+        self
+    }
+
+    /// How long connecting (and the first answer) may take before it
+    /// counts as a failure. Default: 3 s.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// How long a batch of publishes may wait for Redis's answer before
+    /// the connection counts as dead (its publishes become gap notes).
+    /// Default: 2 s.
+    pub fn response_timeout(mut self, timeout: Duration) -> Self {
+        self.response_timeout = timeout;
+        self
+    }
+
+    /// The liveness probe: when the subscription connection has been
+    /// quiet for this long it is pinged, and a ping unanswered after
+    /// [`ping_timeout`](Self::ping_timeout) drops and reopens it. A dead
+    /// subscription is noticed within the sum of the two. Default: 1 s.
+    pub fn ping_interval(mut self, interval: Duration) -> Self {
+        self.ping_interval = interval;
+        self
+    }
+
+    /// See [`ping_interval`](Self::ping_interval). Default: 1 s.
+    pub fn ping_timeout(mut self, timeout: Duration) -> Self {
+        self.ping_timeout = timeout;
+        self
+    }
+
+    /// Reconnects wait `min` after the first failure, doubling up to `max`.
+    /// Default: 50 ms to 2 s.
+    pub fn reconnect_delay(mut self, min: Duration, max: Duration) -> Self {
+        self.reconnect_delay = (min, max);
+        self
+    }
+
+    /// Checks the URL and connects, so a wrong URL or an unreachable Redis
+    /// is an error here (within the connect timeout), not a silent retry
+    /// loop later. After this, the backplane reconnects by itself.
+    pub async fn connect(self) -> Result<Redis, ConnectError> {
+        Redis::open(self).await
+    }
+}

@@ -1,0 +1,73 @@
+//! Topics across several wsway nodes, over Redis pub/sub, on tokio,
+//! async-std or smol.
+//!
+//! Two replicas of an app are two sets of subscribers: without a shared
+//! backplane, a publish on one never reaches the members connected to the
+//! other. With this crate it does, and installing it is the whole change:
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let mut app = wsway::App::new();
+//! app.backplane(wsway_redis::Redis::connect("redis://127.0.0.1:6379").await?);
+//! # Ok(()) }
+//! ```
+//!
+//! Choose the runtime with a feature: `tokio` for tokio apps, `smol` for
+//! smol and async-std apps (redis-rs drives its connections on smol's
+//! executor there). A build with only `smol` does not compile tokio's
+//! runtime.
+//!
+//! # How it works
+//!
+//! - A topic `room` is the Redis channel `wsway:room` (the
+//!   [prefix](RedisBuilder::prefix) lets several apps share one Redis).
+//! - A publish is delivered to this node's subscribers at once, then
+//!   queued for Redis as one frame: the sender's node id, text or binary,
+//!   the payload. Encoded once per publish; binary stays binary.
+//! - One publishing connection forwards the queue in order, a pipeline at
+//!   a time, so each node's publishes arrive in the order it made them.
+//! - One subscription connection listens to a topic's channel only while
+//!   this node has a subscriber to it. A node skips its own frames: every
+//!   subscriber gets each publish exactly once.
+//!
+//! # When Redis is slow or away
+//!
+//! - Local delivery never waits for Redis and never stops.
+//! - Publishes wait in a capped queue ([`RedisBuilder::queue_bytes`]);
+//!   [`Published::forwarded`](wsway::Published::forwarded) says whether each
+//!   was queued, backpressured or dropped.
+//! - Both connections reconnect by themselves, with backoff, and the
+//!   subscriber listens again to every local topic.
+//! - Nothing is lost silently. After the subscription connection comes
+//!   back, every local subscriber of every topic gets
+//!   [`Handler::gap`](wsway::Handler::gap) (the event layer pushes
+//!   `wsway:gap`, which `wsway.js` fires): messages from other nodes may
+//!   have been missed. A node that dropped publishes, or lost them with a
+//!   connection, sends gap notes on those topics once Redis is back, and
+//!   the other nodes' subscribers are told the same way. Nothing is resent,
+//!   so nothing arrives twice.
+//! - A dead subscription connection (Redis paused, a silent network) is
+//!   noticed by a ping after [`ping_interval`](RedisBuilder::ping_interval)
+//!   of quiet, unanswered within [`ping_timeout`](RedisBuilder::ping_timeout):
+//!   2 s with the defaults.
+//!
+//! Redis Cluster is not supported yet: point every node at one Redis (or
+//! one primary with replicas behind a failover address).
+
+#[cfg(not(any(feature = "tokio", feature = "smol")))]
+compile_error!(
+    "wsway-redis needs a runtime feature: `tokio`, or `smol` for smol and async-std apps"
+);
+
+mod backplane;
+mod config;
+mod error;
+mod frame;
+mod outbound;
+mod publisher;
+mod subscriber;
+mod wait;
+
+pub use backplane::{Redis, Stats};
+pub use config::RedisBuilder;
+pub use error::ConnectError;

@@ -1,0 +1,221 @@
+//! The subscriber task: one Redis connection in subscribed mode, listening
+//! to the channel of every topic this node has subscribers for (and only
+//! those), handing other nodes' frames to local subscribers, probing its
+//! own liveness, and reporting a gap on every topic after a break.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use futures_lite::{StreamExt, future};
+use redis::aio::{PubSubSink, PubSubStream};
+use wsway::Node;
+
+use crate::backplane::Inner;
+use crate::frame::{self, Body};
+use crate::wait::{Backoff, within};
+
+pub(crate) async fn run(inner: Arc<Inner>, node: Node) {
+    let mut backoff = Backoff::new(inner.config.reconnect_delay);
+    // Channels Redis has confirmed for the connection in use.
+    let mut listening: HashSet<Arc<str>> = HashSet::new();
+    let mut first = true;
+    while !inner.is_stopping() && node.is_alive() {
+        let opened = within(
+            &node,
+            inner.config.connect_timeout,
+            inner.client.get_async_pubsub(),
+        )
+        .await;
+        let Some(Ok(pubsub)) = opened else {
+            backoff.wait(&node, inner.stop.listen()).await;
+            continue;
+        };
+        if !first {
+            inner.reconnects.fetch_add(1, Ordering::Relaxed);
+        }
+        let (mut sink, mut stream) = pubsub.split();
+        // Everything listened to before the break is settled again.
+        let before: Vec<Arc<str>> = listening.drain().collect();
+        {
+            let mut dirty = inner.dirty.lock().unwrap_or_else(|e| e.into_inner());
+            dirty.extend(before.iter().cloned());
+        }
+        if settle(&inner, &node, &mut sink, &mut listening)
+            .await
+            .is_err()
+        {
+            listening.clear();
+            backoff.wait(&node, inner.stop.listen()).await;
+            continue;
+        }
+        backoff.reset();
+        inner.subscribed.store(true, Ordering::Release);
+        if !first {
+            // Whatever other nodes published while this connection was
+            // down is lost: say so on every topic still listened to.
+            for topic in before.iter().filter(|t| listening.contains(*t)) {
+                signal_gap(&inner, &node, topic);
+            }
+        }
+        first = false;
+        serve(&inner, &node, &mut sink, &mut stream, &mut listening).await;
+        inner.subscribed.store(false, Ordering::Release);
+    }
+}
+
+/// Why `serve` woke.
+enum Wake {
+    Frame(Option<redis::Msg>),
+    Dirty,
+    Quiet,
+    Stop,
+}
+
+/// Reads frames until the connection breaks or the backplane stops.
+async fn serve(
+    inner: &Inner,
+    node: &Node,
+    sink: &mut PubSubSink,
+    stream: &mut PubSubStream,
+    listening: &mut HashSet<Arc<str>>,
+) {
+    loop {
+        let dirty = inner.dirty_changed.listen();
+        let stop = inner.stop.listen();
+        if inner.is_stopping() || !node.is_alive() {
+            return;
+        }
+        if has_dirty(inner) {
+            if settle(inner, node, sink, listening).await.is_err() {
+                return;
+            }
+            continue;
+        }
+        let quiet = node.runtime().sleep(inner.config.ping_interval);
+        let wake = future::or(
+            future::or(async { Wake::Frame(stream.next().await) }, async {
+                dirty.await;
+                Wake::Dirty
+            }),
+            future::or(
+                async {
+                    quiet.await;
+                    Wake::Quiet
+                },
+                async {
+                    stop.await;
+                    Wake::Stop
+                },
+            ),
+        )
+        .await;
+        match wake {
+            Wake::Frame(Some(msg)) => receive(inner, node, &msg),
+            Wake::Frame(None) | Wake::Stop => return,
+            Wake::Dirty => {}
+            Wake::Quiet => {
+                // The liveness probe: a connection that cannot answer a
+                // ping in time is dropped and reopened.
+                let pong =
+                    within(node, inner.config.ping_timeout, sink.ping::<redis::Value>()).await;
+                if !matches!(pong, Some(Ok(_))) {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+fn has_dirty(inner: &Inner) -> bool {
+    !inner
+        .dirty
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .is_empty()
+}
+
+/// Subscribes to the topics that gained their first local subscriber and
+/// unsubscribes from those that lost their last, judged by the real count
+/// (the hooks only say which topics to look at). On failure the topics are
+/// left dirty for the next connection.
+async fn settle(
+    inner: &Inner,
+    node: &Node,
+    sink: &mut PubSubSink,
+    listening: &mut HashSet<Arc<str>>,
+) -> Result<(), ()> {
+    let dirty: Vec<Arc<str>> = inner
+        .dirty
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .drain()
+        .collect();
+    let (mut join, mut leave) = (Vec::new(), Vec::new());
+    for topic in &dirty {
+        let wanted = node.subscriber_count(topic) > 0;
+        if wanted && !listening.contains(topic) {
+            join.push(topic.clone());
+        } else if !wanted && listening.contains(topic) {
+            leave.push(topic.clone());
+        }
+    }
+    let limit = inner.config.response_timeout;
+    let channels =
+        |topics: &[Arc<str>]| topics.iter().map(|t| inner.channel(t)).collect::<Vec<_>>();
+    let mut ok = true;
+    if !join.is_empty() {
+        ok = matches!(
+            within(node, limit, sink.subscribe(channels(&join))).await,
+            Some(Ok(()))
+        );
+        if ok {
+            listening.extend(join);
+        }
+    }
+    if ok && !leave.is_empty() {
+        ok = matches!(
+            within(node, limit, sink.unsubscribe(channels(&leave))).await,
+            Some(Ok(()))
+        );
+        if ok {
+            for topic in &leave {
+                listening.remove(topic);
+            }
+        }
+    }
+    if ok {
+        return Ok(());
+    }
+    inner
+        .dirty
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .extend(dirty);
+    Err(())
+}
+
+/// Hands one frame from Redis to the local subscribers.
+fn receive(inner: &Inner, node: &Node, msg: &redis::Msg) {
+    let Some(topic) = inner.topic(msg.get_channel_name()) else {
+        return;
+    };
+    match frame::decode(msg.get_payload_bytes()) {
+        // Our own publish: already delivered locally, never twice.
+        Ok((from, _)) if from == inner.node_id => {}
+        Ok((_, Body::Message(m))) => {
+            inner.received.fetch_add(1, Ordering::Relaxed);
+            node.deliver(topic, m);
+        }
+        Ok((_, Body::Gap)) => signal_gap(inner, node, topic),
+        Err(_) => {
+            inner.malformed.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+fn signal_gap(inner: &Inner, node: &Node, topic: &str) {
+    if node.gap(topic) > 0 {
+        inner.gaps.fetch_add(1, Ordering::Relaxed);
+    }
+}

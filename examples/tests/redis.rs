@@ -1,0 +1,398 @@
+//! Several nodes sharing topics through `wsway-redis`, against a real
+//! `redis-server` that each test starts on a free port (persistence off),
+//! kills, restarts and pauses.
+//!
+//! Needs Debian's `redis-server`, which `.ci/run` installs before running
+//! these with `--ignored`. Run by hand without it, a test fails and says
+//! what is missing.
+
+mod common;
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use async_tungstenite::tungstenite::Message as Frame;
+use common::*;
+use wsway::{Accept, App, Handler, Message, Request, Response, ServerHandle, Ws};
+use wsway_redis::Redis;
+
+/// A redis-server of the test's own.
+struct RedisServer {
+    port: u16,
+    child: Option<Child>,
+}
+
+impl RedisServer {
+    fn start() -> Self {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let mut server = RedisServer { port, child: None };
+        server.restart();
+        server
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    /// Starts (again) on the same port, empty, and waits until it answers.
+    fn restart(&mut self) {
+        let bin = std::env::var("REDIS_SERVER").unwrap_or_else(|_| "redis-server".into());
+        let child = Command::new(&bin)
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot start `{bin}` ({e}): `apt-get install redis-server` (as .ci/run does)"
+                )
+            });
+        self.child = Some(child);
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while self.query::<()>(&mut redis::cmd("PING")).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "redis-server did not answer on {}",
+                self.port
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// `kill -9`: no goodbye to any client.
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    fn signal(&self, sig: &str) {
+        let pid = self.child.as_ref().expect("running").id().to_string();
+        let status = Command::new("kill")
+            .args([sig, &pid])
+            .status()
+            .expect("kill");
+        assert!(status.success(), "kill {sig} {pid}");
+    }
+
+    fn query<T: redis::FromRedisValue>(&self, cmd: &mut redis::Cmd) -> redis::RedisResult<T> {
+        let client = redis::Client::open(self.url())?;
+        let mut conn = client.get_connection_with_timeout(Duration::from_secs(2))?;
+        cmd.query(&mut conn)
+    }
+
+    /// The channels with a subscriber, under `prefix`.
+    fn channels(&self, prefix: &str) -> Vec<String> {
+        self.query(
+            redis::cmd("PUBSUB")
+                .arg("CHANNELS")
+                .arg(format!("{prefix}*")),
+        )
+        .expect("PUBSUB CHANNELS")
+    }
+
+    /// How many connections (nodes) listen to `channel`.
+    fn numsub(&self, channel: &str) -> usize {
+        let (_, n): (String, usize) = self
+            .query(redis::cmd("PUBSUB").arg("NUMSUB").arg(channel))
+            .expect("PUBSUB NUMSUB");
+        n
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        if self.child.is_some() {
+            let _ = self.signal_quietly("-CONT");
+        }
+        self.kill();
+    }
+}
+
+impl RedisServer {
+    fn signal_quietly(&self, sig: &str) -> std::io::Result<()> {
+        let pid = self
+            .child
+            .as_ref()
+            .map(|c| c.id().to_string())
+            .unwrap_or_default();
+        Command::new("kill").args([sig, &pid]).status().map(|_| ())
+    }
+}
+
+/// `/room/:topic`: subscribes on open; every message is published to the
+/// others in the room (on every node); `sub X` / `unsub X` join and leave
+/// another topic; a gap is reported to the client as `gap TOPIC`.
+struct Member;
+
+impl Handler for Member {
+    type Data = String;
+
+    async fn before_upgrade(&self, req: &Request) -> Result<Accept<String>, Response> {
+        Ok(Accept::new(req.params()?))
+    }
+
+    async fn open(&self, ws: &mut Ws<String>) {
+        let topic = ws.data.clone();
+        ws.subscribe(&topic);
+    }
+
+    async fn message(&self, ws: &mut Ws<String>, msg: Message) {
+        match msg.as_text() {
+            Some(t) if t.starts_with("sub ") => {
+                let topic = t[4..].to_owned();
+                ws.subscribe(&topic);
+                ws.send(format!("joined {topic}"));
+            }
+            Some(t) if t.starts_with("unsub ") => {
+                let topic = t[6..].to_owned();
+                ws.unsubscribe(&topic);
+                ws.send(format!("left {topic}"));
+            }
+            _ => {
+                let topic = ws.data.clone();
+                ws.publish(&topic, msg);
+            }
+        }
+    }
+
+    async fn gap(&self, ws: &mut Ws<String>, topic: &str) {
+        ws.send(format!("gap {topic}"));
+    }
+}
+
+/// A node: its own app and server, sharing `redis` with the others.
+async fn node(rt: Runtime, redis: Redis) -> ServerHandle {
+    let mut app = App::new();
+    app.ws("/room/:topic", Member);
+    app.backplane(redis);
+    rt.start(app).await
+}
+
+/// Quick reconnects and a quick liveness probe, so the failure tests run in
+/// seconds.
+async fn quick(redis: &RedisServer, queue_bytes: usize) -> Redis {
+    Redis::builder(&redis.url())
+        .reconnect_delay(Duration::from_millis(20), Duration::from_millis(200))
+        .connect_timeout(Duration::from_millis(500))
+        .response_timeout(Duration::from_millis(500))
+        .ping_interval(Duration::from_millis(200))
+        .ping_timeout(Duration::from_millis(200))
+        .queue_bytes(queue_bytes)
+        .connect()
+        .await
+        .expect("connect to the test's redis-server")
+}
+
+async fn send(ws: &mut Client, frame: Frame) {
+    within(WAIT, "send", ws.send(frame)).await.expect("send");
+}
+
+async fn text(ws: &mut Client) -> String {
+    match next_message(ws).await {
+        Frame::Text(t) => t.to_string(),
+        other => panic!("expected text, got {other:?}"),
+    }
+}
+
+/// Reads until `want`, returning what came before it.
+async fn until(ws: &mut Client, want: &str) -> Vec<String> {
+    let mut before = Vec::new();
+    loop {
+        let t = text(ws).await;
+        if t == want {
+            return before;
+        }
+        before.push(t);
+    }
+}
+
+runtime_tests! {
+    #[ignore = "needs redis-server; .ci/run installs it and runs this"]
+    async fn two_nodes_share_a_room_exactly_once_in_order(rt) {
+        let redis = RedisServer::start();
+        let (ra, rb) = (quick(&redis, 8 << 20).await, quick(&redis, 8 << 20).await);
+        let (a, b) = (node(rt, ra.clone()).await, node(rt, rb.clone()).await);
+        let mut sender = connect(a.local_addr(), "/room/lobby").await;
+        let mut peers = [
+            connect(a.local_addr(), "/room/lobby").await,
+            connect(b.local_addr(), "/room/lobby").await,
+            connect(b.local_addr(), "/room/lobby").await,
+        ];
+        eventually("both nodes to listen to the room", || redis.numsub("wsway:lobby") == 2).await;
+
+        const N: u32 = 300;
+        for i in 0..N {
+            let frame = if i % 2 == 0 {
+                Frame::text(format!("m{i}"))
+            } else {
+                Frame::binary(i.to_be_bytes().to_vec())
+            };
+            send(&mut sender, frame).await;
+        }
+        send_text(&mut sender, "end").await;
+        for (p, peer) in peers.iter_mut().enumerate() {
+            for i in 0..N {
+                let got = next_message(peer).await;
+                if i % 2 == 0 {
+                    assert_eq!(got, Frame::text(format!("m{i}")), "peer {p}, message {i}");
+                } else {
+                    assert_eq!(got, Frame::binary(i.to_be_bytes().to_vec()), "peer {p}, message {i}: binary stays binary");
+                }
+            }
+            // Exactly once: nothing repeated before the marker.
+            assert_eq!(text(peer).await, "end", "peer {p}");
+        }
+        // Node B got every frame once; node A skipped its own.
+        assert_eq!(rb.stats().received, u64::from(N) + 1);
+        assert_eq!(ra.stats().received, 0, "a node never delivers its own publish twice");
+
+        // The other way, and from the server side: everyone, the sender too.
+        let r = b.publish("lobby", "from b");
+        assert_eq!((r.delivered, r.forwarded), (2, wsway::Forwarded::Queued));
+        for ws in std::iter::once(&mut sender).chain(peers.iter_mut()) {
+            assert_eq!(text(ws).await, "from b");
+        }
+        // The publisher got nothing of its own 300: its next message is "from b".
+        assert_eq!(ra.stats().received, 1);
+    }
+
+    #[ignore = "needs redis-server; .ci/run installs it and runs this"]
+    async fn channels_follow_local_subscribers(rt) {
+        let redis = RedisServer::start();
+        let server = node(rt, quick(&redis, 8 << 20).await).await;
+        let mut ws = connect(server.local_addr(), "/room/base").await;
+        eventually("the base channel", || redis.channels("wsway:") == ["wsway:base"]).await;
+        for i in 0..1000 {
+            let topic = format!("t{}", i % 10);
+            send_text(&mut ws, &format!("sub {topic}")).await;
+            assert_eq!(text(&mut ws).await, format!("joined {topic}"));
+            if i == 0 {
+                eventually("a channel per topic with a subscriber", || redis.numsub("wsway:t0") == 1).await;
+            }
+            send_text(&mut ws, &format!("unsub {topic}")).await;
+            assert_eq!(text(&mut ws).await, format!("left {topic}"));
+        }
+        eventually("only the base channel after 1000 cycles", || redis.channels("wsway:") == ["wsway:base"]).await;
+        drop(ws);
+        eventually("no channel once the last subscriber left", || redis.channels("wsway:").is_empty()).await;
+    }
+
+    #[ignore = "needs redis-server; .ci/run installs it and runs this"]
+    async fn redis_killed_and_restarted(rt) {
+        let mut redis = RedisServer::start();
+        let (ra, rb) = (quick(&redis, 8 << 20).await, quick(&redis, 8 << 20).await);
+        let (a, b) = (node(rt, ra.clone()).await, node(rt, rb.clone()).await);
+        let mut on_a = connect(a.local_addr(), "/room/r").await;
+        let mut also_a = connect(a.local_addr(), "/room/r").await;
+        let mut on_b = connect(b.local_addr(), "/room/r").await;
+        eventually("both nodes to listen", || redis.numsub("wsway:r") == 2).await;
+        send_text(&mut on_a, "before").await;
+        assert_eq!(text(&mut also_a).await, "before");
+        assert_eq!(text(&mut on_b).await, "before");
+
+        redis.kill();
+        // Local delivery does not wait for Redis.
+        send_text(&mut on_a, "during").await;
+        assert_eq!(text(&mut also_a).await, "during");
+        eventually("node B to notice", || !rb.is_subscribed()).await;
+
+        redis.restart();
+        // Both subscriptions broke: every subscriber is told, on both nodes.
+        let early = until(&mut on_b, "gap r").await;
+        assert!(early.iter().all(|m| m == "during"), "{early:?}");
+        until(&mut also_a, "gap r").await;
+        until(&mut on_a, "gap r").await;
+        eventually("both nodes to listen again", || redis.numsub("wsway:r") == 2).await;
+        send_text(&mut on_a, "after").await;
+        let late = until(&mut on_b, "after").await;
+        let during = early.iter().chain(&late).filter(|m| *m == "during").count();
+        assert!(during <= 1, "the outage's message arrived {during} times");
+        assert!(late.iter().all(|m| m == "during" || m == "gap r"), "{late:?}");
+        assert_eq!(text(&mut also_a).await, "after");
+        assert!(ra.stats().reconnects >= 1 && rb.stats().reconnects >= 1, "{:?} {:?}", ra.stats(), rb.stats());
+    }
+
+    #[ignore = "needs redis-server; .ci/run installs it and runs this"]
+    async fn redis_paused_bounds_the_queue_and_the_gap_is_told(rt) {
+        let redis = RedisServer::start();
+        const QUEUE: usize = 64 << 10;
+        let (ra, rb) = (quick(&redis, QUEUE).await, quick(&redis, QUEUE).await);
+        let (a, b) = (node(rt, ra.clone()).await, node(rt, rb.clone()).await);
+        let mut on_a = connect(a.local_addr(), "/room/r").await;
+        let mut on_b = connect(b.local_addr(), "/room/r").await;
+        eventually("both nodes to listen", || redis.numsub("wsway:r") == 2).await;
+
+        redis.signal("-STOP");
+        let paused = std::time::Instant::now();
+        let mut forwarded = std::collections::HashMap::new();
+        for i in 0..200u32 {
+            let mut payload = vec![b'x'; 1024];
+            payload[..4].copy_from_slice(&i.to_be_bytes());
+            let r = a.publish("r", Message::binary(payload));
+            assert_eq!(r.delivered, 1, "local delivery never waits");
+            *forwarded.entry(format!("{:?}", r.forwarded)).or_insert(0) += 1;
+            assert!(ra.queued_bytes() <= QUEUE, "queue {} over {QUEUE}", ra.queued_bytes());
+        }
+        assert!(forwarded.contains_key("Dropped") && forwarded.contains_key("Backpressured"), "{forwarded:?}");
+        for i in 0..200u32 {
+            match next_message(&mut on_a).await {
+                Frame::Binary(b) => assert_eq!(b[..4], i.to_be_bytes()),
+                other => panic!("{other:?}"),
+            }
+        }
+        // The liveness probe: quiet 200 ms, ping unanswered 200 ms.
+        eventually("node B to drop its dead subscription", || !rb.is_subscribed()).await;
+        let noticed = paused.elapsed();
+        redis.signal("-CONT");
+        eprintln!("paused subscription noticed after {noticed:?}");
+
+        // B is told of the gap; what it got in between came once each, in order.
+        let mut seen = Vec::new();
+        loop {
+            match next_message(&mut on_b).await {
+                Frame::Text(t) if t == "gap r" => break,
+                Frame::Binary(b) => seen.push(u32::from_be_bytes(b[..4].try_into().unwrap())),
+                other => panic!("{other:?}"),
+            }
+        }
+        assert!(seen.windows(2).all(|w| w[0] < w[1]), "in order, once each: {seen:?}");
+        eventually("both nodes to listen again", || redis.numsub("wsway:r") == 2).await;
+        a.publish("r", "after");
+        loop {
+            match next_message(&mut on_b).await {
+                Frame::Text(t) if t == "after" => break,
+                Frame::Text(t) if t == "gap r" => {}
+                Frame::Binary(b) => {
+                    let n = u32::from_be_bytes(b[..4].try_into().unwrap());
+                    assert!(seen.last().is_none_or(|&l| n > l), "{n} after {seen:?}");
+                    seen.push(n);
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        assert!(ra.stats().dropped > 0);
+    }
+
+    async fn a_bad_url_or_an_unreachable_redis_fails_fast(_rt) {
+        let err = Redis::connect("http://127.0.0.1:1/").await.expect_err("not a redis URL");
+        assert!(err.is_bad_url(), "{err}");
+        assert!(err.to_string().starts_with("invalid Redis URL `http://127.0.0.1:1/`"), "{err}");
+
+        let closed = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let url = format!("redis://:hunter2@127.0.0.1:{closed}/");
+        let started = std::time::Instant::now();
+        let err = within(Duration::from_secs(10), "connect to fail", Redis::connect(&url)).await.expect_err("nothing listens there");
+        assert!(!err.is_bad_url(), "{err}");
+        let shown = err.to_string();
+        assert!(shown.starts_with(&format!("cannot reach Redis at `redis://:***@127.0.0.1:{closed}/`")), "{shown}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    }
+}
