@@ -1,6 +1,6 @@
 //! The examples' applications, and what every example binary shares:
-//! `--port` / `--runtime` parsing and running an [`App`] on the chosen
-//! runtime until a graceful shutdown.
+//! `--port` / `--runtime` / `--redis` parsing and running an [`App`] on the
+//! chosen runtime until a graceful shutdown.
 
 pub mod bench;
 pub mod chat;
@@ -17,16 +17,23 @@ pub struct Args {
     pub port: u16,
     /// `--runtime tokio|async-std|smol` (default tokio).
     pub runtime: String,
+    /// `--redis URL`, else `$REDIS_URL`: share topics with every process
+    /// using the same Redis (none by default: one process).
+    pub redis: Option<String>,
 }
 
 impl Args {
     /// Parses `std::env::args()`; a bare number is taken as the port.
     pub fn parse(default_port: u16) -> Result<Args, String> {
-        Self::parse_from(
+        let mut args = Self::parse_from(
             std::env::args().skip(1),
             std::env::var("PORT").ok(),
             default_port,
-        )
+        )?;
+        if args.redis.is_none() {
+            args.redis = std::env::var("REDIS_URL").ok().filter(|u| !u.is_empty());
+        }
+        Ok(args)
     }
 
     /// Parses the given arguments (without the program name).
@@ -41,19 +48,28 @@ impl Args {
             _ => default_port,
         };
         let mut runtime = "tokio".to_owned();
+        let mut redis = None;
         let mut it = args.into_iter();
         while let Some(arg) = it.next() {
             match arg.as_str() {
                 "--port" => port = port_of(&it.next().ok_or("--port needs a value")?)?,
                 "--runtime" => runtime = it.next().ok_or("--runtime needs a value")?,
+                "--redis" => redis = Some(it.next().ok_or("--redis needs a URL")?),
                 "-h" | "--help" => {
-                    return Err("options: [--port N | N] [--runtime tokio|async-std|smol]".into());
+                    return Err(
+                        "options: [--port N | N] [--runtime tokio|async-std|smol] [--redis URL]"
+                            .into(),
+                    );
                 }
                 other if other.parse::<u16>().is_ok() => port = port_of(other)?,
                 other => return Err(format!("unknown argument `{other}`")),
             }
         }
-        Ok(Args { port, runtime })
+        Ok(Args {
+            port,
+            runtime,
+            redis,
+        })
     }
 }
 
@@ -69,13 +85,15 @@ pub fn run(app: App, default_port: u16) -> ExitCode {
         }
     };
     let addr = format!("127.0.0.1:{}", args.port);
-    let server = Server::new(app);
+    let redis = args.redis.as_deref();
     let result = match args.runtime.as_str() {
-        "tokio" => run_tokio(server, &addr),
-        "smol" => smol::block_on(serve_until_stopped(wsway_smol::start(server, &*addr))),
-        "async-std" => {
-            async_std::task::block_on(serve_until_stopped(wsway_async_std::start(server, &*addr)))
-        }
+        "tokio" => run_tokio(app, redis, &addr),
+        "smol" => smol::block_on(serve_until_stopped(app, redis, |server| {
+            wsway_smol::start(server, &*addr)
+        })),
+        "async-std" => async_std::task::block_on(serve_until_stopped(app, redis, |server| {
+            wsway_async_std::start(server, &*addr)
+        })),
         other => Err(std::io::Error::other(format!(
             "unknown runtime `{other}`: use tokio, async-std or smol"
         ))),
@@ -89,19 +107,35 @@ pub fn run(app: App, default_port: u16) -> ExitCode {
     }
 }
 
-fn run_tokio(server: Server, addr: &str) -> std::io::Result<()> {
+fn run_tokio(app: App, redis: Option<&str>, addr: &str) -> std::io::Result<()> {
     // The multi-thread builder honours TOKIO_WORKER_THREADS.
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    rt.block_on(serve_until_stopped(wsway_tokio::start(server, addr)))
+    rt.block_on(serve_until_stopped(app, redis, |server| {
+        wsway_tokio::start(server, addr)
+    }))
 }
 
-/// Waits for the server to start, announces it, and waits for it to stop.
-async fn serve_until_stopped(
-    started: impl std::future::Future<Output = std::io::Result<wsway::ServerHandle>>,
-) -> std::io::Result<()> {
-    let handle = started.await?;
+/// Connects to Redis if asked, starts the server, announces it, and waits
+/// for it to stop.
+async fn serve_until_stopped<F, Fut>(
+    mut app: App,
+    redis: Option<&str>,
+    start: F,
+) -> std::io::Result<()>
+where
+    F: FnOnce(Server) -> Fut,
+    Fut: std::future::Future<Output = std::io::Result<wsway::ServerHandle>>,
+{
+    if let Some(url) = redis {
+        let backplane = wsway_redis::Redis::connect(url)
+            .await
+            .map_err(std::io::Error::other)?;
+        app.backplane(backplane);
+        println!("sharing topics through Redis");
+    }
+    let handle = start(Server::new(app)).await?;
     println!("listening on {}", handle.local_addr());
     handle.stopped().await;
     Ok(())
@@ -128,5 +162,14 @@ mod tests {
         assert!(parse(&["--port", "x"], None).is_err());
         assert!(parse(&["--bogus"], None).is_err());
         assert_eq!(parse(&["--runtime", "smol"], None).unwrap().runtime, "smol");
+        assert_eq!(parse(&[], None).unwrap().redis, None);
+        assert_eq!(
+            parse(&["--redis", "redis://127.0.0.1:6379"], None)
+                .unwrap()
+                .redis
+                .as_deref(),
+            Some("redis://127.0.0.1:6379")
+        );
+        assert!(parse(&["--redis"], None).is_err());
     }
 }

@@ -1,5 +1,7 @@
 //! Promises the README makes that no other test exercises, each on every
-//! runtime: a custom backplane with its subscribe hooks, `Handle::emit`,
+//! runtime: a custom backplane with its subscribe hooks, its start and stop
+//! and the gaps it reports (`Handler::gap`, the event layer's
+//! `wsway:gap`), `Handle::emit`,
 //! `ServerHandle::terminate`, 1008 on the wire under `close_on_backpressure`,
 //! the documented default limits, and middleware reading cookies and the
 //! remote address.
@@ -12,13 +14,14 @@ use std::time::Duration;
 use async_tungstenite::tungstenite::Message as Frame;
 use common::*;
 use wsway::{
-    App, Backplane, CloseCode, Handle, Handler, Limits, LocalTopics, Message, Published, Request,
-    SendStatus, ServerHandle, Ws, middleware,
+    App, Backplane, CloseCode, Events, Handle, Handler, Limits, LocalTopics, Message, Node,
+    Published, Request, SendStatus, ServerHandle, Ws, middleware,
 };
 
-/// A backplane that records every call and delivers in-process.
+/// A backplane that records every call and delivers in-process; keeps the
+/// `Node` it was started with.
 #[derive(Clone, Default)]
-struct Recording(Log);
+struct Recording(Log, Arc<Mutex<Option<Node>>>);
 
 impl Backplane for Recording {
     fn publish(
@@ -41,6 +44,16 @@ impl Backplane for Recording {
 
     fn unsubscribed(&self, topic: &str) {
         self.0.push(format!("unsubscribed {topic}"));
+    }
+
+    fn start(&self, node: Node) {
+        self.0.push("start");
+        *self.1.lock().unwrap() = Some(node);
+    }
+
+    fn stop(&self) -> wsway::rt::BoxTask {
+        self.0.push("stop");
+        Box::pin(async {})
     }
 }
 
@@ -73,6 +86,10 @@ impl Handler for Member {
     async fn close(&self, _ws: &mut Ws<()>, code: CloseCode, _reason: &str) {
         self.log.push(format!("close {code}"));
     }
+
+    async fn gap(&self, ws: &mut Ws<()>, topic: &str) {
+        ws.send(format!("gap {topic}"));
+    }
 }
 
 /// A server with `Member` on `/room`.
@@ -101,10 +118,10 @@ runtime_tests! {
         let mut a = join(addr).await;
         let mut b = join(addr).await;
         // Only the first local subscriber is announced.
-        assert_eq!(backplane.0.snapshot(), ["subscribed room"]);
+        assert_eq!(backplane.0.snapshot(), ["start", "subscribed room"]);
         send_text(&mut a, "hello").await;
         assert_eq!(next_message(&mut b).await, Frame::text("hello"));
-        assert_eq!(backplane.0.snapshot(), ["subscribed room", "publish room hello"]);
+        assert_eq!(backplane.0.snapshot(), ["start", "subscribed room", "publish room hello"]);
         // Only the last one to leave is.
         send_text(&mut a, "leave").await;
         assert_eq!(next_message(&mut a).await, Frame::text("left"));
@@ -115,6 +132,43 @@ runtime_tests! {
         // Server-side publishes go through it too.
         server.publish("room", "notice");
         assert_eq!(backplane.0.count("publish room notice"), 1);
+    }
+
+    async fn a_backplane_starts_delivers_reports_gaps_and_stops_with_the_server(rt) {
+        let backplane = Recording::default();
+        let mut app = App::new();
+        app.backplane(backplane.clone());
+        app.ws("/room", Member::default());
+        let mut events = Events::<()>::new();
+        events.on_open(|ws| {
+            ws.subscribe("room");
+        });
+        app.ws("/events", events);
+        let server = rt.start(app).await;
+        let addr = server.local_addr();
+        assert_eq!(backplane.0.snapshot(), ["start"], "started once, before any connection");
+        let node = backplane.1.lock().unwrap().clone().expect("started with a node");
+        let mut raw = join(addr).await;
+        let mut ev = connect(addr, "/events").await;
+        eventually("two subscribers", || node.subscriber_count("room") == 2).await;
+
+        // What another node published reaches the local subscribers.
+        let r = node.deliver("room", Message::text("from elsewhere"));
+        assert_eq!((r.delivered, r.forwarded), (2, wsway::Forwarded::Local));
+        assert_eq!(next_message(&mut raw).await, Frame::text("from elsewhere"));
+        assert_eq!(next_message(&mut ev).await, Frame::text("from elsewhere"));
+
+        // A gap: the raw handler's callback runs, the event layer pushes wsway:gap.
+        assert_eq!(node.gap("room"), 2);
+        assert_eq!(node.gap("nobody"), 0);
+        assert_eq!(next_message(&mut raw).await, Frame::text("gap room"));
+        assert_eq!(next_json(&mut ev).await, serde_json::json!({"event": "wsway:gap", "data": {"topic": "room"}}));
+
+        drop((raw, ev));
+        server.shutdown();
+        within(WAIT, "the server to stop", server.stopped()).await;
+        assert_eq!(backplane.0.count("stop"), 1, "{:?}", backplane.0.snapshot());
+        drop(server);
     }
 
     async fn handle_emit_sends_an_event_envelope(rt) {

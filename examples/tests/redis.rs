@@ -380,6 +380,38 @@ runtime_tests! {
         assert!(ra.stats().dropped > 0);
     }
 
+    #[ignore = "needs redis-server; .ci/run installs it and runs this"]
+    async fn two_bench_server_processes_share_rooms(rt) {
+        let redis = RedisServer::start();
+        let url = redis.url();
+        let bin = env!("CARGO_BIN_EXE_bench-server");
+        let one = Example::spawn_with(bin, rt, &["--redis", &url]);
+        let two = Example::spawn_with(bin, rt, &["--redis", &url]);
+        let mut here = connect(one.addr, "/room/lobby").await;
+        let mut there = connect(two.addr, "/room/lobby").await;
+        eventually("both processes to listen to the room", || redis.numsub("wsway:lobby") == 2).await;
+        send_text(&mut here, "hello across processes").await;
+        // /room publishes to self: both members get it, once.
+        assert_eq!(text(&mut here).await, "hello across processes");
+        assert_eq!(text(&mut there).await, "hello across processes");
+        send_text(&mut there, "and back").await;
+        assert_eq!(text(&mut here).await, "and back");
+        assert_eq!(text(&mut there).await, "and back");
+    }
+
+    async fn an_example_with_an_unreachable_redis_exits_with_the_reason(rt) {
+        let closed = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let out = blocking(move || {
+            std::process::Command::new(env!("CARGO_BIN_EXE_bench-server"))
+                .args(["--port", "0", "--runtime", rt.name(), "--redis", &format!("redis://127.0.0.1:{closed}/")])
+                .output()
+        });
+        let out = within(Duration::from_secs(20), "the example to give up", out).await.expect("run bench-server");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success());
+        assert!(stderr.contains("cannot reach Redis at `redis://127.0.0.1:"), "{stderr}");
+    }
+
     async fn a_bad_url_or_an_unreachable_redis_fails_fast(_rt) {
         let err = Redis::connect("http://127.0.0.1:1/").await.expect_err("not a redis URL");
         assert!(err.is_bad_url(), "{err}");

@@ -303,10 +303,16 @@ pub struct Example {
 impl Example {
     /// Starts `bin --port 0 --runtime RT` and waits for its `listening on` line.
     pub fn spawn(bin: &str, rt: Runtime) -> Example {
+        Self::spawn_with(bin, rt, &[])
+    }
+
+    /// As [`spawn`](Self::spawn), with more arguments (`--redis URL`).
+    pub fn spawn_with(bin: &str, rt: Runtime, extra: &[&str]) -> Example {
         use std::io::{BufRead, BufReader};
         use std::process::{Command, Stdio};
         let mut child = Command::new(bin)
             .args(["--port", "0", "--runtime", rt.name()])
+            .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -331,14 +337,20 @@ impl Example {
                 }
             });
         }
-        let line = rx
-            .recv_timeout(WAIT)
-            .expect("the example to print its address");
-        let addr = line
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .parse()
-            .expect("an address");
+        // Lines before it (`sharing topics through Redis`) are kept in the output.
+        let deadline = std::time::Instant::now() + WAIT;
+        let addr = loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let line = rx.recv_timeout(left).unwrap_or_else(|_| {
+                panic!(
+                    "the example to print its address; it printed {:?}",
+                    output.lock().unwrap()
+                )
+            });
+            if let Some(addr) = line.strip_prefix("listening on ") {
+                break addr.parse().expect("an address");
+            }
+        };
         Example {
             child,
             addr,
