@@ -157,11 +157,13 @@ impl Inner {
         self.stopping.load(Ordering::Acquire)
     }
 
+    /// The dirty set; only plain set updates run under its lock.
+    pub(crate) fn dirty(&self) -> std::sync::MutexGuard<'_, HashSet<Arc<str>>> {
+        self.dirty.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     fn mark(&self, topic: &str) {
-        self.dirty
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(topic.into());
+        self.dirty().insert(topic.into());
         self.dirty_changed.notify(usize::MAX);
     }
 

@@ -29,6 +29,7 @@ pub(crate) async fn connect(
 
 pub(crate) async fn run(inner: Arc<Inner>, node: Node, mut conn: Option<MultiplexedConnection>) {
     let mut backoff = Backoff::new(inner.config.reconnect_delay);
+    let gap_note = frame::encode_gap(&inner.node_id);
     loop {
         let changed = inner.outbound.listen();
         if !inner.outbound.has_work() {
@@ -61,7 +62,6 @@ pub(crate) async fn run(inner: Arc<Inner>, node: Node, mut conn: Option<Multiple
         };
         let (gaps, batch) = inner.outbound.take(inner.config.batch_bytes);
         let mut pipe = redis::pipe();
-        let gap_note = frame::encode_gap(&inner.node_id);
         for topic in &gaps {
             pipe.cmd("PUBLISH")
                 .arg(inner.channel(topic))

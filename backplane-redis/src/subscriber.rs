@@ -37,10 +37,7 @@ pub(crate) async fn run(inner: Arc<Inner>, node: Node) {
         let (mut sink, mut stream) = pubsub.split();
         // Everything listened to before the break is settled again.
         let before: Vec<Arc<str>> = listening.drain().collect();
-        {
-            let mut dirty = inner.dirty.lock().unwrap_or_else(|e| e.into_inner());
-            dirty.extend(before.iter().cloned());
-        }
+        inner.dirty().extend(before.iter().cloned());
         if settle(&inner, &node, &mut sink, &mut listening)
             .await
             .is_err()
@@ -86,7 +83,7 @@ async fn serve(
         if inner.is_stopping() || !node.is_alive() {
             return;
         }
-        if has_dirty(inner) {
+        if !inner.dirty().is_empty() {
             if settle(inner, node, sink, listening).await.is_err() {
                 return;
             }
@@ -127,14 +124,6 @@ async fn serve(
     }
 }
 
-fn has_dirty(inner: &Inner) -> bool {
-    !inner
-        .dirty
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .is_empty()
-}
-
 /// Subscribes to the topics that gained their first local subscriber and
 /// unsubscribes from those that lost their last, judged by the real count
 /// (the hooks only say which topics to look at). On failure the topics are
@@ -145,12 +134,7 @@ async fn settle(
     sink: &mut PubSubSink,
     listening: &mut HashSet<Arc<str>>,
 ) -> Result<(), ()> {
-    let dirty: Vec<Arc<str>> = inner
-        .dirty
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .drain()
-        .collect();
+    let dirty: Vec<Arc<str>> = inner.dirty().drain().collect();
     let (mut join, mut leave) = (Vec::new(), Vec::new());
     for topic in &dirty {
         let wanted = node.subscriber_count(topic) > 0;
@@ -187,11 +171,7 @@ async fn settle(
     if ok {
         return Ok(());
     }
-    inner
-        .dirty
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .extend(dirty);
+    inner.dirty().extend(dirty);
     Err(())
 }
 

@@ -397,21 +397,18 @@ impl<H: Handler> Driver<H> {
             }
 
             // Requests from the application or the server.
-            let (request, shutdown, tripped, gap) = {
+            let (request, shutdown, tripped) = {
                 let mut out = self.link.shared.lock();
-                let tripped = std::mem::take(&mut out.backpressure_tripped);
-                let gap = match &mut out.gaps {
-                    Some(gaps) if self.closing.is_none() => gaps.pop(),
-                    _ => None,
-                };
-                (out.request.take(), out.shutdown, tripped, gap)
-            };
-            if let Some(topic) = gap {
-                if request.is_none() {
-                    return Poll::Ready(Event::Gap(topic));
+                // A close (requested or under way) goes first; after it a
+                // gap no longer matters.
+                if self.closing.is_none() && out.request.is_none() {
+                    if let Some(topic) = out.take_gap() {
+                        return Poll::Ready(Event::Gap(topic));
+                    }
                 }
-                // A close request goes first; the gap no longer matters.
-            }
+                let tripped = std::mem::take(&mut out.backpressure_tripped);
+                (out.request.take(), out.shutdown, tripped)
+            };
             match request {
                 Some(CloseRequest::Terminate) => return Poll::Ready(Event::End(End::Terminated)),
                 Some(CloseRequest::Graceful(code, reason)) => {

@@ -121,6 +121,16 @@ impl Outbox {
     fn buffered(&self) -> usize {
         self.queued + self.writing
     }
+
+    /// The next topic to report a gap on; the list is freed once empty.
+    pub(crate) fn take_gap(&mut self) -> Option<Arc<str>> {
+        let gaps = self.gaps.as_mut()?;
+        let topic = gaps.pop();
+        if gaps.is_empty() {
+            self.gaps = None;
+        }
+        topic
+    }
 }
 
 impl Shared {

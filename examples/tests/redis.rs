@@ -108,21 +108,8 @@ impl RedisServer {
 
 impl Drop for RedisServer {
     fn drop(&mut self) {
-        if self.child.is_some() {
-            let _ = self.signal_quietly("-CONT");
-        }
+        // SIGKILL ends a stopped process too.
         self.kill();
-    }
-}
-
-impl RedisServer {
-    fn signal_quietly(&self, sig: &str) -> std::io::Result<()> {
-        let pid = self
-            .child
-            .as_ref()
-            .map(|c| c.id().to_string())
-            .unwrap_or_default();
-        Command::new("kill").args([sig, &pid]).status().map(|_| ())
     }
 }
 
