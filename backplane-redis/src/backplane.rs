@@ -7,12 +7,15 @@ use std::sync::{Arc, Mutex};
 
 use event_listener::Event;
 use wsway::rt::BoxTask;
-use wsway::{Backplane, LocalTopics, Message, Node, Published};
+use wsway::{
+    Backplane, LocalTopics, Member, Message, Node, PresenceError, PresenceFuture, Published,
+};
 
 use crate::config::RedisBuilder;
 use crate::error::ConnectError;
 use crate::frame::{self, NodeId};
 use crate::outbound::{Outbound, Outgoing};
+use crate::presence::{self, Keys, Pending};
 use crate::{publisher, subscriber};
 
 /// Topics across nodes over Redis pub/sub: install it with
@@ -58,6 +61,11 @@ pub(crate) struct Inner {
     pub(crate) client: redis::Client,
     pub(crate) node_id: NodeId,
     pub(crate) outbound: Outbound,
+    /// Presence changes for the publisher to write, and the key names.
+    pub(crate) presence: Pending,
+    pub(crate) keys: Keys,
+    /// The publisher's connection while it is up, for presence queries.
+    pub(crate) query: Mutex<Option<redis::aio::MultiplexedConnection>>,
     /// Topics whose local subscriber count crossed zero since the
     /// subscriber last looked; it settles each against the real count.
     pub(crate) dirty: Mutex<HashSet<Arc<str>>>,
@@ -96,10 +104,14 @@ impl Redis {
         let conn = publisher::connect(&client, &config)
             .await
             .map_err(|e| ConnectError::unreachable(&config.url, e))?;
+        let node_id = fastrand::u128(..).to_le_bytes();
         let inner = Inner {
             client,
-            node_id: fastrand::u128(..).to_le_bytes(),
+            keys: Keys::new(&config.prefix, &node_id),
+            node_id,
             outbound: Outbound::new(config.queue_bytes),
+            presence: Pending::default(),
+            query: Mutex::new(Some(conn.clone())),
             dirty: Mutex::default(),
             dirty_changed: Event::new(),
             first: Mutex::new(Some(conn)),
@@ -162,6 +174,21 @@ impl Inner {
         self.dirty.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The connection presence queries use, or why there is none.
+    pub(crate) fn query_connection(
+        &self,
+    ) -> Result<redis::aio::MultiplexedConnection, PresenceError> {
+        self.query
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .ok_or_else(|| PresenceError::new("Redis is unreachable; reconnecting"))
+    }
+
+    pub(crate) fn set_query_connection(&self, conn: Option<&redis::aio::MultiplexedConnection>) {
+        *self.query.lock().unwrap_or_else(|e| e.into_inner()) = conn.cloned();
+    }
+
     fn mark(&self, topic: &str) {
         self.dirty().insert(topic.into());
         self.dirty_changed.notify(usize::MAX);
@@ -203,6 +230,27 @@ impl Backplane for Redis {
 
     fn unsubscribed(&self, topic: &str) {
         self.inner.mark(topic);
+    }
+
+    fn presence_changed(&self, topic: &str, member: u64) {
+        self.inner.presence.mark(topic, member);
+        self.inner.outbound.changed.notify(usize::MAX);
+    }
+
+    fn presence(&self, _local: &LocalTopics, topic: &str) -> PresenceFuture<Vec<Member>> {
+        let inner = self.inner.clone();
+        let topic = topic.to_owned();
+        Box::pin(
+            async move { presence::members(inner.query_connection()?, &inner.keys, &topic).await },
+        )
+    }
+
+    fn presence_count(&self, _local: &LocalTopics, topic: &str) -> PresenceFuture<usize> {
+        let inner = self.inner.clone();
+        let topic = topic.to_owned();
+        Box::pin(
+            async move { presence::count(inner.query_connection()?, &inner.keys, &topic).await },
+        )
     }
 
     fn start(&self, node: Node) {

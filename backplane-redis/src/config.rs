@@ -32,6 +32,7 @@ pub struct RedisBuilder {
     pub(crate) ping_interval: Duration,
     pub(crate) ping_timeout: Duration,
     pub(crate) reconnect_delay: (Duration, Duration),
+    pub(crate) presence_heartbeat: Duration,
 }
 
 impl RedisBuilder {
@@ -46,6 +47,7 @@ impl RedisBuilder {
             ping_interval: Duration::from_secs(1),
             ping_timeout: Duration::from_secs(1),
             reconnect_delay: (Duration::from_millis(50), Duration::from_secs(2)),
+            presence_heartbeat: Duration::from_secs(5),
         }
     }
 
@@ -99,6 +101,18 @@ impl RedisBuilder {
     /// Default: 50 ms to 2 s.
     pub fn reconnect_delay(mut self, min: Duration, max: Duration) -> Self {
         self.reconnect_delay = (min, max);
+        self
+    }
+
+    /// How often this node tells Redis it is alive. Its presence entries
+    /// live three heartbeats past the last one, so the members of a node
+    /// that crashed (or lost Redis) disappear from every node's
+    /// [`presence`](wsway::Topics::presence) within three heartbeats; a
+    /// connection that closes, and a node that stops gracefully, are gone
+    /// at once. Each heartbeat is three commands, whatever the number of
+    /// members. Default: 5 s (so 15 s for a crashed node).
+    pub fn presence_heartbeat(mut self, interval: Duration) -> Self {
+        self.presence_heartbeat = interval.max(Duration::from_millis(10));
         self
     }
 

@@ -51,7 +51,21 @@
 //!   of quiet, unanswered within [`ping_timeout`](RedisBuilder::ping_timeout):
 //!   2 s with the defaults.
 //!
-//! Redis Cluster is not supported yet: point every node at one Redis (or
+//! # Presence
+//!
+//! [`Topics::presence`](wsway::Topics::presence) and
+//! [`presence_count`](wsway::Topics::presence_count) answer for every
+//! node. Each node writes its own members (a hash per topic, a count per
+//! node) through the publishing connection, before any publish it makes
+//! later, and renews a liveness key every
+//! [heartbeat](RedisBuilder::presence_heartbeat). Readers count only live
+//! nodes: a crashed node's members vanish within three heartbeats. A
+//! connection that closes, and a node that stops, are gone at once. When
+//! the liveness key is found missing (Redis restarted empty), the node
+//! writes all its members again. A query while Redis is away fails with
+//! [`PresenceError`](wsway::PresenceError).
+//!
+//! Redis 2.6 or newer. Redis Cluster is not supported yet: point every node at one Redis (or
 //! one primary with replicas behind a failover address).
 
 #[cfg(not(any(feature = "tokio", feature = "smol")))]
@@ -64,6 +78,7 @@ mod config;
 mod error;
 mod frame;
 mod outbound;
+mod presence;
 mod publisher;
 mod subscriber;
 mod wait;

@@ -574,6 +574,9 @@ impl<H: Handler> Driver<H> {
             End::Terminated => {}
         }
         self.link.shared.set_closed();
+        // Before `close`, so a farewell it publishes reaches others after
+        // the member is gone from the room's presence.
+        self.ws.untrack_all();
         let (code, reason) = self
             .peer_close
             .take()

@@ -9,7 +9,10 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock, Weak};
 
+use serde_json::value::RawValue;
+
 use crate::message::Message;
+use crate::presence::{LocalPresence, Member, PresenceFuture};
 use crate::runtime::{BoxTask, Rt, Runtime};
 use crate::socket::{SendStatus, Shared};
 
@@ -70,6 +73,27 @@ pub trait Backplane: Send + Sync + 'static {
     /// The last local subscriber left `topic`. Default: nothing.
     fn unsubscribed(&self, topic: &str) {
         let _ = topic;
+    }
+
+    /// A connection on this node was tracked in `topic`, had its metadata
+    /// updated, or left (read the current state with
+    /// [`Node::member_meta`]). Default: nothing.
+    fn presence_changed(&self, topic: &str, member: u64) {
+        let _ = (topic, member);
+    }
+
+    /// The members of `topic` on every node. Default: this node's
+    /// ([`LocalTopics::members`]).
+    fn presence(&self, local: &LocalTopics, topic: &str) -> PresenceFuture<Vec<Member>> {
+        let members = local.members(topic);
+        Box::pin(async move { Ok(members) })
+    }
+
+    /// How many members `topic` has on every node, without listing them.
+    /// Default: this node's ([`LocalTopics::member_count`]).
+    fn presence_count(&self, local: &LocalTopics, topic: &str) -> PresenceFuture<usize> {
+        let count = local.member_count(topic);
+        Box::pin(async move { Ok(count) })
     }
 
     /// A server is starting with this backplane: start background work
@@ -133,6 +157,27 @@ impl Node {
             .map_or(0, |t| t.local.subscriber_count(topic))
     }
 
+    /// The metadata connection `member` is tracked with in `topic` on this
+    /// node, if it is.
+    pub fn member_meta(&self, topic: &str, member: u64) -> Option<Arc<RawValue>> {
+        self.topics.upgrade()?.local.presence.meta(topic, member)
+    }
+
+    /// Members of `topic` on this node.
+    pub fn member_count(&self, topic: &str) -> usize {
+        self.topics
+            .upgrade()
+            .map_or(0, |t| t.local.presence.count(topic))
+    }
+
+    /// Every (topic, connection) tracked on this node: what a backplane
+    /// writes again when its store lost it.
+    pub fn tracked(&self) -> Vec<(Arc<str>, u64)> {
+        self.topics
+            .upgrade()
+            .map_or_else(Vec::new, |t| t.local.presence.all())
+    }
+
     /// True while the app (its topics) is alive: background work ends when
     /// it is not.
     pub fn is_alive(&self) -> bool {
@@ -156,10 +201,11 @@ impl Backplane for InProcess {
     }
 }
 
-/// This node's subscribers, by topic.
+/// This node's subscribers and tracked members, by topic.
 #[derive(Default)]
 pub struct LocalTopics {
     topics: RwLock<HashMap<Arc<str>, Vec<Arc<Shared>>>>,
+    presence: LocalPresence,
 }
 
 impl LocalTopics {
@@ -200,6 +246,16 @@ impl LocalTopics {
     /// Subscribers of `topic` on this node.
     pub fn subscriber_count(&self, topic: &str) -> usize {
         self.read().get(topic).map_or(0, Vec::len)
+    }
+
+    /// The members tracked in `topic` on this node, ordered by id.
+    pub fn members(&self, topic: &str) -> Vec<Member> {
+        self.presence.members(topic)
+    }
+
+    /// Members tracked in `topic` on this node.
+    pub fn member_count(&self, topic: &str) -> usize {
+        self.presence.count(topic)
     }
 
     /// Tells every local subscriber of `topic` of a possible gap; returns
@@ -294,6 +350,35 @@ impl Topics {
     /// Subscribers of `topic` on this node.
     pub fn subscriber_count(&self, topic: &str) -> usize {
         self.inner.local.subscriber_count(topic)
+    }
+
+    /// Who is in `topic`, on every node: each tracked connection
+    /// ([`Ws::track`](crate::Ws::track)) with its metadata. With a
+    /// multi-node backplane this asks its store, and fails if the store
+    /// does not answer.
+    pub async fn presence(&self, topic: &str) -> Result<Vec<Member>, crate::PresenceError> {
+        self.backplane().presence(&self.inner.local, topic).await
+    }
+
+    /// How many connections are tracked in `topic` on every node, without
+    /// listing them: cheap for large topics.
+    pub async fn presence_count(&self, topic: &str) -> Result<usize, crate::PresenceError> {
+        self.backplane()
+            .presence_count(&self.inner.local, topic)
+            .await
+    }
+
+    /// Tracks (or updates) connection `id` in `topic`; true when new.
+    pub(crate) fn track(&self, topic: &Arc<str>, id: u64, meta: Arc<RawValue>) -> bool {
+        let new = self.inner.local.presence.track(topic, id, meta);
+        self.backplane().presence_changed(topic, id);
+        new
+    }
+
+    pub(crate) fn untrack(&self, topic: &str, id: u64) {
+        if self.inner.local.presence.untrack(topic, id) {
+            self.backplane().presence_changed(topic, id);
+        }
     }
 
     /// Starts the backplane's background work on `runtime`.

@@ -11,7 +11,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use atomic_waker::AtomicWaker;
 use bytes::Bytes;
+use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde_json::value::RawValue;
 
 use crate::error::{Error, ErrorKind, check_close, check_control};
 use crate::extract::{Rejection, Source, from_pairs, parse_query};
@@ -382,6 +384,7 @@ pub struct Ws<D> {
     info: Arc<Info>,
     topics: Topics,
     subscriptions: Vec<Arc<str>>,
+    tracked: Vec<Arc<str>>,
 }
 
 impl<D> Ws<D> {
@@ -392,6 +395,7 @@ impl<D> Ws<D> {
             info,
             topics,
             subscriptions: Vec::new(),
+            tracked: Vec::new(),
         }
     }
 
@@ -425,6 +429,53 @@ impl<D> Ws<D> {
     /// The topics this connection is subscribed to.
     pub fn subscriptions(&self) -> impl Iterator<Item = &str> {
         self.subscriptions.iter().map(|t| &**t)
+    }
+
+    /// Tracks this connection in `topic`'s presence with `meta` (a name, a
+    /// device: whatever others should see), or updates its metadata; true
+    /// when it was not tracked there yet. Every node sees it through
+    /// [`Topics::presence`] until [`untrack`](Self::untrack) or the end of
+    /// the connection, whichever comes first. Tracking does not subscribe.
+    ///
+    /// ```no_run
+    /// # use wsway::{Events, Ws};
+    /// let mut events = Events::<()>::new();
+    /// events.on_open(|ws: &mut Ws<()>| {
+    ///     let _ = ws.track("room:lobby", &serde_json::json!({ "name": "ann" }));
+    /// });
+    /// events.on_async("who", |ws, _: ()| Box::pin(async move {
+    ///     let members = ws.topics().presence("room:lobby").await?;
+    ///     Ok::<_, wsway::EventError>(members)
+    /// }));
+    /// ```
+    ///
+    /// Fails only if `meta` cannot be serialized as JSON.
+    pub fn track(&mut self, topic: &str, meta: &impl Serialize) -> Result<bool, serde_json::Error> {
+        let meta: Arc<RawValue> = serde_json::value::to_raw_value(meta)?.into();
+        let existing = self.tracked.iter().find(|t| &***t == topic).cloned();
+        let topic = existing.clone().unwrap_or_else(|| topic.into());
+        self.topics.track(&topic, self.shared.id, meta);
+        if existing.is_none() {
+            self.tracked.push(topic);
+        }
+        Ok(existing.is_none())
+    }
+
+    /// Removes this connection from `topic`'s presence; false if it was
+    /// not tracked there. Other nodes see it gone at once, not after a
+    /// timeout.
+    pub fn untrack(&mut self, topic: &str) -> bool {
+        let Some(i) = self.tracked.iter().position(|t| &**t == topic) else {
+            return false;
+        };
+        self.tracked.swap_remove(i);
+        self.topics.untrack(topic, self.shared.id);
+        true
+    }
+
+    /// The topics this connection is tracked in.
+    pub fn tracked(&self) -> impl Iterator<Item = &str> {
+        self.tracked.iter().map(|t| &**t)
     }
 
     /// Publishes `msg` to the subscribers of `topic`: everyone but this
@@ -480,6 +531,12 @@ impl<D> Ws<D> {
     /// included) or counting subscribers.
     pub fn topics(&self) -> &Topics {
         &self.topics
+    }
+
+    pub(crate) fn untrack_all(&mut self) {
+        for topic in std::mem::take(&mut self.tracked) {
+            self.topics.untrack(&topic, self.shared.id);
+        }
     }
 
     pub(crate) fn unsubscribe_all(&mut self) {

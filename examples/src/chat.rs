@@ -3,7 +3,9 @@
 //! - `GET /login?name=ann` hands out a token (a demo: any name is accepted).
 //! - `/chat/:room` takes the token as the `bearer.<token>` subprotocol,
 //!   which is what `wsway.js` sends; without a valid one the upgrade is a 401.
-//! - Events from the client: `chat:send` `{"text"}` → ack `{"sent": n}`.
+//! - Events from the client: `chat:send` `{"text"}` → ack `{"sent": n}`;
+//!   `chat:who` → ack `{"members": [name, ..], "count": n}`: who is in the
+//!   room, on every process sharing the Redis (`--redis`).
 //! - Events to the client: `chat:welcome` `{"name", "room"}`, and to the
 //!   whole room `chat:message` `{"name", "text"}`, `chat:join` / `chat:leave`
 //!   `{"name"}`.
@@ -62,6 +64,11 @@ struct Send {
     text: String,
 }
 
+#[derive(Deserialize)]
+struct Who {
+    name: String,
+}
+
 #[derive(Serialize)]
 struct Said<'a> {
     name: &'a str,
@@ -83,6 +90,9 @@ fn events() -> Events {
         let room = room(ws);
         ws.subscribe(&room);
         let name = member(ws).to_owned();
+        // Before the join goes out, so whoever hears it and asks who is
+        // here sees the newcomer.
+        let _ = ws.track(&room, &Member { name: name.clone() });
         let _ = ws.emit(
             "chat:welcome",
             &serde_json::json!({ "name": name, "room": ws.param("room") }),
@@ -110,7 +120,25 @@ fn events() -> Events {
             let sent = ws.publish_event(&room(ws), "chat:message", &said)?;
             Ok(serde_json::json!({ "sent": sent.delivered }))
         });
+        chat.on_async("who", |ws, _: serde::de::IgnoredAny| {
+            Box::pin(async move {
+                // Redis unreachable: say so, rather than list only this
+                // process's members.
+                let members = ws
+                    .topics()
+                    .presence(&room(ws))
+                    .await
+                    .map_err(|e| EventError::new("unavailable", e.to_string()))?;
+                let mut names: Vec<String> = members
+                    .iter()
+                    .filter_map(|m| m.meta::<Who>().ok().map(|w| w.name))
+                    .collect();
+                names.sort();
+                Ok::<_, EventError>(serde_json::json!({ "count": names.len(), "members": names }))
+            })
+        });
     });
+    // The member has already left the room's presence when this runs.
     events.on_close(|ws, _code, _reason| {
         let name = member(ws).to_owned();
         let _ = ws.publish_event(

@@ -1,5 +1,5 @@
 //! The examples' applications, and what every example binary shares:
-//! `--port` / `--runtime` / `--redis` parsing and running an [`App`] on the
+//! `--port` / `--runtime` / `--redis` (and `--presence-heartbeat`) parsing and running an [`App`] on the
 //! chosen runtime until a graceful shutdown.
 
 pub mod bench;
@@ -20,6 +20,10 @@ pub struct Args {
     /// `--redis URL`, else `$REDIS_URL`: share topics with every process
     /// using the same Redis (none by default: one process).
     pub redis: Option<String>,
+    /// `--presence-heartbeat MS`: with `--redis`, how often this process
+    /// renews its presence entries (default 5 s: a crashed process's
+    /// members disappear within three heartbeats).
+    pub presence_heartbeat: Option<std::time::Duration>,
 }
 
 impl Args {
@@ -49,17 +53,24 @@ impl Args {
         };
         let mut runtime = "tokio".to_owned();
         let mut redis = None;
+        let mut presence_heartbeat = None;
         let mut it = args.into_iter();
         while let Some(arg) = it.next() {
             match arg.as_str() {
                 "--port" => port = port_of(&it.next().ok_or("--port needs a value")?)?,
                 "--runtime" => runtime = it.next().ok_or("--runtime needs a value")?,
                 "--redis" => redis = Some(it.next().ok_or("--redis needs a URL")?),
+                "--presence-heartbeat" => {
+                    let ms = it.next().ok_or("--presence-heartbeat needs milliseconds")?;
+                    let ms = ms.parse::<u64>().ok().filter(|&ms| ms > 0).ok_or_else(|| {
+                        format!("invalid heartbeat `{ms}`: milliseconds, above 0")
+                    })?;
+                    presence_heartbeat = Some(std::time::Duration::from_millis(ms));
+                }
                 "-h" | "--help" => {
-                    return Err(
-                        "options: [--port N | N] [--runtime tokio|async-std|smol] [--redis URL]"
-                            .into(),
-                    );
+                    return Err("options: [--port N | N] [--runtime tokio|async-std|smol] \
+                         [--redis URL [--presence-heartbeat MS]]"
+                        .into());
                 }
                 other if other.parse::<u16>().is_ok() => port = port_of(other)?,
                 other => return Err(format!("unknown argument `{other}`")),
@@ -69,6 +80,7 @@ impl Args {
             port,
             runtime,
             redis,
+            presence_heartbeat,
         })
     }
 }
@@ -85,13 +97,12 @@ pub fn run(app: App, default_port: u16) -> ExitCode {
         }
     };
     let addr = format!("127.0.0.1:{}", args.port);
-    let redis = args.redis.as_deref();
     let result = match args.runtime.as_str() {
-        "tokio" => run_tokio(app, redis, &addr),
-        "smol" => smol::block_on(serve_until_stopped(app, redis, |server| {
+        "tokio" => run_tokio(app, &args, &addr),
+        "smol" => smol::block_on(serve_until_stopped(app, &args, |server| {
             wsway_smol::start(server, &*addr)
         })),
-        "async-std" => async_std::task::block_on(serve_until_stopped(app, redis, |server| {
+        "async-std" => async_std::task::block_on(serve_until_stopped(app, &args, |server| {
             wsway_async_std::start(server, &*addr)
         })),
         other => Err(std::io::Error::other(format!(
@@ -107,31 +118,29 @@ pub fn run(app: App, default_port: u16) -> ExitCode {
     }
 }
 
-fn run_tokio(app: App, redis: Option<&str>, addr: &str) -> std::io::Result<()> {
+fn run_tokio(app: App, args: &Args, addr: &str) -> std::io::Result<()> {
     // The multi-thread builder honours TOKIO_WORKER_THREADS.
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    rt.block_on(serve_until_stopped(app, redis, |server| {
+    rt.block_on(serve_until_stopped(app, args, |server| {
         wsway_tokio::start(server, addr)
     }))
 }
 
 /// Connects to Redis if asked, starts the server, announces it, and waits
 /// for it to stop.
-async fn serve_until_stopped<F, Fut>(
-    mut app: App,
-    redis: Option<&str>,
-    start: F,
-) -> std::io::Result<()>
+async fn serve_until_stopped<F, Fut>(mut app: App, args: &Args, start: F) -> std::io::Result<()>
 where
     F: FnOnce(Server) -> Fut,
     Fut: std::future::Future<Output = std::io::Result<wsway::ServerHandle>>,
 {
-    if let Some(url) = redis {
-        let backplane = wsway_redis::Redis::connect(url)
-            .await
-            .map_err(std::io::Error::other)?;
+    if let Some(url) = &args.redis {
+        let mut redis = wsway_redis::Redis::builder(url);
+        if let Some(beat) = args.presence_heartbeat {
+            redis = redis.presence_heartbeat(beat);
+        }
+        let backplane = redis.connect().await.map_err(std::io::Error::other)?;
         app.backplane(backplane);
         println!("sharing topics through Redis");
     }
@@ -171,5 +180,12 @@ mod tests {
             Some("redis://127.0.0.1:6379")
         );
         assert!(parse(&["--redis"], None).is_err());
+        assert_eq!(
+            parse(&["--presence-heartbeat", "250"], None)
+                .unwrap()
+                .presence_heartbeat,
+            Some(std::time::Duration::from_millis(250))
+        );
+        assert!(parse(&["--presence-heartbeat", "0"], None).is_err());
     }
 }

@@ -44,8 +44,13 @@ runtime_tests! {
         let r = call(&mut ann, json!({"event": "chat:send", "data": {"text": long}, "id": 3})).await;
         assert_eq!(r["error"], "too_long");
 
+        // Who is in the room: eve is elsewhere.
+        let who = json!({"event": "chat:who", "id": 7});
+        assert_eq!(call(&mut bob, who.clone()).await, json!({"id": 7, "ok": true, "data": {"members": ["ann", "bob"], "count": 2}}));
+
         ann.close(None).await.unwrap();
         assert_eq!(next_json(&mut bob).await, event("chat:leave", json!({"name": "ann"})));
+        assert_eq!(call(&mut bob, who).await, json!({"id": 7, "ok": true, "data": {"members": ["bob"], "count": 1}}));
 
         // Nothing from the lobby reached the other room.
         let r = call(&mut eve, json!({"event": "chat:send", "data": {"text": "anyone?"}})).await;

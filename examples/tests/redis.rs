@@ -116,21 +116,35 @@ impl Drop for RedisServer {
 /// `/room/:topic`: subscribes on open; every message is published to the
 /// others in the room (on every node); `sub X` / `unsub X` join and leave
 /// another topic; a gap is reported to the client as `gap TOPIC`.
+/// Presence: `track NAME` / `untrack` in the room, `who` answers
+/// `who JSON` (the members), `count` answers `count N`; a tracked member
+/// that closes says `bye NAME` to the room (after it has left the
+/// room's presence).
 struct Member;
 
-impl Handler for Member {
-    type Data = String;
+#[derive(Default)]
+struct Seat {
+    topic: String,
+    name: Option<String>,
+}
 
-    async fn before_upgrade(&self, req: &Request) -> Result<Accept<String>, Response> {
-        Ok(Accept::new(req.params()?))
+impl Handler for Member {
+    type Data = Seat;
+
+    async fn before_upgrade(&self, req: &Request) -> Result<Accept<Seat>, Response> {
+        Ok(Accept::new(Seat {
+            topic: req.params()?,
+            name: None,
+        }))
     }
 
-    async fn open(&self, ws: &mut Ws<String>) {
-        let topic = ws.data.clone();
+    async fn open(&self, ws: &mut Ws<Seat>) {
+        let topic = ws.data.topic.clone();
         ws.subscribe(&topic);
     }
 
-    async fn message(&self, ws: &mut Ws<String>, msg: Message) {
+    async fn message(&self, ws: &mut Ws<Seat>, msg: Message) {
+        let topic = ws.data.topic.clone();
         match msg.as_text() {
             Some(t) if t.starts_with("sub ") => {
                 let topic = t[4..].to_owned();
@@ -142,15 +156,47 @@ impl Handler for Member {
                 ws.unsubscribe(&topic);
                 ws.send(format!("left {topic}"));
             }
+            Some(t) if t.starts_with("track ") => {
+                let name = t[6..].to_owned();
+                let meta = serde_json::json!({ "name": name });
+                ws.track(&topic, &meta).expect("JSON metadata");
+                ws.data.name = Some(name);
+                ws.send("tracked");
+            }
+            Some("untrack") => {
+                ws.untrack(&topic);
+                ws.data.name = None;
+                ws.send("untracked");
+            }
+            Some("who") => {
+                let answer = match ws.topics().presence(&topic).await {
+                    Ok(members) => serde_json::to_string(&members).unwrap(),
+                    Err(e) => format!("error: {e}"),
+                };
+                ws.send(format!("who {answer}"));
+            }
+            Some("count") => {
+                let answer = match ws.topics().presence_count(&topic).await {
+                    Ok(n) => n.to_string(),
+                    Err(e) => format!("error: {e}"),
+                };
+                ws.send(format!("count {answer}"));
+            }
             _ => {
-                let topic = ws.data.clone();
                 ws.publish(&topic, msg);
             }
         }
     }
 
-    async fn gap(&self, ws: &mut Ws<String>, topic: &str) {
+    async fn gap(&self, ws: &mut Ws<Seat>, topic: &str) {
         ws.send(format!("gap {topic}"));
+    }
+
+    async fn close(&self, ws: &mut Ws<Seat>, _code: wsway::CloseCode, _reason: &str) {
+        if let Some(name) = ws.data.name.take() {
+            let topic = ws.data.topic.clone();
+            ws.publish(&topic, format!("bye {name}"));
+        }
     }
 }
 
@@ -159,6 +205,13 @@ async fn node(rt: Runtime, redis: Redis) -> ServerHandle {
     let mut app = App::new();
     app.ws("/room/:topic", Member);
     app.backplane(redis);
+    rt.start(app).await
+}
+
+/// A node on its own, with the in-process backplane.
+async fn lone_node(rt: Runtime) -> ServerHandle {
+    let mut app = App::new();
+    app.ws("/room/:topic", Member);
     rt.start(app).await
 }
 
@@ -186,6 +239,97 @@ async fn text(ws: &mut Client) -> String {
         Frame::Text(t) => t.to_string(),
         other => panic!("expected text, got {other:?}"),
     }
+}
+
+/// Sends `cmd` and returns the answer starting with `answer ` (what the
+/// room publishes meanwhile is skipped).
+async fn ask(ws: &mut Client, cmd: &str, answer: &str) -> String {
+    send_text(ws, cmd).await;
+    loop {
+        let t = text(ws).await;
+        if t == answer {
+            return String::new();
+        }
+        if let Some(rest) = t.strip_prefix(answer).and_then(|r| r.strip_prefix(' ')) {
+            return rest.to_owned();
+        }
+    }
+}
+
+/// The room's members as `(name, id)`, sorted by name, from `who`.
+async fn who(ws: &mut Client) -> Vec<(String, String)> {
+    let json = ask(ws, "who", "who").await;
+    let members: Vec<serde_json::Value> =
+        serde_json::from_str(&json).unwrap_or_else(|_| panic!("who answered {json}"));
+    let mut named: Vec<(String, String)> = members
+        .iter()
+        .map(|m| {
+            (
+                m["meta"]["name"].as_str().unwrap().to_owned(),
+                m["id"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    named.sort();
+    named
+}
+
+fn names(members: &[(String, String)]) -> Vec<&str> {
+    members.iter().map(|(n, _)| n.as_str()).collect()
+}
+
+async fn count(ws: &mut Client) -> usize {
+    let n = ask(ws, "count", "count").await;
+    n.parse().unwrap_or_else(|_| panic!("count answered {n}"))
+}
+
+/// Presence in one room as two nodes see it (or one node twice): tracked
+/// members with their metadata, counted, and gone at once when they close
+/// or untrack. No polling: a member's presence change is visible before
+/// anything it publishes afterwards arrives.
+async fn presence_in_a_room(a: std::net::SocketAddr, b: std::net::SocketAddr) -> (Client, Client) {
+    let mut ann = connect(a, "/room/lobby").await;
+    let mut al = connect(a, "/room/lobby").await;
+    let mut bob = connect(b, "/room/lobby").await;
+    for (ws, name) in [(&mut ann, "ann"), (&mut al, "al"), (&mut bob, "bob")] {
+        assert_eq!(ask(ws, &format!("track {name}"), "tracked").await, "");
+    }
+    // bob's and al's last changes came before these publishes.
+    send_text(&mut bob, "from bob").await;
+    assert_eq!(text(&mut ann).await, "from bob");
+    send_text(&mut al, "from al").await;
+    assert_eq!(text(&mut bob).await, "from al");
+    assert_eq!(text(&mut ann).await, "from al");
+    for ws in [&mut ann, &mut bob] {
+        let members = who(ws).await;
+        assert_eq!(names(&members), ["al", "ann", "bob"]);
+        let ids: std::collections::HashSet<&String> = members.iter().map(|(_, id)| id).collect();
+        assert_eq!(ids.len(), 3, "one id per member: {members:?}");
+        assert_eq!(count(ws).await, 3);
+    }
+    assert_eq!(
+        ask(&mut ann, "track ann again", "tracked").await,
+        "",
+        "an update, not a second entry"
+    );
+    assert_eq!(count(&mut bob).await, 3);
+
+    // A member that closes is gone from presence before its farewell arrives.
+    al.close(None).await.expect("close");
+    assert_eq!(text(&mut bob).await, "bye al");
+    assert_eq!(names(&who(&mut bob).await), ["ann again", "bob"]);
+    assert_eq!(count(&mut bob).await, 2);
+    // So is one that untracks.
+    assert_eq!(ask(&mut ann, "untrack", "untracked").await, "");
+    send_text(&mut ann, "still here").await;
+    assert_eq!(text(&mut bob).await, "still here");
+    assert_eq!(names(&who(&mut bob).await), ["bob"]);
+    assert_eq!(count(&mut ann).await, 1);
+    assert_eq!(ask(&mut ann, "track ann", "tracked").await, "");
+    send_text(&mut ann, "back").await;
+    assert_eq!(text(&mut bob).await, "back");
+    assert_eq!(names(&who(&mut bob).await), ["ann", "bob"]);
+    (ann, bob)
 }
 
 /// Reads until `want`, returning what came before it.
@@ -384,6 +528,114 @@ runtime_tests! {
         send_text(&mut there, "and back").await;
         assert_eq!(text(&mut here).await, "and back");
         assert_eq!(text(&mut there).await, "and back");
+    }
+
+    async fn presence_on_one_node_has_the_same_api(rt) {
+        let server = lone_node(rt).await;
+        let addr = server.local_addr();
+        let (mut ann, _bob) = presence_in_a_room(addr, addr).await;
+        let members = who(&mut ann).await;
+        let ids: Vec<&str> = members.iter().map(|(_, id)| id.as_str()).collect();
+        assert!(ids.iter().all(|id| id.parse::<u64>().is_ok()), "connection ids: {ids:?}");
+    }
+
+    #[ignore = "needs redis-server; .ci/run installs it and runs this"]
+    async fn presence_spans_nodes_and_a_leave_shows_at_once(rt) {
+        let redis = RedisServer::start();
+        // Heartbeats far apart: whatever shows at once here is not the TTL.
+        let slow = || async {
+            Redis::builder(&redis.url())
+                .presence_heartbeat(Duration::from_secs(20))
+                .connect()
+                .await
+                .expect("connect")
+        };
+        let (a, b) = (node(rt, slow().await).await, node(rt, slow().await).await);
+        let (_ann, mut bob) = presence_in_a_room(a.local_addr(), b.local_addr()).await;
+        // A node that stops takes its members with it at once.
+        let started = std::time::Instant::now();
+        a.shutdown();
+        within(WAIT, "node A to stop", a.stopped()).await;
+        loop {
+            if names(&who(&mut bob).await) == ["bob"] {
+                break;
+            }
+            assert!(started.elapsed() < Duration::from_secs(10), "node A's members outlived its stop");
+            rt.sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(count(&mut bob).await, 1);
+        let nodes: Vec<String> = redis.query(redis::cmd("SMEMBERS").arg("wsway:nodes")).unwrap();
+        assert_eq!(nodes.len(), 1, "the stopped node left the registry: {nodes:?}");
+    }
+
+    #[ignore = "needs redis-server; .ci/run installs it and runs this"]
+    async fn presence_is_written_again_when_redis_comes_back_empty(rt) {
+        let mut redis = RedisServer::start();
+        let beat = Duration::from_millis(200);
+        let quick_beat = || async {
+            Redis::builder(&redis.url())
+                .reconnect_delay(Duration::from_millis(20), Duration::from_millis(200))
+                .ping_interval(Duration::from_millis(200))
+                .ping_timeout(Duration::from_millis(200))
+                .presence_heartbeat(beat)
+                .connect()
+                .await
+                .expect("connect")
+        };
+        let (a, b) = (node(rt, quick_beat().await).await, node(rt, quick_beat().await).await);
+        let mut ann = connect(a.local_addr(), "/room/r").await;
+        let mut bob = connect(b.local_addr(), "/room/r").await;
+        ask(&mut ann, "track ann", "tracked").await;
+        ask(&mut bob, "track bob", "tracked").await;
+        eventually("both nodes to listen", || redis.numsub("wsway:r") == 2).await;
+        redis.kill();
+        assert!(ask(&mut bob, "who", "who").await.starts_with("error: presence is unavailable"), "no partial answer while Redis is away");
+        redis.restart();
+        until(&mut bob, "gap r").await;
+        let started = std::time::Instant::now();
+        loop {
+            if let Ok(members) = serde_json::from_str::<serde_json::Value>(&ask(&mut bob, "who", "who").await)
+                && members.as_array().map(Vec::len) == Some(2)
+            {
+                break;
+            }
+            assert!(started.elapsed() < Duration::from_secs(10), "presence was not written again");
+            rt.sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(count(&mut ann).await, 2);
+    }
+
+    #[ignore = "needs redis-server; .ci/run installs it and runs this"]
+    async fn two_chat_processes_share_rooms_and_a_crashed_ones_members_vanish(rt) {
+        let redis = RedisServer::start();
+        let url = redis.url();
+        let bin = env!("CARGO_BIN_EXE_chat");
+        const BEAT_MS: u64 = 300;
+        let beat = BEAT_MS.to_string();
+        let one = Example::spawn_with(bin, rt, &["--redis", &url, "--presence-heartbeat", &beat]);
+        let two = Example::spawn_with(bin, rt, &["--redis", &url, "--presence-heartbeat", &beat]);
+        let mut ann = chat_join(one.addr, "den", "ann").await;
+        eventually("process one to listen to the room", || redis.numsub("wsway:room:den") == 1).await;
+        let mut bob = chat_join(two.addr, "den", "bob").await;
+        // bob's join crossed processes, after his presence.
+        assert_eq!(next_json(&mut ann).await, serde_json::json!({"event": "chat:join", "data": {"name": "bob"}}));
+        let who = serde_json::json!({"event": "chat:who", "id": 1});
+        let both = serde_json::json!({"id": 1, "ok": true, "data": {"members": ["ann", "bob"], "count": 2}});
+        assert_eq!(call(&mut ann, who.clone()).await, both);
+        assert_eq!(call(&mut bob, who.clone()).await, both);
+        let hi = serde_json::json!({"event": "chat:message", "data": {"name": "ann", "text": "hi bob"}});
+        assert_eq!(call(&mut ann, serde_json::json!({"event": "chat:send", "data": {"text": "hi bob"}, "id": 2})).await, hi);
+        assert_eq!(next_json(&mut ann).await, serde_json::json!({"id": 2, "ok": true, "data": {"sent": 1}}), "one local subscriber");
+        assert_eq!(next_json(&mut bob).await, serde_json::json!({"event": "chat:message", "data": {"name": "ann", "text": "hi bob"}}));
+
+        one.signal("-KILL");
+        let killed = std::time::Instant::now();
+        let alone = serde_json::json!({"id": 1, "ok": true, "data": {"members": ["bob"], "count": 1}});
+        while call(&mut bob, who.clone()).await != alone {
+            assert!(killed.elapsed() < Duration::from_millis(3 * BEAT_MS + 2000), "ann outlived her process");
+            rt.sleep(Duration::from_millis(20)).await;
+        }
+        eprintln!("a crashed process's member vanished after {:?} (heartbeat {BEAT_MS} ms)", killed.elapsed());
     }
 
     async fn an_example_with_an_unreachable_redis_exits_with_the_reason(rt) {

@@ -1,0 +1,266 @@
+//! Presence across nodes, kept in Redis.
+//!
+//! Layout, under the app's prefix `P` (keys, not channels: the two never
+//! collide), with `N` a node's id in hex:
+//!
+//! - `P presence:TOPIC` — hash, field `N:CONN` → the member's JSON metadata;
+//! - `P count:TOPIC` — hash, field `N` → that node's member count;
+//! - `P node:N` — the node's liveness key, set with a TTL of three
+//!   heartbeats and refreshed every heartbeat;
+//! - `P nodes` and `P node-topics:N` — which nodes there are and where
+//!   each has members, so the sweep can clear a dead node's entries.
+//!
+//! Readers count only members whose node key exists, so a crashed node's
+//! members vanish within three heartbeats even before any sweep. Each node
+//! writes only its own fields, from its local table, so every write is
+//! idempotent: a failed one is simply made again, and when the node's key
+//! was gone (Redis restarted empty, or paused past the TTL) the node writes
+//! everything again.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use redis::aio::MultiplexedConnection;
+use serde_json::value::RawValue;
+use wsway::{Member, Node, PresenceError};
+
+/// Members of a topic whose node is alive.
+const MEMBERS: &str = r"
+local alive, out = {}, {}
+local h = redis.call('HGETALL', KEYS[1])
+for i = 1, #h, 2 do
+  local node = string.match(h[i], '^([^:]+):')
+  if node then
+    if alive[node] == nil then
+      alive[node] = redis.call('EXISTS', ARGV[1] .. 'node:' .. node) == 1
+    end
+    if alive[node] then
+      out[#out + 1] = h[i]
+      out[#out + 1] = h[i + 1]
+    end
+  end
+end
+return out
+";
+
+/// The member count of a topic over the nodes that are alive.
+const COUNT: &str = r"
+local total = 0
+local h = redis.call('HGETALL', KEYS[1])
+for i = 1, #h, 2 do
+  if redis.call('EXISTS', ARGV[1] .. 'node:' .. h[i]) == 1 then
+    total = total + (tonumber(h[i + 1]) or 0)
+  end
+end
+return total
+";
+
+/// Clears the entries of every node whose liveness key has expired. Run
+/// by every node at each heartbeat; atomic, so it never races a node that
+/// is writing itself back.
+const SWEEP: &str = r"
+local p = ARGV[1]
+for _, n in ipairs(redis.call('SMEMBERS', p .. 'nodes')) do
+  if redis.call('EXISTS', p .. 'node:' .. n) == 0 then
+    local topics = p .. 'node-topics:' .. n
+    for _, t in ipairs(redis.call('SMEMBERS', topics)) do
+      redis.call('HDEL', p .. 'count:' .. t, n)
+      local members = p .. 'presence:' .. t
+      for _, f in ipairs(redis.call('HKEYS', members)) do
+        if string.sub(f, 1, #n + 1) == n .. ':' then
+          redis.call('HDEL', members, f)
+        end
+      end
+    end
+    redis.call('DEL', topics)
+    redis.call('SREM', p .. 'nodes', n)
+  end
+end
+return 0
+";
+
+/// Redis key names for one app prefix and this node.
+pub(crate) struct Keys {
+    prefix: String,
+    /// This node's id in hex.
+    node: String,
+}
+
+impl Keys {
+    pub(crate) fn new(prefix: &str, node_id: &[u8]) -> Self {
+        let node = node_id.iter().map(|b| format!("{b:02x}")).collect();
+        Keys {
+            prefix: prefix.to_owned(),
+            node,
+        }
+    }
+
+    fn members(&self, topic: &str) -> String {
+        format!("{}presence:{topic}", self.prefix)
+    }
+
+    fn count(&self, topic: &str) -> String {
+        format!("{}count:{topic}", self.prefix)
+    }
+
+    fn field(&self, member: u64) -> String {
+        format!("{}:{member}", self.node)
+    }
+
+    fn alive(&self) -> String {
+        format!("{}node:{}", self.prefix, self.node)
+    }
+
+    fn nodes(&self) -> String {
+        format!("{}nodes", self.prefix)
+    }
+
+    fn topics(&self) -> String {
+        format!("{}node-topics:{}", self.prefix, self.node)
+    }
+}
+
+/// This node's presence changes not yet written to Redis.
+#[derive(Default)]
+pub(crate) struct Pending {
+    changes: Mutex<HashSet<(Arc<str>, u64)>>,
+}
+
+impl Pending {
+    fn lock(&self) -> MutexGuard<'_, HashSet<(Arc<str>, u64)>> {
+        // Only plain set updates run under the lock.
+        self.changes.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn mark(&self, topic: &str, member: u64) {
+        self.lock().insert((topic.into(), member));
+    }
+
+    /// Everything this node tracks is to be written again.
+    pub(crate) fn mark_all(&self, node: &Node) {
+        self.lock().extend(node.tracked());
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.lock().is_empty()
+    }
+
+    pub(crate) fn take(&self) -> Vec<(Arc<str>, u64)> {
+        self.lock().drain().collect()
+    }
+
+    /// A write that failed is made again later: it is idempotent.
+    pub(crate) fn restore(&self, changes: Vec<(Arc<str>, u64)>) {
+        self.lock().extend(changes);
+    }
+}
+
+/// Adds the writes that bring Redis to this node's current state for
+/// `changes`: each member's field set or deleted, each topic's count.
+pub(crate) fn write(
+    pipe: &mut redis::Pipeline,
+    keys: &Keys,
+    node: &Node,
+    changes: &[(Arc<str>, u64)],
+) {
+    let mut topics: HashSet<&Arc<str>> = HashSet::new();
+    for (topic, member) in changes {
+        match node.member_meta(topic, *member) {
+            Some(meta) => pipe
+                .hset(keys.members(topic), keys.field(*member), meta.get())
+                .ignore(),
+            None => pipe.hdel(keys.members(topic), keys.field(*member)).ignore(),
+        };
+        topics.insert(topic);
+    }
+    for topic in topics {
+        let count = node.member_count(topic);
+        if count > 0 {
+            pipe.hset(keys.count(topic), &keys.node, count).ignore();
+            pipe.sadd(keys.topics(), &**topic).ignore();
+        } else {
+            pipe.hdel(keys.count(topic), &keys.node).ignore();
+            pipe.srem(keys.topics(), &**topic).ignore();
+        }
+    }
+}
+
+/// Adds the heartbeat: extend this node's liveness key (the reply, the one
+/// the pipeline returns, is 0 when the key had gone: everything must be
+/// written again), set it in case it had, register the node, and sweep
+/// the dead ones. Plain commands that every Redis since 2.6 knows.
+pub(crate) fn heartbeat(pipe: &mut redis::Pipeline, keys: &Keys, ttl: Duration) {
+    let ms = ttl.as_millis().clamp(1, i64::MAX as u128) as i64;
+    pipe.pexpire(keys.alive(), ms);
+    pipe.pset_ex(keys.alive(), 1, ms as u64).ignore();
+    pipe.sadd(keys.nodes(), &keys.node).ignore();
+    pipe.cmd("EVAL")
+        .arg(SWEEP)
+        .arg(0)
+        .arg(&keys.prefix)
+        .ignore();
+}
+
+/// Adds the goodbye of a node that stops: its members are gone at once.
+pub(crate) fn leave(pipe: &mut redis::Pipeline, keys: &Keys) {
+    pipe.del(keys.alive()).ignore();
+    pipe.cmd("EVAL")
+        .arg(SWEEP)
+        .arg(0)
+        .arg(&keys.prefix)
+        .ignore();
+}
+
+/// The members of `topic` on every live node.
+pub(crate) async fn members(
+    mut conn: MultiplexedConnection,
+    keys: &Keys,
+    topic: &str,
+) -> Result<Vec<Member>, PresenceError> {
+    let flat: Vec<Vec<u8>> = redis::cmd("EVAL")
+        .arg(MEMBERS)
+        .arg(1)
+        .arg(keys.members(topic))
+        .arg(&keys.prefix)
+        .query_async(&mut conn)
+        .await
+        .map_err(unavailable)?;
+    let mut members = Vec::with_capacity(flat.len() / 2);
+    for pair in flat.chunks_exact(2) {
+        // Fields and values another program wrote under our prefix may be
+        // anything: what is not ours is skipped, never trusted.
+        let (Ok(id), Ok(meta)) = (
+            std::str::from_utf8(&pair[0]),
+            String::from_utf8(pair[1].clone()),
+        ) else {
+            continue;
+        };
+        if let Ok(meta) = RawValue::from_string(meta) {
+            members.push(Member::new(id, meta));
+        }
+    }
+    members.sort_by(|a, b| a.id().cmp(b.id()));
+    Ok(members)
+}
+
+/// How many members `topic` has on every live node.
+pub(crate) async fn count(
+    mut conn: MultiplexedConnection,
+    keys: &Keys,
+    topic: &str,
+) -> Result<usize, PresenceError> {
+    let n: i64 = redis::cmd("EVAL")
+        .arg(COUNT)
+        .arg(1)
+        .arg(keys.count(topic))
+        .arg(&keys.prefix)
+        .query_async(&mut conn)
+        .await
+        .map_err(unavailable)?;
+    Ok(n.max(0) as usize)
+}
+
+fn unavailable(e: redis::RedisError) -> PresenceError {
+    PresenceError::new(format!("Redis did not answer the query: {e}"))
+}
