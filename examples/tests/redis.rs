@@ -9,109 +9,13 @@
 mod common;
 
 use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use async_tungstenite::tungstenite::Message as Frame;
+use common::redis_server::RedisServer;
 use common::*;
 use wsway::{Accept, App, Handler, Message, Request, Response, ServerHandle, Ws};
 use wsway_redis::Redis;
-
-/// A redis-server of the test's own.
-struct RedisServer {
-    port: u16,
-    child: Option<Child>,
-}
-
-impl RedisServer {
-    fn start() -> Self {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        let mut server = RedisServer { port, child: None };
-        server.restart();
-        server
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.port)
-    }
-
-    /// Starts (again) on the same port, empty, and waits until it answers.
-    fn restart(&mut self) {
-        let bin = std::env::var("REDIS_SERVER").unwrap_or_else(|_| "redis-server".into());
-        let child = Command::new(&bin)
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!(
-                    "cannot start `{bin}` ({e}): `apt-get install redis-server` (as .ci/run does)"
-                )
-            });
-        self.child = Some(child);
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while self.query::<()>(&mut redis::cmd("PING")).is_err() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "redis-server did not answer on {}",
-                self.port
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// `kill -9`: no goodbye to any client.
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    fn signal(&self, sig: &str) {
-        let pid = self.child.as_ref().expect("running").id().to_string();
-        let status = Command::new("kill")
-            .args([sig, &pid])
-            .status()
-            .expect("kill");
-        assert!(status.success(), "kill {sig} {pid}");
-    }
-
-    fn query<T: redis::FromRedisValue>(&self, cmd: &mut redis::Cmd) -> redis::RedisResult<T> {
-        let client = redis::Client::open(self.url())?;
-        let mut conn = client.get_connection_with_timeout(Duration::from_secs(2))?;
-        cmd.query(&mut conn)
-    }
-
-    /// The channels with a subscriber, under `prefix`.
-    fn channels(&self, prefix: &str) -> Vec<String> {
-        self.query(
-            redis::cmd("PUBSUB")
-                .arg("CHANNELS")
-                .arg(format!("{prefix}*")),
-        )
-        .expect("PUBSUB CHANNELS")
-    }
-
-    /// How many connections (nodes) listen to `channel`.
-    fn numsub(&self, channel: &str) -> usize {
-        let (_, n): (String, usize) = self
-            .query(redis::cmd("PUBSUB").arg("NUMSUB").arg(channel))
-            .expect("PUBSUB NUMSUB");
-        n
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        // SIGKILL ends a stopped process too.
-        self.kill();
-    }
-}
 
 /// `/room/:topic`: subscribes on open; every message is published to the
 /// others in the room (on every node); `sub X` / `unsub X` join and leave

@@ -5,6 +5,8 @@
 //! test body works whichever runtime the server under test uses.
 #![allow(dead_code)]
 
+pub mod redis_server;
+
 use std::future::Future;
 use std::net::{SocketAddr, TcpStream};
 use std::sync::{Arc, Mutex};
@@ -301,6 +303,11 @@ pub struct Example {
 }
 
 impl Example {
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Starts `bin --port 0 --runtime RT` and waits for its `listening on` line.
     pub fn spawn(bin: &str, rt: Runtime) -> Example {
         Self::spawn_with(bin, rt, &[])
