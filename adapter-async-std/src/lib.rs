@@ -47,3 +47,34 @@ pub async fn start(app: impl Into<Server>, addr: impl ToSocketAddrs) -> io::Resu
     app.into()
         .start(net::Listener::bind(addr).await?, runtime::AsyncStd)
 }
+
+/// Serves `app` on a listening socket bound elsewhere until SIGTERM or
+/// SIGINT, then shuts down gracefully. See [`start_on`].
+pub async fn serve_on(app: impl Into<Server>, listener: std::net::TcpListener) -> io::Result<()> {
+    start_on(app, listener)?.stopped().await;
+    Ok(())
+}
+
+/// Starts serving on a listening socket bound elsewhere: one a process
+/// manager passed down ([`wsway::inherited_listener`], systemd socket
+/// activation), or one a test or a restart harness holds. On shutdown the
+/// server stops accepting at once and closes only its own descriptor: a
+/// socket another process also holds stays open, and the connections
+/// queued on it wait for that process.
+///
+/// ```no_run
+/// # async fn run(app: wsway::App) -> std::io::Result<()> {
+/// let listener = match wsway::inherited_listener()? {
+///     Some(listener) => listener,
+///     None => std::net::TcpListener::bind("127.0.0.1:3000")?,
+/// };
+/// let handle = wsway_async_std::start_on(app, listener)?;
+/// # Ok(()) }
+/// ```
+pub fn start_on(
+    app: impl Into<Server>,
+    listener: std::net::TcpListener,
+) -> io::Result<ServerHandle> {
+    app.into()
+        .start(net::Listener::adopt(listener)?, runtime::AsyncStd)
+}

@@ -13,6 +13,12 @@ impl Listener {
     pub(crate) async fn bind(addr: impl async_std::net::ToSocketAddrs) -> io::Result<Self> {
         Ok(Listener(TcpListener::bind(addr).await?))
     }
+
+    /// Adopts a listening socket bound elsewhere (inherited, or passed in).
+    pub(crate) fn adopt(listener: std::net::TcpListener) -> io::Result<Self> {
+        listener.set_nonblocking(true)?;
+        Ok(Listener(TcpListener::from(listener)))
+    }
 }
 
 impl wsway::rt::Listener for Listener {

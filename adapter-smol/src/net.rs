@@ -17,6 +17,11 @@ impl Listener {
             addr.ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no address to bind"))?;
         Async::<TcpListener>::bind(addr).map(Listener)
     }
+
+    /// Adopts a listening socket bound elsewhere (inherited, or passed in).
+    pub(crate) fn adopt(listener: TcpListener) -> io::Result<Self> {
+        Async::new(listener).map(Listener)
+    }
 }
 
 impl wsway::rt::Listener for Listener {

@@ -15,6 +15,12 @@ impl Listener {
     pub(crate) async fn bind(addr: impl tokio::net::ToSocketAddrs) -> io::Result<Self> {
         TcpListener::bind(addr).await.map(Listener)
     }
+
+    /// Adopts a listening socket bound elsewhere (inherited, or passed in).
+    pub(crate) fn adopt(listener: std::net::TcpListener) -> io::Result<Self> {
+        listener.set_nonblocking(true)?;
+        TcpListener::from_std(listener).map(Listener)
+    }
 }
 
 impl wsway::rt::Listener for Listener {

@@ -109,6 +109,7 @@
 
 #![warn(missing_docs)]
 
+mod activation;
 mod app;
 mod auth;
 mod body;
@@ -140,6 +141,7 @@ mod socket;
 mod throttle;
 mod timer;
 
+pub use activation::inherited_listener;
 pub use app::{App, CLIENT_JS, WsRoute};
 pub use auth::{Bearer, TOKEN_PROTOCOL_PREFIX, Verify};
 pub use body::{Body, Html, IntoResponse, Response, StatusCode, text};

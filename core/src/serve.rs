@@ -5,6 +5,7 @@ use std::convert::Infallible;
 use std::future::{Future, poll_fn};
 use std::net::SocketAddr;
 use std::pin::{Pin, pin};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -54,18 +55,20 @@ type Slot = Arc<Mutex<Option<Pending>>>;
 pub(crate) async fn serve_connection(server: Arc<ServerInner>, io: BoxIo, remote: SocketAddr) {
     let task = server.registry.task();
     let slot: Slot = Arc::default();
+    let asked = Arc::new(AtomicBool::new(false));
     let svc = Service {
         server: server.clone(),
         remote,
         slot: slot.clone(),
+        asked: asked.clone(),
     };
     let conn = server.http.serve_connection(HyperIo(io), svc);
     if server.has_ws {
         let conn = conn.with_upgrades();
-        let _ = until_shutdown(&server, conn, |c| c.graceful_shutdown()).await;
+        let _ = until_shutdown(&server, conn, &asked, |c| c.graceful_shutdown()).await;
     } else {
         // No WebSocket route: hyper treats an upgrade request as plain HTTP.
-        let _ = until_shutdown(&server, conn, |c| c.graceful_shutdown()).await;
+        let _ = until_shutdown(&server, conn, &asked, |c| c.graceful_shutdown()).await;
         return;
     }
     let pending = slot.lock().unwrap_or_else(|e| e.into_inner()).take();
@@ -79,22 +82,43 @@ pub(crate) async fn serve_connection(server: Arc<ServerInner>, io: BoxIo, remote
     }
 }
 
+/// How long a connection accepted but not yet asked anything may wait for
+/// its request once shutdown starts: its client is usually mid-send, and is
+/// owed an answer (a 503 for an upgrade) rather than a dropped socket.
+const FIRST_REQUEST_GRACE: Duration = Duration::from_secs(1);
+
 /// Drives an HTTP connection; once shutdown starts, asks it to finish the
-/// request in flight and close.
+/// request in flight and close. A connection that has not received its
+/// first request yet (`asked` is false) gets [`FIRST_REQUEST_GRACE`] to
+/// receive it first: hyper would close it unanswered.
 async fn until_shutdown<C: Future>(
     server: &ServerInner,
     conn: C,
+    asked: &AtomicBool,
     graceful: impl Fn(Pin<&mut C>),
 ) -> C::Output {
     let mut conn = pin!(conn);
     let mut stop = pin!(server.registry.shutting_down.wait());
-    let mut stopping = false;
+    let mut grace: Option<crate::runtime::BoxSleep> = None;
+    let mut closing = false;
     poll_fn(|cx| {
-        if !stopping && stop.as_mut().poll(cx).is_ready() {
-            stopping = true;
-            graceful(conn.as_mut());
+        if grace.is_none() && stop.as_mut().poll(cx).is_ready() {
+            grace = Some(server.rt.sleep(FIRST_REQUEST_GRACE));
         }
-        conn.as_mut().poll(cx)
+        loop {
+            if let Some(timer) = grace.as_mut().filter(|_| !closing) {
+                if asked.load(Ordering::Acquire) || timer.as_mut().poll(cx).is_ready() {
+                    closing = true;
+                    graceful(conn.as_mut());
+                }
+            }
+            let polled = conn.as_mut().poll(cx);
+            // The request may have arrived during that poll: close after it.
+            if polled.is_pending() && grace.is_some() && !closing && asked.load(Ordering::Acquire) {
+                continue;
+            }
+            return polled;
+        }
     })
     .await
 }
@@ -150,6 +174,8 @@ struct Service {
     server: Arc<ServerInner>,
     remote: SocketAddr,
     slot: Slot,
+    /// Set once a request has arrived on the connection.
+    asked: Arc<AtomicBool>,
 }
 
 impl hyper::service::Service<hyper::Request<Incoming>> for Service {
@@ -161,6 +187,7 @@ impl hyper::service::Service<hyper::Request<Incoming>> for Service {
         let server = self.server.clone();
         let remote = self.remote;
         let slot = self.slot.clone();
+        self.asked.store(true, Ordering::Release);
         Box::pin(async move { Ok(dispatch(&server, req, remote, &slot).await) })
     }
 }
@@ -201,6 +228,19 @@ async fn dispatch(
     }
 }
 
+/// An upgrade that arrives once the drain has started: this process will
+/// not take it, another one (after the restart) will.
+fn draining() -> Response {
+    let mut res = text(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "the server is restarting; retry shortly",
+    );
+    let headers = res.headers_mut();
+    headers.insert(header::RETRY_AFTER, http::HeaderValue::from_static("1"));
+    headers.insert(header::CONNECTION, http::HeaderValue::from_static("close"));
+    res
+}
+
 async fn fallback(app: &App, req: Request) -> Response {
     match &app.fallback {
         Some(f) => f.call(req).await,
@@ -217,6 +257,9 @@ async fn upgrade(
     params: RawParams,
     slot: &Slot,
 ) -> Response {
+    if server.registry.shutting_down.is_fired() {
+        return draining();
+    }
     let hs = match handshake::check(&head.method, head.version, &head.headers) {
         Ok(hs) => hs,
         Err(res) => return res,

@@ -85,7 +85,9 @@ impl Args {
     }
 }
 
-/// Serves `app` on 127.0.0.1 with the runtime and port from the command line,
+/// Serves `app` on 127.0.0.1 with the runtime and port from the command line
+/// (or on the socket systemd socket activation passed, when `LISTEN_FDS`
+/// is set),
 /// prints `listening on 127.0.0.1:PORT` once it accepts, and returns after a
 /// graceful shutdown (SIGTERM or SIGINT).
 pub fn run(app: App, default_port: u16) -> ExitCode {
@@ -96,15 +98,32 @@ pub fn run(app: App, default_port: u16) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let addr = format!("127.0.0.1:{}", args.port);
+    // A socket passed by systemd (or a restart harness) wins over --port:
+    // it stays open across restarts, so no connect is refused.
+    let bind = match wsway::inherited_listener() {
+        Ok(Some(listener)) => Bind::Socket(listener),
+        Ok(None) => Bind::Address(format!("127.0.0.1:{}", args.port)),
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let result = match args.runtime.as_str() {
-        "tokio" => run_tokio(app, &args, &addr),
-        "smol" => smol::block_on(serve_until_stopped(app, &args, |server| {
-            wsway_smol::start(server, &*addr)
+        "tokio" => run_tokio(app, &args, bind),
+        "smol" => smol::block_on(serve_until_stopped(app, &args, |server| async move {
+            match bind {
+                Bind::Address(addr) => wsway_smol::start(server, &*addr).await,
+                Bind::Socket(listener) => wsway_smol::start_on(server, listener),
+            }
         })),
-        "async-std" => async_std::task::block_on(serve_until_stopped(app, &args, |server| {
-            wsway_async_std::start(server, &*addr)
-        })),
+        "async-std" => {
+            async_std::task::block_on(serve_until_stopped(app, &args, |server| async move {
+                match bind {
+                    Bind::Address(addr) => wsway_async_std::start(server, &*addr).await,
+                    Bind::Socket(listener) => wsway_async_std::start_on(server, listener),
+                }
+            }))
+        }
         other => Err(std::io::Error::other(format!(
             "unknown runtime `{other}`: use tokio, async-std or smol"
         ))),
@@ -118,13 +137,22 @@ pub fn run(app: App, default_port: u16) -> ExitCode {
     }
 }
 
-fn run_tokio(app: App, args: &Args, addr: &str) -> std::io::Result<()> {
+/// Where to serve: an address to bind, or a socket already listening.
+enum Bind {
+    Address(String),
+    Socket(std::net::TcpListener),
+}
+
+fn run_tokio(app: App, args: &Args, bind: Bind) -> std::io::Result<()> {
     // The multi-thread builder honours TOKIO_WORKER_THREADS.
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    rt.block_on(serve_until_stopped(app, args, |server| {
-        wsway_tokio::start(server, addr)
+    rt.block_on(serve_until_stopped(app, args, |server| async move {
+        match bind {
+            Bind::Address(addr) => wsway_tokio::start(server, &*addr).await,
+            Bind::Socket(listener) => wsway_tokio::start_on(server, listener),
+        }
     }))
 }
 

@@ -315,11 +315,40 @@ impl Example {
 
     /// As [`spawn`](Self::spawn), with more arguments (`--redis URL`).
     pub fn spawn_with(bin: &str, rt: Runtime, extra: &[&str]) -> Example {
-        use std::io::{BufRead, BufReader};
-        use std::process::{Command, Stdio};
-        let mut child = Command::new(bin)
+        let mut cmd = std::process::Command::new(bin);
+        cmd.args(["--port", "0", "--runtime", rt.name()])
+            .args(extra);
+        Self::spawn_command(cmd)
+    }
+
+    /// As [`spawn_with`](Self::spawn_with), serving the listening socket
+    /// `fd` (which must not be close-on-exec) passed the way systemd
+    /// socket activation passes it: as descriptor 3, with `LISTEN_FDS=1`
+    /// and `LISTEN_PID` set to the example's own pid (bash `exec`s it, so
+    /// `$$` is that pid).
+    pub fn spawn_on_socket(bin: &str, rt: Runtime, fd: i32, extra: &[&str]) -> Example {
+        let dup = if fd == 3 {
+            String::new()
+        } else {
+            format!("exec 3<&{fd} {fd}<&-; ")
+        };
+        let mut cmd = std::process::Command::new("bash");
+        cmd.arg("-c")
+            .arg(format!(
+                "{dup}export LISTEN_PID=$$ LISTEN_FDS=1; exec \"$@\""
+            ))
+            .arg("bash")
+            .arg(bin)
             .args(["--port", "0", "--runtime", rt.name()])
-            .args(extra)
+            .args(extra);
+        Self::spawn_command(cmd)
+    }
+
+    /// Runs `cmd` and waits for its `listening on` line.
+    pub fn spawn_command(mut cmd: std::process::Command) -> Example {
+        use std::io::{BufRead, BufReader};
+        use std::process::Stdio;
+        let mut child = cmd
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
