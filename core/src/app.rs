@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
 use std::time::Duration;
 
-use crate::body::{IntoResponse, Response};
+use crate::body::{IntoResponse, Response, StatusCode};
 use crate::connection::{self, Start};
 use crate::group::Group;
 use crate::handler::Handler;
@@ -42,6 +42,8 @@ pub struct App {
     pub(crate) topics: Topics,
     /// Middleware every route runs first.
     pub(crate) middleware: Stack,
+    /// False once shutdown starts: what [`App::readyz`] reports.
+    pub(crate) readiness: Arc<crate::drain::Readiness>,
 }
 
 impl Default for App {
@@ -57,6 +59,8 @@ pub(crate) struct Entry {
     pub(crate) get: Option<Arc<dyn HttpHandler>>,
     /// The enclosing groups' middleware, outermost first.
     pub(crate) middleware: Stack,
+    /// A health probe: answered without running any middleware.
+    pub(crate) probe: bool,
 }
 
 pub(crate) struct WsEntry {
@@ -81,6 +85,7 @@ impl App {
             http: HttpLimits::default(),
             topics: Topics::default(),
             middleware: Stack::new(),
+            readiness: Arc::default(),
         }
     }
 
@@ -184,6 +189,52 @@ impl App {
         match self.router.entry(path, Entry::default) {
             Ok(entry) => entry.get = Some(Arc::new(FnHandler(handler))),
             Err(e) => panic!("{e}"),
+        }
+        self
+    }
+
+    /// A liveness probe at `path`: `200 ok` for as long as the process
+    /// serves HTTP, draining included (a restart is not a failure). It runs
+    /// no middleware, so a probe needs no credentials.
+    ///
+    /// ```
+    /// let mut app = wsway::App::new();
+    /// app.livez("/livez").readyz("/readyz");
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// As [`App::get`].
+    pub fn livez(&mut self, path: &str) -> &mut Self {
+        self.probe(path, |_| (StatusCode::OK, "ok"))
+    }
+
+    /// A readiness probe at `path`: `200 ready` until shutdown starts, then
+    /// `503 draining` at once, through the
+    /// [pre-drain delay](crate::Server::pre_drain_delay) and the drain, so
+    /// a load balancer stops sending new clients. No middleware runs.
+    ///
+    /// # Panics
+    ///
+    /// As [`App::get`].
+    pub fn readyz(&mut self, path: &str) -> &mut Self {
+        self.probe(path, |ready| {
+            if ready {
+                (StatusCode::OK, "ready")
+            } else {
+                (StatusCode::SERVICE_UNAVAILABLE, "draining")
+            }
+        })
+    }
+
+    fn probe(&mut self, path: &str, answer: fn(bool) -> (StatusCode, &'static str)) -> &mut Self {
+        let readiness = self.readiness.clone();
+        self.get(path, move |_req| {
+            let (status, body) = answer(readiness.is_ready());
+            async move { crate::body::text(status, body) }
+        });
+        if let Ok(entry) = self.router.entry(path, Entry::default) {
+            entry.probe = true;
         }
         self
     }

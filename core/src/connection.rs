@@ -216,8 +216,9 @@ struct Driver<H: Handler> {
     pinged: bool,
     /// The count against the route's rate limit, when it has one.
     rate: Option<Box<RateCount>>,
-    // Held for their `Drop`: leaving the registry, then the task count.
-    _registration: Registration,
+    // Held for their `Drop` (leaving the registry, then the task count);
+    // the registration also knows the drain's close.
+    registration: Registration,
     _task: TaskGuard,
 }
 
@@ -261,7 +262,7 @@ pub(crate) fn run<H: Handler>(
         reads_since_flush: 0,
         pinged: false,
         rate: None,
-        _registration: registration,
+        registration,
         _task: task,
     };
     Box::pin(driver.run())
@@ -458,7 +459,9 @@ impl<H: Handler> Driver<H> {
                 if grace.as_mut().poll(cx).is_ready() {
                     self.shutdown_seen = true;
                     self.shutdown_grace = None;
-                    self.begin_close(CloseCode::GOING_AWAY, "server shutting down");
+                    let (code, reason) = self.registration.drain_close();
+                    let reason = reason.to_owned();
+                    self.begin_close(code, &reason);
                 }
             }
 

@@ -19,6 +19,8 @@ pub(crate) struct Registry {
     pub(crate) shutting_down: Trigger,
     /// Fired whenever `tasks` drops to zero.
     pub(crate) idle: event_listener::Event,
+    /// The close a drain sends: set once, when the server starts.
+    pub(crate) drain_close: std::sync::OnceLock<(crate::message::CloseCode, String)>,
 }
 
 /// A reserved WebSocket slot; frees it (and the route's) when dropped.
@@ -39,6 +41,20 @@ pub(crate) struct Registration {
     registry: Arc<Registry>,
     id: u64,
     _slot: Reservation,
+}
+
+impl Registration {
+    /// The code and reason this connection closes with when the server
+    /// drains.
+    pub(crate) fn drain_close(&self) -> (crate::message::CloseCode, &str) {
+        match self.registry.drain_close.get() {
+            Some((code, reason)) => (*code, reason),
+            None => (
+                crate::message::CloseCode::GOING_AWAY,
+                "server shutting down",
+            ),
+        }
+    }
 }
 
 impl Drop for Registration {
@@ -147,8 +163,9 @@ impl Registry {
     }
 
     /// Asks every connection to flush and close with 1001.
-    pub(crate) fn shutdown_all(&self) {
-        self.each(Shared::shutdown);
+    /// Every open WebSocket, for a drain to close.
+    pub(crate) fn connections(&self) -> Vec<Arc<Shared>> {
+        self.lock().values().cloned().collect()
     }
 
     /// Drops every connection still open.

@@ -212,6 +212,9 @@ async fn dispatch(
     let mut req = Request::new(head, remote, params);
     match &entry.get {
         Some(get) if matches!(*req.method(), Method::GET | Method::HEAD) => {
+            if entry.probe {
+                return get.call(req).await;
+            }
             let stacks = [&app.middleware, &entry.middleware];
             match middleware::run(&stacks, &mut req).await {
                 Ok(()) => get.call(req).await,

@@ -5,13 +5,15 @@ use std::future::{Future, poll_fn};
 use std::io;
 use std::net::SocketAddr;
 use std::pin::pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::Poll;
 use std::time::Duration;
 
 use crate::app::App;
+use crate::drain::{self, DrainPlan, Readiness};
 use crate::io::Io;
-use crate::message::Message;
+use crate::message::{CloseCode, Message};
 use crate::pubsub::{Published, Topics};
 use crate::registry::Registry;
 use crate::runtime::{HyperTimer, Rt, Runtime};
@@ -37,6 +39,7 @@ pub struct Server {
     shutdown_timeout: Duration,
     signals: bool,
     connection_limit: Option<usize>,
+    drain: DrainPlan,
 }
 
 impl From<App> for Server {
@@ -53,7 +56,43 @@ impl Server {
             shutdown_timeout: Duration::from_secs(10),
             signals: true,
             connection_limit: None,
+            drain: DrainPlan::default(),
         }
+    }
+
+    /// After SIGTERM (or [`ServerHandle::shutdown`]), how long to keep
+    /// accepting and serving as usual before the drain starts, with
+    /// [`App::readyz`] already answering 503: the time a load balancer
+    /// needs to take the process out of rotation. Default: 0.
+    pub fn pre_drain_delay(mut self, delay: Duration) -> Self {
+        self.drain.pre_delay = delay;
+        self
+    }
+
+    /// The close code a drain sends. Default: 1001 (Going Away); 1012
+    /// (Service Restart) is the usual choice for a restart. `wsway.js`
+    /// reconnects after either.
+    pub fn drain_close_code(mut self, code: impl Into<CloseCode>) -> Self {
+        self.drain.code = code.into();
+        self
+    }
+
+    /// Connections are closed in batches spread evenly over this window
+    /// (at most half the [shutdown timeout](Self::shutdown_timeout)), so
+    /// their reconnects do not all land on the next process at once.
+    /// Zero closes them all at once. Default: 2 s.
+    pub fn drain_window(mut self, window: Duration) -> Self {
+        self.drain.window = window;
+        self
+    }
+
+    /// The reconnect hint a drain's close carries (`retry-in=<ms>` in its
+    /// reason): `wsway.js` waits a random time within it before
+    /// reconnecting, so clients closed in the same batch spread out.
+    /// Default: 5 s.
+    pub fn reconnect_window(mut self, window: Duration) -> Self {
+        self.drain.reconnect_window = window;
+        self
     }
 
     /// How long a graceful shutdown waits for connections to flush and finish
@@ -95,6 +134,7 @@ impl Server {
             shutdown_timeout,
             signals,
             connection_limit,
+            drain,
         } = self;
         let local_addr = listener.local_addr()?;
         app.freeze();
@@ -108,7 +148,9 @@ impl Server {
             http.max_headers(app.http.max_headers);
         }
         let registry = Arc::new(Registry::default());
+        let _ = registry.drain_close.set((drain.code, drain.reason()));
         let topics = app.topics.clone();
+        let readiness = app.readiness.clone();
         let tick = crate::serve::sweep_tick(&app);
         let inner = Arc::new(ServerInner {
             connection_limit,
@@ -126,6 +168,11 @@ impl Server {
                 topics,
                 done: Trigger::default(),
                 signals: Mutex::new(None),
+                rt: rt.clone(),
+                readiness,
+                drain,
+                deadline: shutdown_timeout,
+                drain_begun: AtomicBool::new(false),
             }),
         };
         #[cfg(unix)]
@@ -277,6 +324,11 @@ struct HandleState {
     done: Trigger,
     #[cfg_attr(not(unix), allow(dead_code))]
     signals: Mutex<Option<signal_hook::iterator::Handle>>,
+    rt: Rt,
+    readiness: Arc<Readiness>,
+    drain: DrainPlan,
+    deadline: Duration,
+    drain_begun: AtomicBool,
 }
 
 impl std::fmt::Debug for ServerHandle {
@@ -320,21 +372,50 @@ impl ServerHandle {
         self.state.registry.websockets()
     }
 
-    /// Starts a graceful shutdown and returns at once: stop accepting, keep
-    /// handling what each connection receives for a 50 ms grace (messages in
-    /// flight at the signal get answered), flush its queue, send Close 1001, wait for the closing
-    /// handshakes up to the shutdown timeout, terminate the rest. Await
-    /// [`stopped`](Self::stopped) for the end.
+    /// Starts a graceful shutdown and returns at once. [`App::readyz`]
+    /// answers 503 from now on. After the
+    /// [pre-drain delay](Server::pre_drain_delay) (none by default) the
+    /// drain starts: stop accepting (an upgrade already on its way gets 503
+    /// with `Retry-After`), and close the connections in batches over the
+    /// [drain window](Server::drain_window). Each keeps handling what it
+    /// receives for a 50 ms grace (messages in flight get answered),
+    /// flushes its queue, and sends the
+    /// [drain close](Server::drain_close_code) with the reconnect hint.
+    /// The closing handshakes get the shutdown timeout; the rest are
+    /// terminated. Await [`stopped`](Self::stopped) for the end.
     pub fn shutdown(&self) {
-        let registry = &self.state.registry;
+        let state = &self.state;
+        if !state.readiness.drain() {
+            return;
+        }
+        if state.drain.pre_delay.is_zero() {
+            self.begin_drain();
+            return;
+        }
+        let handle = self.clone();
+        let delay = state.rt.sleep(state.drain.pre_delay);
+        state.rt.spawn(Box::pin(async move {
+            delay.await;
+            handle.begin_drain();
+        }));
+    }
+
+    fn begin_drain(&self) {
+        let state = &self.state;
+        if state.drain_begun.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let registry = &state.registry;
         registry.shutting_down.fire();
-        registry.shutdown_all();
+        let window = state.drain.window_within(state.deadline);
+        drain::spread(&state.rt, registry.connections(), window);
     }
 
     /// Drops every connection at once, without close frames (their `close`
     /// callbacks still run), and stops the server.
     pub fn terminate(&self) {
-        self.shutdown();
+        self.state.readiness.drain();
+        self.begin_drain();
         self.state.registry.terminate_all();
     }
 

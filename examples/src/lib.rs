@@ -24,6 +24,9 @@ pub struct Args {
     /// renews its presence entries (default 5 s: a crashed process's
     /// members disappear within three heartbeats).
     pub presence_heartbeat: Option<std::time::Duration>,
+    /// `--pre-drain-delay SECONDS`: after SIGTERM, keep serving this long
+    /// (with `/readyz` answering 503) before the drain starts. Default 0.
+    pub pre_drain_delay: std::time::Duration,
 }
 
 impl Args {
@@ -54,6 +57,7 @@ impl Args {
         let mut runtime = "tokio".to_owned();
         let mut redis = None;
         let mut presence_heartbeat = None;
+        let mut pre_drain_delay = std::time::Duration::ZERO;
         let mut it = args.into_iter();
         while let Some(arg) = it.next() {
             match arg.as_str() {
@@ -69,8 +73,16 @@ impl Args {
                 }
                 "-h" | "--help" => {
                     return Err("options: [--port N | N] [--runtime tokio|async-std|smol] \
-                         [--redis URL [--presence-heartbeat MS]]"
+                         [--redis URL [--presence-heartbeat MS]] [--pre-drain-delay SECONDS]"
                         .into());
+                }
+                "--pre-drain-delay" => {
+                    let secs = it.next().ok_or("--pre-drain-delay needs seconds")?;
+                    pre_drain_delay = secs
+                        .parse::<f64>()
+                        .ok()
+                        .and_then(|s| std::time::Duration::try_from_secs_f64(s).ok())
+                        .ok_or_else(|| format!("invalid delay `{secs}`: seconds, 0 or more"))?;
                 }
                 other if other.parse::<u16>().is_ok() => port = port_of(other)?,
                 other => return Err(format!("unknown argument `{other}`")),
@@ -81,6 +93,7 @@ impl Args {
             runtime,
             redis,
             presence_heartbeat,
+            pre_drain_delay,
         })
     }
 }
@@ -172,7 +185,11 @@ where
         app.backplane(backplane);
         println!("sharing topics through Redis");
     }
-    let handle = start(Server::new(app)).await?;
+    // Probes for a process manager or a load balancer: /readyz turns 503
+    // as soon as SIGTERM arrives.
+    app.livez("/livez").readyz("/readyz");
+    let server = Server::new(app).pre_drain_delay(args.pre_drain_delay);
+    let handle = start(server).await?;
     println!("listening on {}", handle.local_addr());
     handle.stopped().await;
     Ok(())
@@ -215,5 +232,12 @@ mod tests {
             Some(std::time::Duration::from_millis(250))
         );
         assert!(parse(&["--presence-heartbeat", "0"], None).is_err());
+        assert_eq!(
+            parse(&["--pre-drain-delay", "1.5"], None)
+                .unwrap()
+                .pre_drain_delay,
+            std::time::Duration::from_millis(1500)
+        );
+        assert!(parse(&["--pre-drain-delay", "-1"], None).is_err());
     }
 }

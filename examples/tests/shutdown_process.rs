@@ -42,7 +42,7 @@ runtime_tests! {
         }))
         .await;
         for (code, reason) in outcomes {
-            assert_eq!((code, reason.as_str()), (1001, "server shutting down"));
+            assert_eq!((code, reason.as_str()), (1001, "server shutting down; retry-in=5000"));
         }
         eprintln!("{CLIENTS} clients closed with 1001 {:?} after SIGTERM", signalled.elapsed());
         let status = example.wait_exit(Duration::from_secs(9));
