@@ -41,6 +41,12 @@ export function connect(url, options) {
  *   with a code from 4000 to 4999 (an app's "go away", such as 4001 for a
  *   revoked session) or 1008 never reconnects.
  * - `minDelay` / `maxDelay`: the backoff range in ms (default 250 / 10000).
+ *   The backoff starts over only after a connection has stayed up for
+ *   `stableAfter` ms (default 5000), so a server that accepts and drops at
+ *   once is not hammered.
+ * - A close whose reason carries `retry-in=<ms>` (a draining wsway server
+ *   sends it, with 1001 or 1012) is followed by one reconnect at a random
+ *   moment within that window, so a whole server's clients spread out.
  *
  * Lifecycle events, through `on`: `connect`, `disconnect` ({code, reason}),
  * and `error` (an `EventError` the server sent for no call in particular).
@@ -48,12 +54,13 @@ export function connect(url, options) {
 export class Socket {
   constructor(url, options = {}) {
     this.url = toWebSocketUrl(url);
-    this.options = { timeout: 10000, reconnect: true, minDelay: 250, maxDelay: 10000, ...options };
+    this.options = { timeout: 10000, reconnect: true, minDelay: 250, maxDelay: 10000, stableAfter: 5000, ...options };
     this.listeners = new Map();
     this.queue = []; // calls waiting for the connection: {id, text}
     this.pending = new Map(); // id -> {resolve, reject, timer, sent}
     this.nextId = 1;
     this.attempt = 0;
+    this.openedAt = 0;
     this.closed = false;
     this.ws = null;
     checkToken(options.token);
@@ -118,7 +125,7 @@ export class Socket {
     const ws = new WebSocket(this.url, protocols);
     this.ws = ws;
     ws.onopen = () => {
-      this.attempt = 0;
+      this.openedAt = Date.now();
       const queued = this.queue;
       this.queue = [];
       for (const q of queued) this.transmit(q.id, q.text);
@@ -130,14 +137,22 @@ export class Socket {
       this.ws = null;
       // Calls already sent will never be answered on a new connection.
       this.failPending("disconnected", "the connection dropped before the reply", (p) => p.sent);
-      this.fire("disconnect", { code: e.code, reason: e.reason });
+      if (this.openedAt && Date.now() - this.openedAt >= this.options.stableAfter) this.attempt = 0;
+      this.openedAt = 0;
+      const retryIn = retryWindow(e.reason);
+      this.fire("disconnect", { code: e.code, reason: e.reason, retryIn });
       const final = (e.code >= 4000 && e.code <= 4999) || e.code === 1008;
-      if (!this.closed && this.options.reconnect && !final) this.scheduleReconnect();
+      if (!this.closed && this.options.reconnect && !final) this.scheduleReconnect(retryIn);
       else if (final) this.closed = true;
     };
   }
 
-  scheduleReconnect() {
+  scheduleReconnect(retryIn) {
+    if (retryIn !== undefined) {
+      // The server said when to come back: anywhere in its window.
+      this.retry = setTimeout(() => this.open(), Math.random() * retryIn);
+      return;
+    }
     const { minDelay, maxDelay } = this.options;
     const base = Math.min(maxDelay, minDelay * 2 ** this.attempt++);
     const delay = base / 2 + (Math.random() * base) / 2; // jitter spreads a herd of reconnects
@@ -212,4 +227,10 @@ function toWebSocketUrl(url) {
   if (u.protocol === "http:") u.protocol = "ws:";
   if (u.protocol === "https:") u.protocol = "wss:";
   return u.href;
+}
+
+/** The reconnect window a close reason carries (`retry-in=<ms>`), if any. */
+function retryWindow(reason) {
+  const m = /(?:^|[;\s])retry-in=(\d{1,9})(?:$|[;\s])/.exec(reason || "");
+  return m ? Number(m[1]) : undefined;
 }

@@ -230,7 +230,39 @@ try {
     window.setTimeout = realSetTimeout;
     return { backoff, emitTimeout, slow };
   });
+  // Short-lived connections do not reset the backoff (two drops in a row
+  // wait 250- then 500-based delays), and a drain's close is followed by
+  // one reconnect within its retry-in window (random 0.5 of 3000 ms).
+  const restarts = await fresh.evaluate(async () => {
+    const { connect } = await import("/wsway.js");
+    const asked = [];
+    const realSetTimeout = window.setTimeout;
+    window.setTimeout = (fn, ms) => {
+      asked.push(ms);
+      // Reconnect delays fire at once; emit timeouts (10 s) stay real.
+      return realSetTimeout(fn, ms === 10000 ? ms : 0);
+    };
+    Math.random = () => 0.5;
+    const codes = [];
+    const s = connect("/t/events", { token: "good" });
+    s.on("disconnect", (d) => codes.push([d.code, d.retryIn ?? null]));
+    await s.emit("echo", 0);
+    for (let i = 0; i < 2; i++) {
+      await s.emit("drop").catch(() => {});
+      await s.emit("echo", i);
+    }
+    s.send("drain");
+    await new Promise((resolve) => s.on("connect", resolve));
+    await s.emit("echo", 3);
+    s.close();
+    window.setTimeout = realSetTimeout;
+    // What is left once the emit timeouts (10 s each) are set aside.
+    return { delays: asked.filter((ms) => ms !== 10000), codes };
+  });
   await fresh.context().close();
+  assert.deepEqual(restarts.delays, [187.5, 375, 1500], "backoff kept across short connections; drain hint honoured");
+  assert.deepEqual(restarts.codes, [[1006, null], [1006, null], [1012, 3000]]);
+  check(`wsway.js: backoff resets only after a stable connection; a drain's retry-in spreads the reconnect (${JSON.stringify(restarts)})`);
   // Bases 250 doubling to the 10000 cap; a delay is base/2 + random * base/2.
   assert.deepEqual(defaults.backoff, [125, 500, 750, 1000, 4000, 6000, 5000, 10000], "default backoff 250..10000 ms");
   assert.deepEqual(defaults.emitTimeout, [10000], "default emit timeout 10 s");

@@ -44,6 +44,11 @@ fn app() -> App {
         ws.close(code, "asked to")?;
         Ok(())
     });
+    // What a draining server sends: a restart with the reconnect hint.
+    events.on("drain", |ws, (): ()| -> Result<(), EventError> {
+        ws.close(1012, "server shutting down; retry-in=3000")?;
+        Ok(())
+    });
     // "good" is the tester; "good-N" (what a token function returns) is N.
     let verify = |token: String| async move {
         match token.strip_prefix("good") {
@@ -99,6 +104,6 @@ runtime_tests! {
         let stderr = String::from_utf8_lossy(&out.stderr);
         println!("{stdout}{stderr}");
         assert!(out.status.success(), "the browser script failed ({}):\n{stdout}\n{stderr}", out.status);
-        assert_eq!(stdout.matches("ok: ").count(), 8, "every check ran:\n{stdout}");
+        assert_eq!(stdout.matches("ok: ").count(), 9, "every check ran:\n{stdout}");
     }
 }
