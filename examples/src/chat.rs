@@ -1,6 +1,9 @@
 //! Chat rooms on the event layer, with a browser page that uses `wsway.js`.
 //!
 //! - `GET /login?name=ann` hands out a token (a demo: any name is accepted).
+//!   Tokens are signed with `$CHAT_SECRET`: every process of the deployment
+//!   accepts them, the one started after a restart included, so the page
+//!   reconnects into its room by itself.
 //! - `/chat/:room` takes the token as the `bearer.<token>` subprotocol,
 //!   which is what `wsway.js` sends; without a valid one the upgrade is a 401.
 //! - Events from the client: `chat:send` `{"text"}` → ack `{"sent": n}`;
@@ -10,10 +13,12 @@
 //!   whole room `chat:message` `{"name", "text"}`, `chat:join` / `chat:leave`
 //!   `{"name"}`.
 
-use std::collections::HashMap;
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use sha1::{Digest, Sha1};
 
 use serde::{Deserialize, Serialize};
 use wsway::{
@@ -24,10 +29,14 @@ use wsway::{
 /// Longest message, in characters.
 const MAX_TEXT: usize = 500;
 
-/// Signed-in users by token. A real app keeps sessions in a store and
-/// issues tokens after checking a password; the demo takes any name.
-#[derive(Clone, Default)]
-struct Sessions(Arc<Mutex<HashMap<String, Member>>>);
+/// Sign-in tokens that every process of the deployment accepts, the one
+/// started after a restart included: `name.expiry.mac`, an HMAC-SHA1 over
+/// the name and expiry with a secret shared through `CHAT_SECRET`. Without
+/// it, each process makes up its own secret and its tokens die with it.
+#[derive(Clone)]
+struct Tokens {
+    key: Arc<[u8]>,
+}
 
 /// Who a connection belongs to: the verified identity `Bearer` attaches.
 #[derive(Clone, Debug, Serialize)]
@@ -35,23 +44,96 @@ struct Member {
     name: String,
 }
 
-impl Sessions {
-    fn login(&self, name: String) -> String {
-        // Unguessable enough for a demo: two randomly keyed hashes.
-        let token = format!(
-            "{:016x}{:016x}",
-            RandomState::new().hash_one(&name),
-            RandomState::new().hash_one(&name)
-        );
-        let mut sessions = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        sessions.insert(token.clone(), Member { name });
-        token
+/// How long a token is valid.
+const TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 60 * 60);
+
+impl Tokens {
+    fn from_env() -> Tokens {
+        match std::env::var("CHAT_SECRET") {
+            Ok(secret) if !secret.is_empty() => Tokens::new(secret.as_bytes()),
+            _ => {
+                eprintln!(
+                    "chat: CHAT_SECRET is not set; sign-ins will not survive a restart \
+                     or work on another process"
+                );
+                let random: Vec<u8> = (0..4)
+                    .flat_map(|_| RandomState::new().hash_one(0u8).to_le_bytes())
+                    .collect();
+                Tokens::new(&random)
+            }
+        }
+    }
+
+    fn new(secret: &[u8]) -> Tokens {
+        Tokens { key: secret.into() }
+    }
+
+    fn issue(&self, name: &str) -> String {
+        let expiry = now_secs() + TOKEN_LIFETIME.as_secs();
+        let body = format!("{}.{expiry}", hex(name.as_bytes()));
+        let mac = hex(&hmac_sha1(&self.key, body.as_bytes()));
+        format!("{body}.{mac}")
     }
 
     fn verify(&self, token: &str) -> Option<Member> {
-        let sessions = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        sessions.get(token).cloned()
+        let (body, mac) = token.rsplit_once('.')?;
+        let expected = hex(&hmac_sha1(&self.key, body.as_bytes()));
+        // Compared in full whatever the first difference: no timing hint.
+        let same = mac.len() == expected.len()
+            && mac
+                .bytes()
+                .zip(expected.bytes())
+                .fold(0, |d, (a, b)| d | (a ^ b))
+                == 0;
+        let (name, expiry) = body.split_once('.')?;
+        if !same || expiry.parse::<u64>().ok()? < now_secs() {
+            return None;
+        }
+        let name = String::from_utf8(unhex(name)?).ok()?;
+        Some(Member { name })
     }
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    if s.len() % 2 != 0 {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+/// HMAC (RFC 2104) over SHA-1, the hash the WebSocket handshake already
+/// brings in.
+fn hmac_sha1(key: &[u8], message: &[u8]) -> [u8; 20] {
+    const BLOCK: usize = 64;
+    let mut k = [0u8; BLOCK];
+    if key.len() > BLOCK {
+        k[..20].copy_from_slice(&Sha1::digest(key));
+    } else {
+        k[..key.len()].copy_from_slice(key);
+    }
+    let pad = |byte: u8| k.map(|b| b ^ byte);
+    let inner = Sha1::new()
+        .chain_update(pad(0x36))
+        .chain_update(message)
+        .finalize();
+    Sha1::new()
+        .chain_update(pad(0x5c))
+        .chain_update(inner)
+        .finalize()
+        .into()
 }
 
 #[derive(Deserialize)]
@@ -160,8 +242,11 @@ fn valid_room(req: &mut Request) -> Result<(), Response> {
 }
 
 /// The chat app: the page at `/`, `wsway.js`, `/login`, rooms at `/chat/:room`.
+///
+/// Sign-in tokens are signed with `$CHAT_SECRET`, so every process started
+/// with the same secret accepts them, across restarts.
 pub fn app() -> App {
-    let sessions = Sessions::default();
+    let sessions = Tokens::from_env();
     let mut app = App::new();
     app.get("/", |_req| async { Html(include_str!("chat.html")) });
     app.serve_client("/wsway.js");
@@ -177,7 +262,7 @@ pub fn app() -> App {
             if name.is_empty() || name.chars().count() > 32 {
                 return text(StatusCode::BAD_REQUEST, "names are 1-32 characters");
             }
-            let token = sessions.login(name);
+            let token = sessions.issue(&name);
             let mut res = serde_json::json!({ "token": token })
                 .to_string()
                 .into_response();
@@ -197,4 +282,39 @@ pub fn app() -> App {
         .middleware(middleware::from_fn(valid_room))
         .middleware(Bearer::protocol(verify));
     app
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hmac_sha1_matches_rfc_2202() {
+        let mac = hmac_sha1(&[0x0b; 20], b"Hi There");
+        assert_eq!(hex(&mac), "b617318655057264e28bc0b6fb378c8ef146be00");
+        let long_key = hmac_sha1(
+            &[0xaa; 80],
+            b"Test Using Larger Than Block-Size Key - Hash Key First",
+        );
+        assert_eq!(hex(&long_key), "aa4ae5e15272d00e95705637ce8a3b55ed402112");
+    }
+
+    #[test]
+    fn tokens_verify_across_instances_with_one_secret_only() {
+        let token = Tokens::new(b"s3cret").issue("Ann Lee");
+        let member = Tokens::new(b"s3cret").verify(&token).expect("same secret");
+        assert_eq!(member.name, "Ann Lee");
+        assert!(Tokens::new(b"other").verify(&token).is_none());
+        let mut forged = token.clone();
+        forged.replace_range(0..2, "42");
+        assert!(Tokens::new(b"s3cret").verify(&forged).is_none());
+        assert!(Tokens::new(b"s3cret").verify("x.y").is_none());
+        assert!(Tokens::new(b"s3cret").verify("").is_none());
+        assert!(
+            token
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'.'),
+            "a subprotocol token"
+        );
+    }
 }

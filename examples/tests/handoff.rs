@@ -109,7 +109,7 @@ runtime_tests! {
         let (socket, addr) = held_socket();
         let fd = socket.as_raw_fd();
         let bin = env!("CARGO_BIN_EXE_echo");
-        let mut a = Example::spawn_on_socket(bin, rt, fd, &[]);
+        let mut a = Example::spawn_on_socket(bin, rt, fd, &[], &[]);
         assert_eq!(a.addr, addr, "A serves the socket it was given, not --port 0");
 
         let probes = Arc::new(Probes::default());
@@ -118,7 +118,7 @@ runtime_tests! {
             let (probes, stop) = (probes.clone(), stop.clone());
             async move {
             echoes(&probes, 20).await;
-            let b = Example::spawn_on_socket(bin, rt, fd, &[]);
+            let b = Example::spawn_on_socket(bin, rt, fd, &[], &[]);
             assert_eq!(b.addr, addr);
             a.signal("-TERM");
             // A stops accepting at once; the socket stays open for B.
@@ -161,6 +161,39 @@ runtime_tests! {
             let stderr = String::from_utf8_lossy(&out.stderr);
             assert!(!out.status.success(), "{redirect}: {stderr}");
             assert!(stderr.contains(says), "{redirect}: {stderr}");
+        }
+    }
+
+    async fn a_chat_sign_in_survives_a_restart(rt) {
+        let (socket, addr) = held_socket();
+        let fd = socket.as_raw_fd();
+        let bin = env!("CARGO_BIN_EXE_chat");
+        let secret = [("CHAT_SECRET", "one deployment")];
+        let mut a = Example::spawn_on_socket(bin, rt, fd, &[], &secret);
+        let token = chat_login(addr, "ann").await;
+        let mut ws = chat_enter(addr, "den", "ann", &token).await;
+        a.signal("-TERM");
+        let b = Example::spawn_on_socket(bin, rt, fd, &[], &secret);
+        let (code, reason) = expect_close(&mut ws).await;
+        assert_eq!(code, 1001);
+        assert!(reason.contains("retry-in="), "{reason}");
+        finish_close(&mut ws).await;
+        let status = within(WAIT, "A to exit", blocking(move || a.wait_exit(Duration::from_secs(10)))).await;
+        assert!(status.success());
+        // The same token, on the process started after the restart.
+        let mut again = chat_enter(addr, "den", "ann", &token).await;
+        let who = call(&mut again, serde_json::json!({"event": "chat:who", "id": 1})).await;
+        assert_eq!(who["data"]["members"], serde_json::json!(["ann"]));
+        drop(b);
+
+        // Another deployment's secret does not take it.
+        let (other_socket, other_addr) = held_socket();
+        let _c = Example::spawn_on_socket(bin, rt, other_socket.as_raw_fd(), &[], &[("CHAT_SECRET", "another")]);
+        let offer = format!("wsway.v1, bearer.{token}");
+        let req = request_with(other_addr, "/chat/den", &[("sec-websocket-protocol", &offer)]);
+        match try_connect(other_addr, req).await {
+            Err(async_tungstenite::tungstenite::Error::Http(res)) => assert_eq!(res.status(), 401),
+            other => panic!("expected a 401, got {other:?}"),
         }
     }
 }

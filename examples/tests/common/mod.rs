@@ -326,7 +326,13 @@ impl Example {
     /// socket activation passes it: as descriptor 3, with `LISTEN_FDS=1`
     /// and `LISTEN_PID` set to the example's own pid (bash `exec`s it, so
     /// `$$` is that pid).
-    pub fn spawn_on_socket(bin: &str, rt: Runtime, fd: i32, extra: &[&str]) -> Example {
+    pub fn spawn_on_socket(
+        bin: &str,
+        rt: Runtime,
+        fd: i32,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Example {
         let dup = if fd == 3 {
             String::new()
         } else {
@@ -340,7 +346,8 @@ impl Example {
             .arg("bash")
             .arg(bin)
             .args(["--port", "0", "--runtime", rt.name()])
-            .args(extra);
+            .args(extra)
+            .envs(env.iter().copied());
         Self::spawn_command(cmd)
     }
 
