@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use async_io::{Async, Timer};
 use async_tungstenite::tungstenite::{self, Message as Frame};
 use common::*;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
 use socket2::{Domain, Socket, Type};
 
 const CLIENTS: usize = 2000;
