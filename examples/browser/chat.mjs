@@ -88,6 +88,19 @@ try {
   await waitForLine(ann, "bob left");
   check("closing a page announces the leave");
 
+  // The server restarts under the open page: it reconnects by itself into
+  // its room, says so, and the user keeps typing.
+  await ann.evaluate(() => fetch("/t/restart"));
+  await waitForLine(ann, "reconnected");
+  await ann.waitForFunction(
+    () => document.getElementById("status").textContent === "in room lobby as ann",
+    null,
+    { timeout: 10_000 },
+  );
+  await say(ann, "after the restart");
+  await waitForLine(ann, "ann: after the restart");
+  check("a server restart: the page reconnects into its room by itself and the user keeps typing");
+
   // wsway.js itself, against /t/events (token "good").
   const results = await ann.evaluate(async () => {
     const { connect } = await import("/wsway.js");

@@ -246,7 +246,16 @@ fn valid_room(req: &mut Request) -> Result<(), Response> {
 /// Sign-in tokens are signed with `$CHAT_SECRET`, so every process started
 /// with the same secret accepts them, across restarts.
 pub fn app() -> App {
-    let sessions = Tokens::from_env();
+    with_tokens(Tokens::from_env())
+}
+
+/// The chat app with its sign-in tokens signed with `secret`, whatever the
+/// environment says: for tests that restart it in one process.
+pub fn app_with_secret(secret: &[u8]) -> App {
+    with_tokens(Tokens::new(secret))
+}
+
+fn with_tokens(sessions: Tokens) -> App {
     let mut app = App::new();
     app.get("/", |_req| async { Html(include_str!("chat.html")) });
     app.serve_client("/wsway.js");

@@ -9,6 +9,8 @@ mod common;
 
 use std::path::Path;
 use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use common::*;
@@ -18,9 +20,14 @@ use wsway::{App, Bearer, EventError, Events};
 #[derive(Clone)]
 struct Tester(String);
 
-/// The chat app, plus `/t/events` for the checks on wsway.js itself.
-fn app() -> App {
-    let mut app = examples::chat::app();
+/// The chat app, plus `/t/events` for the checks on wsway.js itself, and
+/// `/t/restart`, which asks the test to restart the server.
+fn app(restart: Arc<AtomicBool>) -> App {
+    let mut app = examples::chat::app_with_secret(b"the browser test");
+    app.get("/t/restart", move |_req| {
+        restart.store(true, Ordering::Release);
+        async { "restarting" }
+    });
     let mut events = Events::<()>::new();
     events.on("echo", |_ws, data: Value| Ok::<_, EventError>(data));
     events.on("whoami", |ws, (): ()| {
@@ -86,8 +93,17 @@ runtime_tests! {
         if let Err(missing) = prerequisites() {
             panic!("the browser test cannot run: {missing}");
         }
-        let server = rt.start(app()).await;
-        let url = format!("http://{}", server.local_addr());
+        // The socket outlives the server: a restart refuses no connect.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let restart = Arc::new(AtomicBool::new(false));
+        let serve = |listener: &std::net::TcpListener| {
+            let server = wsway::Server::new(app(restart.clone()))
+                .drain_close_code(1012)
+                .reconnect_window(Duration::from_secs(1));
+            rt.start_on(server, listener.try_clone().expect("clone the socket"))
+        };
+        let first = serve(&listener);
+        let url = format!("http://{}", first.local_addr());
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("browser/chat.mjs");
         // The browser runs in its own process; wait for it off the runtime.
         let child = Command::new("node")
@@ -97,13 +113,40 @@ runtime_tests! {
             .stderr(std::process::Stdio::piped())
             .spawn()
             .expect("start node");
-        let out = within(Duration::from_secs(120), "the browser script", blocking(move || child.wait_with_output()))
-            .await
-            .expect("browser script output");
+        let script_done = Arc::new(AtomicBool::new(false));
+        let done = script_done.clone();
+        let browser = async move {
+            let out = blocking(move || child.wait_with_output()).await;
+            done.store(true, Ordering::Release);
+            out
+        };
+        // When the page asks, the server is shut down (its clients closed
+        // with 1012 and a 1 s reconnect hint) and a new one serves the
+        // same socket.
+        let restarter = async {
+            while !restart.load(Ordering::Acquire) && !script_done.load(Ordering::Acquire) {
+                rt.sleep(Duration::from_millis(20)).await;
+            }
+            if restart.load(Ordering::Acquire) {
+                first.shutdown();
+                within(WAIT, "the first server to stop", first.stopped()).await;
+                Some(serve(&listener))
+            } else {
+                None
+            }
+        };
+        let (out, second) = within(
+            Duration::from_secs(120),
+            "the browser script",
+            futures_lite::future::zip(browser, restarter),
+        )
+        .await;
+        assert!(second.is_some(), "the page never asked for the restart");
+        let out = out.expect("browser script output");
         let stdout = String::from_utf8_lossy(&out.stdout);
         let stderr = String::from_utf8_lossy(&out.stderr);
         println!("{stdout}{stderr}");
         assert!(out.status.success(), "the browser script failed ({}):\n{stdout}\n{stderr}", out.status);
-        assert_eq!(stdout.matches("ok: ").count(), 9, "every check ran:\n{stdout}");
+        assert_eq!(stdout.matches("ok: ").count(), 10, "every check ran:\n{stdout}");
     }
 }

@@ -63,6 +63,22 @@ impl Runtime {
         .expect("start")
     }
 
+    /// Starts `server` on a listening socket bound elsewhere (a restart
+    /// test holds it across servers), without signal handling.
+    pub fn start_on(
+        self,
+        server: impl Into<Server>,
+        listener: std::net::TcpListener,
+    ) -> ServerHandle {
+        let server = server.into().handle_signals(false);
+        match self {
+            Runtime::Tokio => wsway_tokio::start_on(server, listener),
+            Runtime::Smol => wsway_smol::start_on(server, listener),
+            Runtime::AsyncStd => wsway_async_std::start_on(server, listener),
+        }
+        .expect("start on the socket")
+    }
+
     /// The name `--runtime` takes.
     pub fn name(self) -> &'static str {
         match self {
