@@ -16,18 +16,6 @@ use async_tungstenite::tungstenite::Message as Frame;
 use common::*;
 use futures_lite::future;
 use futures_util::StreamExt;
-use socket2::{Domain, Socket, Type};
-
-/// A listening socket that child processes inherit.
-fn held_socket() -> (Socket, SocketAddr) {
-    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
-    let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
-    socket.bind(&any.into()).expect("bind");
-    socket.listen(1024).expect("listen");
-    socket.set_cloexec(false).expect("inheritable");
-    let addr = socket.local_addr().unwrap().as_socket().unwrap();
-    (socket, addr)
-}
 
 /// What the prober saw.
 #[derive(Default)]

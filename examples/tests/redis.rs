@@ -14,6 +14,7 @@ use std::time::Duration;
 use async_tungstenite::tungstenite::Message as Frame;
 use common::redis_server::RedisServer;
 use common::*;
+use futures_util::StreamExt;
 use wsway::{Accept, App, Handler, Message, Request, Response, ServerHandle, Ws};
 use wsway_redis::Redis;
 
@@ -234,6 +235,109 @@ async fn presence_in_a_room(a: std::net::SocketAddr, b: std::net::SocketAddr) ->
     assert_eq!(text(&mut bob).await, "back");
     assert_eq!(names(&who(&mut bob).await), ["ann", "bob"]);
     (ann, bob)
+}
+
+/// What one chat member saw across restarts: when it was in the room
+/// (from its welcome to its close), and each message text it got, with
+/// how many times.
+#[derive(Default)]
+struct Seen {
+    spans: Vec<(std::time::Instant, std::time::Instant)>,
+    got: std::collections::HashMap<String, u32>,
+}
+
+/// Counts for the rolling restart of two chat processes.
+#[derive(Default)]
+struct Rolling {
+    refused: std::sync::atomic::AtomicUsize,
+    dropped_upgrades: std::sync::atomic::AtomicUsize,
+    closes: std::sync::Mutex<std::collections::HashMap<u16, usize>>,
+}
+
+/// Enters the chat room through whichever process takes the connection,
+/// retrying a 503 (a draining process) after its Retry-After.
+async fn enter_anyhow(addr: std::net::SocketAddr, token: &str, tally: &Rolling) -> Client {
+    use std::sync::atomic::Ordering::Relaxed;
+    loop {
+        let offer = format!("wsway.v1, bearer.{token}");
+        let req = request_with(addr, "/chat/den", &[("sec-websocket-protocol", &offer)]);
+        match try_connect(addr, req).await {
+            Ok((ws, _)) => return ws,
+            Err(async_tungstenite::tungstenite::Error::Http(res)) if res.status() == 503 => {
+                async_io::Timer::after(Duration::from_secs(1)).await;
+            }
+            Err(async_tungstenite::tungstenite::Error::Io(_)) => {
+                tally.refused.fetch_add(1, Relaxed);
+                async_io::Timer::after(Duration::from_millis(100)).await;
+            }
+            Err(_) => {
+                tally.dropped_upgrades.fetch_add(1, Relaxed);
+                async_io::Timer::after(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+/// A member: in the room until `stop`, reconnecting after each drain
+/// within its retry-in window, as wsway.js does.
+async fn member(
+    i: usize,
+    addr: std::net::SocketAddr,
+    token: String,
+    tally: &Rolling,
+    stop: &std::sync::atomic::AtomicBool,
+) -> Seen {
+    let mut seen = Seen::default();
+    while !stop.load(std::sync::atomic::Ordering::Acquire) {
+        let mut ws = enter_anyhow(addr, &token, tally).await;
+        let mut since = None;
+        let (code, reason) = loop {
+            let next = futures_lite::future::or(async { Some(ws.next().await) }, async {
+                async_io::Timer::after(Duration::from_millis(100)).await;
+                None
+            });
+            match next.await {
+                None if stop.load(std::sync::atomic::Ordering::Acquire) => {
+                    break (1000, String::new());
+                }
+                None => {}
+                Some(Some(Ok(Frame::Text(t)))) => {
+                    let v: serde_json::Value = serde_json::from_str(t.as_str()).unwrap();
+                    match v["event"].as_str() {
+                        Some("chat:welcome") => since = Some(std::time::Instant::now()),
+                        Some("chat:message") => {
+                            *seen
+                                .got
+                                .entry(v["data"]["text"].as_str().unwrap().to_owned())
+                                .or_default() += 1;
+                        }
+                        _ => {}
+                    }
+                }
+                Some(Some(Ok(Frame::Close(Some(f))))) => {
+                    break (u16::from(f.code), f.reason.to_string());
+                }
+                Some(Some(Ok(_))) => {}
+                Some(_) => break (1006, String::new()),
+            }
+        };
+        if let Some(since) = since {
+            seen.spans.push((since, std::time::Instant::now()));
+        }
+        if code == 1000 {
+            let _ = ws.close(None).await;
+            break;
+        }
+        *tally.closes.lock().unwrap().entry(code).or_default() += 1;
+        while let Some(Ok(_)) = ws.next().await {}
+        let window: u64 = reason
+            .split("retry-in=")
+            .nth(1)
+            .and_then(|ms| ms.parse().ok())
+            .unwrap_or(1000);
+        async_io::Timer::after(Duration::from_millis((i as u64 * 7919) % window.max(1))).await;
+    }
+    seen
 }
 
 /// Reads until `want`, returning what came before it.
@@ -540,6 +644,129 @@ runtime_tests! {
             rt.sleep(Duration::from_millis(20)).await;
         }
         eprintln!("a crashed process's member vanished after {:?} (heartbeat {BEAT_MS} ms)", killed.elapsed());
+    }
+
+    #[ignore = "needs redis-server; .ci/run installs it and runs this"]
+    async fn two_chat_processes_behind_one_socket_restart_in_turn(rt) {
+        use std::os::fd::AsRawFd;
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::time::Instant;
+        let redis = RedisServer::start();
+        let url = redis.url();
+        let (socket, addr) = held_socket();
+        let fd = socket.as_raw_fd();
+        let bin = env!("CARGO_BIN_EXE_chat");
+        let secret = [("CHAT_SECRET", "one deployment")];
+        let spawn = || Example::spawn_on_socket(bin, rt, fd, &["--redis", &url], &secret);
+        let mut old = vec![spawn(), spawn()];
+        const MEMBERS: usize = 10;
+        let mut tokens = Vec::new();
+        for i in 0..MEMBERS {
+            tokens.push(chat_login(addr, &format!("m{i}")).await);
+        }
+        let writer_token = chat_login(addr, "writer").await;
+        let tally = Rolling::default();
+        let stop = AtomicBool::new(false);
+        let members = futures_util::future::join_all(
+            tokens.into_iter().enumerate().map(|(i, t)| member(i, addr, t, &tally, &stop)),
+        );
+        // The writer sends a line every 50 ms and notes when each was
+        // sent and acked (the ack comes after the publish).
+        let acked = std::sync::Mutex::new(Vec::<(String, Instant, Instant)>::new());
+        let writer = async {
+            let mut n = 0u32;
+            'connection: while !stop.load(Ordering::Acquire) {
+                let mut ws = enter_anyhow(addr, &writer_token, &tally).await;
+                while !stop.load(Ordering::Acquire) {
+                    let text = format!("line {n}");
+                    n += 1;
+                    let sent = Instant::now();
+                    let call = serde_json::json!({"event": "chat:send", "data": {"text": text}, "id": n});
+                    if ws.send(Frame::text(call.to_string())).await.is_err() {
+                        continue 'connection;
+                    }
+                    loop {
+                        match ws.next().await {
+                            Some(Ok(Frame::Text(t))) => {
+                                let v: serde_json::Value = serde_json::from_str(t.as_str()).unwrap();
+                                if v["id"] == n && v["ok"] == true {
+                                    acked.lock().unwrap().push((text.clone(), sent, Instant::now()));
+                                    break;
+                                }
+                            }
+                            Some(Ok(Frame::Close(_))) | None | Some(Err(_)) => {
+                                while let Some(Ok(_)) = ws.next().await {}
+                                async_io::Timer::after(Duration::from_millis(300)).await;
+                                continue 'connection;
+                            }
+                            Some(Ok(_)) => {}
+                        }
+                    }
+                    async_io::Timer::after(Duration::from_millis(50)).await;
+                }
+                let _ = ws.close(None).await;
+            }
+        };
+        let restarts = async {
+            async_io::Timer::after(Duration::from_secs(2)).await;
+            // One after the other: a new process joins the socket, then
+            // the old one drains.
+            for _ in 0..2 {
+                let next = spawn();
+                let mut leaving = old.remove(0);
+                leaving.signal("-TERM");
+                let (status, leaving) = within(Duration::from_secs(20), "the old process to exit", blocking(move || {
+                    (leaving.wait_exit(Duration::from_secs(11)), leaving)
+                }))
+                .await;
+                assert!(status.success(), "{status:?}: {}", leaving.output());
+                old.push(next);
+                async_io::Timer::after(Duration::from_secs(8)).await;
+            }
+            stop.store(true, Ordering::Release);
+        };
+        let (seen, ((), ())) = within(
+            Duration::from_secs(120),
+            "the rolling restart",
+            // Boxed: async-std polls on the test thread's stack.
+            Box::pin(futures_lite::future::zip(
+                Box::pin(members),
+                futures_lite::future::zip(Box::pin(writer), Box::pin(restarts)),
+            )),
+        )
+        .await;
+
+        let acked = acked.into_inner().unwrap();
+        let closes = tally.closes.lock().unwrap().clone();
+        let refused = tally.refused.load(Ordering::Relaxed);
+        let dropped = tally.dropped_upgrades.load(Ordering::Relaxed);
+        // Every acked line reached, exactly once, every member that was in
+        // the room from before it was sent until well after its ack.
+        let mut owed = 0;
+        let mut missing = Vec::new();
+        for (text, sent, ack) in &acked {
+            for (i, s) in seen.iter().enumerate() {
+                let present = s.spans.iter().any(|(from, to)| from < sent && *to > *ack + Duration::from_secs(1));
+                if present {
+                    owed += 1;
+                    if s.got.get(text).copied() != Some(1) {
+                        missing.push(format!("m{i}: {text} x{:?}", s.got.get(text)));
+                    }
+                }
+            }
+        }
+        let duplicates: usize = seen.iter().flat_map(|s| s.got.values()).filter(|&&c| c > 1).count();
+        eprintln!(
+            "{}: {} lines acked, {owed} deliveries owed, closes {closes:?}, {refused} refused, {dropped} dropped upgrades",
+            rt.name(),
+            acked.len()
+        );
+        assert!(acked.len() > 100, "the writer kept writing through the restarts: {}", acked.len());
+        assert!(missing.is_empty(), "acked lines lost: {missing:?}");
+        assert_eq!(duplicates, 0, "a line delivered twice");
+        assert_eq!((refused, dropped), (0, 0), "connects refused or upgrades dropped");
+        assert!(closes.keys().all(|&c| c == 1001), "closed with {closes:?}");
+        assert!(closes.values().sum::<usize>() >= MEMBERS, "every member was restarted at least once: {closes:?}");
     }
 
     async fn an_example_with_an_unreachable_redis_exits_with_the_reason(rt) {

@@ -18,7 +18,6 @@ use async_io::{Async, Timer};
 use async_tungstenite::tungstenite::{self, Message as Frame};
 use common::*;
 use futures_util::StreamExt;
-use socket2::{Domain, Socket, Type};
 
 const CLIENTS: usize = 2000;
 /// The examples' defaults: closes over 2 s, reconnects within 5 s.
@@ -134,12 +133,7 @@ async fn client(i: usize, addr: SocketAddr, tally: &Tally, signalled: &Mutex<Opt
 }
 
 async fn rolling_restart(rt: Runtime) {
-    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
-    let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
-    socket.bind(&any.into()).expect("bind");
-    socket.listen(4096).expect("listen");
-    socket.set_cloexec(false).expect("inheritable");
-    let addr = socket.local_addr().unwrap().as_socket().unwrap();
+    let (socket, addr) = held_socket();
     let fd = socket.as_raw_fd();
     let bin = env!("CARGO_BIN_EXE_echo");
     let mut a = Example::spawn_on_socket(bin, rt, fd, &[], &[]);

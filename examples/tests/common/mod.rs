@@ -311,6 +311,20 @@ pub async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
     .await
 }
 
+/// A listening socket on 127.0.0.1 that child processes inherit (not
+/// close-on-exec), for [`Example::spawn_on_socket`]; kept open by the test
+/// across the processes that serve it.
+pub fn held_socket() -> (socket2::Socket, SocketAddr) {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
+    let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    socket.bind(&any.into()).expect("bind");
+    socket.listen(4096).expect("listen");
+    socket.set_cloexec(false).expect("inheritable");
+    let addr = socket.local_addr().unwrap().as_socket().unwrap();
+    (socket, addr)
+}
+
 /// An example binary running as its own process, its output captured.
 pub struct Example {
     child: std::process::Child,
