@@ -44,6 +44,11 @@ export function connect(url, options) {
  *   The backoff starts over only after a connection has stayed up for
  *   `stableAfter` ms (default 5000), so a server that accepts and drops at
  *   once is not hammered.
+ * - Pushes on topics that keep history carry `topic` and `pos`; the last
+ *   position per topic is sent on every reconnect (`wsway-resume` in the
+ *   URL), so the server replays what was missed, to the same `on`
+ *   handlers, once and in order. When that is no longer possible the
+ *   server sends `wsway:gap` ({topic}): reload that state.
  * - A close whose reason carries `retry-in=<ms>` (a draining wsway server
  *   sends it, with 1001 or 1012) is followed by one reconnect at a random
  *   moment within that window, so a whole server's clients spread out.
@@ -61,6 +66,7 @@ export class Socket {
     this.nextId = 1;
     this.attempt = 0;
     this.openedAt = 0;
+    this.positions = new Map(); // topic -> {epoch, offset}: the last push seen
     this.closed = false;
     this.ws = null;
     checkToken(options.token);
@@ -122,7 +128,7 @@ export class Socket {
       return;
     }
     if (this.closed) return;
-    const ws = new WebSocket(this.url, protocols);
+    const ws = new WebSocket(this.resumeUrl(), protocols);
     this.ws = ws;
     ws.onopen = () => {
       this.openedAt = Date.now();
@@ -159,6 +165,17 @@ export class Socket {
     this.retry = setTimeout(() => this.open(), delay);
   }
 
+  /** The URL with the last position of every topic that keeps history
+   *  (`wsway-resume`), so the server replays what was missed. */
+  resumeUrl() {
+    if (this.positions.size === 0) return this.url;
+    const u = new URL(this.url);
+    const at = {};
+    for (const [topic, p] of this.positions) at[topic] = `${p.epoch}:${p.offset}`;
+    u.searchParams.set("wsway-resume", JSON.stringify(at));
+    return u.href;
+  }
+
   write(id, text) {
     if (this.connected) this.transmit(id, text);
     else this.queue.push({ id, text });
@@ -178,6 +195,14 @@ export class Socket {
       return;
     }
     if (typeof msg.event === "string") {
+      // A push on a topic that keeps history: remember where we are, and
+      // skip anything already seen (a replay never repeats, but be sure).
+      if (typeof msg.topic === "string" && typeof msg.pos === "string") {
+        const [epoch, offset] = msg.pos.split(":");
+        const last = this.positions.get(msg.topic);
+        if (last && last.epoch === epoch && Number(offset) <= last.offset) return;
+        this.positions.set(msg.topic, { epoch, offset: Number(offset) });
+      }
       this.fire(msg.event, msg.data);
       return;
     }

@@ -193,6 +193,30 @@ impl App {
         self
     }
 
+    /// Makes the topics matching `pattern` (an exact name, or a prefix
+    /// ending in `*`) keep history: each publish gets a
+    /// [`Position`](crate::Position) (reported in
+    /// [`Published::position`](crate::Published::position), and carried as
+    /// `"topic"` and `"pos"` by event-layer pushes), and a client that
+    /// reconnects with its last positions resumes: what it missed is
+    /// replayed, in order and once, before anything new, or it is told of
+    /// a gap when that is no longer kept. The first matching rule wins.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use wsway::{App, Retention};
+    ///
+    /// let mut app = App::new();
+    /// app.history("room:*", Retention::messages(500).max_age(Duration::from_secs(60)));
+    /// ```
+    ///
+    /// In process only for now: with a multi-node backplane, a resume is
+    /// answered with a gap.
+    pub fn history(&mut self, pattern: &str, retention: crate::Retention) -> &mut Self {
+        self.topics.keep_history(pattern, retention);
+        self
+    }
+
     /// A liveness probe at `path`: `200 ok` for as long as the process
     /// serves HTTP, draining included (a restart is not a failure). It runs
     /// no middleware, so a probe needs no credentials.

@@ -123,6 +123,7 @@ mod fuzzing;
 mod group;
 mod handler;
 mod handshake;
+mod history;
 mod io;
 mod limits;
 mod message;
@@ -152,6 +153,7 @@ pub use events::{EVENTS_PROTOCOL, EventError, EventGroup, EventRoute, Events, GA
 pub use extract::Rejection;
 pub use group::Group;
 pub use handler::{Accept, Handler, OnMessage, on_message};
+pub use history::{Position, Retention};
 pub use limits::{Limits, RateLimit};
 pub use message::{CloseCode, MAX_CLOSE_REASON, MAX_CONTROL_PAYLOAD, Message, Text};
 pub use middleware::Middleware;

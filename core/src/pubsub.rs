@@ -11,6 +11,7 @@ use std::sync::{Arc, RwLock, Weak};
 
 use serde_json::value::RawValue;
 
+use crate::history::{self, History, Position, Replay, Retention};
 use crate::message::Message;
 use crate::presence::{LocalPresence, Member, PresenceFuture};
 use crate::runtime::{BoxTask, Rt, Runtime};
@@ -28,6 +29,9 @@ pub struct Published {
     pub dropped: usize,
     /// The copy for the other nodes ([`Forwarded::Local`] in-process).
     pub forwarded: Forwarded,
+    /// Where the message stands in the topic's history, when the topic
+    /// keeps history ([`App::history`](crate::App::history)).
+    pub position: Option<Position>,
 }
 
 /// What a multi-node backplane did with the copy of a publish bound for
@@ -197,7 +201,10 @@ impl Backplane for InProcess {
         msg: Message,
         except: Option<u64>,
     ) -> Published {
-        local.deliver(topic, msg, except)
+        match local.history.retention(topic) {
+            Some(retention) => local.record(topic, retention, msg, except),
+            None => local.deliver(topic, msg, except),
+        }
     }
 }
 
@@ -206,6 +213,7 @@ impl Backplane for InProcess {
 pub struct LocalTopics {
     topics: RwLock<HashMap<Arc<str>, Vec<Arc<Shared>>>>,
     presence: LocalPresence,
+    pub(crate) history: History,
 }
 
 impl LocalTopics {
@@ -220,7 +228,36 @@ impl LocalTopics {
 
     /// Queues `msg` for every local subscriber of `topic` except `except`.
     pub fn deliver(&self, topic: &str, msg: Message, except: Option<u64>) -> Published {
-        let frame = msg.into_codec();
+        self.deliver_frame(topic, msg.into_codec(), except)
+    }
+
+    /// Publishes on a topic that keeps history: gives the message the next
+    /// position (an event-layer push carries it as `"pos"`), keeps it, and
+    /// delivers it, all under the topic's history lock, so positions and
+    /// delivery order agree and a resuming subscriber misses nothing.
+    fn record(
+        &self,
+        topic: &str,
+        retention: Retention,
+        msg: Message,
+        except: Option<u64>,
+    ) -> Published {
+        let ring = self.history.ring(topic, retention);
+        let mut ring = history::lock(&ring);
+        let position = ring.next_position();
+        let frame = crate::events::positioned(msg, topic, position).into_codec();
+        ring.record(frame.clone());
+        let mut report = self.deliver_frame(topic, frame, except);
+        report.position = Some(position);
+        report
+    }
+
+    fn deliver_frame(
+        &self,
+        topic: &str,
+        frame: tungstenite::Message,
+        except: Option<u64>,
+    ) -> Published {
         let mut report = Published::default();
         let topics = self.read();
         let Some(subs) = topics.get(topic) else {
@@ -408,6 +445,56 @@ impl Topics {
         }
     }
 
+    /// Whether `topic` keeps history.
+    pub(crate) fn keeps_history(&self, topic: &str) -> bool {
+        self.inner.local.history.retention(topic).is_some()
+    }
+
+    /// Subscribes to a topic that keeps history, first replaying what the
+    /// subscriber missed since `since` (or telling it of a gap when that is
+    /// no longer in history), under the topic's history lock: nothing
+    /// published meanwhile is missed or delivered twice.
+    pub(crate) fn subscribe_from(
+        &self,
+        topic: &Arc<str>,
+        sub: &Arc<Shared>,
+        since: Option<Position>,
+    ) {
+        let local = &self.inner.local;
+        let Some(retention) = local.history.retention(topic) else {
+            return self.subscribe(topic, sub);
+        };
+        let ring = local.history.ring(topic, retention);
+        let first = {
+            let mut ring = history::lock(&ring);
+            if let Some(since) = since {
+                match ring.replay(since) {
+                    Replay::Missed(frames) => {
+                        for frame in frames {
+                            // Past the backpressure limit the rest is lost:
+                            // said, not hidden.
+                            if !sub.push(frame, true).is_accepted() {
+                                sub.push_gap(topic);
+                                break;
+                            }
+                        }
+                    }
+                    Replay::Lost => {
+                        sub.push_gap(topic);
+                    }
+                }
+            }
+            local.add(topic, sub)
+        };
+        if first {
+            self.backplane().subscribed(topic);
+        }
+    }
+
+    pub(crate) fn keep_history(&self, pattern: &str, retention: Retention) {
+        self.inner.local.history.keep(pattern, retention);
+    }
+
     pub(crate) fn unsubscribe(&self, topic: &str, id: u64) {
         if self.inner.local.remove(topic, id) {
             self.backplane().unsubscribed(topic);
@@ -439,6 +526,7 @@ mod tests {
                 backpressured: 0,
                 dropped: 0,
                 forwarded: Forwarded::Local,
+                position: None,
             }
         );
 

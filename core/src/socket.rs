@@ -400,15 +400,35 @@ impl<D> Ws<D> {
     }
 
     /// Subscribes this connection to `topic`; false if it already was.
-    /// Subscriptions end with the connection.
+    /// Subscriptions end with the connection. On a topic that keeps
+    /// history ([`App::history`](crate::App::history)), a client that
+    /// reconnected with its last position first gets what it missed.
     pub fn subscribe(&mut self, topic: &str) -> bool {
         if self.is_subscribed(topic) {
             return false;
         }
         let topic: Arc<str> = topic.into();
-        self.topics.subscribe(&topic, &self.shared);
+        if self.topics.keeps_history(&topic) {
+            let since = self.resume_position(&topic);
+            self.topics.subscribe_from(&topic, &self.shared, since);
+        } else {
+            self.topics.subscribe(&topic, &self.shared);
+        }
         self.subscriptions.push(topic);
         true
+    }
+
+    /// Where the client says it was in `topic`, from the upgrade's
+    /// `wsway-resume` query parameter: a JSON object of topic to position
+    /// (`{"room:1": "<epoch>:<offset>"}`), which `wsway.js` sends when it
+    /// reconnects. Anything unreadable counts as no position.
+    fn resume_position(&self, topic: &str) -> Option<crate::history::Position> {
+        let query = self.info.query.as_deref()?;
+        let (_, json) =
+            form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == "wsway-resume")?;
+        let positions: std::collections::HashMap<String, String> =
+            serde_json::from_str(&json).ok()?;
+        crate::history::Position::parse(positions.get(topic)?)
     }
 
     /// Unsubscribes from `topic`; false if it was not subscribed.

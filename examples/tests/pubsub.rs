@@ -88,7 +88,7 @@ runtime_tests! {
 
         // From outside any connection: the server handle and the app's topics.
         let r = server.publish("everyone", "broadcast");
-        assert_eq!(r, Published { delivered: 3, backpressured: 0, dropped: 0, forwarded: wsway::Forwarded::Local });
+        assert_eq!(r, Published { delivered: 3, backpressured: 0, dropped: 0, forwarded: wsway::Forwarded::Local, position: None });
         for ws in [&mut a, &mut b, &mut c] {
             assert_eq!(next_message(ws).await, Frame::text("broadcast"));
         }
