@@ -192,6 +192,36 @@ try {
   assert.deepEqual(finals[4], { code: 1011, closedWith: 1011, connects: 2, after: 1 }, "1011 reconnects");
   check(`wsway.js: no reconnect after 4000, 4001, 4999 or 1008; 1011 reconnects (${JSON.stringify(finals)})`);
 
+  // A topic that keeps history: what is published while the page is
+  // away is replayed when wsway.js reconnects, once and in order, to the
+  // same handler; nothing is lost and nothing is reported lost.
+  const resumed = await ann.evaluate(async () => {
+    const { connect } = await import("/wsway.js");
+    const got = [];
+    let gaps = 0;
+    let connects = 0;
+    const s = connect("/t/events", { token: "good", minDelay: 1000, maxDelay: 1000, timeout: 5000 });
+    s.on("tick", (n) => got.push(n));
+    s.on("wsway:gap", () => gaps++);
+    s.on("connect", () => connects++);
+    const until = async (n) => {
+      for (let i = 0; i < 500 && got.length < n; i++) await new Promise((r) => setTimeout(r, 10));
+    };
+    await s.emit("echo", 0);
+    await fetch("/t/publish?n=3");
+    await until(3);
+    // Dropped by the server; the reconnect waits 500 ms or more.
+    await s.emit("drop").catch(() => {});
+    await fetch("/t/publish?n=3");
+    await s.emit("echo", 1);
+    await fetch("/t/publish?n=3");
+    await until(9);
+    s.close();
+    return { got, gaps, connects };
+  });
+  assert.deepEqual(resumed, { got: [1, 2, 3, 4, 5, 6, 7, 8, 9], gaps: 0, connects: 2 });
+  check(`wsway.js: resumes a topic that keeps history after a drop, nothing lost or repeated (${JSON.stringify(resumed)})`);
+
   // The token function is asked again before every reconnect: each
   // connection is signed in with the token current at that moment.
   const tokens = await ann.evaluate(async () => {

@@ -6,6 +6,8 @@
 //!   reconnects into its room by itself.
 //! - `/chat/:room` takes the token as the `bearer.<token>` subprotocol,
 //!   which is what `wsway.js` sends; without a valid one the upgrade is a 401.
+//! - The room's topic keeps a short history: a page that reconnects gets
+//!   what it missed (`wsway.js` resumes by itself).
 //! - Events from the client: `chat:send` `{"text"}` → ack `{"sent": n}`;
 //!   `chat:who` → ack `{"members": [name, ..], "count": n}`: who is in the
 //!   room, on every process sharing the Redis (`--redis`).
@@ -22,8 +24,8 @@ use sha1::{Digest, Sha1};
 
 use serde::{Deserialize, Serialize};
 use wsway::{
-    App, Bearer, EventError, Events, Html, IntoResponse, Request, Response, StatusCode, Ws,
-    middleware, text,
+    App, Bearer, EventError, Events, Html, IntoResponse, Request, Response, Retention, StatusCode,
+    Ws, middleware, text,
 };
 
 /// Longest message, in characters.
@@ -286,6 +288,12 @@ fn with_tokens(sessions: Tokens) -> App {
         let sessions = sessions.clone();
         async move { sessions.verify(&token) }
     };
+    // A short history: a page that loses its connection for a moment gets
+    // the lines it missed when wsway.js reconnects.
+    app.history(
+        "room:*",
+        Retention::messages(200).max_age(Duration::from_secs(120)),
+    );
     app.ws("/chat/:room", events())
         .publish_to_self(true)
         .middleware(middleware::from_fn(valid_room))

@@ -51,7 +51,7 @@ async fn publisher(
 
 /// The next push: (its data, its position).
 async fn tick(ws: &mut Client) -> (u64, String) {
-    let v = next_json(ws).await;
+    let v = next_json_with_position(ws).await;
     assert_eq!(v["event"], "tick", "{v}");
     assert_eq!(v["topic"], "room:a", "{v}");
     (

@@ -470,8 +470,23 @@ impl Drop for Example {
     }
 }
 
-/// The next message, parsed as JSON (the event layer's envelopes).
+/// The next message, parsed as JSON (the event layer's envelopes), with
+/// the history position a push on a topic that keeps history carries
+/// (`"topic"` and `"pos"`) taken off: `history.rs` checks those, with
+/// [`next_json_with_position`].
 pub async fn next_json(ws: &mut Client) -> serde_json::Value {
+    let mut v = next_json_with_position(ws).await;
+    if let Some(o) = v.as_object_mut()
+        && o.contains_key("pos")
+    {
+        o.remove("pos");
+        o.remove("topic");
+    }
+    v
+}
+
+/// The next message, parsed as JSON, as it came.
+pub async fn next_json_with_position(ws: &mut Client) -> serde_json::Value {
     match next_message(ws).await {
         Frame::Text(t) => serde_json::from_str(t.as_str()).expect("a JSON envelope"),
         other => panic!("expected a JSON text message, got {other:?}"),
