@@ -260,7 +260,7 @@ impl LocalTopics {
     ) -> Published {
         let mut report = Published::default();
         let topics = self.read();
-        let Some(subs) = topics.get(topic) else {
+        let Some((name, subs)) = topics.get_key_value(topic) else {
             return report;
         };
         for sub in subs {
@@ -274,7 +274,13 @@ impl LocalTopics {
                     report.delivered += 1;
                     report.backpressured += 1;
                 }
-                SendStatus::Dropped { .. } | SendStatus::Closed => report.dropped += 1,
+                SendStatus::Dropped { .. } => {
+                    // Right for memory, but never silent: once its queue
+                    // has drained, the subscriber hears of a gap.
+                    sub.push_gap(name);
+                    report.dropped += 1;
+                }
+                SendStatus::Closed => report.dropped += 1,
             }
         }
         report

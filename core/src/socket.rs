@@ -125,7 +125,12 @@ impl Outbox {
     }
 
     /// The next topic to report a gap on; the list is freed once empty.
+    /// None while the queue is over its backpressure limit: the report
+    /// waits for the drain, or it would be dropped like what it reports.
     pub(crate) fn take_gap(&mut self) -> Option<Arc<str>> {
+        if self.over_limit {
+            return None;
+        }
         let gaps = self.gaps.as_mut()?;
         let topic = gaps.pop();
         if gaps.is_empty() {

@@ -139,4 +139,44 @@ runtime_tests! {
         server.topics().publish_event("room:a", "tick", &4).unwrap();
         assert_eq!(tick(&mut odd).await.0, 4);
     }
+
+    async fn backpressure_drops_on_a_plain_topic_are_told_once_drained(rt) {
+        let mut app = App::new();
+        let mut events = Events::<()>::new();
+        events.on_open(|ws| {
+            ws.subscribe("plain:x");
+        });
+        app.ws("/p", events);
+        let server = rt.start(app).await;
+        let mut ws = connect(server.local_addr(), "/p").await;
+        eventually("the subscriber", || server.subscriber_count("plain:x") == 1).await;
+        // A burst of 400 × 64 KiB (more than the kernel's socket buffers
+        // and the 1 MiB backpressure limit hold), the client reading
+        // nothing meanwhile.
+        const N: usize = 400;
+        let big = "x".repeat(64 * 1024);
+        let mut dropped = 0;
+        for i in 0..N as u32 {
+            dropped += server.topics().publish_event("plain:x", "big", &(i, &big)).unwrap().dropped;
+        }
+        assert!(dropped > 0, "the burst went over the limit");
+        let mut got = Vec::new();
+        loop {
+            let v = next_json(&mut ws).await;
+            match v["event"].as_str() {
+                Some("big") => got.push(v["data"][0].as_u64().unwrap()),
+                Some("wsway:gap") => {
+                    assert_eq!(v["data"], json!({"topic": "plain:x"}));
+                    break;
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        eprintln!("{} of {N} delivered, {dropped} dropped and told", got.len());
+        assert_eq!(got.len() + dropped, N, "every message delivered or reported");
+        assert!(got.windows(2).all(|w| w[0] < w[1]), "in order: {got:?}");
+        // Told once; what comes next arrives normally.
+        server.topics().publish_event("plain:x", "big", &(N, "after")).unwrap();
+        assert_eq!(next_json(&mut ws).await["data"][0], N);
+    }
 }
