@@ -27,6 +27,10 @@ pub struct Args {
     /// `--pre-drain-delay SECONDS`: after SIGTERM, keep serving this long
     /// (with `/readyz` answering 503) before the drain starts. Default 0.
     pub pre_drain_delay: std::time::Duration,
+    /// `--history N`: every topic keeps its last N messages, so clients
+    /// resume after a reconnect (for measuring its cost; the chat's rooms
+    /// keep history anyway).
+    pub history: Option<usize>,
 }
 
 impl Args {
@@ -58,6 +62,7 @@ impl Args {
         let mut redis = None;
         let mut presence_heartbeat = None;
         let mut pre_drain_delay = std::time::Duration::ZERO;
+        let mut history = None;
         let mut it = args.into_iter();
         while let Some(arg) = it.next() {
             match arg.as_str() {
@@ -73,7 +78,8 @@ impl Args {
                 }
                 "-h" | "--help" => {
                     return Err("options: [--port N | N] [--runtime tokio|async-std|smol] \
-                         [--redis URL [--presence-heartbeat MS]] [--pre-drain-delay SECONDS]"
+                         [--redis URL [--presence-heartbeat MS]] [--pre-drain-delay SECONDS] \
+                         [--history N]"
                         .into());
                 }
                 "--pre-drain-delay" => {
@@ -83,6 +89,15 @@ impl Args {
                         .ok()
                         .and_then(|s| std::time::Duration::try_from_secs_f64(s).ok())
                         .ok_or_else(|| format!("invalid delay `{secs}`: seconds, 0 or more"))?;
+                }
+                "--history" => {
+                    let n = it.next().ok_or("--history needs a number of messages")?;
+                    history = Some(
+                        n.parse::<usize>()
+                            .ok()
+                            .filter(|&n| n > 0)
+                            .ok_or_else(|| format!("invalid history `{n}`: messages, above 0"))?,
+                    );
                 }
                 other if other.parse::<u16>().is_ok() => port = port_of(other)?,
                 other => return Err(format!("unknown argument `{other}`")),
@@ -94,6 +109,7 @@ impl Args {
             redis,
             presence_heartbeat,
             pre_drain_delay,
+            history,
         })
     }
 }
@@ -188,6 +204,9 @@ where
     // Probes for a process manager or a load balancer: /readyz turns 503
     // as soon as SIGTERM arrives.
     app.livez("/livez").readyz("/readyz");
+    if let Some(n) = args.history {
+        app.history("*", wsway::Retention::messages(n));
+    }
     let server = Server::new(app).pre_drain_delay(args.pre_drain_delay);
     let handle = start(server).await?;
     println!("listening on {}", handle.local_addr());
@@ -239,5 +258,10 @@ mod tests {
             std::time::Duration::from_millis(1500)
         );
         assert!(parse(&["--pre-drain-delay", "-1"], None).is_err());
+        assert_eq!(
+            parse(&["--history", "100"], None).unwrap().history,
+            Some(100)
+        );
+        assert!(parse(&["--history", "0"], None).is_err());
     }
 }
