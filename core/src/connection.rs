@@ -173,6 +173,8 @@ enum Event {
     Drain,
     /// The backplane may have lost messages on this topic.
     Gap(Arc<str>),
+    /// The queue drained: catch up from history where it fell behind.
+    CatchUp,
     /// Report this error, then close with its code.
     Error(Error),
     End(End),
@@ -315,6 +317,10 @@ impl<H: Handler> Driver<H> {
                     drive(&mut self.link, self.handler.message(&mut self.ws, msg)).await
                 }
                 Event::Drain => drive(&mut self.link, self.handler.drain(&mut self.ws)).await,
+                Event::CatchUp => {
+                    self.ws.catch_up();
+                    Outcome::Done
+                }
                 Event::Gap(topic) => {
                     Box::pin(drive(
                         &mut self.link,
@@ -405,6 +411,9 @@ impl<H: Handler> Driver<H> {
                 if self.closing.is_none() && out.request.is_none() {
                     if let Some(topic) = out.take_gap() {
                         return Poll::Ready(Event::Gap(topic));
+                    }
+                    if out.wants_catch_up() {
+                        return Poll::Ready(Event::CatchUp);
                     }
                 }
                 let tripped = std::mem::take(&mut out.backpressure_tripped);

@@ -88,8 +88,9 @@ struct Entry {
 
 /// What a resuming subscriber gets.
 pub(crate) enum Replay {
-    /// The messages after its position, oldest first (maybe none).
-    Missed(Vec<tungstenite::Message>),
+    /// The messages after its position with their offsets, oldest first
+    /// (maybe none).
+    Missed(Vec<(u64, tungstenite::Message)>),
     /// Its position is no longer in history.
     Lost,
 }
@@ -193,7 +194,7 @@ impl Ring {
             self.entries
                 .iter()
                 .filter(|e| e.offset > since.offset)
-                .map(|e| e.frame.clone())
+                .map(|e| (e.offset, e.frame.clone()))
                 .collect(),
         )
     }
@@ -218,7 +219,11 @@ mod tests {
 
     fn texts(r: Replay) -> Option<Vec<String>> {
         match r {
-            Replay::Missed(v) => Some(v.iter().map(|m| m.to_text().unwrap().to_owned()).collect()),
+            Replay::Missed(v) => Some(
+                v.iter()
+                    .map(|(_, m)| m.to_text().unwrap().to_owned())
+                    .collect(),
+            ),
             Replay::Lost => None,
         }
     }

@@ -228,7 +228,7 @@ impl LocalTopics {
 
     /// Queues `msg` for every local subscriber of `topic` except `except`.
     pub fn deliver(&self, topic: &str, msg: Message, except: Option<u64>) -> Published {
-        self.deliver_frame(topic, msg.into_codec(), except)
+        self.deliver_frame(topic, msg.into_codec(), except, None)
     }
 
     /// Publishes on a topic that keeps history: gives the message the next
@@ -247,16 +247,23 @@ impl LocalTopics {
         let position = ring.next_position();
         let frame = crate::events::positioned(msg, topic, position).into_codec();
         ring.record(frame.clone());
-        let mut report = self.deliver_frame(topic, frame, except);
+        let mut report = self.deliver_frame(topic, frame, except, Some(position));
         report.position = Some(position);
         report
     }
 
+    /// Queues `frame` for the subscribers of `topic`. With `recorded` (the
+    /// message's position on a topic that keeps history), a subscriber that
+    /// cannot take it falls behind and catches up from history once its
+    /// queue drains, and one that is behind is skipped until then: nothing
+    /// lost for good, nothing out of order. On a plain topic it is told of
+    /// a gap instead.
     fn deliver_frame(
         &self,
         topic: &str,
         frame: tungstenite::Message,
         except: Option<u64>,
+        recorded: Option<Position>,
     ) -> Published {
         let mut report = Published::default();
         let topics = self.read();
@@ -267,6 +274,10 @@ impl LocalTopics {
             if Some(sub.id) == except {
                 continue;
             }
+            if recorded.is_some() && sub.behind_on(topic).is_some() {
+                report.dropped += 1;
+                continue;
+            }
             // A clone shares the payload buffer: no copy per subscriber.
             match sub.push(frame.clone(), true) {
                 SendStatus::Queued { .. } => report.delivered += 1,
@@ -275,9 +286,20 @@ impl LocalTopics {
                     report.backpressured += 1;
                 }
                 SendStatus::Dropped { .. } => {
-                    // Right for memory, but never silent: once its queue
-                    // has drained, the subscriber hears of a gap.
-                    sub.push_gap(name);
+                    match recorded {
+                        Some(at) => sub.set_behind(
+                            name,
+                            Some(Position {
+                                offset: at.offset - 1,
+                                ..at
+                            }),
+                        ),
+                        // Right for memory, but never silent: once its
+                        // queue has drained, the subscriber hears of a gap.
+                        None => {
+                            sub.push_gap(name);
+                        }
+                    }
                     report.dropped += 1;
                 }
                 SendStatus::Closed => report.dropped += 1,
@@ -333,6 +355,30 @@ impl LocalTopics {
             return true;
         }
         false
+    }
+}
+
+/// Queues what `sub` missed on `topic` since `since`, under the topic's
+/// history lock. When its queue fills first, it stays behind at the last
+/// message it took (and goes on once drained); when history no longer
+/// holds the gap, it is told of one.
+fn replay(ring: &mut history::Ring, topic: &Arc<str>, sub: &Arc<Shared>, since: Position) {
+    match ring.replay(since) {
+        Replay::Missed(frames) => {
+            for (offset, frame) in frames {
+                if !sub.push(frame, true).is_accepted() {
+                    let last = Position {
+                        offset: offset - 1,
+                        ..since
+                    };
+                    sub.set_behind(topic, Some(last));
+                    return;
+                }
+            }
+        }
+        Replay::Lost => {
+            sub.push_gap(topic);
+        }
     }
 }
 
@@ -474,27 +520,28 @@ impl Topics {
         let first = {
             let mut ring = history::lock(&ring);
             if let Some(since) = since {
-                match ring.replay(since) {
-                    Replay::Missed(frames) => {
-                        for frame in frames {
-                            // Past the backpressure limit the rest is lost:
-                            // said, not hidden.
-                            if !sub.push(frame, true).is_accepted() {
-                                sub.push_gap(topic);
-                                break;
-                            }
-                        }
-                    }
-                    Replay::Lost => {
-                        sub.push_gap(topic);
-                    }
-                }
+                replay(&mut ring, topic, sub, since);
             }
             local.add(topic, sub)
         };
         if first {
             self.backplane().subscribed(topic);
         }
+    }
+
+    /// Catches a subscriber that fell behind on `topic` up from history,
+    /// as far as its queue takes; under the topic's lock, so once it has
+    /// caught up the next live publish reaches it in order.
+    pub(crate) fn catch_up(&self, topic: &Arc<str>, sub: &Arc<Shared>, last: Position) {
+        let history = &self.inner.local.history;
+        let Some(retention) = history.retention(topic) else {
+            sub.set_behind(topic, None);
+            return;
+        };
+        let ring = history.ring(topic, retention);
+        let mut ring = history::lock(&ring);
+        sub.set_behind(topic, None);
+        replay(&mut ring, topic, sub, last);
     }
 
     pub(crate) fn keep_history(&self, pattern: &str, retention: Retention) {

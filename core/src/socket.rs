@@ -117,11 +117,25 @@ pub(crate) struct Outbox {
     /// `Handler::gap`. Boxed: rare, and one pointer on every connection.
     #[allow(clippy::box_collection)] // one word per connection, not three
     pub(crate) gaps: Option<Box<Vec<Arc<str>>>>,
+    /// Topics that keep history on which this subscriber fell behind (a
+    /// publish was refused over the backpressure limit), with the last
+    /// position it was given: live publishes skip it there until it has
+    /// caught up from history. Boxed: rare.
+    #[allow(clippy::box_collection)]
+    pub(crate) behind: Option<Box<Vec<Behind>>>,
 }
+
+/// A topic a subscriber fell behind on, and the last position it was given.
+pub(crate) type Behind = (Arc<str>, crate::history::Position);
 
 impl Outbox {
     fn buffered(&self) -> usize {
         self.queued + self.writing
+    }
+
+    /// True when the queue has drained and topics are to be caught up.
+    pub(crate) fn wants_catch_up(&self) -> bool {
+        !self.over_limit && self.behind.is_some()
     }
 
     /// The next topic to report a gap on; the list is freed once empty.
@@ -203,6 +217,32 @@ impl Shared {
         }
         self.waker.wake();
         true
+    }
+
+    /// Where this subscriber stopped on `topic`, if it fell behind there.
+    pub(crate) fn behind_on(&self, topic: &str) -> Option<crate::history::Position> {
+        let out = self.lock();
+        let behind = out.behind.as_ref()?;
+        behind.iter().find(|(t, _)| &**t == topic).map(|(_, p)| *p)
+    }
+
+    /// Notes that this subscriber stopped at `last` on `topic` (or, with
+    /// `None`, that it has caught up there).
+    pub(crate) fn set_behind(&self, topic: &Arc<str>, last: Option<crate::history::Position>) {
+        let mut out = self.lock();
+        let behind = out.behind.get_or_insert_with(Box::default);
+        behind.retain(|(t, _)| t != topic);
+        if let Some(last) = last {
+            behind.push((topic.clone(), last));
+        }
+        if behind.is_empty() {
+            out.behind = None;
+        }
+    }
+
+    /// The topics to catch up on, and where this subscriber stopped.
+    pub(crate) fn behind(&self) -> Vec<Behind> {
+        self.lock().behind.as_deref().cloned().unwrap_or_default()
     }
 
     pub(crate) fn push(&self, msg: tungstenite::Message, wake: bool) -> SendStatus {
@@ -556,6 +596,14 @@ impl<D> Ws<D> {
     /// included) or counting subscribers.
     pub fn topics(&self) -> &Topics {
         &self.topics
+    }
+
+    /// Catches this connection up on the topics where it fell behind (its
+    /// queue has drained).
+    pub(crate) fn catch_up(&mut self) {
+        for (topic, last) in self.shared.behind() {
+            self.topics.catch_up(&topic, &self.shared, last);
+        }
     }
 
     pub(crate) fn untrack_all(&mut self) {

@@ -179,4 +179,26 @@ runtime_tests! {
         server.topics().publish_event("plain:x", "big", &(N, "after")).unwrap();
         assert_eq!(next_json(&mut ws).await["data"][0], N);
     }
+
+    async fn a_subscriber_over_its_limit_catches_up_from_history(rt) {
+        let server = rt.start(app()).await;
+        let mut ws = connect(server.local_addr(), "/r/a").await;
+        eventually("the subscriber", || server.subscriber_count("room:a") == 1).await;
+        // The same burst as on a plain topic; this one keeps history.
+        const N: u64 = 400;
+        let big = "x".repeat(64 * 1024);
+        let mut deferred = 0;
+        for i in 1..=N {
+            deferred += server.topics().publish_event("room:a", "tick", &(i, &big)).unwrap().dropped;
+        }
+        assert!(deferred > 0, "the burst went over the limit");
+        // Live publishes while it is behind wait their turn too.
+        server.topics().publish_event("room:a", "tick", &(N + 1, "last")).unwrap();
+        for i in 1..=N + 1 {
+            let v = next_json_with_position(&mut ws).await;
+            assert_eq!(v["event"], "tick", "message {i}: {v}");
+            assert_eq!(v["data"][0], i, "every message once, in order");
+        }
+        eprintln!("{deferred} of {N} deferred past the limit, all caught up from history");
+    }
 }
