@@ -497,20 +497,15 @@ impl Topics {
         }
     }
 
-    /// Whether `topic` keeps history.
-    pub(crate) fn keeps_history(&self, topic: &str) -> bool {
-        self.inner.local.history.retention(topic).is_some()
-    }
-
-    /// Subscribes to a topic that keeps history, first replaying what the
-    /// subscriber missed since `since` (or telling it of a gap when that is
-    /// no longer in history), under the topic's history lock: nothing
-    /// published meanwhile is missed or delivered twice.
+    /// Subscribes; on a topic that keeps history, first replays what the
+    /// subscriber missed since `since()` (asked only there), or tells it of
+    /// a gap when that is no longer in history, under the topic's history
+    /// lock: nothing published meanwhile is missed or delivered twice.
     pub(crate) fn subscribe_from(
         &self,
         topic: &Arc<str>,
         sub: &Arc<Shared>,
-        since: Option<Position>,
+        since: impl FnOnce() -> Option<Position>,
     ) {
         let local = &self.inner.local;
         let Some(retention) = local.history.retention(topic) else {
@@ -519,7 +514,7 @@ impl Topics {
         let ring = local.history.ring(topic, retention);
         let first = {
             let mut ring = history::lock(&ring);
-            if let Some(since) = since {
+            if let Some(since) = since() {
                 replay(&mut ring, topic, sub, since);
             }
             local.add(topic, sub)

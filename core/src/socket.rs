@@ -453,12 +453,8 @@ impl<D> Ws<D> {
             return false;
         }
         let topic: Arc<str> = topic.into();
-        if self.topics.keeps_history(&topic) {
-            let since = self.resume_position(&topic);
-            self.topics.subscribe_from(&topic, &self.shared, since);
-        } else {
-            self.topics.subscribe(&topic, &self.shared);
-        }
+        self.topics
+            .subscribe_from(&topic, &self.shared, || self.resume_position(&topic));
         self.subscriptions.push(topic);
         true
     }
@@ -518,12 +514,12 @@ impl<D> Ws<D> {
     pub fn track(&mut self, topic: &str, meta: &impl Serialize) -> Result<bool, serde_json::Error> {
         let meta: Arc<RawValue> = serde_json::value::to_raw_value(meta)?.into();
         let existing = self.tracked.iter().find(|t| &***t == topic).cloned();
-        let topic = existing.clone().unwrap_or_else(|| topic.into());
-        self.topics.track(&topic, self.shared.id, meta);
-        if existing.is_none() {
+        let topic = existing.unwrap_or_else(|| topic.into());
+        let new = self.topics.track(&topic, self.shared.id, meta);
+        if new {
             self.tracked.push(topic);
         }
-        Ok(existing.is_none())
+        Ok(new)
     }
 
     /// Removes this connection from `topic`'s presence; false if it was

@@ -128,10 +128,10 @@ pub(crate) fn positioned(msg: Message, topic: &str, pos: crate::history::Positio
     };
     // `Message::event` writes exactly this shape: an object starting with
     // the event's name.
-    let Some(body) = text
-        .strip_prefix("{\"event\":")
-        .and_then(|_| text.strip_suffix('}'))
-    else {
+    if !text.starts_with("{\"event\":") {
+        return msg;
+    }
+    let Some(body) = text.strip_suffix('}') else {
         return msg;
     };
     let topic = serde_json::to_string(topic).unwrap_or_else(|_| "\"\"".to_owned());
