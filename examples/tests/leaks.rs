@@ -113,29 +113,11 @@ async fn cycles(addr: std::net::SocketAddr, n: u32) {
     .await;
 }
 
-/// File descriptors and RSS are per process: the runtimes take turns,
-/// each outside the others' time (the harness caps a whole test at 300 s).
-static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn alone(rt: Runtime) {
-    let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
-    rt.run(connect_message_close_cycles_leave_nothing_behind);
-}
-
-#[test]
-fn tokio() {
-    alone(Runtime::Tokio)
-}
-
-#[test]
-fn smol() {
-    alone(Runtime::Smol)
-}
-
-#[test]
-fn async_std() {
-    alone(Runtime::AsyncStd)
-}
+runtime_tests_in_turn!(
+    connect_message_close_cycles_leave_nothing_behind,
+    "File descriptors and RSS are per process: the runtimes take turns, \
+     each outside the others' time (the harness caps a whole test at 300 s)."
+);
 
 async fn connect_message_close_cycles_leave_nothing_behind(rt: Runtime) {
     let server = rt.start(examples::echo::app()).await;

@@ -330,12 +330,7 @@ async fn member(
         }
         *tally.closes.lock().unwrap().entry(code).or_default() += 1;
         while let Some(Ok(_)) = ws.next().await {}
-        let window: u64 = reason
-            .split("retry-in=")
-            .nth(1)
-            .and_then(|ms| ms.parse().ok())
-            .unwrap_or(1000);
-        async_io::Timer::after(Duration::from_millis((i as u64 * 7919) % window.max(1))).await;
+        async_io::Timer::after(reconnect_delay(&reason, i)).await;
     }
     seen
 }

@@ -109,14 +109,7 @@ async fn client(i: usize, addr: SocketAddr, tally: &Tally, signalled: &Mutex<Opt
     }
     // Reply to the close and wait for the server to hang up.
     while let Some(Ok(_)) = ws.next().await {}
-    let window: u64 = reason
-        .split("retry-in=")
-        .nth(1)
-        .and_then(|ms| ms.parse().ok())
-        .unwrap_or(1000);
-    // A spread of moments within the window, as Math.random() gives.
-    let jitter = (i as u64 * 7919) % window.max(1);
-    Timer::after(Duration::from_millis(jitter)).await;
+    Timer::after(reconnect_delay(&reason, i)).await;
     let mut ws = open(addr, tally).await;
     ws.send(Frame::text("back")).await.expect("send on B");
     match ws.next().await {
@@ -205,26 +198,8 @@ async fn rolling_restart(rt: Runtime) {
     drop(b);
 }
 
-/// Each runtime's 2 000 clients and two processes run alone, so the
-/// timing bound is not shared with another runtime's restart.
-static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn alone(rt: Runtime) {
-    let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
-    rt.run(rolling_restart);
-}
-
-#[test]
-fn tokio() {
-    alone(Runtime::Tokio)
-}
-
-#[test]
-fn smol() {
-    alone(Runtime::Smol)
-}
-
-#[test]
-fn async_std() {
-    alone(Runtime::AsyncStd)
-}
+runtime_tests_in_turn!(
+    rolling_restart,
+    "Each runtime's 2 000 clients and two processes run alone, so the \
+     timing bound is not shared with another runtime's restart."
+);

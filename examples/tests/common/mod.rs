@@ -113,6 +113,50 @@ macro_rules! runtime_tests {
     };
 }
 
+/// Like [`runtime_tests!`] for one body that must have the machine to
+/// itself (it counts a process's resources, or holds a timing bound): a
+/// `#[test]` per runtime, each taking its turn.
+#[macro_export]
+macro_rules! runtime_tests_in_turn {
+    ($body:ident, $why:literal) => {
+        #[doc = $why]
+        static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+        fn alone(rt: common::Runtime) {
+            let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
+            rt.run($body);
+        }
+
+        #[test]
+        fn tokio() {
+            alone(common::Runtime::Tokio)
+        }
+
+        #[test]
+        fn smol() {
+            alone(common::Runtime::Smol)
+        }
+
+        #[test]
+        fn async_std() {
+            alone(common::Runtime::AsyncStd)
+        }
+    };
+}
+
+/// How long a client that `wsway.js` stands for waits before reconnecting
+/// after a drain's close: a moment within the reason's `retry-in=<ms>`
+/// window (1 s without one), spread over clients by `i` as
+/// `Math.random()` would.
+pub fn reconnect_delay(reason: &str, i: usize) -> Duration {
+    let window: u64 = reason
+        .split(wsway::RETRY_IN)
+        .nth(1)
+        .and_then(|ms| ms.parse().ok())
+        .unwrap_or(1000);
+    Duration::from_millis((i as u64 * 7919) % window.max(1))
+}
+
 /// Awaits `fut`, panicking with `what` if it takes longer than `limit`.
 pub async fn within<T>(limit: Duration, what: &str, fut: impl Future<Output = T>) -> T {
     async { Some(fut.await) }
