@@ -69,7 +69,7 @@ impl Retention {
 #[derive(Default)]
 pub(crate) struct History {
     rules: RwLock<Vec<(String, Retention)>>,
-    rings: Mutex<HashMap<Arc<str>, Arc<Mutex<Ring>>>>,
+    rings: RwLock<HashMap<Arc<str>, Arc<Mutex<Ring>>>>,
 }
 
 /// One topic's kept messages.
@@ -118,7 +118,18 @@ impl History {
     /// The ring of `topic`, made on first use with a fresh epoch. Rings
     /// whose every message has expired are forgotten on the way.
     pub(crate) fn ring(&self, topic: &str, retention: Retention) -> Arc<Mutex<Ring>> {
-        let mut rings = self.rings.lock().unwrap_or_else(|e| e.into_inner());
+        // Every publish to a topic that keeps history comes here: the
+        // common case (the ring exists) takes only the shared lock.
+        let existing = self
+            .rings
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(topic)
+            .cloned();
+        if let Some(ring) = existing {
+            return ring;
+        }
+        let mut rings = self.rings.write().unwrap_or_else(|e| e.into_inner());
         if let Some(ring) = rings.get(topic) {
             return ring.clone();
         }
