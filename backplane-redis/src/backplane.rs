@@ -64,14 +64,13 @@ pub(crate) struct Inner {
     /// Presence changes for the publisher to write, and the key names.
     pub(crate) presence: Pending,
     pub(crate) keys: Keys,
-    /// The publisher's connection while it is up, for presence queries.
+    /// The publisher's connection while it is up (from `connect` until the
+    /// publisher starts with it), for presence queries.
     pub(crate) query: Mutex<Option<redis::aio::MultiplexedConnection>>,
     /// Topics whose local subscriber count crossed zero since the
     /// subscriber last looked; it settles each against the real count.
     pub(crate) dirty: Mutex<HashSet<Arc<str>>>,
     pub(crate) dirty_changed: Event,
-    /// The connection opened by `connect`, for the publisher to start with.
-    pub(crate) first: Mutex<Option<redis::aio::MultiplexedConnection>>,
     pub(crate) started: AtomicBool,
     pub(crate) stopping: AtomicBool,
     pub(crate) stop: Event,
@@ -111,10 +110,9 @@ impl Redis {
             node_id,
             outbound: Outbound::new(config.queue_bytes),
             presence: Pending::default(),
-            query: Mutex::new(Some(conn.clone())),
+            query: Mutex::new(Some(conn)),
             dirty: Mutex::default(),
             dirty_changed: Event::new(),
-            first: Mutex::new(Some(conn)),
             started: AtomicBool::new(false),
             stopping: AtomicBool::new(false),
             stop: Event::new(),
@@ -257,12 +255,8 @@ impl Backplane for Redis {
         if self.inner.started.swap(true, Ordering::AcqRel) {
             return; // one set of tasks per backplane
         }
-        let first = self
-            .inner
-            .first
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
+        // The connection `connect` opened is the one to start with.
+        let first = self.inner.query_connection().ok();
         self.inner.spawn(
             &node,
             publisher::run(self.inner.clone(), node.clone(), first),
