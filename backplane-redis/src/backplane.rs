@@ -8,14 +8,17 @@ use std::sync::{Arc, Mutex};
 use event_listener::Event;
 use wsway::rt::BoxTask;
 use wsway::{
-    Backplane, LocalTopics, Member, Message, Node, PresenceError, PresenceFuture, Published,
+    Backplane, HistoryError, HistoryFuture, LocalTopics, Member, Message, Node, PresenceError,
+    PresenceFuture, Published, Retention,
 };
 
 use crate::config::RedisBuilder;
 use crate::error::ConnectError;
 use crate::frame::{self, NodeId};
-use crate::outbound::{Outbound, Outgoing};
+use crate::history;
+use crate::outbound::{Kind, Outbound, Outgoing};
 use crate::presence::{self, Keys, Pending};
+use crate::wait::within;
 use crate::{publisher, subscriber};
 
 /// Topics across nodes over Redis pub/sub: install it with
@@ -83,6 +86,19 @@ pub(crate) struct Inner {
     pub(crate) gaps: AtomicU64,
     /// The subscriber is connected and subscribed to every local topic.
     pub(crate) subscribed: AtomicBool,
+    /// The subscription connection broke: the publisher pings its own
+    /// before the next batch.
+    pub(crate) suspect: AtomicBool,
+    /// Topics whose channel the subscription connection listens to (as
+    /// Redis confirmed), and a notice when it changes: a history fetch
+    /// waits for its topic, so it misses nothing published after it.
+    pub(crate) listening: Mutex<HashSet<Arc<str>>>,
+    pub(crate) listening_changed: Event,
+    /// The node the tasks run for, once started (for timers).
+    pub(crate) node: Mutex<Option<Node>>,
+    pub(crate) publish_script: redis::Script,
+    pub(crate) mark_script: redis::Script,
+    pub(crate) fetch_script: redis::Script,
 }
 
 impl Redis {
@@ -123,6 +139,13 @@ impl Redis {
             reconnects: AtomicU64::new(0),
             gaps: AtomicU64::new(0),
             subscribed: AtomicBool::new(false),
+            suspect: AtomicBool::new(false),
+            listening: Mutex::default(),
+            listening_changed: Event::new(),
+            node: Mutex::new(None),
+            publish_script: redis::Script::new(history::PUBLISH),
+            mark_script: redis::Script::new(history::MARK),
+            fetch_script: redis::Script::new(history::FETCH),
             config,
         };
         Ok(Redis {
@@ -165,6 +188,52 @@ impl Inner {
 
     pub(crate) fn is_stopping(&self) -> bool {
         self.stopping.load(Ordering::Acquire)
+    }
+
+    /// The topics listened to; only plain set updates run under its lock.
+    pub(crate) fn listening(&self) -> std::sync::MutexGuard<'_, HashSet<Arc<str>>> {
+        self.listening.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Waits (within the connect and response timeouts) until the
+    /// subscription connection listens to `topic`.
+    async fn until_listening(&self, topic: &str) -> Result<(), HistoryError> {
+        let node = self.node.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let node = node.ok_or_else(|| HistoryError::new("the backplane has not started"))?;
+        let limit = self.config.connect_timeout + self.config.response_timeout;
+        let listening = async {
+            loop {
+                let changed = self.listening_changed.listen();
+                if self.listening().contains(topic) {
+                    return;
+                }
+                changed.await;
+            }
+        };
+        within(&node, limit, listening)
+            .await
+            .ok_or_else(|| HistoryError::new("Redis is unreachable; reconnecting"))
+    }
+
+    /// Runs the history fetch script (see [`history::FETCH`]) on the query
+    /// connection, opening one if there is none.
+    async fn fetch(&self, keys: &history::Keys, after: u64) -> redis::RedisResult<redis::Value> {
+        let mut conn = match self.query_connection() {
+            Ok(conn) => conn,
+            Err(_) => {
+                let conn = publisher::connect(&self.client, &self.config).await?;
+                self.set_query_connection(Some(&conn));
+                conn
+            }
+        };
+        self.fetch_script
+            .key(&keys.meta)
+            .key(&keys.stream)
+            .arg(after)
+            .arg(history::new_epoch())
+            .arg(history::millis(history::META_TTL))
+            .invoke_async(&mut conn)
+            .await
     }
 
     /// The dirty set; only plain set updates run under its lock.
@@ -212,18 +281,69 @@ impl Backplane for Redis {
         msg: Message,
         except: Option<u64>,
     ) -> Published {
+        if let Some(retention) = local.retention(topic) {
+            // Numbered by the publish script, and delivered here as on
+            // every node: when it comes back from Redis, in offset order.
+            let frame = frame::encode_numbered(&self.inner.node_id, &msg, except);
+            let forwarded = self.inner.outbound.push(Outgoing {
+                topic: topic.into(),
+                frame,
+                kind: Kind::Numbered(retention),
+            });
+            return Published {
+                forwarded,
+                ..Published::default()
+            };
+        }
         // Encoded before local delivery takes the message: one copy.
         let frame = frame::encode(&self.inner.node_id, &msg);
         let mut report = local.deliver(topic, msg, except);
         report.forwarded = self.inner.outbound.push(Outgoing {
             topic: topic.into(),
             frame,
+            kind: Kind::Plain,
         });
         report
     }
 
+    fn stores_history(&self) -> bool {
+        true
+    }
+
+    fn fetch_history(&self, topic: &str, after: u64, retention: Retention) -> HistoryFuture {
+        let inner = self.inner.clone();
+        let topic = topic.to_owned();
+        Box::pin(async move {
+            inner.until_listening(&topic).await?;
+            let keys = history::Keys::new(&inner.config.prefix, &topic);
+            let reply = match inner.fetch(&keys, after).await {
+                // The publisher notices a dead connection only when it has
+                // something to send: a fetch that finds one opens another.
+                Err(e) if e.is_io_error() || e.is_connection_dropped() || e.is_timeout() => {
+                    inner.set_query_connection(None);
+                    inner.fetch(&keys, after).await
+                }
+                other => other,
+            };
+            let reply = reply
+                .map_err(|e| HistoryError::new(format!("Redis failed a history fetch: {e}")))?;
+            history::stored(reply, retention.age_limit())
+        })
+    }
+
     fn subscribed(&self, topic: &str) {
         self.inner.mark(topic);
+        let node = self
+            .inner
+            .node
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        if node.is_some_and(|n| n.retention(topic).is_some()) {
+            // Where the topic's history stands, asked ahead of anything
+            // this node publishes from now on (see `Node::listening_from`).
+            self.inner.outbound.push(Outgoing::mark(topic));
+        }
     }
 
     fn unsubscribed(&self, topic: &str) {
@@ -255,6 +375,7 @@ impl Backplane for Redis {
         if self.inner.started.swap(true, Ordering::AcqRel) {
             return; // one set of tasks per backplane
         }
+        *self.inner.node.lock().unwrap_or_else(|e| e.into_inner()) = Some(node.clone());
         // The connection `connect` opened is the one to start with.
         let first = self.inner.query_connection().ok();
         self.inner.spawn(

@@ -9,15 +9,30 @@
 //!
 //! `kind` is 0 for a text message, 1 for a binary one, and 2 for a gap
 //! note (the sender dropped messages on this topic; no payload).
+//!
+//! On a topic that keeps history the frame is written by the publish
+//! script, which numbers the message: kind 3 (text) or 4 (binary), then
+//! the connection the publish skips (8 bytes, little-endian; 0 for none),
+//! then the position the store gave it and a newline, then the payload.
+//!
+//! ```text
+//! +---------+---------+------+-----------------+------------------+---------+
+//! | version | node id | kind | except (8 bytes)| "<epoch>:<off>\n" | payload |
+//! +---------+---------+------+-----------------+------------------+---------+
+//! ```
 
-use wsway::Message;
+use wsway::{Message, Position};
 
 const VERSION: u8 = 1;
 const HEADER: usize = 1 + 16 + 1;
+/// The header the publish script is given for a numbered message.
+pub(crate) const NUMBERED_HEADER: usize = HEADER + 8;
 
 const TEXT: u8 = 0;
 const BINARY: u8 = 1;
 const GAP: u8 = 2;
+const NUMBERED_TEXT: u8 = 3;
+const NUMBERED_BINARY: u8 = 4;
 
 /// A node's identity: random per process, so a node skips its own frames.
 pub(crate) type NodeId = [u8; 16];
@@ -28,6 +43,13 @@ pub(crate) enum Body {
     Message(Message),
     /// The sender could not forward some messages on this topic.
     Gap,
+    /// A message the store numbered, and the connection it skips on its
+    /// sender's node.
+    Numbered {
+        at: Position,
+        except: Option<u64>,
+        msg: Message,
+    },
 }
 
 /// A frame that could not be decoded; ignored and counted, never fatal.
@@ -37,6 +59,7 @@ pub(crate) enum Malformed {
     Version(u8),
     Kind(u8),
     Utf8,
+    Position,
 }
 
 /// Encodes a message: one allocation, the payload copied once.
@@ -51,6 +74,28 @@ pub(crate) fn encode(node: &NodeId, msg: &Message) -> Vec<u8> {
     frame.push(kind);
     frame.extend_from_slice(payload);
     frame
+}
+
+/// The header of a message on a topic that keeps history, and its
+/// payload after it (one allocation): the publish script puts the
+/// position between the two.
+pub(crate) fn encode_numbered(node: &NodeId, msg: &Message, except: Option<u64>) -> Vec<u8> {
+    let (kind, payload) = match msg.as_text() {
+        Some(text) => (NUMBERED_TEXT, text.as_bytes()),
+        None => (NUMBERED_BINARY, msg.as_bytes()),
+    };
+    let mut frame = Vec::with_capacity(NUMBERED_HEADER + payload.len());
+    frame.push(VERSION);
+    frame.extend_from_slice(node);
+    frame.push(kind);
+    frame.extend_from_slice(&except.unwrap_or(0).to_le_bytes());
+    frame.extend_from_slice(payload);
+    frame
+}
+
+/// Whether a numbered frame's payload is text (as the store keeps it).
+pub(crate) fn is_text(frame: &[u8]) -> bool {
+    frame.get(HEADER - 1) == Some(&NUMBERED_TEXT)
 }
 
 /// Encodes a gap note.
@@ -74,15 +119,40 @@ pub(crate) fn decode(frame: &[u8]) -> Result<(NodeId, Body), Malformed> {
     node.copy_from_slice(&frame[1..17]);
     let payload = &frame[HEADER..];
     let body = match frame[17] {
-        TEXT => {
-            let text = std::str::from_utf8(payload).map_err(|_| Malformed::Utf8)?;
-            Body::Message(Message::text(text.to_owned()))
-        }
-        BINARY => Body::Message(Message::binary(payload.to_vec())),
+        TEXT | BINARY => Body::Message(message(frame[17] == TEXT, payload)?),
         GAP => Body::Gap,
+        NUMBERED_TEXT | NUMBERED_BINARY => numbered(frame[17] == NUMBERED_TEXT, payload)?,
         other => return Err(Malformed::Kind(other)),
     };
     Ok((node, body))
+}
+
+/// A message from its payload; text must be UTF-8.
+pub(crate) fn message(text: bool, payload: &[u8]) -> Result<Message, Malformed> {
+    if text {
+        let text = std::str::from_utf8(payload).map_err(|_| Malformed::Utf8)?;
+        Ok(Message::text(text.to_owned()))
+    } else {
+        Ok(Message::binary(payload.to_vec()))
+    }
+}
+
+fn numbered(text: bool, rest: &[u8]) -> Result<Body, Malformed> {
+    let (except, rest) = rest.split_at_checked(8).ok_or(Malformed::Short)?;
+    let except = u64::from_le_bytes(except.try_into().map_err(|_| Malformed::Short)?);
+    let newline = rest
+        .iter()
+        .position(|&b| b == b'\n')
+        .ok_or(Malformed::Position)?;
+    let at = std::str::from_utf8(&rest[..newline])
+        .ok()
+        .and_then(Position::parse)
+        .ok_or(Malformed::Position)?;
+    Ok(Body::Numbered {
+        at,
+        except: (except != 0).then_some(except),
+        msg: message(text, &rest[newline + 1..])?,
+    })
 }
 
 #[cfg(test)]
@@ -106,6 +176,46 @@ mod tests {
     #[test]
     fn a_gap_note_carries_its_sender() {
         assert_eq!(decode(&encode_gap(&NODE)), Ok((NODE, Body::Gap)));
+    }
+
+    /// What the publish script sends: the header, the position, the payload.
+    fn as_published(frame: &[u8], at: &str) -> Vec<u8> {
+        let mut out = frame[..NUMBERED_HEADER].to_vec();
+        out.extend_from_slice(at.as_bytes());
+        out.push(b'\n');
+        out.extend_from_slice(&frame[NUMBERED_HEADER..]);
+        out
+    }
+
+    #[test]
+    fn a_numbered_frame_carries_its_position_and_the_skipped_connection() {
+        let msg = Message::text("a\nb");
+        let frame = encode_numbered(&NODE, &msg, Some(42));
+        assert!(is_text(&frame));
+        let at = Position {
+            epoch: 0xbeef,
+            offset: 9,
+        };
+        assert_eq!(
+            decode(&as_published(&frame, "beef:9")),
+            Ok((
+                NODE,
+                Body::Numbered {
+                    at,
+                    except: Some(42),
+                    msg
+                }
+            ))
+        );
+        let bin = encode_numbered(&NODE, &Message::binary(vec![10, 0]), None);
+        assert!(!is_text(&bin));
+        let decoded = decode(&as_published(&bin, "1:1"));
+        assert!(matches!(
+            decoded,
+            Ok((_, Body::Numbered { except: None, .. }))
+        ));
+        assert_eq!(decode(&as_published(&bin, "x:1")), Err(Malformed::Position));
+        assert_eq!(decode(&bin[..20]), Err(Malformed::Short));
     }
 
     #[test]

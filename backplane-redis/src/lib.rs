@@ -65,6 +65,21 @@
 //! writes all its members again. A query while Redis is away fails with
 //! [`PresenceError`](wsway::PresenceError).
 //!
+//! # History
+//!
+//! A topic that keeps history ([`App::history`](wsway::App::history))
+//! keeps it in Redis, so a client resumes on any node. One script numbers
+//! a publish (an epoch and an offset per topic), adds it to the topic's
+//! stream (capped at the retention's count, expiring with its age) and
+//! publishes it: a message is in history if and only if it was published.
+//! Such a publish is delivered on every node, this one included, when it
+//! comes back from Redis, in offset order. Each node keeps a window of
+//! recent messages per topic and asks Redis only for what it lacks. A node
+//! whose subscription broke fetches what it missed; a Redis that came
+//! back empty starts a new epoch, and subscribers are told
+//! ([`Handler::gap`](wsway::Handler::gap)). History needs Redis 5.0 or
+//! newer (streams).
+//!
 //! Redis 2.6 or newer. Redis Cluster is not supported yet: point every node at one Redis (or
 //! one primary with replicas behind a failover address).
 
@@ -77,6 +92,7 @@ mod backplane;
 mod config;
 mod error;
 mod frame;
+mod history;
 mod outbound;
 mod presence;
 mod publisher;

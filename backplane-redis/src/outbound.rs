@@ -6,12 +6,37 @@ use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use event_listener::{Event, EventListener};
-use wsway::Forwarded;
+use wsway::{Forwarded, Retention};
 
-/// One publish bound for Redis: its channel and its encoded frame.
+/// One publish bound for Redis: its topic, its encoded frame, and what
+/// to do with it.
 pub(crate) struct Outgoing {
     pub(crate) topic: Arc<str>,
     pub(crate) frame: Vec<u8>,
+    pub(crate) kind: Kind,
+}
+
+/// What an [`Outgoing`] asks of Redis.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// `PUBLISH` the frame.
+    Plain,
+    /// Number, keep and publish it, on a topic that keeps history.
+    Numbered(Retention),
+    /// No message: ask where the topic's history stands, in order with
+    /// this node's publishes (its first subscriber just joined).
+    Mark,
+}
+
+impl Outgoing {
+    /// Where a topic's history stands, asked ahead of later publishes.
+    pub(crate) fn mark(topic: &str) -> Outgoing {
+        Outgoing {
+            topic: topic.into(),
+            frame: Vec::new(),
+            kind: Kind::Mark,
+        }
+    }
 }
 
 /// At most this many distinct topics are remembered as having lost
@@ -53,11 +78,13 @@ impl Outbound {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Queues a publish; over capacity it is dropped and its topic noted.
+    /// Queues a publish; over capacity it is dropped and its topic noted
+    /// (a mark, which carries nothing, is never dropped).
     pub(crate) fn push(&self, out: Outgoing) -> Forwarded {
         let mut state = self.lock();
         let len = out.frame.len();
-        if state.bytes + len > self.capacity && !state.queue.is_empty() {
+        let mark = out.kind == Kind::Mark;
+        if state.bytes + len > self.capacity && !state.queue.is_empty() && !mark {
             state.dropped += 1;
             remember_gap(&mut state.gaps, out.topic);
             return Forwarded::Dropped;
@@ -104,11 +131,14 @@ impl Outbound {
     /// The batch may not have reached Redis: its topics (and the gap notes
     /// that were part of it) are remembered, so the other nodes hear of it
     /// once Redis is back. Nothing is resent: a retry could deliver twice.
+    /// (Marks carry no message: the publisher answers them locally.)
     pub(crate) fn failed(&self, gaps: Vec<Arc<str>>, batch: Vec<Outgoing>) {
         let mut state = self.lock();
         state.in_flight = 0;
-        state.dropped += batch.len() as u64;
-        for topic in gaps.into_iter().chain(batch.into_iter().map(|o| o.topic)) {
+        let lost = batch.into_iter().filter(|o| o.kind != Kind::Mark);
+        let lost: Vec<Arc<str>> = lost.map(|o| o.topic).collect();
+        state.dropped += lost.len() as u64;
+        for topic in gaps.into_iter().chain(lost) {
             remember_gap(&mut state.gaps, topic);
         }
     }
@@ -155,6 +185,7 @@ mod tests {
         Outgoing {
             topic: topic.into(),
             frame: vec![0; len],
+            kind: Kind::Plain,
         }
     }
 
@@ -191,6 +222,18 @@ mod tests {
         assert_eq!(gaps, vec![Arc::<str>::from("a")]);
         assert_eq!(batch.len(), 1);
         assert_eq!(&*batch[0].topic, "b");
+    }
+
+    #[test]
+    fn a_mark_is_never_dropped_nor_counted_as_lost() {
+        let q = Outbound::new(10);
+        assert_ne!(q.push(out("a", 10)), Forwarded::Dropped);
+        assert_eq!(q.push(out("a", 1)), Forwarded::Dropped, "full");
+        assert_ne!(q.push(Outgoing::mark("a")), Forwarded::Dropped);
+        let (gaps, batch) = q.take(1000);
+        assert_eq!(batch.len(), 2);
+        q.failed(gaps, batch);
+        assert_eq!(q.dropped(), 2, "the publishes were lost, not the mark");
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! The publisher task: forwards the outbound queue to Redis, a pipeline of
-//! `PUBLISH`es at a time, in order, with this node's presence changes and
+//! `PUBLISH`es (and publish scripts, on topics that keep history) at a
+//! time, in order, with this node's presence changes and
 //! heartbeat; reconnects when Redis goes away.
 
 use std::sync::Arc;
@@ -13,6 +14,8 @@ use wsway::Node;
 use crate::backplane::Inner;
 use crate::config::RedisBuilder;
 use crate::frame;
+use crate::history;
+use crate::outbound::{Kind, Outgoing};
 use crate::presence;
 use crate::wait::{Backoff, within};
 
@@ -27,13 +30,19 @@ pub(crate) async fn connect(
     let mut conn = client
         .get_multiplexed_async_connection_with_config(&settings)
         .await?;
-    redis::cmd("PING").query_async::<()>(&mut conn).await?;
+    // Answers like PING, and lets the pipelines call the history scripts
+    // by their hash.
+    for script in [history::PUBLISH, history::MARK] {
+        redis::Script::new(script)
+            .prepare_invoke()
+            .load_async(&mut conn)
+            .await?;
+    }
     Ok(conn)
 }
 
 pub(crate) async fn run(inner: Arc<Inner>, node: Node, mut conn: Option<MultiplexedConnection>) {
     let mut backoff = Backoff::new(inner.config.reconnect_delay);
-    let gap_note = frame::encode_gap(&inner.node_id);
     let beat = inner.config.presence_heartbeat;
     // The first round announces the node before any member is read.
     let mut next_beat = Instant::now();
@@ -72,46 +81,49 @@ pub(crate) async fn run(inner: Arc<Inner>, node: Node, mut conn: Option<Multiple
                 }
             },
         };
+        // The subscription connection broke since the last batch: Redis
+        // may have restarted and this connection be dead without knowing
+        // it yet. A ping finds out before any publish is risked on it.
+        if inner.suspect.swap(false, Ordering::AcqRel) {
+            let ping = redis::cmd("PING");
+            let ping = ping.query_async::<()>(&mut c);
+            if !matches!(
+                within(&node, inner.config.response_timeout, ping).await,
+                Some(Ok(()))
+            ) {
+                inner.set_query_connection(None);
+                continue;
+            }
+        }
         let (gaps, batch) = inner.outbound.take(inner.config.batch_bytes);
         // Taken after the batch: a member who joined or left before a
         // publish is written before that publish, in the same pipeline, so
         // a node that hears the publish and asks who is there sees it.
         let changes = inner.presence.take();
         let beating = Instant::now() >= next_beat;
-        let mut pipe = redis::pipe();
-        if beating {
-            presence::heartbeat(&mut pipe, &inner.keys, beat * 3);
-        }
-        presence::write(&mut pipe, &inner.keys, &node, &changes);
-        for topic in &gaps {
-            pipe.cmd("PUBLISH")
-                .arg(inner.channel(topic))
-                .arg(&gap_note[..])
-                .ignore();
-        }
-        for out in &batch {
-            pipe.cmd("PUBLISH")
-                .arg(inner.channel(&out.topic))
-                .arg(&out.frame[..])
-                .ignore();
-        }
+        let pipe = pipeline(&inner, &node, &gaps, &batch, &changes, beating);
         let sent = within(
             &node,
             inner.config.response_timeout,
-            pipe.query_async::<Vec<i64>>(&mut c),
+            pipe.query_async::<Vec<redis::Value>>(&mut c),
         )
         .await;
         match sent {
             Some(Ok(replies)) => {
                 inner.outbound.sent();
+                let mut replies = replies.into_iter();
                 if beating {
                     next_beat = Instant::now() + beat;
                     // The liveness key had gone (first beat, Redis emptied,
                     // or paused past the TTL): sweeps may have cleared our
                     // entries, so all of them are written again.
-                    if replies.first() == Some(&0) {
+                    if replies.next() == Some(redis::Value::Int(0)) {
                         inner.presence.mark_all(&node);
                     }
+                }
+                // The marks' replies follow, in order.
+                for (out, reply) in batch.iter().filter(|o| o.kind == Kind::Mark).zip(replies) {
+                    node.listening_from(&out.topic, history::position(reply));
                 }
                 conn = Some(c);
             }
@@ -120,12 +132,67 @@ pub(crate) async fn run(inner: Arc<Inner>, node: Node, mut conn: Option<Multiple
             // twice); the other nodes get gap notes instead. Presence
             // writes are idempotent and simply made again.
             _ => {
+                // Numbered publishes are delivered here only when they come
+                // back from Redis: this node's subscribers are told too,
+                // and those waiting for a mark go on with a gap.
+                for out in &batch {
+                    match out.kind {
+                        Kind::Plain => {}
+                        Kind::Numbered(_) => {
+                            node.gap(&out.topic);
+                        }
+                        Kind::Mark => node.listening_from(&out.topic, None),
+                    }
+                }
                 inner.outbound.failed(gaps, batch);
                 inner.presence.restore(changes);
                 inner.set_query_connection(None);
             }
         }
     }
+}
+
+/// One round's pipeline: the heartbeat (its reply first), presence writes,
+/// gap notes, then the batch in order (marks' replies after the
+/// heartbeat's; every other reply ignored).
+fn pipeline(
+    inner: &Inner,
+    node: &Node,
+    gaps: &[Arc<str>],
+    batch: &[Outgoing],
+    changes: &[(Arc<str>, u64)],
+    beating: bool,
+) -> redis::Pipeline {
+    let mut pipe = redis::pipe();
+    if beating {
+        presence::heartbeat(&mut pipe, &inner.keys, inner.config.presence_heartbeat * 3);
+    }
+    presence::write(&mut pipe, &inner.keys, node, changes);
+    let gap_note = frame::encode_gap(&inner.node_id);
+    for topic in gaps {
+        pipe.cmd("PUBLISH")
+            .arg(inner.channel(topic))
+            .arg(&gap_note[..])
+            .ignore();
+    }
+    for out in batch {
+        let channel = inner.channel(&out.topic);
+        let keys = || history::Keys::new(&inner.config.prefix, &out.topic);
+        match out.kind {
+            Kind::Plain => {
+                pipe.cmd("PUBLISH")
+                    .arg(channel)
+                    .arg(&out.frame[..])
+                    .ignore();
+            }
+            Kind::Numbered(retention) => {
+                let sha = inner.publish_script.get_hash();
+                history::publish(&mut pipe, sha, &keys(), &channel, &out.frame, retention);
+            }
+            Kind::Mark => history::mark(&mut pipe, inner.mark_script.get_hash(), &keys()),
+        }
+    }
+    pipe
 }
 
 /// A node that stops takes its members out at once (best effort: if Redis

@@ -17,9 +17,10 @@ use crate::wait::{Backoff, within};
 
 pub(crate) async fn run(inner: Arc<Inner>, node: Node) {
     let mut backoff = Backoff::new(inner.config.reconnect_delay);
-    // Channels Redis has confirmed for the connection in use.
-    let mut listening: HashSet<Arc<str>> = HashSet::new();
     let mut first = true;
+    // Topics listened to when a connection broke: what was published on
+    // them meanwhile is recovered once a connection listens again.
+    let mut broken: HashSet<Arc<str>> = HashSet::new();
     while !inner.is_stopping() && node.is_alive() {
         let opened = within(
             &node,
@@ -36,29 +37,37 @@ pub(crate) async fn run(inner: Arc<Inner>, node: Node) {
         }
         let (mut sink, mut stream) = pubsub.split();
         // Everything listened to before the break is settled again.
-        let before: Vec<Arc<str>> = listening.drain().collect();
-        inner.dirty().extend(before.iter().cloned());
-        if settle(&inner, &node, &mut sink, &mut listening)
-            .await
-            .is_err()
-        {
-            listening.clear();
+        inner.dirty().extend(broken.iter().cloned());
+        if settle(&inner, &node, &mut sink).await.is_err() {
+            forget_listening(&inner, &mut broken);
             backoff.wait(&node, inner.stop.listen()).await;
             continue;
         }
         backoff.reset();
         inner.subscribed.store(true, Ordering::Release);
-        if !first {
-            // Whatever other nodes published while this connection was
-            // down is lost: say so on every topic still listened to.
-            for topic in before.iter().filter(|t| listening.contains(*t)) {
-                signal_gap(&inner, &node, topic);
+        // What other nodes published while no connection listened never
+        // reached this node: on every topic still listened to, it is
+        // fetched from history where there is one, and told as a gap
+        // where there is not.
+        let listening = inner.listening().clone();
+        for topic in broken.drain().filter(|t| listening.contains(t)) {
+            if node.recover(&topic) > 0 {
+                inner.gaps.fetch_add(1, Ordering::Relaxed);
             }
         }
         first = false;
-        serve(&inner, &node, &mut sink, &mut stream, &mut listening).await;
+        serve(&inner, &node, &mut sink, &mut stream).await;
         inner.subscribed.store(false, Ordering::Release);
+        inner.suspect.store(true, Ordering::Release);
+        forget_listening(&inner, &mut broken);
     }
+}
+
+/// The connection broke: nothing is listened to any more, and what was
+/// joins the topics to recover.
+fn forget_listening(inner: &Inner, broken: &mut HashSet<Arc<str>>) {
+    broken.extend(inner.listening().drain());
+    inner.listening_changed.notify(usize::MAX);
 }
 
 /// Why `serve` woke.
@@ -70,13 +79,7 @@ enum Wake {
 }
 
 /// Reads frames until the connection breaks or the backplane stops.
-async fn serve(
-    inner: &Inner,
-    node: &Node,
-    sink: &mut PubSubSink,
-    stream: &mut PubSubStream,
-    listening: &mut HashSet<Arc<str>>,
-) {
+async fn serve(inner: &Inner, node: &Node, sink: &mut PubSubSink, stream: &mut PubSubStream) {
     loop {
         let dirty = inner.dirty_changed.listen();
         let stop = inner.stop.listen();
@@ -84,7 +87,7 @@ async fn serve(
             return;
         }
         if !inner.dirty().is_empty() {
-            if settle(inner, node, sink, listening).await.is_err() {
+            if settle(inner, node, sink).await.is_err() {
                 return;
             }
             continue;
@@ -128,20 +131,18 @@ async fn serve(
 /// unsubscribes from those that lost their last, judged by the real count
 /// (the hooks only say which topics to look at). On failure the topics are
 /// left dirty for the next connection.
-async fn settle(
-    inner: &Inner,
-    node: &Node,
-    sink: &mut PubSubSink,
-    listening: &mut HashSet<Arc<str>>,
-) -> Result<(), ()> {
+async fn settle(inner: &Inner, node: &Node, sink: &mut PubSubSink) -> Result<(), ()> {
     let dirty: Vec<Arc<str>> = inner.dirty().drain().collect();
     let (mut join, mut leave) = (Vec::new(), Vec::new());
-    for topic in &dirty {
-        let wanted = node.subscriber_count(topic) > 0;
-        if wanted && !listening.contains(topic) {
-            join.push(topic.clone());
-        } else if !wanted && listening.contains(topic) {
-            leave.push(topic.clone());
+    {
+        let listening = inner.listening();
+        for topic in &dirty {
+            let wanted = node.subscriber_count(topic) > 0;
+            if wanted && !listening.contains(topic) {
+                join.push(topic.clone());
+            } else if !wanted && listening.contains(topic) {
+                leave.push(topic.clone());
+            }
         }
     }
     let limit = inner.config.response_timeout;
@@ -154,7 +155,8 @@ async fn settle(
             Some(Ok(()))
         );
         if ok {
-            listening.extend(join);
+            inner.listening().extend(join);
+            inner.listening_changed.notify(usize::MAX);
         }
     }
     if ok && !leave.is_empty() {
@@ -163,6 +165,7 @@ async fn settle(
             Some(Ok(()))
         );
         if ok {
+            let mut listening = inner.listening();
             for topic in &leave {
                 listening.remove(topic);
             }
@@ -181,6 +184,15 @@ fn receive(inner: &Inner, node: &Node, msg: &redis::Msg) {
         return;
     };
     match frame::decode(msg.get_payload_bytes()) {
+        // Numbered by the store: delivered from here on every node alike,
+        // our own publishes included (skipping the connection they skip).
+        Ok((from, Body::Numbered { at, except, msg })) => {
+            let ours = from == inner.node_id;
+            if !ours {
+                inner.received.fetch_add(1, Ordering::Relaxed);
+            }
+            node.deliver_at(topic, at, msg, except.filter(|_| ours));
+        }
         // Our own publish: already delivered locally, never twice.
         Ok((from, _)) if from == inner.node_id => {}
         Ok((_, Body::Message(m))) => {

@@ -210,8 +210,10 @@ impl App {
     /// app.history("room:*", Retention::messages(500).max_age(Duration::from_secs(60)));
     /// ```
     ///
-    /// In process only for now: with a multi-node backplane, a resume is
-    /// answered with a gap.
+    /// In process, each topic's history is a ring in this process; a
+    /// multi-node backplane that [stores history](crate::Backplane::stores_history)
+    /// (`wsway-redis`) keeps it in its store instead, and a resume works
+    /// the same on any node.
     pub fn history(&mut self, pattern: &str, retention: crate::Retention) -> &mut Self {
         self.topics.keep_history(pattern, retention);
         self

@@ -134,6 +134,7 @@ mod pubsub;
 mod readahead;
 mod registry;
 mod request;
+mod resume;
 mod router;
 mod runtime;
 mod serve;
@@ -153,7 +154,7 @@ pub use events::{EVENTS_PROTOCOL, EventError, EventGroup, EventRoute, Events, GA
 pub use extract::Rejection;
 pub use group::Group;
 pub use handler::{Accept, Handler, OnMessage, on_message};
-pub use history::{Position, Retention};
+pub use history::{HistoryError, HistoryFuture, Position, Retention, StoredHistory, StoredMessage};
 pub use limits::{Limits, RateLimit};
 pub use message::{CloseCode, MAX_CLOSE_REASON, MAX_CONTROL_PAYLOAD, Message, Text};
 pub use middleware::Middleware;

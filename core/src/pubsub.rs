@@ -11,7 +11,7 @@ use std::sync::{Arc, RwLock, Weak};
 
 use serde_json::value::RawValue;
 
-use crate::history::{self, History, Position, Replay, Retention};
+use crate::history::{History, HistoryError, HistoryFuture, Position, Retention};
 use crate::message::Message;
 use crate::presence::{LocalPresence, Member, PresenceFuture};
 use crate::runtime::{BoxTask, Rt, Runtime};
@@ -30,7 +30,10 @@ pub struct Published {
     /// The copy for the other nodes ([`Forwarded::Local`] in-process).
     pub forwarded: Forwarded,
     /// Where the message stands in the topic's history, when the topic
-    /// keeps history ([`App::history`](crate::App::history)).
+    /// keeps history ([`App::history`](crate::App::history)) in this
+    /// process. With a backplane that [stores history](Backplane::stores_history)
+    /// the store gives the position later: `None` here, and every
+    /// subscriber (this node's too) gets the message when it comes back.
     pub position: Option<Position>,
 }
 
@@ -100,6 +103,29 @@ pub trait Backplane: Send + Sync + 'static {
         Box::pin(async move { Ok(count) })
     }
 
+    /// True when this backplane keeps the history of topics that keep it
+    /// ([`App::history`](crate::App::history)) in a store shared by the
+    /// nodes. Then it numbers their publishes there (a publish is not
+    /// delivered locally at once: it comes back through
+    /// [`Node::deliver_at`] with its position, on every node alike), and
+    /// this node's rings are windows onto the store: what a resuming
+    /// subscriber needs beyond them is asked of
+    /// [`fetch_history`](Self::fetch_history). Default: false (each
+    /// node's rings are the history, as in process).
+    fn stores_history(&self) -> bool {
+        false
+    }
+
+    /// What the store holds of `topic` after offset `after` in its current
+    /// epoch (see [`StoredHistory`](crate::StoredHistory)). Called only
+    /// when [`stores_history`](Self::stores_history) is true, and only
+    /// while this node has subscribers to `topic`; the answer must not miss
+    /// anything published after this node started listening to it.
+    fn fetch_history(&self, topic: &str, after: u64, retention: Retention) -> HistoryFuture {
+        let _ = (topic, after, retention);
+        Box::pin(async { Err(HistoryError::new("this backplane keeps no history")) })
+    }
+
     /// A server is starting with this backplane: start background work
     /// (reading what other nodes publish, say) on `node`'s runtime. Called
     /// once per server start, before the first connection. Default: nothing.
@@ -146,11 +172,61 @@ impl Node {
         }
     }
 
+    /// Delivers a message the store numbered `at` on a topic that keeps
+    /// history (see [`Backplane::stores_history`]), to this node's
+    /// subscribers of `topic` except `except` (a connection id on this
+    /// node). Messages are taken in offset order: a duplicate is ignored,
+    /// and when offsets were skipped (this node missed them) its
+    /// subscribers catch up from the store before going on. On a topic
+    /// with no history rule here it is delivered as it is.
+    pub fn deliver_at(
+        &self,
+        topic: &str,
+        at: Position,
+        msg: Message,
+        except: Option<u64>,
+    ) -> Published {
+        match self.topics.upgrade() {
+            Some(t) => t.deliver_at(&self.runtime, topic, at, msg, except),
+            None => Published::default(),
+        }
+    }
+
+    /// Where `topic` stood in the store (its last position, `None` if the
+    /// store could not tell) when this node's first subscriber to it
+    /// joined, asked by the backplane after
+    /// [`Backplane::subscribed`] and ahead of any publish this node made
+    /// later. Subscribers that joined meanwhile without a position go on
+    /// from there (or are told of a gap): a connection that subscribes
+    /// and then publishes sees its own message. Only with
+    /// [`Backplane::stores_history`].
+    pub fn listening_from(&self, topic: &str, last: Option<Position>) {
+        if let Some(t) = self.topics.upgrade() {
+            t.listening_from(&self.runtime, topic, last);
+        }
+    }
+
+    /// How much history `topic` keeps, if any.
+    pub fn retention(&self, topic: &str) -> Option<Retention> {
+        self.topics.upgrade()?.local.retention(topic)
+    }
+
     /// Tells this node's subscribers of `topic` that messages published on
     /// it elsewhere may have been missed (through
     /// [`Handler::gap`](crate::Handler::gap)). Returns how many were told.
     pub fn gap(&self, topic: &str) -> usize {
         self.topics.upgrade().map_or(0, |t| t.local.gap(topic))
+    }
+
+    /// This node may have missed what was published on `topic` for a
+    /// while (its link to the store broke): on a topic whose history the
+    /// backplane stores, what was missed is fetched and delivered in
+    /// order; on any other, subscribers are told of a gap. Returns how
+    /// many were told.
+    pub fn recover(&self, topic: &str) -> usize {
+        self.topics
+            .upgrade()
+            .map_or(0, |t| t.recover(&self.runtime, topic))
     }
 
     /// Subscribers of `topic` on this node: a backplane listens to the
@@ -231,34 +307,13 @@ impl LocalTopics {
         self.deliver_frame(topic, msg.into_codec(), except, None)
     }
 
-    /// Publishes on a topic that keeps history: gives the message the next
-    /// position (an event-layer push carries it as `"pos"`), keeps it, and
-    /// delivers it, all under the topic's history lock, so positions and
-    /// delivery order agree and a resuming subscriber misses nothing.
-    fn record(
-        &self,
-        topic: &str,
-        retention: Retention,
-        msg: Message,
-        except: Option<u64>,
-    ) -> Published {
-        let ring = self.history.ring(topic, retention);
-        let mut ring = history::lock(&ring);
-        let position = ring.next_position();
-        let frame = crate::events::positioned(msg, topic, position).into_codec();
-        ring.record(frame.clone());
-        let mut report = self.deliver_frame(topic, frame, except, Some(position));
-        report.position = Some(position);
-        report
-    }
-
     /// Queues `frame` for the subscribers of `topic`. With `recorded` (the
     /// message's position on a topic that keeps history), a subscriber that
     /// cannot take it falls behind and catches up from history once its
     /// queue drains, and one that is behind is skipped until then: nothing
     /// lost for good, nothing out of order. On a plain topic it is told of
     /// a gap instead.
-    fn deliver_frame(
+    pub(crate) fn deliver_frame(
         &self,
         topic: &str,
         frame: tungstenite::Message,
@@ -313,6 +368,23 @@ impl LocalTopics {
         self.read().get(topic).map_or(0, Vec::len)
     }
 
+    /// How much history `topic` keeps, if it keeps any
+    /// ([`App::history`](crate::App::history)).
+    pub fn retention(&self, topic: &str) -> Option<Retention> {
+        self.history.retention(topic)
+    }
+
+    /// Calls `f` with every local subscriber of `topic` (and the topic's
+    /// shared name), under the subscriber table's shared lock.
+    pub(crate) fn each(&self, topic: &str, mut f: impl FnMut(&Arc<str>, &Arc<Shared>)) {
+        let topics = self.read();
+        if let Some((name, subs)) = topics.get_key_value(topic) {
+            for sub in subs {
+                f(name, sub);
+            }
+        }
+    }
+
     /// The members tracked in `topic` on this node, ordered by id.
     pub fn members(&self, topic: &str) -> Vec<Member> {
         self.presence.members(topic)
@@ -358,30 +430,6 @@ impl LocalTopics {
     }
 }
 
-/// Queues what `sub` missed on `topic` since `since`, under the topic's
-/// history lock. When its queue fills first, it stays behind at the last
-/// message it took (and goes on once drained); when history no longer
-/// holds the gap, it is told of one.
-fn replay(ring: &mut history::Ring, topic: &Arc<str>, sub: &Arc<Shared>, since: Position) {
-    match ring.replay(since) {
-        Replay::Missed(frames) => {
-            for (offset, frame) in frames {
-                if !sub.push(frame, true).is_accepted() {
-                    let last = Position {
-                        offset: offset - 1,
-                        ..since
-                    };
-                    sub.set_behind(topic, Some(last));
-                    return;
-                }
-            }
-        }
-        Replay::Lost => {
-            sub.push_gap(topic);
-        }
-    }
-}
-
 /// Publishing and counting from anywhere: a cloneable, `Send + Sync` handle
 /// to the app's topics. Get one from [`App::topics`](crate::App::topics) or
 /// [`ServerHandle::topics`](crate::ServerHandle::topics).
@@ -393,6 +441,15 @@ pub struct Topics {
 pub(crate) struct TopicsInner {
     pub(crate) local: LocalTopics,
     pub(crate) backplane: RwLock<Arc<dyn Backplane>>,
+}
+
+impl TopicsInner {
+    pub(crate) fn backplane(&self) -> Arc<dyn Backplane> {
+        self.backplane
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
 }
 
 impl Default for Topics {
@@ -413,12 +470,8 @@ impl std::fmt::Debug for Topics {
 }
 
 impl Topics {
-    fn backplane(&self) -> Arc<dyn Backplane> {
-        self.inner
-            .backplane
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+    pub(crate) fn backplane(&self) -> Arc<dyn Backplane> {
+        self.inner.backplane()
     }
 
     /// Publishes `msg` to every subscriber of `topic`.
@@ -484,6 +537,10 @@ impl Topics {
     }
 
     pub(crate) fn set_backplane(&self, backplane: Arc<dyn Backplane>) {
+        self.inner
+            .local
+            .history
+            .set_stored(backplane.stores_history());
         *self
             .inner
             .backplane
@@ -497,54 +554,17 @@ impl Topics {
         }
     }
 
-    /// Subscribes; on a topic that keeps history, first replays what the
-    /// subscriber missed since `since()` (asked only there), or tells it of
-    /// a gap when that is no longer in history, under the topic's history
-    /// lock: nothing published meanwhile is missed or delivered twice.
-    pub(crate) fn subscribe_from(
-        &self,
-        topic: &Arc<str>,
-        sub: &Arc<Shared>,
-        since: impl FnOnce() -> Option<Position>,
-    ) {
-        let local = &self.inner.local;
-        let Some(retention) = local.history.retention(topic) else {
-            return self.subscribe(topic, sub);
-        };
-        let ring = local.history.ring(topic, retention);
-        let first = {
-            let mut ring = history::lock(&ring);
-            if let Some(since) = since() {
-                replay(&mut ring, topic, sub, since);
-            }
-            local.add(topic, sub)
-        };
-        if first {
-            self.backplane().subscribed(topic);
-        }
-    }
-
-    /// Catches a subscriber that fell behind on `topic` up from history,
-    /// as far as its queue takes; under the topic's lock, so once it has
-    /// caught up the next live publish reaches it in order.
-    pub(crate) fn catch_up(&self, topic: &Arc<str>, sub: &Arc<Shared>, last: Position) {
-        let history = &self.inner.local.history;
-        let Some(retention) = history.retention(topic) else {
-            sub.set_behind(topic, None);
-            return;
-        };
-        let ring = history.ring(topic, retention);
-        let mut ring = history::lock(&ring);
-        sub.set_behind(topic, None);
-        replay(&mut ring, topic, sub, last);
-    }
-
     pub(crate) fn keep_history(&self, pattern: &str, retention: Retention) {
         self.inner.local.history.keep(pattern, retention);
     }
 
     pub(crate) fn unsubscribe(&self, topic: &str, id: u64) {
-        if self.inner.local.remove(topic, id) {
+        let local = &self.inner.local;
+        if local.remove(topic, id) {
+            if local.history.is_stored() {
+                // Not listened to any more: the window would go stale.
+                local.history.forget(topic);
+            }
             self.backplane().unsubscribed(topic);
         }
     }

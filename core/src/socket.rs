@@ -17,6 +17,7 @@ use serde_json::value::RawValue;
 
 use crate::error::{Error, ErrorKind, check_close, check_control};
 use crate::extract::{Rejection, Source, from_pairs, parse_query};
+use crate::history::Position;
 use crate::message::{CloseCode, Message};
 use crate::pubsub::{Published, Topics};
 use crate::router::RawParams;
@@ -125,8 +126,35 @@ pub(crate) struct Outbox {
     pub(crate) behind: Option<Box<Vec<Behind>>>,
 }
 
-/// A topic a subscriber fell behind on, and the last position it was given.
-pub(crate) type Behind = (Arc<str>, crate::history::Position);
+/// A topic a subscriber fell behind on: the last position it was given,
+/// and where it catches up from.
+#[derive(Clone, Debug)]
+pub(crate) struct Behind {
+    pub(crate) topic: Arc<str>,
+    pub(crate) last: Position,
+    pub(crate) from: CatchUp,
+}
+
+impl CatchUp {
+    /// Whether it can catch up now (it does not wait for the store).
+    fn is_ready(self) -> bool {
+        matches!(self, CatchUp::Ring | CatchUp::Fetched)
+    }
+}
+
+/// Where a subscriber that fell behind catches up from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum CatchUp {
+    /// This node's ring (a window that cannot tell asks the store).
+    Ring,
+    /// A fetch from the store is under way: wait for it.
+    Fetching,
+    /// The store was asked: the ring now tells, and what it lacks is lost.
+    Fetched,
+    /// It joined before this node knew where the topic stands in the
+    /// store: it goes on from there once the node learns it.
+    Starting,
+}
 
 impl Outbox {
     fn buffered(&self) -> usize {
@@ -135,7 +163,11 @@ impl Outbox {
 
     /// True when the queue has drained and topics are to be caught up.
     pub(crate) fn wants_catch_up(&self) -> bool {
-        !self.over_limit && self.behind.is_some()
+        !self.over_limit
+            && self
+                .behind
+                .as_ref()
+                .is_some_and(|b| b.iter().any(|b| b.from.is_ready()))
     }
 
     /// The next topic to report a gap on; the list is freed once empty.
@@ -220,29 +252,128 @@ impl Shared {
     }
 
     /// Where this subscriber stopped on `topic`, if it fell behind there.
-    pub(crate) fn behind_on(&self, topic: &str) -> Option<crate::history::Position> {
+    pub(crate) fn behind_on(&self, topic: &str) -> Option<Position> {
         let out = self.lock();
         let behind = out.behind.as_ref()?;
-        behind.iter().find(|(t, _)| &**t == topic).map(|(_, p)| *p)
+        behind.iter().find(|b| &*b.topic == topic).map(|b| b.last)
     }
 
-    /// Notes that this subscriber stopped at `last` on `topic` (or, with
-    /// `None`, that it has caught up there).
-    pub(crate) fn set_behind(&self, topic: &Arc<str>, last: Option<crate::history::Position>) {
-        let mut out = self.lock();
-        let behind = out.behind.get_or_insert_with(Box::default);
-        behind.retain(|(t, _)| t != topic);
-        if let Some(last) = last {
-            behind.push((topic.clone(), last));
+    /// Notes that this subscriber stopped at `last` on `topic`, to catch
+    /// up from the ring (or, with `None`, that it has caught up there).
+    pub(crate) fn set_behind(&self, topic: &Arc<str>, last: Option<Position>) {
+        self.note_behind(topic, last.map(|last| (last, CatchUp::Ring)));
+    }
+
+    /// Notes that this subscriber, at `last` on `topic`, waits for a fetch
+    /// from the store.
+    pub(crate) fn await_store(&self, topic: &Arc<str>, last: Position) {
+        self.note_behind(topic, Some((last, CatchUp::Fetching)));
+    }
+
+    /// A fetch of what follows offset `after` on `topic` is done: a
+    /// subscriber waiting for it catches up from the ring now (the store
+    /// was asked, unless it waits for something older). True when it was
+    /// waiting.
+    pub(crate) fn store_answered(&self, topic: &str, after: u64) -> bool {
+        {
+            let mut out = self.lock();
+            let Some(b) = out
+                .behind
+                .as_mut()
+                .and_then(|b| b.iter_mut().find(|b| &*b.topic == topic))
+            else {
+                return false;
+            };
+            if b.from != CatchUp::Fetching {
+                return false;
+            }
+            b.from = if b.last.offset >= after {
+                CatchUp::Fetched
+            } else {
+                CatchUp::Ring
+            };
         }
-        if behind.is_empty() {
-            out.behind = None;
+        self.waker.wake();
+        true
+    }
+
+    /// Notes that this subscriber joined `topic` before this node knew
+    /// where the topic stands in the store.
+    pub(crate) fn await_start(&self, topic: &Arc<str>) {
+        let unknown = Position {
+            epoch: 0,
+            offset: 0,
+        };
+        self.note_behind(topic, Some((unknown, CatchUp::Starting)));
+    }
+
+    /// The node learnt where `topic` stood when this subscriber joined
+    /// (`None`: it could not): it goes on from `at`. True when it was
+    /// waiting for that.
+    pub(crate) fn started(&self, topic: &str, at: Option<Position>) -> bool {
+        {
+            let mut out = self.lock();
+            let Some(behind) = out.behind.as_mut() else {
+                return false;
+            };
+            let Some(i) = behind
+                .iter()
+                .position(|b| &*b.topic == topic && b.from == CatchUp::Starting)
+            else {
+                return false;
+            };
+            match at {
+                Some(at) => {
+                    behind[i].last = at;
+                    behind[i].from = CatchUp::Ring;
+                }
+                None => {
+                    behind.swap_remove(i);
+                    if behind.is_empty() {
+                        out.behind = None;
+                    }
+                }
+            }
+        }
+        self.waker.wake();
+        true
+    }
+
+    fn note_behind(&self, topic: &Arc<str>, state: Option<(Position, CatchUp)>) {
+        {
+            let mut out = self.lock();
+            let behind = out.behind.get_or_insert_with(Box::default);
+            behind.retain(|b| &b.topic != topic);
+            if let Some((last, from)) = state {
+                behind.push(Behind {
+                    topic: topic.clone(),
+                    last,
+                    from,
+                });
+            }
+            if behind.is_empty() {
+                out.behind = None;
+            }
+        }
+        // A driver with nothing queued would not look again until some
+        // other event: it catches up now (or once drained, if over its
+        // limit).
+        if state.is_some_and(|(_, from)| from.is_ready()) {
+            self.waker.wake();
         }
     }
 
-    /// The topics to catch up on, and where this subscriber stopped.
+    /// The topics to catch up on now (not those waiting for the store).
     pub(crate) fn behind(&self) -> Vec<Behind> {
-        self.lock().behind.as_deref().cloned().unwrap_or_default()
+        let out = self.lock();
+        let Some(behind) = out.behind.as_deref() else {
+            return Vec::new();
+        };
+        behind
+            .iter()
+            .filter(|b| b.from.is_ready())
+            .cloned()
+            .collect()
     }
 
     pub(crate) fn push(&self, msg: tungstenite::Message, wake: bool) -> SendStatus {
@@ -453,8 +584,9 @@ impl<D> Ws<D> {
             return false;
         }
         let topic: Arc<str> = topic.into();
+        let since = || self.resume_position(&topic);
         self.topics
-            .subscribe_from(&topic, &self.shared, || self.resume_position(&topic));
+            .subscribe_from(&topic, &self.shared, since, &self.info.rt);
         self.subscriptions.push(topic);
         true
     }
@@ -463,13 +595,13 @@ impl<D> Ws<D> {
     /// `wsway-resume` query parameter: a JSON object of topic to position
     /// (`{"room:1": "<epoch>:<offset>"}`), which `wsway.js` sends when it
     /// reconnects. Anything unreadable counts as no position.
-    fn resume_position(&self, topic: &str) -> Option<crate::history::Position> {
+    fn resume_position(&self, topic: &str) -> Option<Position> {
         let query = self.info.query.as_deref()?;
         let (_, json) =
             form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == "wsway-resume")?;
         let positions: std::collections::HashMap<String, String> =
             serde_json::from_str(&json).ok()?;
-        crate::history::Position::parse(positions.get(topic)?)
+        Position::parse(positions.get(topic)?)
     }
 
     /// Unsubscribes from `topic`; false if it was not subscribed.
@@ -477,8 +609,11 @@ impl<D> Ws<D> {
         let Some(i) = self.subscriptions.iter().position(|t| &**t == topic) else {
             return false;
         };
-        self.subscriptions.swap_remove(i);
-        self.topics.unsubscribe(topic, self.shared.id);
+        let topic = self.subscriptions.swap_remove(i);
+        // Not catching up on a topic it left (nor skipped there if it
+        // comes back).
+        self.shared.set_behind(&topic, None);
+        self.topics.unsubscribe(&topic, self.shared.id);
         true
     }
 
@@ -597,8 +732,8 @@ impl<D> Ws<D> {
     /// Catches this connection up on the topics where it fell behind (its
     /// queue has drained).
     pub(crate) fn catch_up(&mut self) {
-        for (topic, last) in self.shared.behind() {
-            self.topics.catch_up(&topic, &self.shared, last);
+        for behind in self.shared.behind() {
+            self.topics.catch_up(&self.shared, behind, &self.info.rt);
         }
     }
 

@@ -8,7 +8,9 @@
 //!   which is what `wsway.js` sends; without a valid one the upgrade is a 401.
 //! - The room's topic keeps a short history: a page that reconnects gets
 //!   what it missed (`wsway.js` resumes by itself).
-//! - Events from the client: `chat:send` `{"text"}` → ack `{"sent": n}`;
+//! - Events from the client: `chat:send` `{"text"}` → ack `{"sent": true}`
+//!   (an `unavailable` error if the line could not be sent to the other
+//!   processes);
 //!   `chat:who` → ack `{"members": [name, ..], "count": n}`: who is in the
 //!   room, on every process sharing the Redis (`--redis`).
 //! - Events to the client: `chat:welcome` `{"name", "room"}`, and to the
@@ -202,7 +204,13 @@ fn events() -> Events {
             // The route publishes to self: the sender sees its own line
             // in the same order as everyone else.
             let sent = ws.publish_event(&room(ws), "chat:message", &said)?;
-            Ok(serde_json::json!({ "sent": sent.delivered }))
+            if sent.forwarded == wsway::Forwarded::Dropped {
+                return Err(EventError::new(
+                    "unavailable",
+                    "the room cannot be reached right now; try again",
+                ));
+            }
+            Ok(serde_json::json!({ "sent": true }))
         });
         chat.on_async("who", |ws, _: serde::de::IgnoredAny| {
             Box::pin(async move {

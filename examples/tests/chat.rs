@@ -35,7 +35,7 @@ runtime_tests! {
 
         let r = call(&mut ann, json!({"event": "chat:send", "data": {"text": "hi bob"}, "id": 1})).await;
         assert_eq!(r, event("chat:message", json!({"name": "ann", "text": "hi bob"})));
-        assert_eq!(next_json(&mut ann).await, json!({"id": 1, "ok": true, "data": {"sent": 2}}));
+        assert_eq!(next_json(&mut ann).await, json!({"id": 1, "ok": true, "data": {"sent": true}}));
         assert_eq!(next_json(&mut bob).await, event("chat:message", json!({"name": "ann", "text": "hi bob"})));
 
         let r = call(&mut ann, json!({"event": "chat:send", "data": {"text": "  "}, "id": 2})).await;

@@ -119,25 +119,6 @@ impl Message {
     }
 }
 
-/// An event push on a topic that keeps history, with its place in it:
-/// `{"event": .., "data": .., "topic": "room:1", "pos": "<epoch>:<offset>"}`.
-/// Anything that is not an event push (a raw message) is left as it is.
-pub(crate) fn positioned(msg: Message, topic: &str, pos: crate::history::Position) -> Message {
-    let Some(text) = msg.as_text() else {
-        return msg;
-    };
-    // `Message::event` writes exactly this shape: an object starting with
-    // the event's name.
-    if !text.starts_with("{\"event\":") {
-        return msg;
-    }
-    let Some(body) = text.strip_suffix('}') else {
-        return msg;
-    };
-    let topic = serde_json::to_string(topic).unwrap_or_else(|_| "\"\"".to_owned());
-    Message::text(format!("{body},\"topic\":{topic},\"pos\":\"{pos}\"}}"))
-}
-
 impl<D> Ws<D> {
     /// Sends the event `{"event": .., "data": ..}` to this connection. Fails
     /// only when `data` cannot be serialized.

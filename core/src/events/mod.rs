@@ -17,7 +17,6 @@ use futures_lite::FutureExt;
 use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
 
-pub(crate) use envelope::positioned;
 pub use error::{EventError, Reply};
 pub use group::{EventGroup, EventRoute};
 

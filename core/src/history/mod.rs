@@ -4,11 +4,24 @@
 //! [`Retention`]), and a subscriber that says where it was gets what it
 //! missed, in order, before anything new. When the gap is no longer in
 //! history (trimmed, or another epoch), it is told so instead.
+//!
+//! In process, each topic's [`Ring`] is its history. A backplane with a
+//! store ([`Backplane::stores_history`](crate::Backplane::stores_history))
+//! numbers publishes there, and the rings are this node's windows onto it.
 
-use std::collections::{HashMap, VecDeque};
+mod ring;
+mod store;
+
+use std::collections::HashMap;
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant};
+
+use crate::message::Message;
+
+pub(crate) use ring::{Admit, Replay, Ring};
+pub use store::{HistoryError, HistoryFuture, StoredHistory, StoredMessage};
 
 /// Where a message stands in a recoverable topic: its offset (1, 2, 3 …)
 /// within an epoch. A new epoch means the history before it is gone (the
@@ -63,36 +76,26 @@ impl Retention {
         self.max_age = age;
         self
     }
+
+    /// How many messages are kept, at most.
+    pub fn message_limit(&self) -> usize {
+        self.messages
+    }
+
+    /// How old a kept message may grow.
+    pub fn age_limit(&self) -> Duration {
+        self.max_age
+    }
 }
 
-/// Which topics keep history: exact names, or prefixes ending in `*`.
+/// Which topics keep history (exact names, or prefixes ending in `*`),
+/// and this node's ring for each.
 #[derive(Default)]
 pub(crate) struct History {
     rules: RwLock<Vec<(String, Retention)>>,
     rings: RwLock<HashMap<Arc<str>, Arc<Mutex<Ring>>>>,
-}
-
-/// One topic's kept messages.
-pub(crate) struct Ring {
-    epoch: u64,
-    next: u64,
-    retention: Retention,
-    entries: VecDeque<Entry>,
-}
-
-struct Entry {
-    offset: u64,
-    at: Instant,
-    frame: tungstenite::Message,
-}
-
-/// What a resuming subscriber gets.
-pub(crate) enum Replay {
-    /// The messages after its position with their offsets, oldest first
-    /// (maybe none).
-    Missed(Vec<(u64, tungstenite::Message)>),
-    /// Its position is no longer in history.
-    Lost,
+    /// The backplane keeps history in a store: rings are windows onto it.
+    stored: AtomicBool,
 }
 
 impl History {
@@ -115,8 +118,23 @@ impl History {
         })
     }
 
-    /// The ring of `topic`, made on first use with a fresh epoch. Rings
-    /// whose every message has expired are forgotten on the way.
+    /// Whether history lives in the backplane's store (see
+    /// [`Backplane::stores_history`](crate::Backplane::stores_history)).
+    pub(crate) fn is_stored(&self) -> bool {
+        self.stored.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn set_stored(&self, stored: bool) {
+        self.stored.store(stored, Ordering::Release);
+        self.rings
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+    }
+
+    /// The ring of `topic`, made on first use (in process, with a fresh
+    /// epoch; rings whose every message has expired are forgotten on the
+    /// way).
     pub(crate) fn ring(&self, topic: &str, retention: Retention) -> Arc<Mutex<Ring>> {
         // Every publish to a topic that keeps history comes here: the
         // common case (the ring exists) takes only the shared lock.
@@ -133,16 +151,26 @@ impl History {
         if let Some(ring) = rings.get(topic) {
             return ring.clone();
         }
-        let now = Instant::now();
-        rings.retain(|_, r| !lock(r).expired(now));
-        let ring = Arc::new(Mutex::new(Ring {
-            epoch: new_epoch(),
-            next: 1,
-            retention,
-            entries: VecDeque::new(),
-        }));
+        let ring = if self.is_stored() {
+            // A window lives while the node has subscribers (see `forget`).
+            Ring::window(retention)
+        } else {
+            let now = Instant::now();
+            rings.retain(|_, r| !lock(r).expired(now));
+            Ring::numbering(retention, new_epoch())
+        };
+        let ring = Arc::new(Mutex::new(ring));
         rings.insert(topic.into(), ring.clone());
         ring
+    }
+
+    /// Drops `topic`'s window: this node stopped listening to it, so it
+    /// would go stale.
+    pub(crate) fn forget(&self, topic: &str) {
+        self.rings
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(topic);
     }
 }
 
@@ -151,64 +179,23 @@ pub(crate) fn lock(ring: &Mutex<Ring>) -> MutexGuard<'_, Ring> {
     ring.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-impl Ring {
-    /// The position the next publish gets.
-    pub(crate) fn next_position(&self) -> Position {
-        Position {
-            epoch: self.epoch,
-            offset: self.next,
-        }
+/// An event push on a topic that keeps history, with its place in it:
+/// `{"event": .., "data": .., "topic": "room:1", "pos": "<epoch>:<offset>"}`.
+/// Anything that is not an event push (a raw message) is left as it is.
+pub(crate) fn positioned(msg: Message, topic: &str, pos: Position) -> Message {
+    let Some(text) = msg.as_text() else {
+        return msg;
+    };
+    // `Message::event` writes exactly this shape: an object starting with
+    // the event's name.
+    if !text.starts_with("{\"event\":") {
+        return msg;
     }
-
-    /// Keeps `frame` as the message at the next position.
-    pub(crate) fn record(&mut self, frame: tungstenite::Message) {
-        let now = Instant::now();
-        self.entries.push_back(Entry {
-            offset: self.next,
-            at: now,
-            frame,
-        });
-        self.next += 1;
-        self.trim(now);
-    }
-
-    fn trim(&mut self, now: Instant) {
-        while self.entries.len() > self.retention.messages
-            || self
-                .entries
-                .front()
-                .is_some_and(|e| now.duration_since(e.at) > self.retention.max_age)
-        {
-            self.entries.pop_front();
-        }
-    }
-
-    fn expired(&self, now: Instant) -> bool {
-        self.entries
-            .back()
-            .is_none_or(|e| now.duration_since(e.at) > self.retention.max_age)
-    }
-
-    /// What a subscriber that was at `since` missed.
-    pub(crate) fn replay(&mut self, since: Position) -> Replay {
-        self.trim(Instant::now());
-        let last = self.next - 1;
-        let oldest = self.entries.front().map_or(self.next, |e| e.offset);
-        // In this epoch, not ahead of it, and nothing missing between.
-        if since.epoch != self.epoch
-            || since.offset > last
-            || since.offset.saturating_add(1) < oldest
-        {
-            return Replay::Lost;
-        }
-        Replay::Missed(
-            self.entries
-                .iter()
-                .filter(|e| e.offset > since.offset)
-                .map(|e| (e.offset, e.frame.clone()))
-                .collect(),
-        )
-    }
+    let Some(body) = text.strip_suffix('}') else {
+        return msg;
+    };
+    let topic = serde_json::to_string(topic).unwrap_or_else(|_| "\"\"".to_owned());
+    Message::text(format!("{body},\"topic\":{topic},\"pos\":\"{pos}\"}}"))
 }
 
 /// A random epoch, so a restarted process never reuses one.
@@ -224,55 +211,37 @@ fn new_epoch() -> u64 {
 mod tests {
     use super::*;
 
-    fn text(s: &str) -> tungstenite::Message {
-        tungstenite::Message::text(s)
-    }
-
-    fn texts(r: Replay) -> Option<Vec<String>> {
-        match r {
-            Replay::Missed(v) => Some(
-                v.iter()
-                    .map(|(_, m)| m.to_text().unwrap().to_owned())
-                    .collect(),
-            ),
-            Replay::Lost => None,
-        }
-    }
-
     #[test]
-    fn patterns_positions_replay_and_loss() {
+    fn rules_match_names_and_prefixes_and_the_first_wins() {
         let h = History::default();
         h.keep("room:*", Retention::messages(3));
         h.keep("news", Retention::messages(10));
-        assert!(h.retention("room:1").is_some() && h.retention("news").is_some());
+        h.keep("room:9", Retention::messages(99));
+        assert_eq!(h.retention("room:9").map(|r| r.message_limit()), Some(3));
+        assert!(h.retention("news").is_some());
         assert!(h.retention("newsy").is_none() && h.retention("chat").is_none());
-
-        let ring = h.ring("room:1", h.retention("room:1").unwrap());
-        let mut r = lock(&ring);
-        let start = r.next_position();
-        assert_eq!(start.offset, 1);
-        assert_eq!(Position::parse(&start.to_string()), Some(start));
-        for m in ["a", "b", "c", "d"] {
-            r.record(text(m));
-        }
-        let at = |offset| Position {
-            epoch: start.epoch,
-            offset,
+        let p = Position {
+            epoch: 0x1f,
+            offset: 12,
         };
-        assert_eq!(texts(r.replay(at(2))), Some(vec!["c".into(), "d".into()]));
-        assert_eq!(texts(r.replay(at(4))), Some(vec![]), "up to date");
-        assert_eq!(
-            texts(r.replay(at(1))),
-            Some(vec!["b".into(), "c".into(), "d".into()])
-        );
-        assert_eq!(texts(r.replay(at(0))), None, "a was trimmed");
-        assert_eq!(texts(r.replay(at(5))), None, "ahead of the topic");
-        let other = Position {
-            epoch: start.epoch ^ 2,
-            offset: 3,
-        };
-        assert_eq!(texts(r.replay(other)), None, "another epoch");
+        assert_eq!(p.to_string(), "1f:12");
+        assert_eq!(Position::parse("1f:12"), Some(p));
         assert_eq!(Position::parse("zz:1"), None);
         assert_eq!(Position::parse("12"), None);
+    }
+
+    #[test]
+    fn only_event_pushes_carry_their_position() {
+        let at = Position {
+            epoch: 2,
+            offset: 7,
+        };
+        let push = positioned(Message::text(r#"{"event":"e","data":1}"#), "r", at);
+        assert_eq!(
+            push.as_text(),
+            Some(r#"{"event":"e","data":1,"topic":"r","pos":"2:7"}"#)
+        );
+        let raw = positioned(Message::text("plain"), "r", at);
+        assert_eq!(raw.as_text(), Some("plain"));
     }
 }

@@ -1,0 +1,208 @@
+//! Topic history in Redis: a stream per topic, written by the same script
+//! that publishes, so a message is in history if and only if it was
+//! published.
+//!
+//! Layout, under the app's prefix `P`:
+//!
+//! - `P history:TOPIC` — a stream, entry id `0-OFFSET`, fields `k` (`t`
+//!   text or `b` binary), `t` (Redis time in ms) and `d` (the payload);
+//!   capped at the retention's message count, and gone once its newest
+//!   entry is older than the retention's age;
+//! - `P history-meta:TOPIC` — a hash: `e` the epoch, `s` the last offset.
+//!   It outlives the stream by [`META_TTL`], so a client that was away
+//!   while nothing was published hears that it missed nothing.
+//!
+//! An epoch is made (by whichever script finds none) when the topic has
+//! no meta: the first publish, or Redis restarted empty; a new epoch
+//! starts a new stream. Positions from
+//! before then are in another epoch, and their clients are told the state
+//! was lost.
+
+use std::time::Duration;
+
+use redis::Value;
+use wsway::{HistoryError, Position, Retention, StoredHistory, StoredMessage};
+
+use crate::frame;
+
+/// How long a topic's epoch and last offset outlive its last publish.
+pub(crate) const META_TTL: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// Numbers, keeps and publishes one message, atomically.
+/// KEYS: meta, stream. ARGV: channel, frame header, payload, kind,
+/// new epoch, max messages, max age (ms), meta TTL (ms).
+pub(crate) const PUBLISH: &str = r"
+local e = redis.call('HGET', KEYS[1], 'e')
+if not e then
+  e = ARGV[5]
+  redis.call('DEL', KEYS[2])
+  redis.call('HSET', KEYS[1], 'e', e)
+end
+local s = redis.call('HINCRBY', KEYS[1], 's', 1)
+local t = redis.call('TIME')
+local ms = t[1] * 1000 + math.floor(t[2] / 1000)
+redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[6], '0-' .. s,
+  'k', ARGV[4], 't', ms, 'd', ARGV[3])
+redis.call('PEXPIRE', KEYS[2], ARGV[7])
+redis.call('PEXPIRE', KEYS[1], ARGV[8])
+redis.call('PUBLISH', ARGV[1], ARGV[2] .. e .. ':' .. s .. '\n' .. ARGV[3])
+return s
+";
+
+/// The epoch (made if there is none) and the last offset. KEYS: meta,
+/// stream. ARGV: new epoch, meta TTL (ms).
+pub(crate) const MARK: &str = r"
+local e = redis.call('HGET', KEYS[1], 'e')
+if not e then
+  e = ARGV[1]
+  redis.call('DEL', KEYS[2])
+  redis.call('HSET', KEYS[1], 'e', e, 's', 0)
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return {e, redis.call('HGET', KEYS[1], 's') or '0'}
+";
+
+/// The epoch (made if there is none), the last offset, Redis's time and
+/// the entries after an offset. KEYS: meta, stream. ARGV: after, new
+/// epoch, meta TTL (ms).
+pub(crate) const FETCH: &str = r"
+local e = redis.call('HGET', KEYS[1], 'e')
+if not e then
+  e = ARGV[2]
+  redis.call('DEL', KEYS[2])
+  redis.call('HSET', KEYS[1], 'e', e, 's', 0)
+  redis.call('PEXPIRE', KEYS[1], ARGV[3])
+end
+local s = redis.call('HGET', KEYS[1], 's') or '0'
+local t = redis.call('TIME')
+local ms = t[1] * 1000 + math.floor(t[2] / 1000)
+local from = '0-' .. (tonumber(ARGV[1]) + 1)
+return {e, s, ms, redis.call('XRANGE', KEYS[2], from, '+')}
+";
+
+/// A topic's stream and meta keys.
+pub(crate) struct Keys {
+    pub(crate) meta: String,
+    pub(crate) stream: String,
+}
+
+impl Keys {
+    pub(crate) fn new(prefix: &str, topic: &str) -> Keys {
+        Keys {
+            meta: format!("{prefix}history-meta:{topic}"),
+            stream: format!("{prefix}history:{topic}"),
+        }
+    }
+}
+
+/// A fresh epoch, offered to the scripts in case the topic has none: random,
+/// so that a Redis restarted empty never hands out one a client knows.
+pub(crate) fn new_epoch() -> String {
+    format!("{:x}", fastrand::u64(1..))
+}
+
+/// Adds the publish script's call for one message to `pipe`.
+pub(crate) fn publish(
+    pipe: &mut redis::Pipeline,
+    sha: &str,
+    keys: &Keys,
+    channel: &str,
+    frame: &[u8],
+    retention: Retention,
+) {
+    let (header, payload) = frame.split_at(frame::NUMBERED_HEADER.min(frame.len()));
+    let kind = if frame::is_text(frame) { "t" } else { "b" };
+    pipe.cmd("EVALSHA")
+        .arg(sha)
+        .arg(2)
+        .arg(&keys.meta)
+        .arg(&keys.stream)
+        .arg(channel)
+        .arg(header)
+        .arg(payload)
+        .arg(kind)
+        .arg(new_epoch())
+        .arg(retention.message_limit())
+        .arg(millis(retention.age_limit()))
+        .arg(millis(META_TTL))
+        .ignore();
+}
+
+/// Adds the mark script's call for `topic` to `pipe` (its reply is read
+/// with [`position`]).
+pub(crate) fn mark(pipe: &mut redis::Pipeline, sha: &str, keys: &Keys) {
+    pipe.cmd("EVALSHA")
+        .arg(sha)
+        .arg(2)
+        .arg(&keys.meta)
+        .arg(&keys.stream)
+        .arg(new_epoch())
+        .arg(millis(META_TTL));
+}
+
+/// Reads the mark script's reply.
+pub(crate) fn position(reply: Value) -> Option<Position> {
+    let (epoch, last): (String, String) = redis::from_redis_value(reply).ok()?;
+    Some(Position {
+        epoch: u64::from_str_radix(&epoch, 16).ok()?,
+        offset: last.parse().ok()?,
+    })
+}
+
+pub(crate) fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
+}
+
+/// Reads the fetch script's answer, leaving out what outlived `max_age`.
+pub(crate) fn stored(reply: Value, max_age: Duration) -> Result<StoredHistory, HistoryError> {
+    let bad = || HistoryError::new("Redis answered a history fetch in an unexpected shape");
+    let Value::Array(mut parts) = reply else {
+        return Err(bad());
+    };
+    if parts.len() != 4 {
+        return Err(bad());
+    }
+    let entries = parts.pop().ok_or_else(bad)?;
+    let now: u64 = redis::from_redis_value(parts.pop().ok_or_else(bad)?).map_err(|_| bad())?;
+    let last: String = redis::from_redis_value(parts.pop().ok_or_else(bad)?).map_err(|_| bad())?;
+    let epoch: String = redis::from_redis_value(parts.pop().ok_or_else(bad)?).map_err(|_| bad())?;
+    let epoch = u64::from_str_radix(&epoch, 16).map_err(|_| bad())?;
+    let last = last.parse().map_err(|_| bad())?;
+    let Value::Array(entries) = entries else {
+        return Err(bad());
+    };
+    let mut messages = Vec::with_capacity(entries.len());
+    for entry in entries {
+        let (id, fields): (String, Vec<Vec<u8>>) =
+            redis::from_redis_value(entry).map_err(|_| bad())?;
+        let offset = id
+            .strip_prefix("0-")
+            .and_then(|o| o.parse().ok())
+            .ok_or_else(bad)?;
+        let field = |name: &[u8]| {
+            fields
+                .chunks(2)
+                .find(|kv| kv.len() == 2 && kv[0] == name)
+                .map(|kv| kv[1].as_slice())
+        };
+        let at: u64 = field(b"t")
+            .and_then(|t| std::str::from_utf8(t).ok()?.parse().ok())
+            .ok_or_else(bad)?;
+        let age = Duration::from_millis(now.saturating_sub(at));
+        if age > max_age {
+            continue;
+        }
+        let text = field(b"k") == Some(b"t");
+        let message = frame::message(text, field(b"d").ok_or_else(bad)?).map_err(|_| bad())?;
+        messages.push(StoredMessage {
+            offset,
+            age,
+            message,
+        });
+    }
+    Ok(StoredHistory {
+        epoch,
+        last,
+        messages,
+    })
+}
