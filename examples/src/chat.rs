@@ -296,11 +296,12 @@ fn with_tokens(sessions: Tokens) -> App {
         let sessions = sessions.clone();
         async move { sessions.verify(&token) }
     };
-    // A short history: a page that loses its connection for a moment gets
-    // the lines it missed when wsway.js reconnects.
+    // A short history: a page that loses its connection for a moment (a
+    // restart's few seconds, even in a busy room) gets the lines it missed
+    // when wsway.js reconnects.
     app.history(
         "room:*",
-        Retention::messages(200).max_age(Duration::from_secs(120)),
+        Retention::messages(1000).max_age(Duration::from_secs(120)),
     );
     app.ws("/chat/:room", events())
         .publish_to_self(true)

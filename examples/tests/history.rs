@@ -120,18 +120,7 @@ async fn tick(ws: &mut Client) -> (u64, String) {
 }
 
 fn resume_path(room: &str, topic: &str, pos: &str) -> String {
-    let json = json!({ topic: pos }).to_string();
-    let encoded: String = form_encode(&json);
-    format!("/r/{room}?wsway-resume={encoded}")
-}
-
-fn form_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+    format!("/r/{room}?{}", resume_query(&[(topic, pos)]))
 }
 
 /// Each body, once per store (and, by `runtime_tests!`, per runtime).

@@ -118,7 +118,7 @@ macro_rules! runtime_tests {
 /// `#[test]` per runtime, each taking its turn.
 #[macro_export]
 macro_rules! runtime_tests_in_turn {
-    ($body:ident, $why:literal) => {
+    ($(#[$meta:meta])* $body:ident, $why:literal) => {
         #[doc = $why]
         static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
@@ -127,16 +127,19 @@ macro_rules! runtime_tests_in_turn {
             rt.run($body);
         }
 
+        $(#[$meta])*
         #[test]
         fn tokio() {
             alone(common::Runtime::Tokio)
         }
 
+        $(#[$meta])*
         #[test]
         fn smol() {
             alone(common::Runtime::Smol)
         }
 
+        $(#[$meta])*
         #[test]
         fn async_std() {
             alone(common::Runtime::AsyncStd)
@@ -155,6 +158,24 @@ pub fn reconnect_delay(reason: &str, i: usize) -> Duration {
         .and_then(|ms| ms.parse().ok())
         .unwrap_or(1000);
     Duration::from_millis((i as u64 * 7919) % window.max(1))
+}
+
+/// The query a reconnecting `wsway.js` sends: `wsway-resume=` and the
+/// URL-encoded JSON of each topic's last position.
+pub fn resume_query(positions: &[(&str, &str)]) -> String {
+    let json: serde_json::Map<String, serde_json::Value> = positions
+        .iter()
+        .map(|(topic, pos)| (topic.to_string(), serde_json::Value::from(*pos)))
+        .collect();
+    let encoded: String = serde_json::Value::Object(json)
+        .to_string()
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect();
+    format!("wsway-resume={encoded}")
 }
 
 /// Awaits `fut`, panicking with `what` if it takes longer than `limit`.
@@ -346,8 +367,13 @@ impl Log {
 }
 
 /// Waits until `cond` holds, polling every 10 ms.
-pub async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
-    within(WAIT, what, async {
+pub async fn eventually(what: &str, cond: impl FnMut() -> bool) {
+    eventually_for(WAIT, what, cond).await
+}
+
+/// Like [`eventually`], with a longer (or shorter) bound than [`WAIT`].
+pub async fn eventually_for(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+    within(limit, what, async {
         while !cond() {
             Timer::after(Duration::from_millis(10)).await;
         }
