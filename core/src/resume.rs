@@ -358,3 +358,213 @@ impl Topics {
             .replay(&mut ring, &topic, sub, last, authoritative, rt);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The window logic against a store in memory: no Redis, no sockets.
+    //! The test plays the backplane's part, choosing which numbered
+    //! messages reach the node live.
+
+    use std::collections::VecDeque;
+    use std::sync::Mutex;
+    use std::task::{Context, Poll};
+    use std::time::Duration;
+
+    use super::*;
+    use crate::history::StoredMessage;
+    use crate::pubsub::{Backplane, Node};
+    use crate::runtime::{BoxSleep, BoxTask, Runtime};
+
+    /// Spawned tasks wait until [`Tasks::run`].
+    #[derive(Clone, Default)]
+    struct Tasks(Arc<Mutex<Vec<BoxTask>>>);
+
+    impl Runtime for Tasks {
+        fn spawn(&self, task: BoxTask) {
+            self.0.lock().unwrap().push(task);
+        }
+        fn sleep(&self, _: Duration) -> BoxSleep {
+            Box::pin(std::future::pending())
+        }
+    }
+
+    impl Tasks {
+        /// Polls every task until none is left (the store answers at once).
+        fn run(&self) {
+            let mut cx = Context::from_waker(std::task::Waker::noop());
+            loop {
+                let tasks = std::mem::take(&mut *self.0.lock().unwrap());
+                if tasks.is_empty() {
+                    return;
+                }
+                for mut task in tasks {
+                    assert!(task.as_mut().poll(&mut cx) == Poll::Ready(()));
+                }
+            }
+        }
+    }
+
+    /// A store that numbers publishes in one epoch and answers fetches.
+    #[derive(Default)]
+    struct Store {
+        epoch: Mutex<u64>,
+        log: Mutex<Vec<Message>>,
+        node: Mutex<Option<Node>>,
+    }
+
+    impl Backplane for Arc<Store> {
+        fn publish(&self, _: &LocalTopics, _: &str, msg: Message, _: Option<u64>) -> Published {
+            self.log.lock().unwrap().push(msg);
+            Published::default()
+        }
+        fn stores_history(&self) -> bool {
+            true
+        }
+        fn fetch_history(
+            &self,
+            _: &str,
+            after: u64,
+            _: Retention,
+        ) -> crate::history::HistoryFuture {
+            let log = self.log.lock().unwrap();
+            let messages = (after as usize..log.len())
+                .map(|i| StoredMessage {
+                    offset: i as u64 + 1,
+                    age: Duration::ZERO,
+                    message: log[i].clone(),
+                })
+                .collect();
+            let stored = StoredHistory {
+                epoch: *self.epoch.lock().unwrap(),
+                last: log.len() as u64,
+                messages,
+            };
+            Box::pin(async move { Ok(stored) })
+        }
+        fn start(&self, node: Node) {
+            *self.node.lock().unwrap() = Some(node);
+        }
+    }
+
+    impl Store {
+        fn at(&self, offset: u64) -> Position {
+            Position {
+                epoch: *self.epoch.lock().unwrap(),
+                offset,
+            }
+        }
+
+        /// Hands the message at `offset` to the node, as if it came live.
+        fn deliver(&self, offset: u64) {
+            let msg = self.log.lock().unwrap()[offset as usize - 1].clone();
+            let node = self.node.lock().unwrap().clone().unwrap();
+            node.deliver_at("room", self.at(offset), msg, None);
+        }
+
+        fn send(&self, topics: &Topics, n: u64) {
+            topics.publish("room", Message::event("m", &n).unwrap());
+        }
+    }
+
+    /// Drives `sub` as its connection would (catching up whenever it
+    /// wants to), and returns what it received: the data of each push, or
+    /// -1 for a gap.
+    fn received(topics: &Topics, rt: &Rt, sub: &Arc<Shared>) -> Vec<i64> {
+        let mut got = Vec::new();
+        loop {
+            let mut batch = VecDeque::new();
+            sub.take_queue(&mut batch);
+            sub.flushed();
+            let idle = batch.is_empty();
+            for frame in batch {
+                let v: serde_json::Value = serde_json::from_str(frame.to_text().unwrap()).unwrap();
+                got.push(v["data"].as_i64().unwrap());
+            }
+            let (gap, catch_up) = {
+                let mut out = sub.lock();
+                (out.take_gap(), out.wants_catch_up())
+            };
+            if gap.is_some() {
+                got.push(-1);
+            } else if catch_up {
+                for behind in sub.behind() {
+                    topics.catch_up(sub, behind, rt);
+                }
+            } else if idle {
+                return got;
+            }
+        }
+    }
+
+    #[test]
+    fn a_window_takes_the_store_in_order_and_asks_it_for_what_it_lacks() {
+        let store = Arc::new(Store::default());
+        *store.epoch.lock().unwrap() = 0xe1;
+        let topics = Topics::default();
+        topics.keep_history("room", Retention::messages(100));
+        topics.set_backplane(Arc::new(store.clone()));
+        let tasks = Tasks::default();
+        let rt: Rt = Arc::new(tasks.clone());
+        topics.start(rt.clone());
+        let topic: Arc<str> = "room".into();
+        let sub = |id| Arc::new(Shared::new(id, 1 << 20, false));
+
+        // Five published before this node listened.
+        for n in 1..=5 {
+            store.send(&topics, n);
+        }
+        // A joins without a position: held back until the node learns
+        // where the topic stands (5), then nothing is owed.
+        let a = sub(1);
+        topics.subscribe_from(&topic, &a, || None, &rt);
+        store.deliver(5);
+        assert_eq!(received(&topics, &rt, &a), Vec::<i64>::new(), "waits");
+        let node = store.node.lock().unwrap().clone().unwrap();
+        node.listening_from("room", Some(store.at(4)));
+        tasks.run();
+        assert_eq!(received(&topics, &rt, &a), [5], "from where it joined");
+
+        // 6 comes live, 7 never does, 8 does: A is held at 6 and catches
+        // up from the store, in order.
+        for n in 6..=8 {
+            store.send(&topics, n);
+        }
+        store.deliver(6);
+        store.deliver(8);
+        store.deliver(8);
+        tasks.run();
+        assert_eq!(received(&topics, &rt, &a), [6, 7, 8], "in order, once");
+
+        // B resumes from 2, before the window: fetched, then live.
+        let b = sub(2);
+        topics.subscribe_from(&topic, &b, || Some(store.at(2)), &rt);
+        tasks.run();
+        store.send(&topics, 9);
+        store.deliver(9);
+        assert_eq!(received(&topics, &rt, &b), [3, 4, 5, 6, 7, 8, 9]);
+        assert_eq!(received(&topics, &rt, &a), [9]);
+
+        // C comes from another epoch: told of a gap, then live.
+        let c = sub(3);
+        let stale = Position {
+            epoch: 0xe0,
+            offset: 3,
+        };
+        topics.subscribe_from(&topic, &c, || Some(stale), &rt);
+        tasks.run();
+        assert_eq!(received(&topics, &rt, &c), [-1]);
+
+        // The store restarts empty: a new epoch, and everyone is told once.
+        *store.epoch.lock().unwrap() = 0xe2;
+        store.log.lock().unwrap().clear();
+        store.send(&topics, 10);
+        store.deliver(1);
+        for s in [&a, &b, &c] {
+            // The gap is a notice beside the queue (the handler's `gap`
+            // reports it): it may come after what was queued with it.
+            let mut got = received(&topics, &rt, s);
+            got.sort();
+            assert_eq!(got, [-1, 10]);
+        }
+    }
+}
