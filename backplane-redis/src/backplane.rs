@@ -229,9 +229,9 @@ impl Inner {
         self.fetch_script
             .key(&keys.meta)
             .key(&keys.stream)
-            .arg(after)
             .arg(history::new_epoch())
             .arg(history::millis(history::META_TTL))
+            .arg(after)
             .invoke_async(&mut conn)
             .await
     }

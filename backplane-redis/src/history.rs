@@ -28,57 +28,60 @@ use crate::frame;
 /// How long a topic's epoch and last offset outlive its last publish.
 pub(crate) const META_TTL: Duration = Duration::from_secs(24 * 60 * 60);
 
-/// Numbers, keeps and publishes one message, atomically.
-/// KEYS: meta, stream. ARGV: channel, frame header, payload, kind,
-/// new epoch, max messages, max age (ms), meta TTL (ms).
-pub(crate) const PUBLISH: &str = r"
-local e = redis.call('HGET', KEYS[1], 'e')
-if not e then
-  e = ARGV[5]
-  redis.call('DEL', KEYS[2])
-  redis.call('HSET', KEYS[1], 'e', e)
-end
-local s = redis.call('HINCRBY', KEYS[1], 's', 1)
-local t = redis.call('TIME')
-local ms = t[1] * 1000 + math.floor(t[2] / 1000)
-redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[6], '0-' .. s,
-  'k', ARGV[4], 't', ms, 'd', ARGV[3])
-redis.call('PEXPIRE', KEYS[2], ARGV[7])
-redis.call('PEXPIRE', KEYS[1], ARGV[8])
-redis.call('PUBLISH', ARGV[1], ARGV[2] .. e .. ':' .. s .. '\n' .. ARGV[3])
-return s
-";
-
-/// The epoch (made if there is none) and the last offset. KEYS: meta,
+/// The start of every script: the topic's epoch, made (with a new, empty
+/// stream) when it has none, and the meta's TTL renewed. KEYS: meta,
 /// stream. ARGV: new epoch, meta TTL (ms).
-pub(crate) const MARK: &str = r"
+macro_rules! epoch {
+    () => {
+        r"
 local e = redis.call('HGET', KEYS[1], 'e')
 if not e then
   e = ARGV[1]
   redis.call('DEL', KEYS[2])
   redis.call('HSET', KEYS[1], 'e', e, 's', 0)
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
 end
-return {e, redis.call('HGET', KEYS[1], 's') or '0'}
-";
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+"
+    };
+}
 
-/// The epoch (made if there is none), the last offset, Redis's time and
-/// the entries after an offset. KEYS: meta, stream. ARGV: after, new
-/// epoch, meta TTL (ms).
-pub(crate) const FETCH: &str = r"
-local e = redis.call('HGET', KEYS[1], 'e')
-if not e then
-  e = ARGV[2]
-  redis.call('DEL', KEYS[2])
-  redis.call('HSET', KEYS[1], 'e', e, 's', 0)
-  redis.call('PEXPIRE', KEYS[1], ARGV[3])
-end
-local s = redis.call('HGET', KEYS[1], 's') or '0'
+/// Numbers, keeps and publishes one message, atomically. ARGV after the
+/// epoch's: channel, frame header, payload, kind, max messages, max age
+/// (ms).
+pub(crate) const PUBLISH: &str = concat!(
+    epoch!(),
+    r"
+local s = redis.call('HINCRBY', KEYS[1], 's', 1)
 local t = redis.call('TIME')
 local ms = t[1] * 1000 + math.floor(t[2] / 1000)
-local from = '0-' .. (tonumber(ARGV[1]) + 1)
+redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[7], '0-' .. s,
+  'k', ARGV[6], 't', ms, 'd', ARGV[5])
+redis.call('PEXPIRE', KEYS[2], ARGV[8])
+redis.call('PUBLISH', ARGV[3], ARGV[4] .. e .. ':' .. s .. '\n' .. ARGV[5])
+return s
+"
+);
+
+/// The epoch and the last offset.
+pub(crate) const MARK: &str = concat!(
+    epoch!(),
+    r"
+return {e, redis.call('HGET', KEYS[1], 's')}
+"
+);
+
+/// The epoch, the last offset, Redis's time and the entries after an
+/// offset. ARGV after the epoch's: the offset.
+pub(crate) const FETCH: &str = concat!(
+    epoch!(),
+    r"
+local s = redis.call('HGET', KEYS[1], 's')
+local t = redis.call('TIME')
+local ms = t[1] * 1000 + math.floor(t[2] / 1000)
+local from = '0-' .. (tonumber(ARGV[3]) + 1)
 return {e, s, ms, redis.call('XRANGE', KEYS[2], from, '+')}
-";
+"
+);
 
 /// A topic's stream and meta keys.
 pub(crate) struct Keys {
@@ -112,32 +115,31 @@ pub(crate) fn publish(
 ) {
     let (header, payload) = frame.split_at(frame::NUMBERED_HEADER.min(frame.len()));
     let kind = if frame::is_text(frame) { "t" } else { "b" };
+    call(pipe, sha, keys)
+        .arg(channel)
+        .arg(header)
+        .arg(payload)
+        .arg(kind)
+        .arg(retention.message_limit())
+        .arg(millis(retention.age_limit()))
+        .ignore();
+}
+
+/// A script's call with its keys and the epoch's arguments.
+fn call<'a>(pipe: &'a mut redis::Pipeline, sha: &str, keys: &Keys) -> &'a mut redis::Pipeline {
     pipe.cmd("EVALSHA")
         .arg(sha)
         .arg(2)
         .arg(&keys.meta)
         .arg(&keys.stream)
-        .arg(channel)
-        .arg(header)
-        .arg(payload)
-        .arg(kind)
         .arg(new_epoch())
-        .arg(retention.message_limit())
-        .arg(millis(retention.age_limit()))
         .arg(millis(META_TTL))
-        .ignore();
 }
 
 /// Adds the mark script's call for `topic` to `pipe` (its reply is read
 /// with [`position`]).
 pub(crate) fn mark(pipe: &mut redis::Pipeline, sha: &str, keys: &Keys) {
-    pipe.cmd("EVALSHA")
-        .arg(sha)
-        .arg(2)
-        .arg(&keys.meta)
-        .arg(&keys.stream)
-        .arg(new_epoch())
-        .arg(millis(META_TTL));
+    call(pipe, sha, keys);
 }
 
 /// Reads the mark script's reply.

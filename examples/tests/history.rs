@@ -8,6 +8,7 @@
 
 mod common;
 
+use std::future::Future;
 use std::ops::Deref;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -83,24 +84,40 @@ fn app() -> App {
     app
 }
 
-/// Publishes `{"event": "tick", "data": n}` on `topic`, `per_second`
-/// times a second, until `stop`; counts in `sent`.
-async fn publisher(
-    topics: Topics,
-    topic: &str,
-    per_second: u64,
-    sent: &AtomicU64,
-    stop: &AtomicBool,
-) {
-    let started = std::time::Instant::now();
-    while !stop.load(Ordering::Acquire) {
-        let due = (started.elapsed().as_secs_f64() * per_second as f64) as u64 + 1;
-        while sent.load(Ordering::Acquire) < due {
-            let n = sent.load(Ordering::Acquire) + 1;
-            topics.publish_event(topic, "tick", &n).expect("publish");
-            sent.store(n, Ordering::Release);
-        }
-        async_io::Timer::after(Duration::from_millis(5)).await;
+/// Publishes `{"event": "tick", "data": n}` on `room:a`, `per_second`
+/// times a second, from n = 1, until stopped.
+#[derive(Clone, Default)]
+struct Ticker {
+    sent: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Ticker {
+    /// The ticker, and the publishing to run beside the clients.
+    fn start(topics: Topics, per_second: u64) -> (Ticker, impl Future<Output = ()>) {
+        let ticker = Ticker::default();
+        let (sent, stop) = (ticker.sent.clone(), ticker.stop.clone());
+        let publishing = async move {
+            let started = std::time::Instant::now();
+            while !stop.load(Ordering::Acquire) {
+                let due = (started.elapsed().as_secs_f64() * per_second as f64) as u64 + 1;
+                while sent.load(Ordering::Acquire) < due {
+                    let n = sent.load(Ordering::Acquire) + 1;
+                    topics.publish_event("room:a", "tick", &n).expect("publish");
+                    sent.store(n, Ordering::Release);
+                }
+                async_io::Timer::after(Duration::from_millis(5)).await;
+            }
+        };
+        (ticker, publishing)
+    }
+
+    fn sent(&self) -> u64 {
+        self.sent.load(Ordering::Acquire)
+    }
+
+    fn stop(&self) {
+        self.stop.store(true, Ordering::Release);
     }
 }
 
@@ -153,11 +170,7 @@ store_tests! {
         let addr = server.local_addr();
         let mut first = connect(addr, "/r/a").await;
         server.subscribed("room:a", 1).await;
-        let (sent, stop) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicBool::new(false)));
-        let publishing = {
-            let (topics, sent, stop) = (server.topics(), sent.clone(), stop.clone());
-            async move { publisher(topics, "room:a", 100, &sent, &stop).await }
-        };
+        let (ticker, publishing) = Ticker::start(server.topics(), 100);
         let client = async {
             let mut seen = Vec::new();
             let mut pos = String::new();
@@ -172,11 +185,11 @@ store_tests! {
             let cut = first;
             async_io::Timer::after(Duration::from_secs(2)).await;
             let mut second = connect(addr, &resume_path("a", "room:a", &pos)).await;
-            let target = sent.load(Ordering::Acquire) + 20;
+            let target = ticker.sent() + 20;
             while *seen.last().unwrap() < target {
                 seen.push(tick(&mut second).await.0);
             }
-            stop.store(true, Ordering::Release);
+            ticker.stop();
             drop(cut);
             seen
         };
@@ -317,11 +330,7 @@ runtime_tests! {
         let redis = server.redis.as_ref().unwrap();
         let mut ws = connect(server.local_addr(), "/r/a").await;
         server.subscribed("room:a", 1).await;
-        let (sent, stop) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicBool::new(false)));
-        let publishing = {
-            let (topics, sent, stop) = (server.topics(), sent.clone(), stop.clone());
-            async move { publisher(topics, "room:a", 100, &sent, &stop).await }
-        };
+        let (ticker, publishing) = Ticker::start(server.topics(), 100);
         let client = async {
             let mut seen = Vec::new();
             while seen.len() < 50 {
@@ -348,9 +357,9 @@ runtime_tests! {
                 .query(&mut admin)
                 .unwrap();
             assert_eq!(killed, 1, "the node's subscription");
-            let before = sent.load(Ordering::Acquire);
+            let before = ticker.sent();
             async_io::Timer::after(Duration::from_millis(300)).await;
-            let unheard = sent.load(Ordering::Acquire) - before;
+            let unheard = ticker.sent() - before;
             let listeners: (String, usize) = ::redis::cmd("PUBSUB")
                 .arg("NUMSUB")
                 .arg("wsway:room:a")
@@ -359,11 +368,11 @@ runtime_tests! {
             assert_eq!(listeners.1, 0, "nobody listened meanwhile");
             assert!(unheard > 10, "published meanwhile: {unheard}");
             let () = config("10000").query(&mut admin).unwrap();
-            let target = sent.load(Ordering::Acquire) + 100;
+            let target = ticker.sent() + 100;
             while *seen.last().unwrap() < target {
                 seen.push(tick(&mut ws).await.0);
             }
-            stop.store(true, Ordering::Release);
+            ticker.stop();
             seen
         };
         let ((), seen) = futures_lite::future::zip(Box::pin(publishing), Box::pin(client)).await;

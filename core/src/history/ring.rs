@@ -66,12 +66,7 @@ impl Ring {
     pub(crate) fn numbering(retention: Retention, epoch: u64) -> Ring {
         Ring {
             epoch: Some(epoch),
-            next: 1,
-            retention,
-            entries: VecDeque::new(),
-            fetching: None,
-            recovering: false,
-            told: false,
+            ..Ring::window(retention)
         }
     }
 
