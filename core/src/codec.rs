@@ -1,138 +1,172 @@
-//! The RFC 6455 codec (tungstenite's `WebSocketContext`) driven by polls.
+//! The connection's side of the protocol: the sans-IO [`protocol`]
+//! driven by polls over the socket, with the replies RFC 6455 makes
+//! automatic (a pong for a ping, a close for a close) and the closing
+//! handshake's state.
 //!
-//! tungstenite speaks `std::io`; [`Blocking`] turns a poll into that for the
-//! length of a call, so a `WouldBlock` here always means the task's waker is
-//! registered with the socket. Reads come through the connection's
-//! [`ReadAhead`].
+//! [`protocol`]: crate::protocol
 
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use bytes::Bytes;
-use tungstenite::Error as WsError;
-use tungstenite::protocol::{CloseFrame, Role, WebSocketConfig, WebSocketContext};
+use bytes::{Bytes, BytesMut};
 
-use crate::io::{Blocking, BoxIo};
-use crate::readahead::ReadAhead;
+use crate::io::BoxIo;
+use crate::protocol::{
+    CloseFrame, Decoder, DecoderConfig, Incoming, Opcode, Outgoing, ProtocolError,
+};
+
+/// Why the codec cannot go on.
+#[derive(Debug)]
+pub(crate) enum CodecError {
+    /// The peer broke the protocol (or a limit): fail the connection.
+    Protocol(ProtocolError),
+    /// The socket failed, or ended without a closing handshake.
+    Io(io::Error),
+    /// The closing handshake is complete (or this side already closed).
+    Closed,
+}
 
 pub(crate) struct Codec {
-    /// Made on the first byte in either direction: until then a connection
-    /// holds no codec state or buffer at all.
-    ctx: Option<Box<WebSocketContext>>,
-    config: WebSocketConfig,
     io: BoxIo,
-    ahead: ReadAhead,
-    /// The codec's last read ran out of input: it holds no unparsed bytes.
-    drained: bool,
-}
-
-fn is_would_block(e: &WsError) -> bool {
-    matches!(e, WsError::Io(e) if e.kind() == io::ErrorKind::WouldBlock)
-}
-
-/// A would-block from the socket is "not yet" (`Pending`).
-fn pending_if_blocked<T>(r: Result<T, WsError>) -> Poll<Result<T, WsError>> {
-    match r {
-        Err(e) if is_would_block(&e) => Poll::Pending,
-        r => Poll::Ready(r),
-    }
-}
-
-/// A would-block after a frame was buffered is success: it is written later.
-fn ok_if_blocked(r: Result<(), WsError>) -> Result<(), WsError> {
-    match r {
-        Err(e) if is_would_block(&e) => Ok(()),
-        r => r,
-    }
+    decoder: Decoder,
+    /// Bytes read and not yet decoded; released whenever it runs empty, so
+    /// a quiet connection holds no read buffer.
+    read: BytesMut,
+    /// Frames encoded and not yet written, and how much of them was.
+    write: Vec<u8>,
+    written: usize,
+    sent_close: bool,
+    received_close: bool,
+    /// The socket reported end of stream.
+    eof: bool,
 }
 
 impl Codec {
     /// A server-side codec over `io`; `prefix` is what hyper read past the
     /// request head (the client may have sent frames right behind it).
-    pub(crate) fn new(io: BoxIo, prefix: Bytes, config: WebSocketConfig) -> Self {
-        // Frames the client sent right behind its request head need a codec now.
-        let ctx = (!prefix.is_empty()).then(|| {
-            let part = prefix.to_vec();
-            Box::new(WebSocketContext::from_partially_read(
-                part,
-                Role::Server,
-                Some(config),
-            ))
-        });
+    pub(crate) fn new(io: BoxIo, prefix: Bytes, config: DecoderConfig) -> Self {
         Codec {
-            drained: prefix.is_empty(),
-            ctx,
-            config,
             io,
-            ahead: ReadAhead::default(),
+            decoder: Decoder::new(config),
+            read: BytesMut::from(&prefix[..]),
+            write: Vec::new(),
+            written: 0,
+            sent_close: false,
+            received_close: false,
+            eof: false,
         }
     }
 
-    /// The codec (made now if this is the first traffic) and a std-IO view
-    /// of the socket, borrowed side by side.
-    fn parts<'a, 'b>(
-        &'a mut self,
-        cx: &'a mut Context<'b>,
-    ) -> (&'a mut WebSocketContext, Blocking<'a, 'b>) {
-        let Codec {
-            ctx,
-            config,
-            io,
-            ahead,
-            ..
-        } = self;
-        let ctx =
-            ctx.get_or_insert_with(|| Box::new(WebSocketContext::new(Role::Server, Some(*config))));
-        (ctx, Blocking { io, ahead, cx })
-    }
-
-    pub(crate) fn poll_read(
-        &mut self,
-        cx: &mut Context<'_>,
-    ) -> Poll<Result<tungstenite::Message, WsError>> {
-        // The codec has parsed all it had, nothing new arrived and no closing
-        // handshake is under way: leave the codec alone, so its buffer stays
-        // untouched while the peer is quiet.
-        if self.drained
-            && self.ahead.is_empty()
-            && self.can_write()
-            && self.ahead.poll_fill(&mut self.io, cx).is_pending()
-        {
-            return Poll::Pending;
+    /// The next message or control frame from the peer. Pings are answered
+    /// and a close is echoed (both written by the next flush); once both
+    /// closes have been exchanged and ours is written, the answer is
+    /// [`CodecError::Closed`].
+    pub(crate) fn poll_read(&mut self, cx: &mut Context<'_>) -> Poll<Result<Incoming, CodecError>> {
+        loop {
+            if self.received_close && self.sent_close {
+                return match self.poll_flush(cx) {
+                    Poll::Pending => Poll::Pending,
+                    Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+                    Poll::Ready(Ok(())) => Poll::Ready(Err(CodecError::Closed)),
+                };
+            }
+            match self.decoder.decode(&mut self.read) {
+                Err(e) => return Poll::Ready(Err(CodecError::Protocol(e))),
+                Ok(Some(item)) => {
+                    self.answer(&item);
+                    return Poll::Ready(Ok(item));
+                }
+                Ok(None) => {}
+            }
+            if self.eof {
+                return Poll::Ready(Err(CodecError::Io(io::ErrorKind::UnexpectedEof.into())));
+            }
+            match crate::readahead::poll_read_into(&mut self.io, cx, &mut self.read) {
+                Poll::Pending => {
+                    if self.read.is_empty() {
+                        self.read = BytesMut::new();
+                    }
+                    return Poll::Pending;
+                }
+                Poll::Ready(Ok(0)) => self.eof = true,
+                Poll::Ready(Ok(_)) => {}
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(CodecError::Io(e))),
+            }
         }
-        let (ctx, mut io) = self.parts(cx);
-        let read = pending_if_blocked(ctx.read(&mut io));
-        self.drained = read.is_pending();
-        read
     }
 
-    /// Queues a message in the codec's buffer; it is written by `poll_flush`
-    /// (or sooner, once the buffer is large).
-    pub(crate) fn write(
-        &mut self,
-        cx: &mut Context<'_>,
-        msg: tungstenite::Message,
-    ) -> Result<(), WsError> {
-        let (ctx, mut io) = self.parts(cx);
-        ok_if_blocked(ctx.write(&mut io, msg))
-    }
-
-    pub(crate) fn close(&mut self, cx: &mut Context<'_>, frame: CloseFrame) -> Result<(), WsError> {
-        let (ctx, mut io) = self.parts(cx);
-        ok_if_blocked(ctx.close(&mut io, Some(frame)))
-    }
-
-    pub(crate) fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), WsError>> {
-        if self.ctx.is_none() {
-            return Poll::Ready(Ok(()));
+    /// The replies the RFC makes automatic: a pong with the ping's payload
+    /// (§5.5.2), and a close echoing the peer's code (§5.5.1).
+    fn answer(&mut self, item: &Incoming) {
+        match item {
+            Incoming::Ping(payload) if !self.sent_close => {
+                Outgoing::pong(payload.clone()).encode(&mut self.write);
+            }
+            Incoming::Close(frame) => {
+                self.received_close = true;
+                if !self.sent_close {
+                    self.sent_close = true;
+                    let reply = match frame {
+                        Some(f) => Outgoing::close(f.code, ""),
+                        None => Outgoing {
+                            opcode: Opcode::Close,
+                            payload: Bytes::new(),
+                        },
+                    };
+                    reply.encode(&mut self.write);
+                }
+            }
+            _ => {}
         }
-        let (ctx, mut io) = self.parts(cx);
-        pending_if_blocked(ctx.flush(&mut io))
     }
 
+    /// Encodes a message (or ping, pong) into the write buffer; it is
+    /// written by [`poll_flush`](Self::poll_flush).
+    pub(crate) fn write(&mut self, msg: Outgoing) -> Result<(), CodecError> {
+        if !self.can_write() {
+            return Err(CodecError::Closed);
+        }
+        msg.encode(&mut self.write);
+        Ok(())
+    }
+
+    /// Starts the closing handshake (or fails the connection) with `frame`;
+    /// nothing but the reply is read after it.
+    pub(crate) fn close(&mut self, frame: CloseFrame) -> Result<(), CodecError> {
+        if self.sent_close {
+            return Ok(());
+        }
+        self.sent_close = true;
+        Outgoing::close(frame.code, &frame.reason).encode(&mut self.write);
+        Ok(())
+    }
+
+    /// Writes what is buffered. The buffer is released once written, so a
+    /// quiet connection holds none.
+    pub(crate) fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), CodecError>> {
+        while self.written < self.write.len() {
+            match Pin::new(&mut *self.io).poll_write(cx, &self.write[self.written..]) {
+                Poll::Ready(Ok(0)) => {
+                    return Poll::Ready(Err(CodecError::Io(io::ErrorKind::WriteZero.into())));
+                }
+                Poll::Ready(Ok(n)) => self.written += n,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(CodecError::Io(e))),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        if !self.write.is_empty() {
+            self.write = Vec::new();
+            self.written = 0;
+        }
+        Pin::new(&mut *self.io)
+            .poll_flush(cx)
+            .map_err(CodecError::Io)
+    }
+
+    /// False once either side has sent its close: data can no longer go out.
     pub(crate) fn can_write(&self) -> bool {
-        self.ctx.as_ref().is_none_or(|ctx| ctx.can_write())
+        !self.sent_close && !self.received_close
     }
 
     /// Half-closes the socket (FIN): nothing more will be written.
@@ -144,11 +178,9 @@ impl Codec {
     /// after failing a connection, so that the close frame reaches the peer
     /// instead of being destroyed by a reset for unread data.
     pub(crate) fn poll_discard(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
-        let mut scratch = [0u8; 2048];
-        let (_, mut io) = self.parts(cx);
-        match std::io::Read::read(&mut io, &mut scratch) {
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Poll::Pending,
-            r => Poll::Ready(r),
-        }
+        self.read.clear();
+        let read = crate::readahead::poll_read_into(&mut self.io, cx, &mut self.read);
+        self.read = BytesMut::new();
+        read
     }
 }

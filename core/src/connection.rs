@@ -14,15 +14,14 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use futures_lite::FutureExt as _;
-use tungstenite::Error as WsError;
-use tungstenite::protocol::CloseFrame;
 
 use crate::app::BoxFuture;
-use crate::codec::Codec;
+use crate::codec::{Codec, CodecError};
 use crate::error::{Error, ErrorKind, from_codec};
 use crate::handler::Handler;
 use crate::limits::{Limits, RateCount, RateVerdict};
 use crate::message::{CloseCode, Message, Text, close_frame};
+use crate::protocol::{CloseFrame, Incoming};
 use crate::registry::{Registration, TaskGuard};
 use crate::runtime::{BoxSleep, Rt};
 use crate::socket::{CloseRequest, Shared, Ws};
@@ -52,18 +51,18 @@ pub(crate) struct Start {
 struct Link {
     codec: Codec,
     shared: Arc<Shared>,
-    batch: VecDeque<tungstenite::Message>,
+    batch: VecDeque<crate::protocol::Outgoing>,
     /// The codec holds bytes not yet flushed.
     flushing: bool,
     drain_owed: bool,
     /// A write failed while a callback ran; the driver ends with it next.
-    failed: Option<WsError>,
+    failed: Option<CodecError>,
 }
 
 impl Link {
     /// Moves queued messages into the codec and flushes, until the socket
     /// blocks or there is nothing left. `Ok(())` does not mean all is written.
-    fn pump(&mut self, cx: &mut Context<'_>) -> Result<(), WsError> {
+    fn pump(&mut self, cx: &mut Context<'_>) -> Result<(), CodecError> {
         loop {
             if self.flushing {
                 match self.codec.poll_flush(cx) {
@@ -77,7 +76,7 @@ impl Link {
                     }
                 }
             }
-            if !self.stage(cx)? {
+            if !self.stage()? {
                 return Ok(());
             }
         }
@@ -88,7 +87,7 @@ impl Link {
     /// read too: a close frame from the peer ends the codec's writing, and
     /// replies to the messages it sent before that close were accepted and
     /// must still go out ahead of ours.
-    fn stage(&mut self, cx: &mut Context<'_>) -> Result<bool, WsError> {
+    fn stage(&mut self) -> Result<bool, CodecError> {
         self.shared.take_queue(&mut self.batch);
         if self.batch.is_empty() {
             return Ok(false);
@@ -100,7 +99,7 @@ impl Link {
             return Ok(false);
         }
         for msg in self.batch.drain(..) {
-            self.codec.write(cx, msg)?;
+            self.codec.write(msg)?;
         }
         self.flushing = true;
         Ok(true)
@@ -382,9 +381,9 @@ impl<H: Handler> Driver<H> {
         }));
     }
 
-    fn end_for(&self, e: WsError) -> End {
+    fn end_for(&self, e: CodecError) -> End {
         match e {
-            WsError::ConnectionClosed | WsError::AlreadyClosed => End::Clean,
+            CodecError::Closed => End::Clean,
             e => {
                 let err = from_codec(e);
                 if err.close_code().is_some() && self.closing.is_none() {
@@ -438,7 +437,7 @@ impl<H: Handler> Driver<H> {
             // Reads first, within the budget, so replies to a burst coalesce.
             let budget_left = self.reads_since_flush < READ_BUDGET;
             if budget_left {
-                if let Err(e) = self.link.stage(cx) {
+                if let Err(e) = self.link.stage() {
                     return Poll::Ready(Event::End(self.end_for(e)));
                 }
                 match self.poll_read(cx) {
@@ -480,7 +479,7 @@ impl<H: Handler> Driver<H> {
                     && self.link.shared.is_idle_queue()
                 {
                     let frame = closing.frame.take().expect("checked above");
-                    if let Err(e) = self.link.codec.close(cx, frame) {
+                    if let Err(e) = self.link.codec.close(frame) {
                         return Poll::Ready(Event::End(self.end_for(e)));
                     }
                     self.link.flushing = true;
@@ -517,17 +516,17 @@ impl<H: Handler> Driver<H> {
             self.link.shared.heard();
             self.pinged = false;
             match msg {
-                tungstenite::Message::Text(t) if self.closing.is_none() => {
-                    return Poll::Ready(Event::Message(Message::Text(Text::from_codec(t))));
+                Incoming::Text { payload, .. } if self.closing.is_none() => {
+                    return Poll::Ready(Event::Message(Message::Text(Text::from_codec(payload))));
                 }
-                tungstenite::Message::Binary(b) if self.closing.is_none() => {
-                    return Poll::Ready(Event::Message(Message::Binary(b)));
+                Incoming::Binary { payload, .. } if self.closing.is_none() => {
+                    return Poll::Ready(Event::Message(Message::Binary(payload)));
                 }
                 // The codec queued a pong; make sure it is flushed.
-                tungstenite::Message::Ping(_) => self.link.flushing = true,
-                tungstenite::Message::Close(frame) => {
+                Incoming::Ping(_) => self.link.flushing = true,
+                Incoming::Close(frame) => {
                     self.peer_close = Some(Box::new(match frame {
-                        Some(f) => (CloseCode(f.code.into()), f.reason.as_str().to_owned()),
+                        Some(f) => (CloseCode(f.code), f.reason),
                         None => (CloseCode::NO_STATUS, String::new()),
                     }));
                     self.link.shared.set_closing();
@@ -615,13 +614,13 @@ impl<H: Handler> Driver<H> {
             }
             if let Some(f) = frame.take() {
                 // Queue first, then the close frame behind it, then flush both.
-                if link.pump(cx).is_err() || link.codec.close(cx, f).is_err() {
+                if link.pump(cx).is_err() || link.codec.close(f).is_err() {
                     return Poll::Ready(());
                 }
             }
             match link.codec.poll_flush(cx) {
                 Poll::Pending => return Poll::Pending,
-                Poll::Ready(Err(WsError::Io(_))) => return Poll::Ready(()),
+                Poll::Ready(Err(CodecError::Io(_))) => return Poll::Ready(()),
                 Poll::Ready(_) => {}
             }
             if link.codec.poll_shutdown(cx).is_pending() {
@@ -698,7 +697,10 @@ mod tests {
         );
         let shared = Arc::new(Shared::new(1, 1 << 20, false));
         for i in 0..100 {
-            shared.push(tungstenite::Message::text(format!("message {i:03}")), false);
+            shared.push(
+                crate::protocol::Outgoing::text(format!("message {i:03}").into()),
+                false,
+            );
         }
         let mut link = Link {
             codec,

@@ -6,6 +6,8 @@
 
 use std::fmt;
 
+use crate::codec::CodecError;
+
 use crate::message::{CloseCode, MAX_CLOSE_REASON, MAX_CONTROL_PAYLOAD};
 
 /// What went wrong on a connection, or with a call on it.
@@ -175,15 +177,18 @@ pub(crate) fn check_control(payload: &[u8]) -> Result<(), Error> {
     Ok(())
 }
 
-/// Maps a codec read error to ours.
-pub(crate) fn from_codec(err: tungstenite::Error) -> Error {
-    use tungstenite::error::{Error as E, ProtocolError as P};
+/// Maps a codec error to ours.
+pub(crate) fn from_codec(err: CodecError) -> Error {
     match err {
-        E::Capacity(c) => Error::with_detail(ErrorKind::MessageTooLarge, c.to_string()),
-        E::Utf8(d) => Error::with_detail(ErrorKind::InvalidUtf8, d),
-        E::Protocol(P::ResetWithoutClosingHandshake) => Error::new(ErrorKind::ConnectionLost),
-        E::Protocol(p) => Error::with_detail(ErrorKind::Protocol, p.to_string()),
-        E::Io(e)
+        CodecError::Protocol(e) => {
+            let kind = match e.close_code() {
+                1009 => ErrorKind::MessageTooLarge,
+                1007 => ErrorKind::InvalidUtf8,
+                _ => ErrorKind::Protocol,
+            };
+            Error::with_detail(kind, e.to_string())
+        }
+        CodecError::Io(e)
             if matches!(
                 e.kind(),
                 std::io::ErrorKind::ConnectionReset
@@ -194,8 +199,8 @@ pub(crate) fn from_codec(err: tungstenite::Error) -> Error {
         {
             Error::with_detail(ErrorKind::ConnectionLost, e.to_string())
         }
-        E::Io(e) => Error::with_detail(ErrorKind::Io, e.to_string()),
-        other => Error::with_detail(ErrorKind::Protocol, other.to_string()),
+        CodecError::Io(e) => Error::with_detail(ErrorKind::Io, e.to_string()),
+        CodecError::Closed => Error::new(ErrorKind::Closed),
     }
 }
 

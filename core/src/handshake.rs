@@ -98,7 +98,7 @@ pub(crate) fn check(
         }
     };
     Ok(Handshake {
-        accept: tungstenite::handshake::derive_accept_key(key),
+        accept: crate::protocol::handshake::accept_key(key),
     })
 }
 

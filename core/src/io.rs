@@ -1,8 +1,7 @@
-//! IO plumbing: the boxed byte stream core works on, the bridge that lets
-//! hyper drive it, and the bridge that lets tungstenite's blocking-style API
-//! run on a poll.
+//! IO plumbing: the boxed byte stream core works on, and the bridge that
+//! lets hyper drive it.
 
-use std::io::{self, Read, Write};
+use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -123,38 +122,5 @@ impl hyper::rt::Write for HyperIo {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut *self.0).poll_close(cx)
-    }
-}
-
-/// `std::io::{Read, Write}` over a futures-io stream for the span of one
-/// poll: `Pending` becomes `WouldBlock`, with the task's waker registered.
-/// This is how tungstenite's codec runs inside our driver's poll. Reads go
-/// through the connection's read-ahead.
-pub(crate) struct Blocking<'a, 'b> {
-    pub(crate) io: &'a mut BoxIo,
-    pub(crate) ahead: &'a mut crate::readahead::ReadAhead,
-    pub(crate) cx: &'a mut Context<'b>,
-}
-
-fn would_block<T>(p: Poll<io::Result<T>>) -> io::Result<T> {
-    match p {
-        Poll::Ready(r) => r,
-        Poll::Pending => Err(io::ErrorKind::WouldBlock.into()),
-    }
-}
-
-impl Read for Blocking<'_, '_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.ahead.read(self.io, self.cx, buf)
-    }
-}
-
-impl Write for Blocking<'_, '_> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        would_block(Pin::new(&mut **self.io).poll_write(self.cx, buf))
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        would_block(Pin::new(&mut **self.io).poll_flush(self.cx))
     }
 }

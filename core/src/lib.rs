@@ -52,7 +52,7 @@
 //! request upgrades; core checks the handshake (RFC 6455 §4.2), runs
 //! `before_upgrade`, answers 101, takes the raw stream back from hyper and
 //! runs the connection's driver on the same task. The driver reads frames
-//! with tungstenite's codec, runs the handler's callbacks one at a time,
+//! with wsway's own codec, runs the handler's callbacks one at a time,
 //! writes what they queue in batches, keeps the idle and close timers, and
 //! performs the closing handshake. Sends from other tasks go through a
 //! [`Handle`] into the same queue.
@@ -75,9 +75,10 @@
 //! | `events` | [`Events`]: JSON envelopes, typed handlers, acks, [`EventError`] |
 //! | `socket` | [`Ws`], [`Handle`], [`SendStatus`]: the connection API and its outbox |
 //! | `connection` | the per-connection driver: reads, writes, timers, close |
-//! | `codec` | tungstenite's codec driven by polls |
+//! | `protocol` | RFC 6455 sans I/O: frames, masking, UTF-8, close codes, the decoder |
+//! | `codec` | the protocol driven by polls: automatic replies, the closing handshake |
 //! | `readahead` | large socket reads under the codec, from a per-thread pool |
-//! | `io` | the stream type, hyper's IO glue, the poll-to-std bridge |
+//! | `io` | the stream type, hyper's IO glue |
 //! | `limits` | [`Limits`] and their defaults |
 //! | `origin` | the origin check against cross-site WebSocket hijacking: [`Origins`] |
 //! | `pubsub` | topics, [`Topics`], the [`Backplane`] seam |
@@ -130,6 +131,7 @@ mod message;
 pub mod middleware;
 mod origin;
 mod presence;
+mod protocol;
 mod pubsub;
 mod readahead;
 mod registry;
@@ -210,7 +212,7 @@ pub mod __bench {
     pub struct Room {
         topics: Topics,
         subs: Vec<Arc<Shared>>,
-        batch: VecDeque<tungstenite::Message>,
+        batch: VecDeque<crate::protocol::Outgoing>,
     }
 
     impl Room {

@@ -28,7 +28,7 @@ pub struct Limits {
     pub(crate) backpressure_limit: usize,
     pub(crate) close_on_backpressure: bool,
     pub(crate) max_connections: Option<usize>,
-    pub(crate) read_buffer_size: usize,
+    pub(crate) max_fragments: usize,
     pub(crate) origins: Origins,
     pub(crate) rate_limit: Option<RateLimit>,
 }
@@ -43,7 +43,7 @@ impl Default for Limits {
             backpressure_limit: 1 << 20,
             close_on_backpressure: false,
             max_connections: None,
-            read_buffer_size: 512,
+            max_fragments: 128 << 10,
             origins: Origins::default(),
             rate_limit: None,
         }
@@ -114,13 +114,12 @@ impl Limits {
         self
     }
 
-    /// Size of the codec's own read buffer; it grows for larger frames. The
-    /// socket itself is read in 64 KiB chunks from a per-thread pool, so this
-    /// only sets the piece size the codec copies at a time: small saves
-    /// memory per connection, large saves copying calls for big messages.
-    /// Default: 512 bytes.
-    pub fn read_buffer_size(mut self, bytes: usize) -> Self {
-        self.read_buffer_size = bytes.max(64);
+    /// Most fragments one incoming message may come in. More closes the
+    /// connection with 1009: a peer cannot keep the server busy with empty
+    /// continuation frames that never end a message. Default: 131 072
+    /// (a 4 MiB message in 32-byte fragments).
+    pub fn max_fragments(mut self, fragments: usize) -> Self {
+        self.max_fragments = fragments.max(1);
         self
     }
 
@@ -154,15 +153,14 @@ impl Limits {
         self.backpressure_limit
     }
 
-    pub(crate) fn codec_config(&self) -> tungstenite::protocol::WebSocketConfig {
-        tungstenite::protocol::WebSocketConfig::default()
-            .read_buffer_size(self.read_buffer_size)
-            // wsway flushes after every batch it hands the codec, so the codec's
-            // own write threshold only matters inside one batch.
-            .write_buffer_size(64 << 10)
-            .max_write_buffer_size(usize::MAX)
-            .max_message_size(Some(self.max_message_size))
-            .max_frame_size(Some(self.max_frame_size.min(self.max_message_size)))
+    pub(crate) fn codec_config(&self) -> crate::protocol::DecoderConfig {
+        crate::protocol::DecoderConfig {
+            max_frame: self.max_frame_size.min(self.max_message_size),
+            max_message: self.max_message_size,
+            max_fragments: self.max_fragments,
+            compression: false,
+            require_mask: true,
+        }
     }
 }
 

@@ -1,7 +1,7 @@
 //! WebSocket messages and close frames, as handlers see them.
 //!
-//! These wrap the codec's types so that tungstenite never appears in wsway's
-//! public API: the codec can change without breaking applications.
+//! The codec's own types stay out of the public API: it can change without
+//! breaking applications.
 
 use bytes::Bytes;
 use std::fmt;
@@ -56,10 +56,10 @@ impl Message {
         }
     }
 
-    pub(crate) fn into_codec(self) -> tungstenite::Message {
+    pub(crate) fn into_codec(self) -> crate::protocol::Outgoing {
         match self {
-            Message::Text(t) => tungstenite::Message::Text(t.0),
-            Message::Binary(b) => tungstenite::Message::Binary(b),
+            Message::Text(t) => crate::protocol::Outgoing::text(t.0),
+            Message::Binary(b) => crate::protocol::Outgoing::binary(b),
         }
     }
 }
@@ -99,12 +99,16 @@ impl From<Vec<u8>> for Message {
 
 /// UTF-8 text that shares its buffer: cloning it does not copy the payload.
 #[derive(Clone, PartialEq, Eq, Default)]
-pub struct Text(tungstenite::Utf8Bytes);
+pub struct Text(Bytes);
 
 impl Text {
     /// The text as a `&str`.
+    #[allow(unsafe_code)]
     pub fn as_str(&self) -> &str {
-        self.0.as_str()
+        // SAFETY: every `Text` is made from a `&'static str` or a `String`
+        // (`From` below), or by `from_codec` from bytes the decoder checked
+        // as UTF-8 (`protocol::utf8`); `Bytes` never changes its contents.
+        unsafe { std::str::from_utf8_unchecked(&self.0) }
     }
 
     /// Length in bytes.
@@ -119,11 +123,13 @@ impl Text {
 
     /// The UTF-8 bytes, sharing the buffer.
     pub fn into_bytes(self) -> Bytes {
-        self.0.into()
+        self.0
     }
 
-    pub(crate) fn from_codec(t: tungstenite::Utf8Bytes) -> Self {
-        Text(t)
+    /// Text the decoder has checked as UTF-8.
+    pub(crate) fn from_codec(checked: Bytes) -> Self {
+        debug_assert!(std::str::from_utf8(&checked).is_ok());
+        Text(checked)
     }
 }
 
@@ -148,19 +154,19 @@ impl fmt::Display for Text {
 
 impl From<&'static str> for Text {
     fn from(s: &'static str) -> Self {
-        Text(s.into())
+        Text(Bytes::from_static(s.as_bytes()))
     }
 }
 
 impl From<String> for Text {
     fn from(s: String) -> Self {
-        Text(s.into())
+        Text(Bytes::from(s))
     }
 }
 
 impl From<&String> for Text {
     fn from(s: &String) -> Self {
-        Text(s.clone().into())
+        Text(Bytes::from(s.clone()))
     }
 }
 
@@ -257,9 +263,9 @@ pub const MAX_CLOSE_REASON: usize = 123;
 /// The longest ping or pong payload (RFC 6455 §5.5).
 pub const MAX_CONTROL_PAYLOAD: usize = 125;
 
-pub(crate) fn close_frame(code: CloseCode, reason: &str) -> tungstenite::protocol::CloseFrame {
-    tungstenite::protocol::CloseFrame {
-        code: code.0.into(),
-        reason: reason.to_owned().into(),
+pub(crate) fn close_frame(code: CloseCode, reason: &str) -> crate::protocol::CloseFrame {
+    crate::protocol::CloseFrame {
+        code: code.0,
+        reason: reason.to_owned(),
     }
 }

@@ -316,7 +316,7 @@ impl LocalTopics {
     pub(crate) fn deliver_frame(
         &self,
         topic: &str,
-        frame: tungstenite::Message,
+        frame: crate::protocol::Outgoing,
         except: Option<u64>,
         recorded: Option<Position>,
     ) -> Published {
@@ -603,7 +603,9 @@ mod tests {
             let mut batch = VecDeque::new();
             s.take_queue(&mut batch);
             match batch.pop_front() {
-                Some(tungstenite::Message::Binary(b)) => pointers.push(b.as_ptr()),
+                Some(m) if m.opcode == crate::protocol::Opcode::Binary => {
+                    pointers.push(m.payload.as_ptr())
+                }
                 other => panic!("expected the published message, got {other:?}"),
             }
         }
@@ -619,7 +621,9 @@ mod tests {
             let mut batch = VecDeque::new();
             s.take_queue(&mut batch);
             match batch.pop_front() {
-                Some(tungstenite::Message::Text(t)) => pointers.push(t.as_str().as_ptr()),
+                Some(m) if m.opcode == crate::protocol::Opcode::Text => {
+                    pointers.push(m.payload.as_ptr())
+                }
                 other => panic!("expected the published text, got {other:?}"),
             }
         }

@@ -1,17 +1,18 @@
-//! Read-ahead under the codec: the socket is read in large chunks into a
-//! buffer borrowed from a small per-thread pool, and the codec copies from
-//! it in the small pieces it asks for.
+//! Reads under the codec: the socket is read in large chunks into a buffer
+//! borrowed from a small per-thread pool, and only what arrived is copied
+//! into the connection's own buffer.
 //!
-//! This is what lets the codec's own buffer stay tiny (an idle connection's
-//! memory) without paying a syscall per tiny read (a busy connection's CPU).
-//! A connection holds a chunk only while it has unread bytes in it; the rest
-//! of the time the chunk is back in its thread's pool, serving whichever
-//! connection that thread polls next.
+//! This is what lets a connection hold no read buffer while it is quiet
+//! (an idle connection's memory) without paying a syscall per small read
+//! (a busy connection's CPU): the chunk goes straight back to its thread's
+//! pool, serving whichever connection that thread polls next.
 
 use std::cell::RefCell;
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
+
+use bytes::BytesMut;
 
 use crate::io::BoxIo;
 
@@ -38,92 +39,20 @@ fn give_back(chunk: Box<[u8]>) {
     });
 }
 
-/// A connection's unread input.
-#[derive(Default)]
-pub(crate) struct ReadAhead {
-    chunk: Option<Box<[u8]>>,
-    start: usize,
-    end: usize,
-    /// The socket reported end of stream or an error, to be handed to the
-    /// codec once the buffered bytes are consumed.
-    done: Option<io::Result<()>>,
-}
-
-impl ReadAhead {
-    pub(crate) fn is_empty(&self) -> bool {
-        self.start == self.end && self.done.is_none()
+/// Reads what the socket has into `out`, through a pooled chunk: one
+/// syscall reads up to 64 KiB, and only the bytes read are copied into
+/// `out` (which grows by what arrived, never by what a peer announced).
+/// `Ok(0)` is end of stream. `Pending` leaves no chunk held.
+pub(crate) fn poll_read_into(
+    io: &mut BoxIo,
+    cx: &mut Context<'_>,
+    out: &mut BytesMut,
+) -> Poll<io::Result<usize>> {
+    let mut chunk = take_chunk();
+    let read = Pin::new(&mut **io).poll_read(cx, &mut chunk);
+    if let Poll::Ready(Ok(n)) = read {
+        out.extend_from_slice(&chunk[..n]);
     }
-
-    fn release(&mut self) {
-        if let Some(chunk) = self.chunk.take() {
-            give_back(chunk);
-        }
-        self.start = 0;
-        self.end = 0;
-    }
-
-    /// Reads what the socket has into a chunk. `Pending` leaves no chunk held.
-    pub(crate) fn poll_fill(&mut self, io: &mut BoxIo, cx: &mut Context<'_>) -> Poll<()> {
-        debug_assert!(self.start == self.end);
-        let chunk = self.chunk.get_or_insert_with(take_chunk);
-        match Pin::new(&mut **io).poll_read(cx, chunk) {
-            Poll::Ready(Ok(0)) => {
-                self.release();
-                self.done = Some(Ok(()));
-                Poll::Ready(())
-            }
-            Poll::Ready(Ok(n)) => {
-                self.start = 0;
-                self.end = n;
-                Poll::Ready(())
-            }
-            Poll::Ready(Err(e)) => {
-                self.release();
-                self.done = Some(Err(e));
-                Poll::Ready(())
-            }
-            Poll::Pending => {
-                self.release();
-                Poll::Pending
-            }
-        }
-    }
-
-    /// Serves a read from the buffered bytes, filling from the socket when
-    /// empty; `WouldBlock` when the socket has nothing (waker registered).
-    pub(crate) fn read(
-        &mut self,
-        io: &mut BoxIo,
-        cx: &mut Context<'_>,
-        out: &mut [u8],
-    ) -> io::Result<usize> {
-        if self.start == self.end {
-            if let Some(done) = self.done.take() {
-                // End of stream stays visible to every later read.
-                let eof = done.is_ok();
-                if eof {
-                    self.done = Some(Ok(()));
-                }
-                return done.map(|()| 0);
-            }
-            if self.poll_fill(io, cx).is_pending() {
-                return Err(io::ErrorKind::WouldBlock.into());
-            }
-            return self.read(io, cx, out);
-        }
-        let chunk = self.chunk.as_ref().expect("bytes buffered without a chunk");
-        let n = out.len().min(self.end - self.start);
-        out[..n].copy_from_slice(&chunk[self.start..self.start + n]);
-        self.start += n;
-        if self.start == self.end {
-            self.release();
-        }
-        Ok(n)
-    }
-}
-
-impl Drop for ReadAhead {
-    fn drop(&mut self) {
-        self.release();
-    }
+    give_back(chunk);
+    read
 }

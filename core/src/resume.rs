@@ -477,7 +477,7 @@ mod tests {
             sub.flushed();
             let idle = batch.is_empty();
             for frame in batch {
-                let v: serde_json::Value = serde_json::from_str(frame.to_text().unwrap()).unwrap();
+                let v: serde_json::Value = serde_json::from_slice(&frame.payload).unwrap();
                 got.push(v["data"].as_i64().unwrap());
             }
             let (gap, catch_up) = {

@@ -101,7 +101,7 @@ pub(crate) struct Shared {
 
 #[derive(Default)]
 pub(crate) struct Outbox {
-    queue: VecDeque<tungstenite::Message>,
+    queue: VecDeque<crate::protocol::Outgoing>,
     /// Payload bytes in `queue`.
     queued: usize,
     /// Payload bytes handed to the codec and not yet flushed.
@@ -376,7 +376,7 @@ impl Shared {
             .collect()
     }
 
-    pub(crate) fn push(&self, msg: tungstenite::Message, wake: bool) -> SendStatus {
+    pub(crate) fn push(&self, msg: crate::protocol::Outgoing, wake: bool) -> SendStatus {
         let len = msg.len();
         let status = {
             let mut out = self.lock();
@@ -416,7 +416,7 @@ impl Shared {
 
     /// Control frames bypass the backpressure limit: they are tiny and keep
     /// the connection alive.
-    fn push_control(&self, msg: tungstenite::Message, wake: bool) -> Result<(), Error> {
+    fn push_control(&self, msg: crate::protocol::Outgoing, wake: bool) -> Result<(), Error> {
         {
             let mut out = self.lock();
             if out.closing || out.closed {
@@ -470,7 +470,7 @@ impl Shared {
     }
 
     /// Moves everything queued into `batch` for the driver to write.
-    pub(crate) fn take_queue(&self, batch: &mut VecDeque<tungstenite::Message>) {
+    pub(crate) fn take_queue(&self, batch: &mut VecDeque<crate::protocol::Outgoing>) {
         let mut out = self.lock();
         std::mem::swap(batch, &mut out.queue);
         out.writing += out.queued;
@@ -827,7 +827,7 @@ impl<D> Ws<D> {
         let payload = payload.into();
         check_control(&payload)?;
         self.shared
-            .push_control(tungstenite::Message::Ping(payload), false)
+            .push_control(crate::protocol::Outgoing::ping(payload), false)
     }
 
     /// Sends an unsolicited pong. Payloads over 125 bytes are an error.
@@ -835,7 +835,7 @@ impl<D> Ws<D> {
         let payload = payload.into();
         check_control(&payload)?;
         self.shared
-            .push_control(tungstenite::Message::Pong(payload), false)
+            .push_control(crate::protocol::Outgoing::pong(payload), false)
     }
 
     /// Starts a graceful close: what is queued is written, then a close frame
@@ -908,7 +908,7 @@ impl Handle {
         let payload = payload.into();
         check_control(&payload)?;
         self.shared
-            .push_control(tungstenite::Message::Ping(payload), true)
+            .push_control(crate::protocol::Outgoing::ping(payload), true)
     }
 
     /// Starts a graceful close, as [`Ws::close`].
@@ -936,8 +936,8 @@ impl Handle {
 mod tests {
     use super::*;
 
-    fn text(n: usize) -> tungstenite::Message {
-        tungstenite::Message::Binary(vec![0; n].into())
+    fn text(n: usize) -> crate::protocol::Outgoing {
+        crate::protocol::Outgoing::binary(vec![0; n].into())
     }
 
     #[test]

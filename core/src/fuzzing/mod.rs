@@ -270,7 +270,7 @@ fn run<H: Handler<Data = D>, D: Default + Send + 'static>(
     let tick = Duration::from_millis(125);
     let limits = Limits::default()
         .max_message_size(64 << 10)
-        .read_buffer_size(64)
+        .max_fragments(64)
         .idle_timeout(Some(Duration::from_secs(1)))
         .close_timeout(Duration::from_secs(1));
     let sim = Sim::default();

@@ -32,14 +32,14 @@ pub(crate) struct Ring {
 struct Entry {
     offset: u64,
     at: Instant,
-    frame: tungstenite::Message,
+    frame: crate::protocol::Outgoing,
 }
 
 /// What a resuming subscriber gets.
 pub(crate) enum Replay {
     /// The messages after its position with their offsets, oldest first
     /// (maybe none).
-    Missed(Vec<(u64, tungstenite::Message)>),
+    Missed(Vec<(u64, crate::protocol::Outgoing)>),
     /// Its position is no longer in history.
     Lost,
     /// A window cannot tell: the store must be asked.
@@ -113,7 +113,7 @@ impl Ring {
     }
 
     /// Keeps `frame` as the message at the next position.
-    pub(crate) fn record(&mut self, frame: tungstenite::Message) {
+    pub(crate) fn record(&mut self, frame: crate::protocol::Outgoing) {
         self.told = false;
         let now = Instant::now();
         self.entries.push_back(Entry {
@@ -146,7 +146,7 @@ impl Ring {
     /// Puts older messages from the store in front of the window, when they
     /// join it without a hole (`older` is oldest first, each with its age;
     /// what the window holds already is skipped).
-    pub(crate) fn prepend(&mut self, mut older: Vec<(u64, Duration, tungstenite::Message)>) {
+    pub(crate) fn prepend(&mut self, mut older: Vec<(u64, Duration, crate::protocol::Outgoing)>) {
         let oldest = self.oldest();
         older.retain(|(o, _, _)| *o < oldest);
         let joins = older.last().is_some_and(|(o, _, _)| o + 1 == self.oldest());
@@ -210,15 +210,15 @@ impl Ring {
 mod tests {
     use super::*;
 
-    fn text(s: &str) -> tungstenite::Message {
-        tungstenite::Message::text(s)
+    fn text(s: &str) -> crate::protocol::Outgoing {
+        crate::protocol::Outgoing::text(bytes::Bytes::copy_from_slice(s.as_bytes()))
     }
 
     fn texts(r: Replay) -> Option<Vec<String>> {
         match r {
             Replay::Missed(v) => Some(
                 v.iter()
-                    .map(|(_, m)| m.to_text().unwrap().to_owned())
+                    .map(|(_, m)| std::str::from_utf8(&m.payload).unwrap().to_owned())
                     .collect(),
             ),
             Replay::Lost | Replay::Unknown => None,
