@@ -34,3 +34,8 @@ fn connection_corpus() {
 fn events_corpus() {
     replay("events", wsway::__fuzz::events);
 }
+
+#[test]
+fn decoder_corpus() {
+    replay("decoder", wsway::__fuzz::decoder);
+}

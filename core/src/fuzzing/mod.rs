@@ -1,8 +1,11 @@
 //! What the fuzz targets (`fuzz/`) drive: the request checks, and a whole
 //! connection fed arbitrary bytes. Kept here so they reach private code.
 
+mod decoder;
 mod sim;
 mod wire;
+
+pub use decoder::decoder;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
