@@ -11,6 +11,7 @@
 //! - [`encoder`]: messages into frames.
 //! - [`error`]: what the peer got wrong, and the close code for it.
 //! - [`handshake`]: the accept key of the opening handshake (§4.2.2).
+//! - [`negotiate`]: the permessage-deflate offer and answer (RFC 7692 §7.1).
 
 pub mod close;
 pub mod decoder;
@@ -19,6 +20,7 @@ pub mod error;
 pub mod frame;
 pub mod handshake;
 pub mod mask;
+pub mod negotiate;
 pub mod utf8;
 
 pub use close::CloseFrame;
