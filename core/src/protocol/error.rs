@@ -32,14 +32,16 @@ pub enum ProtocolError {
     MessageTooLarge(usize),
     /// More fragments in one message than the limit.
     TooManyFragments(usize),
+    /// A compressed message that does not inflate (RFC 7692 §8).
+    BadCompression,
 }
 
 impl ProtocolError {
-    /// The close code to fail the connection with: 1007 for bad text,
-    /// 1009 for a limit, 1002 for the rest.
+    /// The close code to fail the connection with: 1007 for bad text or
+    /// data that does not inflate, 1009 for a limit, 1002 for the rest.
     pub fn close_code(&self) -> u16 {
         match self {
-            ProtocolError::InvalidUtf8 => 1007,
+            ProtocolError::InvalidUtf8 | ProtocolError::BadCompression => 1007,
             ProtocolError::FrameTooLarge(_)
             | ProtocolError::MessageTooLarge(_)
             | ProtocolError::TooManyFragments(_) => 1009,
@@ -68,6 +70,7 @@ impl fmt::Display for ProtocolError {
             ProtocolError::TooManyFragments(limit) => {
                 write!(f, "message in more than {limit} fragments")
             }
+            ProtocolError::BadCompression => f.write_str("compressed message does not inflate"),
         }
     }
 }

@@ -12,9 +12,11 @@
 //! - [`error`]: what the peer got wrong, and the close code for it.
 //! - [`handshake`]: the accept key of the opening handshake (§4.2.2).
 //! - [`negotiate`]: the permessage-deflate offer and answer (RFC 7692 §7.1).
+//! - [`deflate`]: compressing and inflating messages (RFC 7692 §7.2).
 
 pub mod close;
 pub mod decoder;
+pub mod deflate;
 pub mod encoder;
 pub mod error;
 pub mod frame;
