@@ -365,6 +365,13 @@ impl WsRoute<'_> {
         self
     }
 
+    /// Compresses this route's messages with permessage-deflate when the
+    /// client offers it: see [`Compression`](crate::Compression). Off by
+    /// default (or as the app's [`Limits`] say).
+    pub fn compression(self, compression: crate::Compression) -> Self {
+        self.limits(move |l| l.compression(compression))
+    }
+
     /// Whether [`Ws::publish`] also delivers to the publishing connection
     /// (Bun's `publishToSelf`). Default: `false`.
     pub fn publish_to_self(self, on: bool) -> Self {

@@ -11,9 +11,10 @@ use std::task::{Context, Poll};
 
 use bytes::{Bytes, BytesMut};
 
+use crate::compressor::Session;
 use crate::io::BoxIo;
 use crate::protocol::{
-    CloseFrame, Decoder, DecoderConfig, Incoming, Opcode, Outgoing, ProtocolError,
+    CloseFrame, Decoder, DecoderConfig, Incoming, Opcode, Outgoing, ProtocolError, encoder,
 };
 
 /// Why the codec cannot go on.
@@ -30,6 +31,10 @@ pub(crate) enum CodecError {
 pub(crate) struct Codec {
     io: BoxIo,
     decoder: Decoder,
+    /// permessage-deflate, when agreed in the handshake.
+    deflate: Option<Box<Session>>,
+    /// The message limit, for inflating.
+    max_message: usize,
     /// Bytes read and not yet decoded; released whenever it runs empty, so
     /// a quiet connection holds no read buffer.
     read: BytesMut,
@@ -45,10 +50,18 @@ pub(crate) struct Codec {
 impl Codec {
     /// A server-side codec over `io`; `prefix` is what hyper read past the
     /// request head (the client may have sent frames right behind it).
-    pub(crate) fn new(io: BoxIo, prefix: Bytes, config: DecoderConfig) -> Self {
+    pub(crate) fn new(
+        io: BoxIo,
+        prefix: Bytes,
+        mut config: DecoderConfig,
+        deflate: Option<Session>,
+    ) -> Self {
+        config.compression = deflate.is_some();
         Codec {
             io,
             decoder: Decoder::new(config),
+            deflate: deflate.map(Box::new),
+            max_message: config.max_message,
             read: BytesMut::from(&prefix[..]),
             write: Vec::new(),
             written: 0,
@@ -75,7 +88,7 @@ impl Codec {
                 Err(e) => return Poll::Ready(Err(CodecError::Protocol(e))),
                 Ok(Some(item)) => {
                     self.answer(&item);
-                    return Poll::Ready(Ok(item));
+                    return Poll::Ready(self.inflated(item));
                 }
                 Ok(None) => {}
             }
@@ -94,6 +107,40 @@ impl Codec {
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(CodecError::Io(e))),
             }
         }
+    }
+
+    /// A compressed message inflated (within the message limit, text
+    /// checked as it inflates); anything else as it came.
+    fn inflated(&mut self, item: Incoming) -> Result<Incoming, CodecError> {
+        let (payload, text) = match item {
+            Incoming::Text {
+                payload,
+                compressed: true,
+            } => (payload, true),
+            Incoming::Binary {
+                payload,
+                compressed: true,
+            } => (payload, false),
+            other => return Ok(other),
+        };
+        let Some(session) = self.deflate.as_mut() else {
+            return Err(CodecError::Protocol(ProtocolError::ReservedBits));
+        };
+        let inflated = session
+            .inflate(&payload, self.max_message, text)
+            .map_err(CodecError::Protocol)?;
+        let payload = Bytes::from(inflated);
+        Ok(if text {
+            Incoming::Text {
+                payload,
+                compressed: false,
+            }
+        } else {
+            Incoming::Binary {
+                payload,
+                compressed: false,
+            }
+        })
     }
 
     /// The replies the RFC makes automatic: a pong with the ping's payload
@@ -127,7 +174,14 @@ impl Codec {
         if !self.can_write() {
             return Err(CodecError::Closed);
         }
-        msg.encode(&mut self.write);
+        let data = matches!(msg.opcode, Opcode::Text | Opcode::Binary);
+        match self.deflate.as_mut().filter(|_| data) {
+            Some(session) => match session.compress(&msg.payload) {
+                Some(packed) => encoder::encode(msg.opcode, true, &packed, &mut self.write),
+                None => msg.encode(&mut self.write),
+            },
+            None => msg.encode(&mut self.write),
+        }
         Ok(())
     }
 

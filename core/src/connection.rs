@@ -694,6 +694,7 @@ mod tests {
             Box::new(Recorder(writes.clone())),
             bytes::Bytes::new(),
             Limits::default().codec_config(),
+            None,
         );
         let shared = Arc::new(Shared::new(1, 1 << 20, false));
         for i in 0..100 {

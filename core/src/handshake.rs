@@ -140,7 +140,11 @@ pub(crate) fn offered_protocols(headers: &HeaderMap) -> Vec<String> {
 }
 
 /// The `101 Switching Protocols` response.
-pub(crate) fn switching_protocols(accept: &str, protocol: Option<&str>) -> Response {
+pub(crate) fn switching_protocols(
+    accept: &str,
+    protocol: Option<&str>,
+    extensions: Option<&str>,
+) -> Response {
     let mut res = http::Response::new(crate::body::Body::empty());
     *res.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
     let h = res.headers_mut();
@@ -151,6 +155,9 @@ pub(crate) fn switching_protocols(accept: &str, protocol: Option<&str>) -> Respo
     }
     if let Some(Ok(v)) = protocol.map(HeaderValue::from_str) {
         h.insert(header::SEC_WEBSOCKET_PROTOCOL, v);
+    }
+    if let Some(Ok(v)) = extensions.map(HeaderValue::from_str) {
+        h.insert(header::SEC_WEBSOCKET_EXTENSIONS, v);
     }
     res
 }

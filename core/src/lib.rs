@@ -77,6 +77,8 @@
 //! | `connection` | the per-connection driver: reads, writes, timers, close |
 //! | `protocol` | RFC 6455 sans I/O: frames, masking, UTF-8, close codes, the decoder |
 //! | `codec` | the protocol driven by polls: automatic replies, the closing handshake |
+//! | `compression` | [`Compression`]: permessage-deflate as a route turns it on |
+//! | `compressor` | a connection's compressor and inflater, its own or its thread's |
 //! | `readahead` | large socket reads under the codec, from a per-thread pool |
 //! | `io` | the stream type, hyper's IO glue |
 //! | `limits` | [`Limits`] and their defaults |
@@ -115,6 +117,8 @@ mod app;
 mod auth;
 mod body;
 mod codec;
+mod compression;
+mod compressor;
 mod connection;
 mod drain;
 mod error;
@@ -150,6 +154,7 @@ pub use activation::inherited_listener;
 pub use app::{App, CLIENT_JS, WsRoute};
 pub use auth::{Bearer, TOKEN_PROTOCOL_PREFIX, Verify};
 pub use body::{Body, Html, IntoResponse, Response, StatusCode, text};
+pub use compression::Compression;
 pub use drain::RETRY_IN;
 pub use error::{Error, ErrorKind};
 pub use events::{EVENTS_PROTOCOL, EventError, EventGroup, EventRoute, Events, GAP_EVENT, Reply};

@@ -29,6 +29,7 @@ pub struct Limits {
     pub(crate) close_on_backpressure: bool,
     pub(crate) max_connections: Option<usize>,
     pub(crate) max_fragments: usize,
+    pub(crate) compression: Option<crate::Compression>,
     pub(crate) origins: Origins,
     pub(crate) rate_limit: Option<RateLimit>,
 }
@@ -44,6 +45,7 @@ impl Default for Limits {
             close_on_backpressure: false,
             max_connections: None,
             max_fragments: 128 << 10,
+            compression: None,
             origins: Origins::default(),
             rate_limit: None,
         }
@@ -120,6 +122,13 @@ impl Limits {
     /// (a 4 MiB message in 32-byte fragments).
     pub fn max_fragments(mut self, fragments: usize) -> Self {
         self.max_fragments = fragments.max(1);
+        self
+    }
+
+    /// permessage-deflate for clients that offer it: see [`Compression`](crate::Compression).
+    /// Default: off.
+    pub fn compression(mut self, compression: impl Into<Option<crate::Compression>>) -> Self {
+        self.compression = compression.into();
         self
     }
 

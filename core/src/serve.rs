@@ -48,6 +48,8 @@ struct Pending {
     info: Info,
     reservation: Reservation,
     limits: Arc<Limits>,
+    /// permessage-deflate, if the client offered it and the route has it.
+    deflate: Option<crate::compressor::Session>,
 }
 
 type Slot = Arc<Mutex<Option<Pending>>>;
@@ -133,7 +135,7 @@ async fn upgraded(
     // Our own stream comes back: frames never pass through hyper's IO layer.
     let parts = upgraded.downcast::<HyperIo>().ok()?;
     let limits = p.limits;
-    let codec = Codec::new(parts.io.0, parts.read_buf, limits.codec_config());
+    let codec = Codec::new(parts.io.0, parts.read_buf, limits.codec_config(), p.deflate);
     let (shared, registration) = server.registry.register(p.reservation, |id| {
         let idle_ticks = match (limits.idle_timeout, server.tick) {
             (Some(idle), Some(tick)) => idle_ticks(idle, tick),
@@ -270,6 +272,18 @@ async fn upgrade(
     if !ws.limits.origins.permits(&head.headers) {
         return origin::refused();
     }
+    let deflate = ws.limits.compression.and_then(|settings| {
+        let offers = head
+            .headers
+            .get_all(http::header::SEC_WEBSOCKET_EXTENSIONS)
+            .iter()
+            .filter_map(|v| v.to_str().ok());
+        let n = crate::protocol::negotiate::negotiate(offers, &settings.negotiation())?;
+        Some((
+            crate::compressor::Session::new(&settings, n.agreed),
+            n.response,
+        ))
+    });
     let on_upgrade = head.extensions.remove::<OnUpgrade>();
     let mut req = Request::new(head, remote, params);
     let stacks = [&server.app.middleware, &entry.middleware, &ws.middleware];
@@ -315,13 +329,16 @@ async fn upgrade(
         params: req.params,
         values: req.values,
     };
-    let res = handshake::switching_protocols(&hs.accept, info.protocol.as_deref());
+    let (deflate, extensions) = deflate.unzip();
+    let res =
+        handshake::switching_protocols(&hs.accept, info.protocol.as_deref(), extensions.as_deref());
     *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(Pending {
         on_upgrade,
         accepted,
         info,
         reservation,
         limits: ws.limits.clone(),
+        deflate,
     });
     res
 }

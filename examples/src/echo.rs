@@ -1,7 +1,8 @@
-//! Echo: every message on `/echo` (and `/`) comes straight back. The target
-//! the Autobahn conformance suite runs against.
+//! Echo: every message on `/echo` (and `/`) comes straight back, compressed
+//! with permessage-deflate when the client offers it. The target the
+//! Autobahn conformance suite runs against.
 
-use wsway::{App, on_message};
+use wsway::{App, Compression, on_message};
 
 /// The echo app.
 pub fn app() -> App {
@@ -11,7 +12,8 @@ pub fn app() -> App {
             ws.send(msg);
         })
     };
-    app.ws("/", echo());
-    app.ws("/echo", echo());
+    app.ws("/", echo()).compression(Compression::dedicated());
+    app.ws("/echo", echo())
+        .compression(Compression::dedicated());
     app
 }

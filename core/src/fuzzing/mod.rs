@@ -295,7 +295,7 @@ fn run<H: Handler<Data = D>, D: Default + Send + 'static>(
         }
     }));
     let start = Start {
-        codec: Codec::new(Box::new(io), Bytes::new(), limits.codec_config()),
+        codec: Codec::new(Box::new(io), Bytes::new(), limits.codec_config(), None),
         shared: shared.clone(),
         limits: Arc::new(limits),
         rt: rt.clone(),

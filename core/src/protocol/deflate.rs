@@ -6,10 +6,6 @@
 //! small message that would inflate past it (a "bomb") is refused after
 //! at most the limit's worth of output, never held whole.
 
-// Not called yet: the codec uses it once compression is negotiated (issue
-// 13's next step).
-#![allow(dead_code)]
-
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
 
 use super::error::ProtocolError;
@@ -29,7 +25,8 @@ pub struct Deflater {
 }
 
 impl Deflater {
-    /// A compressor with a `window_bits` window (9–15).
+    /// A compressor with a `window_bits` window (8–15; 8 compresses with 9,
+    /// whose matches never reach past 250 bytes).
     pub fn new(window_bits: u8, reset: bool) -> Self {
         Deflater {
             zlib: Compress::new_with_window_bits(
@@ -101,6 +98,21 @@ impl Inflater {
     /// Inflates one message, refusing it as soon as its output passes
     /// `limit`; text is checked as UTF-8 as it inflates.
     pub fn inflate(
+        &mut self,
+        payload: &[u8],
+        limit: usize,
+        text: bool,
+    ) -> Result<Vec<u8>, ProtocolError> {
+        let inflated = self.inflate_inner(payload, limit, text);
+        if inflated.is_err() {
+            // Left mid-stream: start clean (a shared inflater serves other
+            // connections next).
+            self.zlib.reset(false);
+        }
+        inflated
+    }
+
+    fn inflate_inner(
         &mut self,
         payload: &[u8],
         limit: usize,

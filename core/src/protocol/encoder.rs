@@ -58,12 +58,18 @@ impl Outgoing {
 
     /// Appends the whole frame to `out`.
     pub fn encode(&self, out: &mut Vec<u8>) {
-        let mut head = [0u8; MAX_HEADER];
-        let n = Header::write(true, false, self.opcode, self.payload.len(), &mut head);
-        out.reserve(n + self.payload.len());
-        out.extend_from_slice(&head[..n]);
-        out.extend_from_slice(&self.payload);
+        encode(self.opcode, false, &self.payload, out);
     }
+}
+
+/// Appends one unfragmented frame to `out`; `rsv1` marks a compressed
+/// message (RFC 7692 §6).
+pub fn encode(opcode: Opcode, rsv1: bool, payload: &[u8], out: &mut Vec<u8>) {
+    let mut head = [0u8; MAX_HEADER];
+    let n = Header::write(true, rsv1, opcode, payload.len(), &mut head);
+    out.reserve(n + payload.len());
+    out.extend_from_slice(&head[..n]);
+    out.extend_from_slice(payload);
 }
 
 #[cfg(test)]

@@ -3,13 +3,10 @@
 //! can honour, and writing the answer.
 //!
 //! An offer with an unknown parameter, a parameter twice, or a value out of
-//! range is declined (§7.1: "MUST decline"), and so is one asking for a
-//! window this server cannot use (8 bits: zlib's raw deflate cannot emit
-//! it), never with an error: the connection goes on uncompressed.
-
-// Not called yet: the handshake offers compression once the inflater and
-// deflater land (issue 13's next step).
-#![allow(dead_code)]
+//! range is declined (§7.1: "MUST decline"), never with an error: the
+//! connection goes on uncompressed. An 8-bit server window is accepted:
+//! zlib compressing with 9 bits never reaches further back than 250 bytes,
+//! so its output fits a 256-byte window (what Node's ws does too).
 
 /// What this server wants, within what a client allows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -20,7 +17,7 @@ pub struct DeflateConfig {
     /// Ask clients to do the same (so the server's inflater keeps no window
     /// between messages).
     pub client_no_context_takeover: bool,
-    /// The window this server compresses with, 9–15.
+    /// The window this server compresses with, 8–15.
     pub server_max_window_bits: u8,
     /// The window this server asks clients to compress with, 9–15 (only
     /// when the client offered to be limited).
@@ -131,10 +128,6 @@ fn accept(offer: &str, config: &DeflateConfig) -> Option<Negotiated> {
             // reverse): decline this offer.
             _ => return None,
         }
-    }
-    // zlib's raw deflate cannot compress with an 8-bit window.
-    if server_bits == Some(8) {
-        return None;
     }
     let server_max_window_bits = server_bits.map_or(config.server_max_window_bits, |b| {
         b.min(config.server_max_window_bits)
@@ -257,7 +250,6 @@ mod tests {
             "permessage-deflate; server_max_window_bits=7",
             "permessage-deflate; server_max_window_bits=010",
             "permessage-deflate; server_max_window_bits=abc",
-            "permessage-deflate; server_max_window_bits=8",
             "permessage-deflate; client_max_window_bits=99999999999",
             "permessage-deflate; server_no_context_takeover; server_no_context_takeover",
             "permessage-deflate; server_no_context_takeover=1",
@@ -269,11 +261,12 @@ mod tests {
             assert_eq!(offer(bad), None, "{bad}");
         }
         let n = negotiate(
-            ["permessage-deflate; server_max_window_bits=8, permessage-deflate; server_max_window_bits=9"],
+            ["permessage-deflate; server_max_window_bits=16, permessage-deflate; server_max_window_bits=8"],
             &DeflateConfig::default(),
         )
         .unwrap();
-        assert_eq!(n.agreed.server_max_window_bits, 9);
+        assert_eq!(n.agreed.server_max_window_bits, 8);
+        assert_eq!(n.response, "permessage-deflate; server_max_window_bits=8");
         let n = negotiate(
             ["foo, bar", "permessage-deflate"],
             &DeflateConfig::default(),

@@ -647,10 +647,20 @@ pub async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'stat
 
 /// A raw client past the upgrade to `path`: frames are the test's to write.
 pub async fn upgraded_raw(addr: SocketAddr, path: &str) -> Async<TcpStream> {
+    upgraded_raw_with(addr, path, "").await.0
+}
+
+/// Like [`upgraded_raw`], with `extra` request header lines (each ending in
+/// CRLF); also returns the 101's head.
+pub async fn upgraded_raw_with(
+    addr: SocketAddr,
+    path: &str,
+    extra: &str,
+) -> (Async<TcpStream>, String) {
     let mut s = within(WAIT, "tcp connect", Async::<TcpStream>::connect(addr))
         .await
         .expect("tcp connect");
-    s.write_all(upgrade_request(path, "").as_bytes())
+    s.write_all(upgrade_request(path, extra).as_bytes())
         .await
         .expect("write");
     let mut head = Vec::new();
@@ -661,12 +671,35 @@ pub async fn upgraded_raw(addr: SocketAddr, path: &str) -> Async<TcpStream> {
             .expect("read");
         head.push(byte[0]);
     }
-    assert!(
-        head.starts_with(b"HTTP/1.1 101"),
-        "{}",
-        String::from_utf8_lossy(&head)
-    );
-    s
+    let head = String::from_utf8_lossy(&head).into_owned();
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    (s, head)
+}
+
+/// The next frame the server sent on a raw client: its first byte (FIN,
+/// RSV, opcode) and its payload (server frames are not masked).
+pub async fn read_raw_frame(s: &mut Async<TcpStream>) -> (u8, Vec<u8>) {
+    within(WAIT, "a frame", async {
+        let mut head = [0u8; 2];
+        s.read_exact(&mut head).await.expect("frame head");
+        let len = match head[1] & 0x7f {
+            126 => {
+                let mut ext = [0u8; 2];
+                s.read_exact(&mut ext).await.expect("length");
+                u16::from_be_bytes(ext) as usize
+            }
+            127 => {
+                let mut ext = [0u8; 8];
+                s.read_exact(&mut ext).await.expect("length");
+                u64::from_be_bytes(ext) as usize
+            }
+            n => n as usize,
+        };
+        let mut payload = vec![0u8; len];
+        s.read_exact(&mut payload).await.expect("payload");
+        (head[0], payload)
+    })
+    .await
 }
 
 /// A masked client frame (key 0, so the payload reads as is) with the given
