@@ -331,19 +331,14 @@ impl Backplane for Redis {
         })
     }
 
+    fn subscribing(&self, topic: &str) {
+        // Where the topic's history stands, asked ahead of anything this
+        // node publishes from now on (see `Node::listening_from`).
+        self.inner.outbound.push(Outgoing::mark(topic));
+    }
+
     fn subscribed(&self, topic: &str) {
         self.inner.mark(topic);
-        let node = self
-            .inner
-            .node
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
-        if node.is_some_and(|n| n.retention(topic).is_some()) {
-            // Where the topic's history stands, asked ahead of anything
-            // this node publishes from now on (see `Node::listening_from`).
-            self.inner.outbound.push(Outgoing::mark(topic));
-        }
     }
 
     fn unsubscribed(&self, topic: &str) {

@@ -71,6 +71,16 @@ pub trait Backplane: Send + Sync + 'static {
         except: Option<u64>,
     ) -> Published;
 
+    /// The first local subscriber to `topic`, which keeps history in this
+    /// backplane's store ([`stores_history`](Self::stores_history)), is
+    /// about to join; it is visible (and publishes can see it) only after
+    /// this returns. A backplane asks its store where the topic stands here,
+    /// ahead of those publishes, and answers with
+    /// [`Node::listening_from`]. Default: nothing.
+    fn subscribing(&self, topic: &str) {
+        let _ = topic;
+    }
+
     /// The first local subscriber joined `topic` (a backplane may start
     /// listening for it). Default: nothing.
     fn subscribed(&self, topic: &str) {
@@ -194,9 +204,8 @@ impl Node {
 
     /// Where `topic` stood in the store (its last position, `None` if the
     /// store could not tell) when this node's first subscriber to it
-    /// joined, asked by the backplane after
-    /// [`Backplane::subscribed`] and ahead of any publish this node made
-    /// later. Subscribers that joined meanwhile without a position go on
+    /// joined, asked by the backplane in [`Backplane::subscribing`], ahead
+    /// of any publish this node made later. Subscribers that joined meanwhile without a position go on
     /// from there (or are told of a gap): a connection that subscribes
     /// and then publishes sees its own message. Only with
     /// [`Backplane::stores_history`].

@@ -322,19 +322,24 @@ impl Topics {
             return self.subscribe(topic, sub);
         };
         let ring = local.history.ring(topic, retention);
-        let first = {
-            let mut ring = history::lock(&ring);
-            let stored = local.history.is_stored();
-            match since() {
-                Some(since) => self.inner.replay(&mut ring, topic, sub, since, !stored, rt),
-                // Where the topic stands is not known yet (the node just
-                // started listening): what is published from now on is
-                // held back until it is (see `Node::listening_from`).
-                None if stored && ring.epoch().is_none() => sub.await_start(topic),
-                None => {}
-            }
-            local.add(topic, sub)
-        };
+        let mut ring = history::lock(&ring);
+        let stored = local.history.is_stored();
+        match since() {
+            Some(since) => self.inner.replay(&mut ring, topic, sub, since, !stored, rt),
+            // Where the topic stands is not known yet (the node just
+            // started listening): what is published from now on is held
+            // back until it is (see `Node::listening_from`).
+            None if stored && ring.epoch().is_none() => sub.await_start(topic),
+            None => {}
+        }
+        if stored && local.subscriber_count(topic) == 0 {
+            // The backplane asks where the topic stands before this
+            // subscriber is visible: a publish racing the subscribe (made
+            // once the count shows it) is ordered after that question.
+            self.backplane().subscribing(topic);
+        }
+        let first = local.add(topic, sub);
+        drop(ring);
         if first {
             self.backplane().subscribed(topic);
         }
