@@ -56,16 +56,8 @@ impl Session {
                 .get_or_insert_with(|| Box::new(Deflater::new(bits, reset)));
             return Some(d.compress(payload));
         }
-        Some(DEFLATERS.with(|all| {
-            let mut all = all.borrow_mut();
-            let at = match all.iter().position(|(b, _)| *b == bits) {
-                Some(at) => at,
-                None => {
-                    all.push((bits, Deflater::new(bits, true)));
-                    all.len() - 1
-                }
-            };
-            all[at].1.compress(payload)
+        Some(shared(&DEFLATERS, bits, Deflater::new, |d| {
+            d.compress(payload)
         }))
     }
 
@@ -86,16 +78,29 @@ impl Session {
                 .get_or_insert_with(|| Box::new(Inflater::new(bits, reset)));
             return i.inflate(payload, limit, text);
         }
-        INFLATERS.with(|all| {
-            let mut all = all.borrow_mut();
-            let at = match all.iter().position(|(b, _)| *b == bits) {
-                Some(at) => at,
-                None => {
-                    all.push((bits, Inflater::new(bits, true)));
-                    all.len() - 1
-                }
-            };
-            all[at].1.inflate(payload, limit, text)
+        shared(&INFLATERS, bits, Inflater::new, |i| {
+            i.inflate(payload, limit, text)
         })
     }
+}
+
+/// Runs `f` with this thread's compressor (or inflater) for `bits`, made
+/// on first use; shared ones reset after every message.
+fn shared<T: 'static, R>(
+    pool: &'static std::thread::LocalKey<RefCell<Vec<(u8, T)>>>,
+    bits: u8,
+    make: fn(u8, bool) -> T,
+    f: impl FnOnce(&mut T) -> R,
+) -> R {
+    pool.with(|all| {
+        let mut all = all.borrow_mut();
+        let at = match all.iter().position(|(b, _)| *b == bits) {
+            Some(at) => at,
+            None => {
+                all.push((bits, make(bits, true)));
+                all.len() - 1
+            }
+        };
+        f(&mut all[at].1)
+    })
 }

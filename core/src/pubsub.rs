@@ -215,11 +215,6 @@ impl Node {
         }
     }
 
-    /// How much history `topic` keeps, if any.
-    pub fn retention(&self, topic: &str) -> Option<Retention> {
-        self.topics.upgrade()?.local.retention(topic)
-    }
-
     /// Tells this node's subscribers of `topic` that messages published on
     /// it elsewhere may have been missed (through
     /// [`Handler::gap`](crate::Handler::gap)). Returns how many were told.

@@ -10,7 +10,9 @@
 
 use std::sync::Arc;
 
-use crate::history::{self, Admit, Position, Replay, Retention, Ring, StoredHistory, positioned};
+use crate::history::{
+    self, Admit, Position, Replay, Retention, Ring, StoredHistory, StoredMessage, positioned,
+};
 use crate::message::Message;
 use crate::pubsub::{LocalTopics, Published, Topics, TopicsInner};
 use crate::runtime::Rt;
@@ -84,28 +86,26 @@ impl LocalTopics {
     /// loss.
     fn merge(&self, ring: &mut Ring, topic: &str, stored: StoredHistory) {
         let epoch = stored.epoch;
-        let frame = |offset, msg| positioned(msg, topic, Position { epoch, offset }).into_codec();
+        // Kept frames carry their position, as live ones do.
+        let entries = |messages: Vec<StoredMessage>| {
+            let frame = |offset, msg| positioned(msg, topic, Position { epoch, offset });
+            messages
+                .into_iter()
+                .map(|m| (m.offset, m.age, frame(m.offset, m.message).into_codec()))
+                .collect()
+        };
         if ring.epoch() != Some(epoch) {
             if ring.epoch().is_some() {
                 self.lost(ring, topic);
             }
             ring.restart(epoch, stored.last + 1);
-            let all = stored.messages.into_iter();
-            ring.prepend(
-                all.map(|m| (m.offset, m.age, frame(m.offset, m.message)))
-                    .collect(),
-            );
+            ring.prepend(entries(stored.messages));
             return;
         }
         let next = ring.last().map_or(1, |l| l.offset + 1);
         let (older, newer): (Vec<_>, Vec<_>) =
             stored.messages.into_iter().partition(|m| m.offset < next);
-        ring.prepend(
-            older
-                .into_iter()
-                .map(|m| (m.offset, m.age, frame(m.offset, m.message)))
-                .collect(),
-        );
+        ring.prepend(entries(older));
         for m in newer {
             let at = Position {
                 epoch,
