@@ -1,14 +1,13 @@
 //! [`App`]: routes and settings, independent of any runtime.
 
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
 use std::time::Duration;
 
 use crate::body::{IntoResponse, Response, StatusCode};
+use crate::boxed::BoxFuture;
 use crate::connection::{self, Start};
-use crate::group::Group;
 use crate::handler::Handler;
 use crate::limits::{HttpLimits, Limits};
 use crate::middleware::{Middleware, Stack};
@@ -19,8 +18,6 @@ use crate::socket::{Info, Ws};
 
 /// The source of `wsway.js`, the browser client [`App::serve_client`] serves.
 pub const CLIENT_JS: &str = include_str!("../js/wsway.js");
-
-pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// An application: WebSocket routes, plain HTTP routes and their settings.
 /// Build it once, then hand it to an adapter's `serve`.
@@ -93,35 +90,6 @@ impl App {
     /// not the fallback), ahead of any group's. See [`Middleware`].
     pub fn middleware(&mut self, middleware: impl Middleware) -> &mut Self {
         self.middleware.push(Arc::new(middleware));
-        self
-    }
-
-    /// Adds a group of routes sharing a path prefix and a middleware stack;
-    /// groups nest. A group's middleware applies to every route registered
-    /// in it, wherever the call appears in the closure.
-    ///
-    /// ```
-    /// use wsway::{App, IntoResponse, Origins, StatusCode, middleware, on_message};
-    ///
-    /// let mut app = App::new();
-    /// app.group("/api", |api| {
-    ///     api.middleware(Origins::only(["https://app.example.com"]));
-    ///     api.ws("/echo", on_message(|ws, msg| { ws.send(msg); })); // /api/echo
-    ///     api.group("/admin", |admin| {
-    ///         admin.middleware(middleware::from_fn(|req| match req.header("x-admin") {
-    ///             Some("yes") => Ok(()),
-    ///             _ => Err(StatusCode::FORBIDDEN.into_response()),
-    ///         }));
-    ///         admin.get("/stats", |_req| async { "ok" }); // /api/admin/stats
-    ///     });
-    /// });
-    /// ```
-    ///
-    /// # Panics
-    ///
-    /// As [`App::ws`], when a route in the group cannot be registered.
-    pub fn group(&mut self, prefix: &str, build: impl FnOnce(&mut Group<'_>)) -> &mut Self {
-        Group::build(self, "", prefix, build);
         self
     }
 

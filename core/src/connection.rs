@@ -15,16 +15,17 @@ use std::task::{Context, Poll};
 
 use futures_lite::FutureExt as _;
 
-use crate::app::BoxFuture;
+use crate::boxed::BoxFuture;
 use crate::codec::{Codec, CodecError};
 use crate::error::{Error, ErrorKind, from_codec};
 use crate::handler::Handler;
 use crate::limits::{Limits, RateCount, RateVerdict};
 use crate::message::{CloseCode, Message, Text, close_frame};
+use crate::outbox::{CloseRequest, Shared};
 use crate::protocol::{CloseFrame, Incoming};
 use crate::registry::{Registration, TaskGuard};
 use crate::runtime::{BoxSleep, Rt};
-use crate::socket::{CloseRequest, Shared, Ws};
+use crate::socket::Ws;
 
 /// Messages handled back to back before the driver flushes what they produced.
 const READ_BUDGET: u32 = 64;

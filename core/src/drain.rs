@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use crate::message::CloseCode;
+use crate::outbox::Shared;
 use crate::runtime::Rt;
-use crate::socket::Shared;
 
 /// The close reason's reconnect hint: `retry-in=<ms>`. Documented in the
 /// README's wire format; `wsway.js` reads it.

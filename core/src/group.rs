@@ -20,6 +20,37 @@ pub struct Group<'a> {
     paths: Vec<String>,
 }
 
+impl App {
+    /// Adds a group of routes sharing a path prefix and a middleware stack;
+    /// groups nest. A group's middleware applies to every route registered
+    /// in it, wherever the call appears in the closure.
+    ///
+    /// ```
+    /// use wsway::{App, IntoResponse, Origins, StatusCode, middleware, on_message};
+    ///
+    /// let mut app = App::new();
+    /// app.group("/api", |api| {
+    ///     api.middleware(Origins::only(["https://app.example.com"]));
+    ///     api.ws("/echo", on_message(|ws, msg| { ws.send(msg); })); // /api/echo
+    ///     api.group("/admin", |admin| {
+    ///         admin.middleware(middleware::from_fn(|req| match req.header("x-admin") {
+    ///             Some("yes") => Ok(()),
+    ///             _ => Err(StatusCode::FORBIDDEN.into_response()),
+    ///         }));
+    ///         admin.get("/stats", |_req| async { "ok" }); // /api/admin/stats
+    ///     });
+    /// });
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// As [`App::ws`], when a route in the group cannot be registered.
+    pub fn group(&mut self, prefix: &str, build: impl FnOnce(&mut Group<'_>)) -> &mut Self {
+        Group::build(self, "", prefix, build);
+        self
+    }
+}
+
 impl<'a> Group<'a> {
     /// Runs `build` on a group under `parent` + `prefix`, then puts the
     /// group's stack in front of every route it registered. Returns those

@@ -65,6 +65,7 @@
 //! | `router` | `:name` / `*rest` patterns over matchit |
 //! | `extract` | typed params and query via serde; [`Rejection`] (400) |
 //! | `request` | [`Request`], what routes and `before_upgrade` see |
+//! | `boxed` | the boxed future type-erased seams return |
 //! | `body` | [`Response`], [`Body`], [`IntoResponse`], [`Html`] |
 //! | `handshake` | the RFC 6455 opening handshake checks and the 101 |
 //! | `handler` | the [`Handler`] trait, [`Accept`], [`on_message`] |
@@ -73,7 +74,9 @@
 //! | `auth` | [`Bearer`] tokens from a header, the query or a subprotocol |
 //! | `throttle` | [`HandshakeLimit`], the per-IP handshake rate limit |
 //! | `events` | [`Events`]: JSON envelopes, typed handlers, acks, [`EventError`] |
-//! | `socket` | [`Ws`], [`Handle`], [`SendStatus`]: the connection API and its outbox |
+//! | `socket` | [`Ws`]: the connection as its callbacks see it |
+//! | `handle` | [`Handle`]: the connection reached from any task |
+//! | `outbox` | what a connection has to send, shared with its driver: [`SendStatus`], backpressure |
 //! | `connection` | the per-connection driver: reads, writes, timers, close |
 //! | `protocol` | RFC 6455 sans I/O: frames, masking, UTF-8, close codes, the decoder |
 //! | `codec` | the protocol driven by polls: automatic replies, the closing handshake |
@@ -116,6 +119,7 @@ mod activation;
 mod app;
 mod auth;
 mod body;
+mod boxed;
 mod codec;
 mod compression;
 mod compressor;
@@ -126,6 +130,7 @@ mod events;
 mod extract;
 mod fuzzing;
 mod group;
+mod handle;
 mod handler;
 mod handshake;
 mod history;
@@ -134,6 +139,7 @@ mod limits;
 mod message;
 pub mod middleware;
 mod origin;
+mod outbox;
 mod presence;
 mod protocol;
 mod pubsub;
@@ -160,18 +166,20 @@ pub use error::{Error, ErrorKind};
 pub use events::{EVENTS_PROTOCOL, EventError, EventGroup, EventRoute, Events, GAP_EVENT, Reply};
 pub use extract::Rejection;
 pub use group::Group;
+pub use handle::Handle;
 pub use handler::{Accept, Handler, OnMessage, on_message};
 pub use history::{HistoryError, HistoryFuture, Position, Retention, StoredHistory, StoredMessage};
 pub use limits::{Limits, RateLimit};
 pub use message::{CloseCode, MAX_CLOSE_REASON, MAX_CONTROL_PAYLOAD, Message, Text};
 pub use middleware::Middleware;
 pub use origin::Origins;
+pub use outbox::{ReadyState, SendStatus};
 pub use presence::{Member, PresenceError, PresenceFuture};
 pub use pubsub::{Backplane, Forwarded, InProcess, LocalTopics, Node, Published, Topics};
 pub use request::Request;
 pub use router::RouteError;
 pub use server::{Server, ServerHandle};
-pub use socket::{Handle, ReadyState, SendStatus, Ws};
+pub use socket::Ws;
 pub use throttle::HandshakeLimit;
 pub use timer::Timer;
 
@@ -190,7 +198,7 @@ pub mod __bench {
     use std::collections::VecDeque;
     use std::sync::Arc;
 
-    use crate::socket::Shared;
+    use crate::outbox::Shared;
     use crate::{Message, Published, Topics};
 
     /// The opening-handshake check and `Sec-WebSocket-Accept` for a request head.

@@ -15,8 +15,8 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use crate::app::BoxFuture;
 use crate::body::Response;
+use crate::boxed::BoxFuture;
 use crate::request::Request;
 
 /// A check on a request before its route runs. Implement it for reusable,

@@ -13,9 +13,9 @@ use serde_json::value::RawValue;
 
 use crate::history::{History, HistoryError, HistoryFuture, Position, Retention};
 use crate::message::Message;
+use crate::outbox::{SendStatus, Shared};
 use crate::presence::{LocalPresence, Member, PresenceFuture};
 use crate::runtime::{BoxTask, Rt, Runtime};
-use crate::socket::{SendStatus, Shared};
 
 /// What a publish did: counted over the subscribers on this node, and what
 /// became of the copy bound for other nodes.

@@ -5,8 +5,8 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
+use crate::outbox::Shared;
 use crate::shutdown::Trigger;
-use crate::socket::Shared;
 
 #[derive(Default)]
 pub(crate) struct Registry {

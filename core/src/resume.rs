@@ -14,9 +14,9 @@ use crate::history::{
     self, Admit, Position, Replay, Retention, Ring, StoredHistory, StoredMessage, positioned,
 };
 use crate::message::Message;
+use crate::outbox::{Behind, CatchUp, Shared};
 use crate::pubsub::{LocalTopics, Published, Topics, TopicsInner};
 use crate::runtime::Rt;
-use crate::socket::{Behind, CatchUp, Shared};
 
 impl LocalTopics {
     /// Publishes on a topic that keeps history in process: gives the

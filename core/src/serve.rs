@@ -13,8 +13,9 @@ use http::{Method, StatusCode, header};
 use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
 
-use crate::app::{Accepted, App, BoxFuture, Entry, WsEntry};
+use crate::app::{Accepted, App, Entry, WsEntry};
 use crate::body::{IntoResponse, Response, text};
+use crate::boxed::BoxFuture;
 use crate::codec::Codec;
 use crate::connection::Start;
 use crate::handshake;
@@ -22,11 +23,12 @@ use crate::io::{BoxIo, HyperIo};
 use crate::limits::Limits;
 use crate::middleware;
 use crate::origin;
+use crate::outbox::Shared;
 use crate::registry::{Registry, Reservation, TaskGuard};
 use crate::request::Request;
 use crate::router::RawParams;
 use crate::runtime::Rt;
-use crate::socket::{Info, Shared};
+use crate::socket::Info;
 
 /// What every connection task shares.
 pub(crate) struct ServerInner {

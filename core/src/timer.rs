@@ -14,8 +14,9 @@ use std::time::Duration;
 
 use event_listener::Event;
 
+use crate::handle::Handle;
+use crate::outbox::Shared;
 use crate::runtime::Rt;
-use crate::socket::{Handle, Shared};
 
 /// A running per-connection timer, from [`Ws::every`](crate::Ws::every) or
 /// [`Ws::after`](crate::Ws::after). It stops when the connection closes;

@@ -4,7 +4,7 @@ use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
 
 use super::error::{EventError, Reply};
-use crate::app::BoxFuture;
+use crate::boxed::BoxFuture;
 use crate::socket::Ws;
 
 /// An event handler with its argument and reply types erased. Returns the

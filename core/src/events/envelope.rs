@@ -14,9 +14,11 @@ use serde_json::error::Category;
 use serde_json::value::RawValue;
 
 use super::error::EventError;
+use crate::handle::Handle;
 use crate::message::Message;
+use crate::outbox::SendStatus;
 use crate::pubsub::{Published, Topics};
-use crate::socket::{Handle, SendStatus, Ws};
+use crate::socket::Ws;
 
 /// One call from the client. `data` stays raw JSON, borrowed from the
 /// message, until the handler's type reads it: no intermediate tree.

@@ -7,7 +7,7 @@ use serde::de::DeserializeOwned;
 use super::call::{AsyncCall, SyncCall, marker};
 use super::error::{EventError, Reply};
 use super::{Check, Events, Route};
-use crate::app::BoxFuture;
+use crate::boxed::BoxFuture;
 use crate::socket::Ws;
 
 /// An event being configured; returned by [`Events::on`].

@@ -22,8 +22,8 @@ pub use group::{EventGroup, EventRoute};
 
 use call::{AsyncCall, Call, SyncCall, marker};
 
-use crate::app::BoxFuture;
 use crate::body::Response;
+use crate::boxed::BoxFuture;
 use crate::error::Error;
 use crate::handler::{Accept, Handler};
 use crate::message::{CloseCode, Message};

@@ -16,9 +16,10 @@ use bytes::Bytes;
 use crate::codec::Codec;
 use crate::connection::{self, Start};
 use crate::limits::Limits;
+use crate::outbox::Shared;
 use crate::registry::Registry;
 use crate::runtime::Rt;
-use crate::socket::{Info, Shared, Ws};
+use crate::socket::{Info, Ws};
 use crate::{EventError, Events, Handler, Message, Origins, on_message};
 use sim::{Scripted, Sim, Then};
 
