@@ -265,7 +265,7 @@ pub mod __bench {
 /// Entry points for the fuzz targets in `fuzz/`; not part of the API.
 #[doc(hidden)]
 pub mod __fuzz {
-    pub use crate::fuzzing::{connection, decoder, events, handshake};
+    pub use crate::fuzzing::{connection, decoder, deflate, events, handshake};
 }
 
 // The README's examples compile as doctests.

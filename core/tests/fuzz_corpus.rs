@@ -39,3 +39,8 @@ fn events_corpus() {
 fn decoder_corpus() {
     replay("decoder", wsway::__fuzz::decoder);
 }
+
+#[test]
+fn deflate_corpus() {
+    replay("deflate", wsway::__fuzz::deflate);
+}

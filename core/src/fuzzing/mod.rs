@@ -2,10 +2,12 @@
 //! connection fed arbitrary bytes. Kept here so they reach private code.
 
 mod decoder;
+mod deflate;
 mod sim;
 mod wire;
 
 pub use decoder::decoder;
+pub use deflate::deflate;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
