@@ -1,8 +1,10 @@
 //! The load kit's protocol (`../shared/bench/README.md`): `/echo` sends every
 //! message back; `/room/:name` sends every message to every member of the
 //! room, the sender included. Written with the public API only.
+//! `/echo/deflate-shared` and `/echo/deflate-dedicated` echo with
+//! permessage-deflate, for the compression table.
 
-use wsway::{Accept, App, Handler, Message, Request, Response, Ws, on_message};
+use wsway::{Accept, App, Compression, Handler, Message, Request, Response, Ws, on_message};
 
 /// A room member: joins the topic named in the path.
 struct Room;
@@ -35,5 +37,19 @@ pub fn app() -> App {
         }),
     );
     app.ws("/room/:name", Room).publish_to_self(true);
+    // The compression table (BENCHMARKS.md): echo with permessage-deflate,
+    // in each compressor mode.
+    for (path, mode) in [
+        ("/echo/deflate-shared", Compression::shared()),
+        ("/echo/deflate-dedicated", Compression::dedicated()),
+    ] {
+        app.ws(
+            path,
+            on_message(|ws, msg| {
+                ws.send(msg);
+            }),
+        )
+        .compression(mode);
+    }
     app
 }
