@@ -35,12 +35,12 @@ impl Handle {
         self.shared.id
     }
 
-    /// Queues a message, as [`Ws::send`].
+    /// Queues a message, as [`Ws::send`](crate::Ws::send).
     pub fn send(&self, msg: impl Into<Message>) -> SendStatus {
         self.shared.push(msg.into().into_codec(), true)
     }
 
-    /// Sends a ping, as [`Ws::ping`].
+    /// Sends a ping, as [`Ws::ping`](crate::Ws::ping).
     pub fn ping(&self, payload: impl Into<Bytes>) -> Result<(), Error> {
         let payload = payload.into();
         check_control(&payload)?;
@@ -48,12 +48,12 @@ impl Handle {
             .push_control(crate::protocol::Outgoing::ping(payload), true)
     }
 
-    /// Starts a graceful close, as [`Ws::close`].
+    /// Starts a graceful close, as [`Ws::close`](crate::Ws::close).
     pub fn close(&self, code: impl Into<CloseCode>, reason: &str) -> Result<(), Error> {
         self.shared.request_close(code.into(), reason, true)
     }
 
-    /// Drops the connection without a close frame, as [`Ws::terminate`].
+    /// Drops the connection without a close frame, as [`Ws::terminate`](crate::Ws::terminate).
     pub fn terminate(&self) {
         self.shared.terminate()
     }

@@ -20,7 +20,7 @@ use crate::error::{Error, ErrorKind, check_close};
 use crate::history::Position;
 use crate::message::CloseCode;
 
-/// What happened to a message given to [`Ws::send`] or [`Handle::send`].
+/// What happened to a message given to [`Ws::send`](crate::Ws::send) or [`Handle::send`](crate::Handle::send).
 ///
 /// Modelled on Bun's `ServerWebSocket.send`: the caller learns at once whether
 /// the peer is keeping up.
@@ -79,7 +79,7 @@ pub(crate) enum CloseRequest {
     Terminate,
 }
 
-/// The state shared by a connection's driver, its [`Ws`] and its [`Handle`]s.
+/// The state shared by a connection's driver, its [`Ws`](crate::Ws) and its [`Handle`](crate::Handle)s.
 pub(crate) struct Shared {
     pub(crate) id: u64,
     pub(crate) waker: AtomicWaker,
