@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::error::{Error, check_control};
+use crate::error::Error;
 use crate::message::{CloseCode, Message};
 use crate::outbox::{ReadyState, SendStatus, Shared};
 
@@ -42,10 +42,8 @@ impl Handle {
 
     /// Sends a ping, as [`Ws::ping`](crate::Ws::ping).
     pub fn ping(&self, payload: impl Into<Bytes>) -> Result<(), Error> {
-        let payload = payload.into();
-        check_control(&payload)?;
         self.shared
-            .push_control(crate::protocol::Outgoing::ping(payload), true)
+            .push_control(crate::protocol::Outgoing::ping(payload.into()), true)
     }
 
     /// Starts a graceful close, as [`Ws::close`](crate::Ws::close).

@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use atomic_waker::AtomicWaker;
 
-use crate::error::{Error, ErrorKind, check_close};
+use crate::error::{Error, ErrorKind, check_close, check_control};
 use crate::history::Position;
 use crate::message::CloseCode;
 
@@ -411,12 +411,13 @@ impl Shared {
     }
 
     /// Control frames bypass the backpressure limit: they are tiny and keep
-    /// the connection alive.
+    /// the connection alive. A payload over 125 bytes is an error.
     pub(crate) fn push_control(
         &self,
         msg: crate::protocol::Outgoing,
         wake: bool,
     ) -> Result<(), Error> {
+        check_control(&msg.payload)?;
         {
             let mut out = self.lock();
             if out.closing || out.closed {

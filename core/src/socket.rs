@@ -11,7 +11,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
 
-use crate::error::{Error, check_control};
+use crate::error::Error;
 use crate::extract::{Rejection, Source, from_pairs, parse_query};
 use crate::handle::Handle;
 use crate::history::Position;
@@ -313,18 +313,14 @@ impl<D> Ws<D> {
 
     /// Sends a ping. Payloads over 125 bytes are an error.
     pub fn ping(&self, payload: impl Into<Bytes>) -> Result<(), Error> {
-        let payload = payload.into();
-        check_control(&payload)?;
         self.shared
-            .push_control(crate::protocol::Outgoing::ping(payload), false)
+            .push_control(crate::protocol::Outgoing::ping(payload.into()), false)
     }
 
     /// Sends an unsolicited pong. Payloads over 125 bytes are an error.
     pub fn pong(&self, payload: impl Into<Bytes>) -> Result<(), Error> {
-        let payload = payload.into();
-        check_control(&payload)?;
         self.shared
-            .push_control(crate::protocol::Outgoing::pong(payload), false)
+            .push_control(crate::protocol::Outgoing::pong(payload.into()), false)
     }
 
     /// Starts a graceful close: what is queued is written, then a close frame
