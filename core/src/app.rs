@@ -11,6 +11,7 @@ use crate::connection::{self, Start};
 use crate::handler::Handler;
 use crate::limits::{HttpLimits, Limits};
 use crate::middleware::{Middleware, Stack};
+use crate::outbox::Shared;
 use crate::pubsub::{Backplane, Topics};
 use crate::request::Request;
 use crate::router::{RouteError, Router};
@@ -388,11 +389,25 @@ pub(crate) trait ErasedWs: Send + Sync + 'static {
     ) -> BoxFuture<'a, Result<Box<dyn Accepted>, Response>>;
 }
 
-/// An accepted upgrade, waiting for its socket.
+/// An accepted upgrade, before its `101`.
 pub(crate) trait Accepted: Send {
     fn protocol(&self) -> Option<&str>;
     fn set_protocol(&mut self, protocol: Option<String>);
-    fn run(self: Box<Self>, info: Arc<Info>, start: Start) -> BoxFuture<'static, ()>;
+    /// Builds the connection's [`Ws`] and runs `open`, before the `101`.
+    fn open(
+        self: Box<Self>,
+        info: Arc<Info>,
+        shared: Arc<Shared>,
+        topics: Topics,
+    ) -> BoxFuture<'static, Box<dyn Opened>>;
+}
+
+/// A connection whose `open` has run, waiting for its socket.
+pub(crate) trait Opened: Send {
+    /// The socket is here: the connection's whole life as one future.
+    fn run(self: Box<Self>, start: Start) -> BoxFuture<'static, ()>;
+    /// The socket never came: `close` runs with 1006.
+    fn abandon(self: Box<Self>) -> BoxFuture<'static, ()>;
 }
 
 struct HandlerRoute<H>(Arc<H>);
@@ -426,13 +441,24 @@ impl<H: Handler> Accepted for AcceptedWith<H> {
         self.accept.protocol = protocol;
     }
 
-    fn run(self: Box<Self>, info: Arc<Info>, start: Start) -> BoxFuture<'static, ()> {
-        let ws = Ws::new(
-            self.accept.data,
-            start.shared.clone(),
-            info,
-            start.topics.clone(),
-        );
-        connection::run(self.handler, ws, start)
+    fn open(
+        self: Box<Self>,
+        info: Arc<Info>,
+        shared: Arc<Shared>,
+        topics: Topics,
+    ) -> BoxFuture<'static, Box<dyn Opened>> {
+        let AcceptedWith { handler, accept } = *self;
+        let ws = Ws::new(accept.data, shared, info, topics);
+        Box::pin(async move { Box::new(connection::open(handler, ws).await) as Box<dyn Opened> })
+    }
+}
+
+impl<H: Handler> Opened for connection::Opened<H> {
+    fn run(self: Box<Self>, start: Start) -> BoxFuture<'static, ()> {
+        connection::run(*self, start)
+    }
+
+    fn abandon(self: Box<Self>) -> BoxFuture<'static, ()> {
+        Box::pin(connection::abandon(*self))
     }
 }

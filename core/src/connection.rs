@@ -42,7 +42,6 @@ pub(crate) struct Start {
     pub(crate) limits: Arc<Limits>,
     pub(crate) rt: Rt,
     pub(crate) registration: Registration,
-    pub(crate) topics: crate::pubsub::Topics,
     /// Counts this connection as running until the driver ends.
     pub(crate) task: TaskGuard,
 }
@@ -128,7 +127,7 @@ impl Link {
 }
 
 /// How a callback ended.
-enum Outcome {
+pub(crate) enum Outcome {
     Done,
     Panicked(String),
     /// `terminate()` was called while it ran; it was dropped.
@@ -155,6 +154,82 @@ async fn drive(link: &mut Link, fut: impl Future<Output = ()>) -> Outcome {
         Poll::Pending
     })
     .await
+}
+
+/// A connection whose `open` has run, waiting for its socket.
+///
+/// `open` runs before the `101` is sent (see `serve::upgrade`), so what it
+/// subscribes to is in place, and what it sends is queued, by the time the
+/// client can act on the upgrade: its messages are the first frames after
+/// the `101`.
+pub(crate) struct Opened<H: Handler> {
+    handler: Arc<H>,
+    ws: Ws<H::Data>,
+    outcome: Outcome,
+}
+
+/// Runs the handler's `open`. Nothing can be written yet: what it sends
+/// waits in the outbox for the driver. `terminate()` during it drops it.
+pub(crate) async fn open<H: Handler>(handler: Arc<H>, mut ws: Ws<H::Data>) -> Opened<H> {
+    let shared = ws.shared().clone();
+    let outcome = {
+        let mut fut = pin!(AssertUnwindSafe(handler.open(&mut ws)).catch_unwind());
+        poll_fn(|cx| match fut.as_mut().poll(cx) {
+            Poll::Ready(Ok(())) => Poll::Ready(Outcome::Done),
+            Poll::Ready(Err(panic)) => Poll::Ready(Outcome::Panicked(panic_message(&panic))),
+            Poll::Pending => {
+                shared.waker.register(cx.waker());
+                if matches!(shared.lock().request, Some(CloseRequest::Terminate)) {
+                    return Poll::Ready(Outcome::Aborted);
+                }
+                Poll::Pending
+            }
+        })
+        .await
+    };
+    Opened {
+        handler,
+        ws,
+        outcome,
+    }
+}
+
+/// The socket never came back from the HTTP layer after `open` ran (the
+/// client left during the upgrade): the connection ends as lost, and
+/// `close` still runs, with 1006.
+pub(crate) async fn abandon<H: Handler>(opened: Opened<H>) {
+    let Opened {
+        handler, mut ws, ..
+    } = opened;
+    let shared = ws.shared().clone();
+    farewell(
+        &*handler,
+        &mut ws,
+        &shared,
+        CloseCode::ABNORMAL,
+        String::new(),
+    )
+    .await;
+}
+
+/// The end of every connection: refuse further sends, leave presence, run
+/// `close` (once; a panic in it has nowhere to go), leave topics.
+async fn farewell<H: Handler>(
+    handler: &H,
+    ws: &mut Ws<H::Data>,
+    shared: &Shared,
+    code: CloseCode,
+    reason: String,
+) {
+    shared.set_closed();
+    // Before `close`, so a farewell it publishes reaches others after the
+    // member is gone from the room's presence.
+    ws.untrack_all();
+    let _ = AssertUnwindSafe(handler.close(ws, code, &reason))
+        .catch_unwind()
+        .await;
+    // After `close`, so it can still publish a farewell to its rooms.
+    ws.unsubscribe_all();
 }
 
 fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
@@ -202,6 +277,9 @@ struct Closing {
 struct Driver<H: Handler> {
     handler: Arc<H>,
     ws: Ws<H::Data>,
+    /// How `open` went, when it did not simply return (boxed: rare, and
+    /// this struct is what every open connection costs).
+    opened: Option<Box<Outcome>>,
     link: Link,
     limits: Arc<Limits>,
     rt: Rt,
@@ -229,23 +307,27 @@ struct Driver<H: Handler> {
 /// The driver is built before the future, so the future holds it once
 /// (not beside the arguments it was built from): its size is what every
 /// open connection costs.
-pub(crate) fn run<H: Handler>(
-    handler: Arc<H>,
-    ws: Ws<H::Data>,
-    start: Start,
-) -> BoxFuture<'static, ()> {
+pub(crate) fn run<H: Handler>(opened: Opened<H>, start: Start) -> BoxFuture<'static, ()> {
+    let Opened {
+        handler,
+        ws,
+        outcome,
+    } = opened;
     let Start {
         codec,
         shared,
         limits,
         rt,
         registration,
-        topics: _,
         task,
     } = start;
     let driver = Driver {
         handler,
         ws,
+        opened: match outcome {
+            Outcome::Done => None,
+            other => Some(Box::new(other)),
+        },
         link: Link {
             codec,
             shared,
@@ -287,7 +369,7 @@ impl<H: Handler> Driver<H> {
     async fn run_open(&mut self) -> End {
         // Boxed like every cold path: a connection's future stays the size
         // of its hot path (reading and `message`).
-        let outcome = Box::pin(drive(&mut self.link, self.handler.open(&mut self.ws))).await;
+        let outcome = self.opened.take().map_or(Outcome::Done, |o| *o);
         if let Some(end) = Box::pin(self.after_callback(outcome)).await {
             return end;
         }
@@ -585,21 +667,20 @@ impl<H: Handler> Driver<H> {
             }
             End::Terminated => {}
         }
-        self.link.shared.set_closed();
-        // Before `close`, so a farewell it publishes reaches others after
-        // the member is gone from the room's presence.
-        self.ws.untrack_all();
         let (code, reason) = self
             .peer_close
             .take()
             .map(|b| *b)
             .or(failed_with)
             .unwrap_or((lost_code, String::new()));
-        let _ = AssertUnwindSafe(self.handler.close(&mut self.ws, code, &reason))
-            .catch_unwind()
-            .await;
-        // After `close`, so it can still publish a farewell to its rooms.
-        self.ws.unsubscribe_all();
+        farewell(
+            &*self.handler,
+            &mut self.ws,
+            &self.link.shared,
+            code,
+            reason,
+        )
+        .await;
     }
 
     /// After a failure: writes what was already queued (those messages were

@@ -74,7 +74,11 @@ pub trait Handler: Send + Sync + 'static {
         async { Ok(Accept::default()) }
     }
 
-    /// The connection is open.
+    /// The connection is open. Runs before the `101` is sent: when the
+    /// client sees the upgrade succeed, the topics subscribed here are in
+    /// place, and the messages sent here are the first it receives. (A slow
+    /// `open` delays the `101`; if the client leaves meanwhile, `close`
+    /// still runs, with 1006.)
     fn open(&self, ws: &mut Ws<Self::Data>) -> impl Future<Output = ()> + Send {
         let _ = ws;
         async {}

@@ -7,13 +7,14 @@ use std::net::SocketAddr;
 use std::pin::{Pin, pin};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use http::{Method, StatusCode, header};
 use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
 
-use crate::app::{Accepted, App, Entry, WsEntry};
+use crate::app::{App, Entry, Opened, WsEntry};
 use crate::body::{IntoResponse, Response, text};
 use crate::boxed::BoxFuture;
 use crate::codec::Codec;
@@ -24,7 +25,7 @@ use crate::limits::Limits;
 use crate::middleware;
 use crate::origin;
 use crate::outbox::Shared;
-use crate::registry::{Registry, Reservation, TaskGuard};
+use crate::registry::{Registration, Registry, Reservation, TaskGuard};
 use crate::request::Request;
 use crate::router::RawParams;
 use crate::runtime::Rt;
@@ -43,12 +44,13 @@ pub(crate) struct ServerInner {
     pub(crate) tick: Option<Duration>,
 }
 
-/// An upgrade answered with 101, waiting for hyper to hand the socket back.
+/// An upgrade answered with 101 (its `open` has run), waiting for hyper to
+/// hand the socket back.
 struct Pending {
     on_upgrade: OnUpgrade,
-    accepted: Box<dyn Accepted>,
-    info: Info,
-    reservation: Reservation,
+    opened: Box<dyn Opened>,
+    shared: Arc<Shared>,
+    registration: Registration,
     limits: Arc<Limits>,
     /// permessage-deflate, if the client offered it and the route has it.
     deflate: Option<crate::compressor::Session>,
@@ -133,29 +135,43 @@ async fn upgraded(
     p: Pending,
     task: TaskGuard,
 ) -> Option<BoxFuture<'static, ()>> {
-    let upgraded = p.on_upgrade.await.ok()?;
     // Our own stream comes back: frames never pass through hyper's IO layer.
-    let parts = upgraded.downcast::<HyperIo>().ok()?;
+    let parts = match p.on_upgrade.await.map(|u| u.downcast::<HyperIo>()) {
+        Ok(Ok(parts)) => parts,
+        _ => {
+            // `open` ran, so `close` is owed even though no frame will flow.
+            p.opened.abandon().await;
+            return None;
+        }
+    };
     let limits = p.limits;
     let codec = Codec::new(parts.io.0, parts.read_buf, limits.codec_config(), p.deflate);
-    let (shared, registration) = server.registry.register(p.reservation, |id| {
+    let start = Start {
+        codec,
+        shared: p.shared,
+        limits,
+        rt: server.rt.clone(),
+        registration: p.registration,
+        task,
+    };
+    Some(p.opened.run(start))
+}
+
+/// Enters the connection in the registry (counted, reachable by the drain
+/// and the idle sweeper) with its outbox.
+fn register(
+    server: &ServerInner,
+    reservation: Reservation,
+    limits: &Limits,
+) -> (Arc<Shared>, Registration) {
+    server.registry.register(reservation, |id| {
         let idle_ticks = match (limits.idle_timeout, server.tick) {
             (Some(idle), Some(tick)) => idle_ticks(idle, tick),
             _ => 0,
         };
         Shared::new(id, limits.backpressure_limit, limits.close_on_backpressure)
             .with_idle_ticks(idle_ticks)
-    });
-    let start = Start {
-        codec,
-        shared,
-        limits,
-        rt: server.rt.clone(),
-        registration,
-        topics: server.app.topics.clone(),
-        task,
-    };
-    Some(p.accepted.run(Arc::new(p.info), start))
+    })
 }
 
 /// The sweeper's period: an eighth of the shortest idle timeout, so a
@@ -334,13 +350,60 @@ async fn upgrade(
     let (deflate, extensions) = deflate.unzip();
     let res =
         handshake::switching_protocols(&hs.accept, info.protocol.as_deref(), extensions.as_deref());
+    // `open` runs before the 101 leaves: once the client has the 101, what
+    // `open` subscribed to is in place and what it sent is queued first.
+    let (shared, registration) = register(server, reservation, &ws.limits);
+    let (opened, registration) = Opening {
+        open: Some(accepted.open(Arc::new(info), shared.clone(), server.app.topics.clone())),
+        registration: Some(registration),
+        server,
+    }
+    .await;
     *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(Pending {
         on_upgrade,
-        accepted,
-        info,
-        reservation,
+        opened,
+        shared,
+        registration,
         limits: ws.limits.clone(),
         deflate,
     });
     res
+}
+
+/// `open`, run inside hyper's request. hyper drops the request's future
+/// when the client hangs up meanwhile; `open` then finishes on a task of its
+/// own, still counted as a connection, and the connection ends as lost
+/// (`close` with 1006): every `open` is followed by a `close`.
+struct Opening<'a> {
+    open: Option<BoxFuture<'static, Box<dyn Opened>>>,
+    registration: Option<Registration>,
+    server: &'a ServerInner,
+}
+
+impl Future for Opening<'_> {
+    type Output = (Box<dyn Opened>, Registration);
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let Some(open) = self.open.as_mut() else {
+            return Poll::Pending;
+        };
+        let opened = std::task::ready!(open.as_mut().poll(cx));
+        self.open = None;
+        match self.registration.take() {
+            Some(registration) => Poll::Ready((opened, registration)),
+            None => Poll::Pending,
+        }
+    }
+}
+
+impl Drop for Opening<'_> {
+    fn drop(&mut self) {
+        if let (Some(open), Some(registration)) = (self.open.take(), self.registration.take()) {
+            let task = self.server.registry.task();
+            self.server.rt.spawn(Box::pin(async move {
+                open.await.abandon().await;
+                drop((registration, task));
+            }));
+        }
+    }
 }

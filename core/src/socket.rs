@@ -226,6 +226,10 @@ impl<D> Ws<D> {
         }
     }
 
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
     pub(crate) fn untrack_all(&mut self) {
         for topic in std::mem::take(&mut self.tracked) {
             self.topics.untrack(&topic, self.shared.id);

@@ -29,6 +29,27 @@ struct Probe {
     gate: Arc<std::sync::atomic::AtomicBool>,
 }
 
+/// `open` waits until the test releases it.
+struct SlowOpen {
+    log: Log,
+    release: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Handler for SlowOpen {
+    type Data = ();
+
+    async fn open(&self, _ws: &mut Ws<()>) {
+        self.log.push("open");
+        while !self.release.load(std::sync::atomic::Ordering::Acquire) {
+            async_io::Timer::after(Duration::from_millis(5)).await;
+        }
+    }
+
+    async fn close(&self, _ws: &mut Ws<()>, code: CloseCode, _reason: &str) {
+        self.log.push(format!("close {}", code.0));
+    }
+}
+
 #[derive(Deserialize)]
 struct ProbeQuery {
     pick: Option<String>,
@@ -333,6 +354,30 @@ runtime_tests! {
             ["open", "message one", "message two", "message three", "close 4001 client bye"]
         );
         assert_eq!(server.connections(), 0);
+    }
+
+    async fn a_client_that_leaves_during_open_still_gets_close(rt) {
+        // `open` runs before the 101: a client gone while it runs still has
+        // its connection ended as lost, `close` with 1006, exactly once.
+        let log = Log::default();
+        let release = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let mut app = App::new();
+        app.ws("/slow", SlowOpen { log: log.clone(), release: release.clone() });
+        let server = rt.start(app).await;
+        let addr = server.local_addr();
+        let mut s = within(WAIT, "tcp connect", async_io::Async::<std::net::TcpStream>::connect(addr))
+            .await
+            .unwrap();
+        futures_lite::AsyncWriteExt::write_all(&mut s, upgrade_request("/slow", "").as_bytes())
+            .await
+            .unwrap();
+        log.wait_for("open").await;
+        drop(s);
+        release.store(true, std::sync::atomic::Ordering::Release);
+        log.wait_for("close").await;
+        eventually("the connection to be gone", || server.connections() == 0).await;
+        eventually("its tasks to end", || server.tasks() == 0).await;
+        assert_eq!(log.snapshot(), ["open", "close 1006"]);
     }
 
     async fn no_frame_is_read_while_message_runs(rt) {

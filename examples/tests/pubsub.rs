@@ -54,13 +54,47 @@ impl Handler for Member {
     }
 }
 
+/// `/greet/:topic`: `open` sends a greeting, then subscribes.
+struct Greeter;
+
+impl Handler for Greeter {
+    type Data = String;
+
+    async fn before_upgrade(&self, req: &Request) -> Result<Accept<String>, Response> {
+        Ok(Accept::new(req.params()?))
+    }
+
+    async fn open(&self, ws: &mut Ws<String>) {
+        ws.send("hello");
+        let topic = ws.data.clone();
+        ws.subscribe(&topic);
+    }
+}
+
 fn app() -> App {
     let mut app = App::new();
     app.ws("/t/:topic", Member);
+    app.ws("/greet/:topic", Greeter);
     app
 }
 
 runtime_tests! {
+    async fn open_has_run_when_the_client_sees_the_101(rt) {
+        // Another client publishes the moment the upgrade completes, with
+        // no reply awaited first: the new member is already subscribed, and
+        // what its `open` sent comes first.
+        let server = rt.start(app()).await;
+        let addr = server.local_addr();
+        let mut publisher = connect(addr, "/t/lobby").await;
+        for i in 0..1000 {
+            let mut member = connect(addr, "/greet/lobby").await;
+            send_text(&mut publisher, &format!("pub {i}")).await;
+            assert_eq!(next_message(&mut member).await, Frame::text("hello"), "round {i}");
+            assert_eq!(next_message(&mut member).await, Frame::text(i.to_string()), "round {i}");
+            drop(member);
+        }
+    }
+
     async fn publish_reaches_the_other_subscribers(rt) {
         let app = app();
         let topics = app.topics();

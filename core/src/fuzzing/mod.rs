@@ -303,7 +303,6 @@ fn run<H: Handler<Data = D>, D: Default + Send + 'static>(
         limits: Arc::new(limits),
         rt: rt.clone(),
         registration,
-        topics: Default::default(),
         task: registry.task(),
     };
     let info = Arc::new(Info {
@@ -319,7 +318,13 @@ fn run<H: Handler<Data = D>, D: Default + Send + 'static>(
     let ws = Ws::new(D::default(), shared, info, Default::default());
     // Every timeout is a few seconds of simulated time at most: a thousand
     // moves of the clock is far past any of them.
-    sim.run(connection::run(Arc::new(handler), ws, start), 1000);
+    sim.run(
+        async move {
+            let opened = connection::open(Arc::new(handler), ws).await;
+            connection::run(opened, start).await
+        },
+        1000,
+    );
     std::mem::take(&mut *output.lock().unwrap_or_else(|e| e.into_inner()))
 }
 
