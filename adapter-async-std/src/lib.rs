@@ -78,3 +78,10 @@ pub fn start_on(
     app.into()
         .start(net::Listener::adopt(listener)?, runtime::AsyncStd)
 }
+
+/// async-std as wsway's runtime seam: what [`start`] serves on, for
+/// [`TestServer::with_runtime`](wsway::testing::TestServer::with_runtime)
+/// when handlers need async-std's executor or timers.
+pub fn runtime() -> impl wsway::rt::Runtime {
+    runtime::AsyncStd
+}

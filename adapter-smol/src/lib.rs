@@ -73,3 +73,10 @@ pub fn start_on(
     app.into()
         .start(net::Listener::adopt(listener)?, runtime::Smol)
 }
+
+/// smol as wsway's runtime seam: what [`start`] serves on, for
+/// [`TestServer::with_runtime`](wsway::testing::TestServer::with_runtime)
+/// when handlers need smol's executor or timers.
+pub fn runtime() -> impl wsway::rt::Runtime {
+    runtime::Smol
+}

@@ -88,3 +88,14 @@ pub fn start_on(
     app.into()
         .start(net::Listener::adopt(listener)?, runtime::Tokio::current())
 }
+
+/// tokio as wsway's runtime seam: what [`start`] serves on, for
+/// [`TestServer::with_runtime`](wsway::testing::TestServer::with_runtime)
+/// when handlers need tokio's context.
+///
+/// # Panics
+///
+/// Outside a tokio runtime (it takes the current one's handle).
+pub fn runtime() -> impl wsway::rt::Runtime {
+    runtime::Tokio::current()
+}

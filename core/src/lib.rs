@@ -153,6 +153,7 @@ mod serve;
 mod server;
 mod shutdown;
 mod socket;
+pub mod testing;
 mod throttle;
 mod timer;
 

@@ -1,0 +1,238 @@
+//! Testing an [`App`](crate::App) without ports.
+//!
+//! A [`TestServer`] runs the app exactly as a real server does (routing,
+//! middleware, origin and auth checks, `before_upgrade`, limits, the
+//! upgrade, the connection's driver) but takes its connections from
+//! [`TestClient`]s over in-memory streams. It needs no async runtime: its
+//! tasks run on threads of their own, so a plain `#[test]` works, whatever
+//! runtime the application is deployed on. Every client call blocks with a
+//! timeout.
+//!
+//! ```
+//! use wsway::testing::TestServer;
+//! use wsway::{App, CloseCode, on_message};
+//!
+//! let mut app = App::new();
+//! app.ws("/echo", on_message(|ws, msg| {
+//!     ws.send(msg);
+//! }));
+//! let server = TestServer::new(app);
+//!
+//! let mut client = server.connect("/echo").unwrap();
+//! client.send("hello").unwrap();
+//! assert_eq!(client.recv_text().unwrap(), "hello");
+//! client.close(CloseCode::NORMAL, "").unwrap();
+//!
+//! // A refused upgrade reports its status.
+//! let refused = server.connect("/nowhere").unwrap_err();
+//! assert_eq!(refused.status(), Some(wsway::StatusCode::NOT_FOUND));
+//! ```
+
+mod client;
+mod pipe;
+mod runtime;
+
+use std::collections::VecDeque;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use http::{HeaderName, HeaderValue};
+
+pub use client::{ClientError, TestClient, TestResponse};
+
+use crate::runtime::Runtime;
+use crate::server::{Listener, Server, ServerHandle};
+
+/// How long a client call waits, unless [`TestServer::timeout`] says.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// An app served over in-memory streams. Dropping it terminates every
+/// connection and stops the server.
+pub struct TestServer {
+    handle: ServerHandle,
+    queue: Arc<Queue>,
+    timeout: Duration,
+}
+
+impl TestServer {
+    /// Serves `app` (an [`App`](crate::App) or a configured [`Server`]) on
+    /// threads of its own: no async runtime is needed.
+    pub fn new(app: impl Into<Server>) -> Self {
+        Self::with_runtime(app, runtime::Threads)
+    }
+
+    /// Serves `app` on `runtime`: for handlers that need their runtime's
+    /// context (a `tokio::time::sleep` in a handler needs tokio's).
+    pub fn with_runtime(app: impl Into<Server>, runtime: impl Runtime) -> Self {
+        let queue = Arc::new(Queue::default());
+        let listener = MemoryListener(queue.clone());
+        let handle = app
+            .into()
+            .handle_signals(false)
+            .start(listener, runtime)
+            .expect("an in-memory listener always starts");
+        TestServer {
+            handle,
+            queue,
+            timeout: DEFAULT_TIMEOUT,
+        }
+    }
+
+    /// How long each client call waits before failing with
+    /// [`ClientError::Timeout`]. Default: 5 s.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Opens a WebSocket to `path` (with its query, if any).
+    pub fn connect(&self, path: &str) -> Result<TestClient, ClientError> {
+        self.request(path).connect()
+    }
+
+    /// An upgrade request to `path` with headers of the test's choosing.
+    pub fn request(&self, path: &str) -> TestRequest<'_> {
+        TestRequest {
+            server: self,
+            path: path.to_owned(),
+            headers: Vec::new(),
+        }
+    }
+
+    /// Sends a plain `GET` to `path` (a page, a login endpoint, a health
+    /// check) and returns the response.
+    pub fn get(&self, path: &str) -> Result<TestResponse, ClientError> {
+        self.request(path).get()
+    }
+
+    /// The running server: publish, count subscribers and connections,
+    /// shut down.
+    pub fn handle(&self) -> &ServerHandle {
+        &self.handle
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.queue.close();
+        self.handle.terminate();
+    }
+}
+
+/// An upgrade request being built; [`connect`](Self::connect) sends it.
+pub struct TestRequest<'a> {
+    server: &'a TestServer,
+    path: String,
+    headers: Vec<(HeaderName, HeaderValue)>,
+}
+
+impl TestRequest<'_> {
+    /// Adds a header (`Origin`, `Cookie`, `Authorization` ...).
+    ///
+    /// # Panics
+    ///
+    /// When `name` or `value` is not a valid header name or value.
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        let name = HeaderName::from_bytes(name.as_bytes()).expect("a valid header name");
+        let value = HeaderValue::from_str(value).expect("a valid header value");
+        self.headers.push((name, value));
+        self
+    }
+
+    /// Offers these subprotocols (`Sec-WebSocket-Protocol`).
+    pub fn protocols(self, protocols: &[&str]) -> Self {
+        let list = protocols.join(", ");
+        self.header("sec-websocket-protocol", &list)
+    }
+
+    /// Sends the upgrade; a refusal comes back as
+    /// [`ClientError::Refused`] with its status, headers and body.
+    pub fn connect(self) -> Result<TestClient, ClientError> {
+        let timeout = self.server.timeout;
+        let (mut ours, theirs) = pipe::pair();
+        self.server.queue.push(theirs);
+        let deadline = Instant::now() + timeout;
+        let upgrade = client::upgrade(&mut ours, &self.path, &self.headers, deadline, timeout)?;
+        Ok(TestClient::new(ours, upgrade, timeout))
+    }
+}
+
+impl TestRequest<'_> {
+    /// Sends it as a plain `GET` (no upgrade) and returns the response.
+    pub fn get(self) -> Result<TestResponse, ClientError> {
+        let timeout = self.server.timeout;
+        let (mut ours, theirs) = pipe::pair();
+        self.server.queue.push(theirs);
+        let deadline = Instant::now() + timeout;
+        client::get(&mut ours, &self.path, &self.headers, deadline, timeout)
+    }
+}
+
+/// Streams waiting to be accepted.
+#[derive(Default)]
+struct Queue {
+    waiting: Mutex<(VecDeque<pipe::End>, bool)>,
+    arrived: event_listener::Event,
+}
+
+impl Queue {
+    fn push(&self, end: pipe::End) {
+        self.waiting
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .0
+            .push_back(end);
+        self.arrived.notify(1);
+    }
+
+    fn close(&self) {
+        self.waiting.lock().unwrap_or_else(|e| e.into_inner()).1 = true;
+        self.arrived.notify(usize::MAX);
+    }
+
+    /// The next stream; `None` once the server is dropped.
+    fn pop(&self) -> Option<Option<pipe::End>> {
+        let mut waiting = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
+        match waiting.0.pop_front() {
+            Some(end) => Some(Some(end)),
+            None if waiting.1 => Some(None),
+            None => None,
+        }
+    }
+}
+
+/// The listener a [`TestServer`] accepts from. Each connection gets its
+/// own loopback address (127.0.0.1, a port counted up), as if it came from
+/// a client of its own.
+struct MemoryListener(Arc<Queue>);
+
+static NEXT_PORT: AtomicU16 = AtomicU16::new(1);
+
+impl Listener for MemoryListener {
+    type Io = pipe::End;
+
+    async fn accept(&mut self) -> io::Result<(pipe::End, SocketAddr)> {
+        let next = loop {
+            if let Some(next) = self.0.pop() {
+                break next;
+            }
+            let listener = self.0.arrived.listen();
+            if let Some(next) = self.0.pop() {
+                break next;
+            }
+            listener.await;
+        };
+        let end = next.ok_or_else(|| {
+            io::Error::new(io::ErrorKind::NotConnected, "the test server was dropped")
+        })?;
+        let port = NEXT_PORT.fetch_add(1, Ordering::Relaxed).max(1);
+        Ok((end, SocketAddr::from(([127, 0, 0, 1], port))))
+    }
+
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        Ok(SocketAddr::from(([127, 0, 0, 1], 0)))
+    }
+}

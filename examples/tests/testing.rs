@@ -1,0 +1,156 @@
+//! `wsway::testing` itself: the whole upgrade path without a port, refusals
+//! with their status and headers, limits and close codes, shared topics,
+//! timeouts, and a client that vanishes.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use wsway::testing::{ClientError, TestServer};
+use wsway::{App, CloseCode, Handler, Limits, Message, Origins, StatusCode, Ws, on_message};
+
+/// `/room`: subscribes to "room" in `open`; `close N reason` closes with
+/// that code; anything else is published to the room. Logs each close.
+struct Room {
+    closes: Arc<Mutex<Vec<u16>>>,
+}
+
+impl Handler for Room {
+    type Data = ();
+
+    async fn open(&self, ws: &mut Ws<()>) {
+        ws.subscribe("room");
+    }
+
+    async fn message(&self, ws: &mut Ws<()>, msg: Message) {
+        let text = msg.as_text().unwrap_or_default().to_owned();
+        if let Some(rest) = text.strip_prefix("close ") {
+            let (code, reason) = rest.split_once(' ').unwrap_or((rest, ""));
+            let _ = ws.close(CloseCode(code.parse().unwrap_or(4000)), reason);
+        } else {
+            ws.publish("room", text);
+        }
+    }
+
+    async fn close(&self, _ws: &mut Ws<()>, code: CloseCode, _reason: &str) {
+        self.closes.lock().unwrap().push(code.0);
+    }
+}
+
+fn app(closes: Arc<Mutex<Vec<u16>>>) -> App {
+    let mut app = App::new();
+    app.ws("/room", Room { closes });
+    app.ws(
+        "/echo",
+        on_message(|ws, msg| {
+            ws.send(msg);
+        }),
+    )
+    .limits(|l| l.max_message_size(16));
+    app.ws(
+        "/guarded",
+        on_message(|ws, msg| {
+            ws.send(msg);
+        }),
+    )
+    .limits(|l: Limits| l.origins(Origins::same_host().allow(["https://app.example.com"])));
+    app
+}
+
+#[test]
+fn clients_share_topics_and_see_close_codes() {
+    let closes = Arc::default();
+    let server = TestServer::new(app(Arc::clone(&closes)));
+    let mut a = server.connect("/room").unwrap();
+    let mut b = server.connect("/room").unwrap();
+    assert_eq!(server.handle().subscriber_count("room"), 2);
+    // To the others: `a` does not hear itself.
+    a.send("hi all").unwrap();
+    assert_eq!(b.recv_text().unwrap(), "hi all");
+    // From outside any connection: everyone.
+    assert_eq!(server.handle().publish("room", "news").delivered, 2);
+    assert_eq!(a.recv_text().unwrap(), "news");
+    assert_eq!(b.recv_text().unwrap(), "news");
+
+    b.send("close 4321 done here").unwrap();
+    let (code, reason) = b.expect_close().unwrap();
+    assert_eq!((code.0, reason.as_str()), (4321, "done here"));
+    let err = b.send("too late").unwrap_err();
+    assert_eq!(err.close_code(), Some(CloseCode(4321)), "{err}");
+    server.handle().publish("room", "after");
+    assert_eq!(a.recv_text().unwrap(), "after");
+}
+
+#[test]
+fn limits_and_origins_apply() {
+    let server = TestServer::new(app(Arc::default()));
+    let mut echo = server.connect("/echo").unwrap();
+    echo.send("sixteen bytes ok").unwrap();
+    assert_eq!(echo.recv_text().unwrap(), "sixteen bytes ok");
+    echo.send("seventeen bytes!!").unwrap();
+    let (code, _) = echo.expect_close().unwrap();
+    assert_eq!(code, CloseCode::TOO_BIG);
+
+    let err = server
+        .request("/guarded")
+        .header("origin", "https://evil.example")
+        .connect()
+        .unwrap_err();
+    assert_eq!(err.status(), Some(StatusCode::FORBIDDEN), "{err}");
+    let mut ok = server
+        .request("/guarded")
+        .header("origin", "https://app.example.com")
+        .connect()
+        .unwrap();
+    ok.send(vec![1u8, 2, 3]).unwrap();
+    assert_eq!(ok.recv().unwrap().as_bytes(), [1, 2, 3]);
+
+    // Not a WebSocket request at all: the upgrade answer tells.
+    let res = server.get("/echo").unwrap();
+    assert_eq!(res.status, StatusCode::UPGRADE_REQUIRED, "{}", res.body);
+}
+
+#[test]
+fn waits_end_at_the_timeout_and_a_vanished_client_is_lost() {
+    let closes: Arc<Mutex<Vec<u16>>> = Arc::default();
+    let server = TestServer::new(app(closes.clone())).timeout(Duration::from_millis(100));
+    let mut quiet = server.connect("/room").unwrap();
+    let started = Instant::now();
+    let err = quiet.recv().unwrap_err();
+    assert!(matches!(err, ClientError::Timeout { .. }), "{err}");
+    assert!(started.elapsed() >= Duration::from_millis(100));
+
+    // Dropped without a close frame: the server sees an abrupt end (1006).
+    drop(quiet);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while closes.lock().unwrap().is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(*closes.lock().unwrap(), [1006]);
+    assert_eq!(server.handle().connections(), 0);
+}
+
+#[test]
+fn an_app_can_run_on_its_own_runtime() {
+    // A handler that needs tokio's timers runs on tokio; the client still
+    // blocks the test's own thread.
+    let tokio = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let _inside = tokio.enter();
+    struct Later;
+    impl Handler for Later {
+        type Data = ();
+        async fn message(&self, ws: &mut Ws<()>, msg: Message) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            ws.send(msg);
+        }
+    }
+    let mut app = App::new();
+    app.ws("/later", Later);
+    let server = TestServer::with_runtime(app, wsway_tokio::runtime());
+    let mut client = server.connect("/later").unwrap();
+    client.send("tick").unwrap();
+    assert_eq!(client.recv_text().unwrap(), "tick");
+}
