@@ -9,11 +9,12 @@
 use std::collections::VecDeque;
 use std::future::{Future, poll_fn};
 use std::panic::AssertUnwindSafe;
-use std::pin::pin;
+use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use futures_lite::FutureExt as _;
+use futures_lite::future::CatchUnwind;
 
 use crate::boxed::BoxFuture;
 use crate::codec::{Codec, CodecError};
@@ -120,10 +121,6 @@ impl Link {
             }
         }
     }
-
-    fn terminate_requested(&self) -> bool {
-        matches!(self.shared.lock().request, Some(CloseRequest::Terminate))
-    }
 }
 
 /// How a callback ended.
@@ -134,24 +131,39 @@ pub(crate) enum Outcome {
     Aborted,
 }
 
+/// Polls a callback once: its outcome when it ended (a panic caught), or
+/// [`Outcome::Aborted`] when `terminate()` was called while it waits. A
+/// waiting callback is woken by the connection's outbox too, so a
+/// `terminate()` is seen at once.
+fn poll_callback<F: Future<Output = ()>>(
+    fut: Pin<&mut CatchUnwind<AssertUnwindSafe<F>>>,
+    shared: &Shared,
+    cx: &mut Context<'_>,
+) -> Poll<Outcome> {
+    match fut.poll(cx) {
+        Poll::Ready(Ok(())) => Poll::Ready(Outcome::Done),
+        Poll::Ready(Err(panic)) => Poll::Ready(Outcome::Panicked(panic_message(&panic))),
+        Poll::Pending => {
+            shared.waker.register(cx.waker());
+            if matches!(shared.lock().request, Some(CloseRequest::Terminate)) {
+                Poll::Ready(Outcome::Aborted)
+            } else {
+                Poll::Pending
+            }
+        }
+    }
+}
+
 /// Runs one callback to completion while writing whatever it queues.
 async fn drive(link: &mut Link, fut: impl Future<Output = ()>) -> Outcome {
     let mut fut = pin!(AssertUnwindSafe(fut).catch_unwind());
     poll_fn(|cx| {
-        match fut.as_mut().poll(cx) {
-            Poll::Ready(Ok(())) => return Poll::Ready(Outcome::Done),
-            Poll::Ready(Err(panic)) => {
-                return Poll::Ready(Outcome::Panicked(panic_message(&panic)));
-            }
-            Poll::Pending => {}
+        let polled = poll_callback(fut.as_mut(), &link.shared, cx);
+        if polled.is_pending() {
+            // The callback is waiting on something else: keep the socket moving.
+            link.pump_or_remember(cx);
         }
-        // The callback is waiting on something else: keep the socket moving.
-        link.shared.waker.register(cx.waker());
-        if link.terminate_requested() {
-            return Poll::Ready(Outcome::Aborted);
-        }
-        link.pump_or_remember(cx);
-        Poll::Pending
+        polled
     })
     .await
 }
@@ -174,18 +186,7 @@ pub(crate) async fn open<H: Handler>(handler: Arc<H>, mut ws: Ws<H::Data>) -> Op
     let shared = ws.shared().clone();
     let outcome = {
         let mut fut = pin!(AssertUnwindSafe(handler.open(&mut ws)).catch_unwind());
-        poll_fn(|cx| match fut.as_mut().poll(cx) {
-            Poll::Ready(Ok(())) => Poll::Ready(Outcome::Done),
-            Poll::Ready(Err(panic)) => Poll::Ready(Outcome::Panicked(panic_message(&panic))),
-            Poll::Pending => {
-                shared.waker.register(cx.waker());
-                if matches!(shared.lock().request, Some(CloseRequest::Terminate)) {
-                    return Poll::Ready(Outcome::Aborted);
-                }
-                Poll::Pending
-            }
-        })
-        .await
+        poll_fn(|cx| poll_callback(fut.as_mut(), &shared, cx)).await
     };
     Opened {
         handler,
@@ -201,27 +202,13 @@ pub(crate) async fn abandon<H: Handler>(opened: Opened<H>) {
     let Opened {
         handler, mut ws, ..
     } = opened;
-    let shared = ws.shared().clone();
-    farewell(
-        &*handler,
-        &mut ws,
-        &shared,
-        CloseCode::ABNORMAL,
-        String::new(),
-    )
-    .await;
+    farewell(&*handler, &mut ws, CloseCode::ABNORMAL, String::new()).await;
 }
 
 /// The end of every connection: refuse further sends, leave presence, run
 /// `close` (once; a panic in it has nowhere to go), leave topics.
-async fn farewell<H: Handler>(
-    handler: &H,
-    ws: &mut Ws<H::Data>,
-    shared: &Shared,
-    code: CloseCode,
-    reason: String,
-) {
-    shared.set_closed();
+async fn farewell<H: Handler>(handler: &H, ws: &mut Ws<H::Data>, code: CloseCode, reason: String) {
+    ws.shared().set_closed();
     // Before `close`, so a farewell it publishes reaches others after the
     // member is gone from the room's presence.
     ws.untrack_all();
@@ -673,14 +660,7 @@ impl<H: Handler> Driver<H> {
             .map(|b| *b)
             .or(failed_with)
             .unwrap_or((lost_code, String::new()));
-        farewell(
-            &*self.handler,
-            &mut self.ws,
-            &self.link.shared,
-            code,
-            reason,
-        )
-        .await;
+        farewell(&*self.handler, &mut self.ws, code, reason).await;
     }
 
     /// After a failure: writes what was already queued (those messages were

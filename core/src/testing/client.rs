@@ -18,7 +18,7 @@ use super::runtime::block_on_until;
 use crate::events::EventError;
 use crate::message::{CloseCode, Message, Text};
 use crate::protocol::frame::{Header, MAX_HEADER};
-use crate::protocol::{Decoder, DecoderConfig, Incoming, Opcode};
+use crate::protocol::{Decoder, DecoderConfig, Incoming, Opcode, Outgoing, mask};
 
 /// Why a [`TestClient`] call did not give what was asked for.
 #[derive(Debug)]
@@ -106,18 +106,12 @@ impl fmt::Display for ClientError {
 
 impl std::error::Error for ClientError {}
 
-/// What the test asked for, as the server's `101` answered it.
-pub(crate) struct Upgrade {
-    pub(crate) headers: HeaderMap,
-    /// Bytes that came right behind the head (the first frames).
-    pub(crate) rest: BytesMut,
-}
-
 /// The sample nonce of RFC 6455 §1.3; the server only checks its form.
 const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
 
-/// A response's head, and the bytes read past it.
-struct Head {
+/// A response's head, and the bytes read past it (after a `101`, the
+/// first frames).
+pub(crate) struct Head {
     status: StatusCode,
     headers: HeaderMap,
     rest: BytesMut,
@@ -229,9 +223,9 @@ pub(crate) fn get(
     io: &mut End,
     path: &str,
     headers: &[(HeaderName, HeaderValue)],
-    deadline: Instant,
     timeout: Duration,
 ) -> Result<TestResponse, ClientError> {
+    let deadline = Instant::now() + timeout;
     let first = format!("GET {path} HTTP/1.1\r\nHost: wsway.test\r\nConnection: close\r\n");
     let head = exchange(io, &head_lines(&first, headers), deadline, timeout)?;
     Ok(body(io, head, deadline))
@@ -242,9 +236,9 @@ pub(crate) fn upgrade(
     io: &mut End,
     path: &str,
     headers: &[(HeaderName, HeaderValue)],
-    deadline: Instant,
     timeout: Duration,
-) -> Result<Upgrade, ClientError> {
+) -> Result<Head, ClientError> {
+    let deadline = Instant::now() + timeout;
     let first = format!(
         "GET {path} HTTP/1.1\r\nHost: wsway.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
          Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: {KEY}\r\n"
@@ -260,10 +254,7 @@ pub(crate) fn upgrade(
                 "a 101 without the right Sec-WebSocket-Accept".into(),
             ));
         }
-        return Ok(Upgrade {
-            headers: head.headers,
-            rest: head.rest,
-        });
+        return Ok(head);
     }
     let refused = body(io, head, deadline);
     Err(ClientError::Refused {
@@ -320,7 +311,7 @@ impl fmt::Debug for TestClient {
 }
 
 impl TestClient {
-    pub(crate) fn new(io: End, upgrade: Upgrade, timeout: Duration) -> Self {
+    pub(crate) fn new(io: End, upgrade: Head, timeout: Duration) -> Self {
         TestClient {
             io,
             read: upgrade.rest,
@@ -416,9 +407,7 @@ impl TestClient {
         reason: &str,
     ) -> Result<(CloseCode, String), ClientError> {
         if !self.sent_close {
-            let mut payload = code.0.to_be_bytes().to_vec();
-            payload.extend_from_slice(reason.as_bytes());
-            self.write_frame(Opcode::Close, &payload)?;
+            self.write_frame(Opcode::Close, &Outgoing::close(code.0, reason).payload)?;
             self.sent_close = true;
         }
         let deadline = Instant::now() + self.timeout;
@@ -511,7 +500,8 @@ impl TestClient {
         let n = Header::write_masked(true, false, opcode, payload.len(), Some(key), &mut head);
         let mut frame = Vec::with_capacity(n + payload.len());
         frame.extend_from_slice(&head[..n]);
-        frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ key[i % 4]));
+        frame.extend_from_slice(payload);
+        mask::apply(&mut frame[n..], key, 0);
         let deadline = Instant::now() + self.timeout;
         match block_on_until(self.io.write_all(&frame), deadline) {
             None => Err(ClientError::Timeout {
@@ -548,12 +538,18 @@ impl TestClient {
                     }
                     Incoming::Pong(_) => {}
                     Incoming::Close(frame) => {
-                        let (code, reason) = match frame {
-                            Some(f) => (CloseCode(f.code), f.reason),
-                            None => (CloseCode::NO_STATUS, String::new()),
+                        // The answer echoes the code (§5.5.1); a close
+                        // without one is answered empty (1005 is never sent).
+                        let (code, reason, answer) = match frame {
+                            Some(f) => (
+                                CloseCode(f.code),
+                                f.reason,
+                                Outgoing::close(f.code, "").payload,
+                            ),
+                            None => (CloseCode::NO_STATUS, String::new(), Bytes::new()),
                         };
                         if !self.sent_close {
-                            let _ = self.write_frame(Opcode::Close, &code.0.to_be_bytes());
+                            let _ = self.write_frame(Opcode::Close, &answer);
                             self.sent_close = true;
                         }
                         self.closed = Some((code, reason));

@@ -37,7 +37,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use http::{HeaderName, HeaderValue};
 
@@ -108,6 +108,13 @@ impl TestServer {
         self.request(path).get()
     }
 
+    /// A new in-memory connection to the server: the client's end.
+    fn dial(&self) -> pipe::End {
+        let (ours, theirs) = pipe::pair();
+        self.queue.push(theirs);
+        ours
+    }
+
     /// The running server: publish, count subscribers and connections,
     /// shut down.
     pub fn handle(&self) -> &ServerHandle {
@@ -117,7 +124,7 @@ impl TestServer {
 
 impl Drop for TestServer {
     fn drop(&mut self) {
-        self.queue.close();
+        // Also ends the accept loop, which stops waiting on the queue.
         self.handle.terminate();
     }
 }
@@ -152,29 +159,22 @@ impl TestRequest<'_> {
     /// [`ClientError::Refused`] with its status, headers and body.
     pub fn connect(self) -> Result<TestClient, ClientError> {
         let timeout = self.server.timeout;
-        let (mut ours, theirs) = pipe::pair();
-        self.server.queue.push(theirs);
-        let deadline = Instant::now() + timeout;
-        let upgrade = client::upgrade(&mut ours, &self.path, &self.headers, deadline, timeout)?;
+        let mut ours = self.server.dial();
+        let upgrade = client::upgrade(&mut ours, &self.path, &self.headers, timeout)?;
         Ok(TestClient::new(ours, upgrade, timeout))
     }
-}
 
-impl TestRequest<'_> {
     /// Sends it as a plain `GET` (no upgrade) and returns the response.
     pub fn get(self) -> Result<TestResponse, ClientError> {
-        let timeout = self.server.timeout;
-        let (mut ours, theirs) = pipe::pair();
-        self.server.queue.push(theirs);
-        let deadline = Instant::now() + timeout;
-        client::get(&mut ours, &self.path, &self.headers, deadline, timeout)
+        let mut ours = self.server.dial();
+        client::get(&mut ours, &self.path, &self.headers, self.server.timeout)
     }
 }
 
 /// Streams waiting to be accepted.
 #[derive(Default)]
 struct Queue {
-    waiting: Mutex<(VecDeque<pipe::End>, bool)>,
+    waiting: Mutex<VecDeque<pipe::End>>,
     arrived: event_listener::Event,
 }
 
@@ -183,24 +183,15 @@ impl Queue {
         self.waiting
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .0
             .push_back(end);
         self.arrived.notify(1);
     }
 
-    fn close(&self) {
-        self.waiting.lock().unwrap_or_else(|e| e.into_inner()).1 = true;
-        self.arrived.notify(usize::MAX);
-    }
-
-    /// The next stream; `None` once the server is dropped.
-    fn pop(&self) -> Option<Option<pipe::End>> {
-        let mut waiting = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
-        match waiting.0.pop_front() {
-            Some(end) => Some(Some(end)),
-            None if waiting.1 => Some(None),
-            None => None,
-        }
+    fn pop(&self) -> Option<pipe::End> {
+        self.waiting
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pop_front()
     }
 }
 
@@ -215,19 +206,16 @@ impl Listener for MemoryListener {
     type Io = pipe::End;
 
     async fn accept(&mut self) -> io::Result<(pipe::End, SocketAddr)> {
-        let next = loop {
-            if let Some(next) = self.0.pop() {
-                break next;
+        let end = loop {
+            if let Some(end) = self.0.pop() {
+                break end;
             }
             let listener = self.0.arrived.listen();
-            if let Some(next) = self.0.pop() {
-                break next;
+            if let Some(end) = self.0.pop() {
+                break end;
             }
             listener.await;
         };
-        let end = next.ok_or_else(|| {
-            io::Error::new(io::ErrorKind::NotConnected, "the test server was dropped")
-        })?;
         let port = NEXT_PORT.fetch_add(1, Ordering::Relaxed).max(1);
         Ok((end, SocketAddr::from(([127, 0, 0, 1], port))))
     }
