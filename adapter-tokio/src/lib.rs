@@ -40,7 +40,42 @@ mod runtime;
 use std::io;
 use tokio::net::ToSocketAddrs;
 
+/// The runtime this adapter runs on, for what the app itself needs from it
+/// (`tokio::spawn`, `tokio::time`) without a second dependency to keep in
+/// step. Its `macros` feature is off: [`run`] replaces `#[tokio::main]`.
+pub use tokio;
+
 use wsway::{Server, ServerHandle};
+
+/// Serves `app` on `addr` from a plain `fn main`: starts a multi-threaded tokio runtime, prints
+/// `listening on ADDR` to stderr once bound, serves until SIGTERM or
+/// SIGINT, then shuts down gracefully and returns `Ok(())`. This is the
+/// one line that names the runtime: swap the crate and this call to move
+/// an app to another runtime.
+///
+/// ```no_run
+/// fn main() -> std::io::Result<()> {
+///     let mut app = wsway::App::new();
+///     app.ws("/echo", wsway::on_message(|ws, msg| { ws.send(msg); }));
+///     wsway_tokio::run(app, "127.0.0.1:3000")
+/// }
+/// ```
+pub fn run(app: impl Into<Server>, addr: impl ToSocketAddrs) -> io::Result<()> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(async {
+            let handle = start(app, addr).await?;
+            announce(&handle);
+            handle.stopped().await;
+            Ok(())
+        })
+}
+
+/// Says where the server listens: the one line `run` prints.
+fn announce(handle: &ServerHandle) {
+    eprintln!("listening on {}", handle.local_addr());
+}
 
 /// Serves `app` on `addr` until SIGTERM or SIGINT, then shuts down gracefully
 /// and returns `Ok(())`. Must be called inside a tokio runtime.

@@ -42,6 +42,8 @@ pub struct App {
     pub(crate) middleware: Stack,
     /// False once shutdown starts: what [`App::readyz`] reports.
     pub(crate) readiness: Arc<crate::drain::Readiness>,
+    /// Values every request and connection reads by type.
+    pub(crate) state: crate::state::AppState,
 }
 
 impl Default for App {
@@ -84,7 +86,36 @@ impl App {
             topics: Topics::default(),
             middleware: Stack::new(),
             readiness: Arc::default(),
+            state: Default::default(),
         }
+    }
+
+    /// Shares `value` with every request and connection: read it with
+    /// [`Ws::state`](crate::Ws::state) or
+    /// [`Request::state`](crate::Request::state), by type, with no clone
+    /// in each closure. One value per type; wrap what is not cheap to
+    /// clone in an `Arc` (it is cloned once, here).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::sync::atomic::{AtomicU64, Ordering};
+    /// use wsway::{App, EventError, Events};
+    ///
+    /// #[derive(Clone, Default)]
+    /// struct Stats { calls: Arc<AtomicU64> }
+    ///
+    /// let mut events = Events::<()>::new();
+    /// events.on("count", |ws, (): ()| {
+    ///     let n = ws.state::<Stats>().calls.fetch_add(1, Ordering::Relaxed);
+    ///     Ok(n + 1)
+    /// });
+    /// let mut app = App::new();
+    /// app.state(Stats::default());
+    /// app.ws("/events", events);
+    /// ```
+    pub fn state<T: Clone + Send + Sync + 'static>(&mut self, value: T) -> &mut Self {
+        self.state.insert(value);
+        self
     }
 
     /// Adds middleware that runs before every route (WebSocket and `GET`;

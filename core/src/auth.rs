@@ -242,6 +242,7 @@ mod tests {
             b.body(()).unwrap().into_parts().0,
             "127.0.0.1:9".parse().unwrap(),
             Vec::new(),
+            Default::default(),
         )
     }
 

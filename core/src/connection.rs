@@ -237,6 +237,8 @@ enum Event {
     Gap(Arc<str>),
     /// The queue drained: catch up from history where it fell behind.
     CatchUp,
+    /// A timer tick or reply callback to run on this task (a `Job<D>`).
+    Job(Box<dyn std::any::Any + Send>),
     /// Report this error, then close with its code.
     Error(Error),
     End(End),
@@ -390,6 +392,13 @@ impl<H: Handler> Driver<H> {
                     self.ws.catch_up();
                     Outcome::Done
                 }
+                Event::Job(job) => {
+                    let ws = &mut self.ws;
+                    Box::pin(drive(&mut self.link, async move {
+                        crate::deferred::run(ws, job)
+                    }))
+                    .await
+                }
                 Event::Gap(topic) => {
                     Box::pin(drive(
                         &mut self.link,
@@ -483,6 +492,9 @@ impl<H: Handler> Driver<H> {
                     }
                     if out.wants_catch_up() {
                         return Poll::Ready(Event::CatchUp);
+                    }
+                    if let Some(job) = out.deferred.as_mut().and_then(|d| d.take_job()) {
+                        return Poll::Ready(Event::Job(job));
                     }
                 }
                 let tripped = std::mem::take(&mut out.backpressure_tripped);

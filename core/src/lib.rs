@@ -124,6 +124,7 @@ mod codec;
 mod compression;
 mod compressor;
 mod connection;
+mod deferred;
 mod drain;
 mod error;
 mod events;
@@ -153,6 +154,7 @@ mod serve;
 mod server;
 mod shutdown;
 mod socket;
+mod state;
 pub mod testing;
 mod throttle;
 mod timer;
@@ -216,7 +218,11 @@ pub mod __bench {
             room: String,
             text: String,
         }
-        let call = crate::events::envelope::parse(text).ok()?;
+        let crate::events::envelope::Frame::Call(call) =
+            crate::events::envelope::parse(text).ok()?
+        else {
+            return None;
+        };
         let say: Say = serde_json::from_str(call.data?.get()).ok()?;
         let data = serde_json::to_string(&say.text.len()).ok()?;
         Some(crate::events::envelope::ack(call.id.as_ref()?, &data))

@@ -120,6 +120,9 @@ pub(crate) struct Outbox {
     /// caught up from history. Boxed: rare.
     #[allow(clippy::box_collection)]
     pub(crate) behind: Option<Box<Vec<Behind>>>,
+    /// Timer ticks and reply callbacks for the connection's task. Boxed:
+    /// rare.
+    pub(crate) deferred: Option<Box<crate::deferred::Deferred>>,
 }
 
 /// A topic a subscriber fell behind on: the last position it was given,
@@ -153,6 +156,10 @@ pub(crate) enum CatchUp {
 }
 
 impl Outbox {
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed
+    }
+
     fn buffered(&self) -> usize {
         self.queued + self.writing
     }
@@ -497,14 +504,17 @@ impl Shared {
 
     /// The connection has ended: drop what was never written, stop timers.
     pub(crate) fn set_closed(&self) {
-        {
+        let deferred = {
             let mut out = self.lock();
             out.closing = true;
             out.closed = true;
             out.queue = VecDeque::new();
             out.queued = 0;
             out.writing = 0;
-        }
+            out.deferred.take()
+        };
+        // Dropped unlocked: a job may own a handle whose drop locks.
+        drop(deferred);
         self.closed.notify(usize::MAX);
     }
 

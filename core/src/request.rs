@@ -23,6 +23,8 @@ pub struct Request {
     pub(crate) params: RawParams,
     /// Typed values middleware attached (see [`Request::insert`]).
     pub(crate) values: http::Extensions,
+    /// The app's shared state ([`App::state`](crate::App::state)).
+    pub(crate) state: crate::state::AppState,
 }
 
 /// Headers whose values are credentials (or may carry them, as the
@@ -69,12 +71,14 @@ impl Request {
         head: http::request::Parts,
         remote_addr: SocketAddr,
         params: RawParams,
+        state: crate::state::AppState,
     ) -> Self {
         Request {
             head,
             remote_addr,
             params,
             values: http::Extensions::new(),
+            state,
         }
     }
 
@@ -167,6 +171,17 @@ impl Request {
         self.values.get::<T>()
     }
 
+    /// The app's state of type `T`, set with
+    /// [`App::state`](crate::App::state).
+    ///
+    /// # Panics
+    ///
+    /// When the app has no state of that type (a setup mistake; the
+    /// message names the type).
+    pub fn state<T: Send + Sync + 'static>(&self) -> &T {
+        self.state.get::<T>()
+    }
+
     /// Subprotocols the client offered in `Sec-WebSocket-Protocol`, in its
     /// order of preference.
     pub fn protocols(&self) -> Vec<String> {
@@ -192,6 +207,7 @@ mod tests {
             req.into_parts().0,
             "127.0.0.1:9".parse().unwrap(),
             vec![("room".into(), "lobby".into())],
+            Default::default(),
         );
         let shown = format!("{req:?} {req:#?}");
         assert!(!shown.contains("SECRET"), "{shown}");

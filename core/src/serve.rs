@@ -222,14 +222,18 @@ async fn dispatch(
     let (head, _body) = req.into_parts();
     let app = &server.app;
     let Some((entry, params)) = app.router.at(head.uri.path()) else {
-        return fallback(app, Request::new(head, remote, Vec::new())).await;
+        return fallback(
+            app,
+            Request::new(head, remote, Vec::new(), app.state.clone()),
+        )
+        .await;
     };
     if let Some(ws) = &entry.ws {
         if server.has_ws && (handshake::wants_websocket(&head.headers) || entry.get.is_none()) {
             return upgrade(server, entry, ws, head, remote, params, slot).await;
         }
     }
-    let mut req = Request::new(head, remote, params);
+    let mut req = Request::new(head, remote, params, app.state.clone());
     match &entry.get {
         Some(get) if matches!(*req.method(), Method::GET | Method::HEAD) => {
             if entry.probe {
@@ -303,7 +307,7 @@ async fn upgrade(
         ))
     });
     let on_upgrade = head.extensions.remove::<OnUpgrade>();
-    let mut req = Request::new(head, remote, params);
+    let mut req = Request::new(head, remote, params, server.app.state.clone());
     let stacks = [&server.app.middleware, &entry.middleware, &ws.middleware];
     if let Err(res) = middleware::run(&stacks, &mut req).await {
         return res;
@@ -346,6 +350,7 @@ async fn upgrade(
         rt: server.rt.clone(),
         params: req.params,
         values: req.values,
+        state: req.state,
     };
     let (deflate, extensions) = deflate.unzip();
     let res =

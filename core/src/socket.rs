@@ -34,6 +34,8 @@ pub(crate) struct Info {
     pub(crate) rt: crate::runtime::Rt,
     /// Values middleware attached to the upgrade request.
     pub(crate) values: http::Extensions,
+    /// The app's shared state.
+    pub(crate) state: crate::state::AppState,
 }
 
 /// One WebSocket connection, as its handler's callbacks see it.
@@ -175,38 +177,53 @@ impl<D> Ws<D> {
 
     /// Runs `tick` every `period` for as long as this connection lives: it
     /// stops by itself when the connection closes (or when
-    /// [`Timer::cancel`] is called), with no cleanup in `close`. `tick` runs
-    /// on its own task with the connection's [`Handle`], so it can send,
-    /// publish from the handle's app topics, or close; it cannot touch
-    /// `ws.data` (use a channel or shared state for that).
+    /// [`Timer::cancel`] is called), with no cleanup in `close`.
+    ///
+    /// `tick` runs on the connection's own task, between its callbacks,
+    /// with the connection itself: it reads and changes `ws.data`, sends,
+    /// publishes and closes, with no lock, and never overlaps a callback.
+    /// While a callback runs, a due tick waits for it; ticks never pile up
+    /// (the next period starts once a tick has run).
     ///
     /// ```no_run
     /// # use wsway::{Handler, Ws};
     /// # use std::time::Duration;
     /// # struct Clock;
     /// # impl Handler for Clock {
-    /// #     type Data = ();
-    /// async fn open(&self, ws: &mut Ws<()>) {
-    ///     ws.every(Duration::from_secs(1), |conn| {
-    ///         conn.send("tick");
+    /// #     type Data = u64;
+    /// async fn open(&self, ws: &mut Ws<u64>) {
+    ///     ws.every(Duration::from_secs(1), |ws| {
+    ///         ws.data += 1;
+    ///         ws.send(format!("tick {}", ws.data));
     ///     });
     /// }
     /// # }
     /// ```
-    pub fn every(&self, period: Duration, mut tick: impl FnMut(&Handle) + Send + 'static) -> Timer {
-        crate::timer::start(&self.info.rt, self.shared.clone(), period, move |h| {
-            tick(h);
+    pub fn every(
+        &self,
+        period: Duration,
+        mut tick: impl FnMut(&mut Ws<D>) + Send + 'static,
+    ) -> Timer
+    where
+        D: 'static,
+    {
+        crate::timer::start(&self.info.rt, self.shared.clone(), period, move |ws| {
+            tick(ws);
             true
         })
     }
 
-    /// Runs `f` once after `delay`, unless the connection has closed (or
-    /// the timer was cancelled) by then.
-    pub fn after(&self, delay: Duration, f: impl FnOnce(&Handle) + Send + 'static) -> Timer {
+    /// Runs `f` once after `delay`, on the connection's task as
+    /// [`every`](Ws::every)'s ticks do, unless the connection has closed
+    /// (or the timer was cancelled) by then.
+    pub fn after(&self, delay: Duration, f: impl FnOnce(&mut Ws<D>) + Send + 'static) -> Timer
+    where
+        D: 'static,
+    {
         let mut f = Some(f);
-        crate::timer::start(&self.info.rt, self.shared.clone(), delay, move |h| {
+        crate::timer::start(&self.info.rt, self.shared.clone(), delay, move |ws| {
             if let Some(f) = f.take() {
-                f(h);
+                f(ws);
             }
             false
         })
@@ -290,6 +307,17 @@ impl<D> Ws<D> {
     /// for one. It lives as long as the connection.
     pub fn value<T: Send + Sync + 'static>(&self) -> Option<&T> {
         self.info.values.get::<T>()
+    }
+
+    /// The app's state of type `T`, set with
+    /// [`App::state`](crate::App::state).
+    ///
+    /// # Panics
+    ///
+    /// When the app has no state of that type (a setup mistake; the
+    /// message names the type and the fix).
+    pub fn state<T: Send + Sync + 'static>(&self) -> &T {
+        self.info.state.get::<T>()
     }
 
     /// The extensions agreed at the upgrade: always empty, as wsway does not

@@ -86,9 +86,29 @@ impl Handler for Ticker {
     }
 }
 
+/// Counts in `ws.data` from its timer; `reset` jumps the count to 1000.
+struct Counter;
+
+impl Handler for Counter {
+    type Data = u32;
+
+    async fn open(&self, ws: &mut Ws<u32>) {
+        ws.every(Duration::from_millis(5), |ws| {
+            ws.data += 1;
+            ws.send(format!("n={}", ws.data));
+        });
+    }
+
+    async fn message(&self, ws: &mut Ws<u32>, _msg: Message) {
+        ws.data = 1000;
+        ws.send("reset");
+    }
+}
+
 fn app(ticker: &Ticker) -> App {
     let mut app = App::new();
     app.ws("/ticks", ticker.clone());
+    app.ws("/count", Counter);
     app
 }
 
@@ -146,5 +166,27 @@ runtime_tests! {
         eventually("the cancelled one-shot to end", || ticker.shot_gone.load(Ordering::SeqCst) == 1).await;
         assert_eq!(ticker.shots.load(Ordering::SeqCst), 0);
         assert_eq!(server.connections(), 1);
+    }
+
+    async fn ticks_read_and_change_the_connections_data(rt) {
+        let server = rt.start(app(&Ticker::default())).await;
+        let mut ws = connect(server.local_addr(), "/count").await;
+        assert_eq!(next_message(&mut ws).await, Frame::text("n=1"));
+        assert_eq!(next_message(&mut ws).await, Frame::text("n=2"));
+        send_text(&mut ws, "reset").await;
+        // Ticks run on the connection's task, between callbacks: each one
+        // sees the count the last left, and the reset, once made, is what
+        // the very next tick counts from.
+        let mut last = 2;
+        loop {
+            let Frame::Text(t) = next_message(&mut ws).await else { panic!("not text") };
+            if t.as_str() == "reset" {
+                break;
+            }
+            last += 1;
+            assert_eq!(t.as_str(), format!("n={last}"));
+        }
+        assert_eq!(next_message(&mut ws).await, Frame::text("n=1001"));
+        assert_eq!(next_message(&mut ws).await, Frame::text("n=1002"));
     }
 }

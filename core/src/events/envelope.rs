@@ -4,9 +4,14 @@
 //!   a JSON object (anything else is `malformed`);
 //!   `data` and `id` are optional, and only calls with an `id` get a reply.
 //! - reply (ack): `{"id": 7, "ok": true, "data": any}`
-//! - reply (error): `{"id": 7, "ok": false, "error": "code", "message": "..."}`;
+//! - reply (error): `{"id": 7, "ok": false, "error": "code", "message": "..."}`,
+//!   with `"data": any` when the error carries a payload;
 //!   `id` is `null` when the call had none or could not be read.
-//! - server → client: `{"event": "name", "data": any}`.
+//! - server → client: `{"event": "name", "data": any}`, with `"id": integer`
+//!   when the server waits for the client's reply
+//!   ([`Ws::emit_with_ack`]); the client answers with a reply of the same
+//!   shape as the server's, `{"id", "ok": true, "data"}` or
+//!   `{"id", "ok": false, "error", "message", "data"}`.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -28,6 +33,18 @@ pub(crate) struct Incoming<'a> {
     pub(crate) id: Option<Value>,
 }
 
+/// The client's reply to a server request: the data, or its error.
+pub(crate) struct ClientReply<'a> {
+    pub(crate) id: u64,
+    pub(crate) outcome: Result<Option<&'a RawValue>, EventError>,
+}
+
+/// What a text frame from the client is.
+pub(crate) enum Frame<'a> {
+    Call(Incoming<'a>),
+    Reply(ClientReply<'a>),
+}
+
 /// The envelope as it arrives; `event` and `id` are checked after.
 #[derive(Deserialize)]
 struct Wire<'a> {
@@ -37,11 +54,18 @@ struct Wire<'a> {
     id: Option<Value>,
     #[serde(borrow, default)]
     data: Option<&'a RawValue>,
+    /// Present on replies only.
+    #[serde(default)]
+    ok: Option<bool>,
+    #[serde(default)]
+    error: Option<String>,
+    #[serde(default)]
+    message: Option<String>,
 }
 
-/// Reads a call. When it cannot, the error comes with the call's `id`, if
-/// that much could be read.
-pub(crate) fn parse(text: &str) -> Result<Incoming<'_>, (Option<Value>, EventError)> {
+/// Reads a call or a reply. When it cannot, the error comes with the
+/// call's `id`, if that much could be read.
+pub(crate) fn parse(text: &str) -> Result<Frame<'_>, (Option<Value>, EventError)> {
     // serde's derived `Deserialize` reads a struct from a JSON array too
     // (`["bid", 13, {..}]` would be a call): only an object is one.
     if !text
@@ -54,7 +78,7 @@ pub(crate) fn parse(text: &str) -> Result<Incoming<'_>, (Option<Value>, EventErr
         };
         return Err((None, malformed(why)));
     }
-    let wire = match serde_json::from_str::<Wire<'_>>(text) {
+    let mut wire = match serde_json::from_str::<Wire<'_>>(text) {
         Ok(wire) => wire,
         Err(e) if e.classify() == Category::Data => {
             let why = "a call must be a JSON object, with each key at most once";
@@ -62,21 +86,48 @@ pub(crate) fn parse(text: &str) -> Result<Incoming<'_>, (Option<Value>, EventErr
         }
         Err(e) => return Err((None, malformed(format!("the message is not JSON: {e}")))),
     };
-    let id = match wire.id {
+    let id = match wire.id.take() {
         None | Some(Value::Null) => None,
         Some(Value::Number(n)) if n.is_i64() || n.is_u64() => Some(Value::Number(n)),
         Some(id @ Value::String(_)) => Some(id),
         Some(_) => return Err((None, malformed("`id` must be an integer or a string"))),
     };
+    if wire.event.is_none() {
+        if let Some(ok) = wire.ok {
+            return reply(id, ok, wire).map(Frame::Reply);
+        }
+    }
     let event = match wire.event {
         Some(Value::String(event)) => event,
         _ => return Err((id, malformed("`event` must be a string naming the event"))),
     };
-    Ok(Incoming {
+    Ok(Frame::Call(Incoming {
         event,
         data: wire.data,
         id,
-    })
+    }))
+}
+
+/// Reads a reply to a server request, whose ids are positive integers.
+fn reply<'a>(
+    id: Option<Value>,
+    ok: bool,
+    wire: Wire<'a>,
+) -> Result<ClientReply<'a>, (Option<Value>, EventError)> {
+    let Some(n) = id.as_ref().and_then(Value::as_u64) else {
+        return Err((id, malformed("a reply's `id` must be a request's id")));
+    };
+    let outcome = if ok {
+        Ok(wire.data)
+    } else {
+        let code = wire.error.unwrap_or_else(|| "error".to_owned());
+        let mut err = EventError::new(code, wire.message.unwrap_or_default());
+        if let Some(data) = wire.data {
+            err = err.with_data(&data);
+        }
+        Err(err)
+    };
+    Ok(ClientReply { id: n, outcome })
 }
 
 fn malformed(message: impl Into<String>) -> EventError {
@@ -97,12 +148,15 @@ pub(crate) fn nack(id: Option<&Value>, err: &EventError) -> String {
         ok: bool,
         error: &'a str,
         message: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        data: Option<&'a RawValue>,
     }
     let nack = Nack {
         id,
         ok: false,
         error: err.code(),
         message: err.message(),
+        data: err.raw_data(),
     };
     // Strings and a JSON value always serialize.
     serde_json::to_string(&nack).unwrap_or_default()
@@ -112,13 +166,28 @@ impl Message {
     /// A server-to-client event, `{"event": .., "data": ..}`, as a text
     /// message: build it once, send or publish it to many.
     pub fn event(event: &str, data: &impl Serialize) -> Result<Message, EventError> {
-        #[derive(Serialize)]
-        struct Push<'a, T> {
-            event: &'a str,
-            data: &'a T,
-        }
-        Ok(Message::text(serde_json::to_string(&Push { event, data })?))
+        push(event, data, None)
     }
+}
+
+/// `{"event": .., "data": ..}`, with the request's `id` when it has one.
+pub(crate) fn push(
+    event: &str,
+    data: &impl Serialize,
+    id: Option<u64>,
+) -> Result<Message, EventError> {
+    #[derive(Serialize)]
+    struct Push<'a, T> {
+        event: &'a str,
+        data: &'a T,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        id: Option<u64>,
+    }
+    Ok(Message::text(serde_json::to_string(&Push {
+        event,
+        data,
+        id,
+    })?))
 }
 
 impl<D> Ws<D> {
@@ -169,17 +238,45 @@ mod tests {
         (id, e.code().to_owned())
     }
 
+    fn call(text: &str) -> Incoming<'_> {
+        match parse(text) {
+            Ok(Frame::Call(call)) => call,
+            _ => panic!("not a call: {text}"),
+        }
+    }
+
+    #[test]
+    fn parses_replies_to_server_requests() {
+        let Ok(Frame::Reply(r)) = parse(r#"{"id":3,"ok":true,"data":[1]}"#) else {
+            panic!("a reply")
+        };
+        assert_eq!(r.id, 3);
+        assert_eq!(r.outcome.ok().flatten().map(RawValue::get), Some("[1]"));
+        let text = r#"{"id":4,"ok":false,"error":"busy","message":"later","data":{"s":2}}"#;
+        let Ok(Frame::Reply(r)) = parse(text) else {
+            panic!("a reply")
+        };
+        let e = r.outcome.err().unwrap();
+        assert_eq!(
+            (e.code(), e.message(), e.data()),
+            ("busy", "later", Some(r#"{"s":2}"#))
+        );
+        assert_eq!(
+            err(r#"{"id":"x","ok":true}"#),
+            (Some("x".into()), "malformed".into())
+        );
+        assert_eq!(err(r#"{"ok":true}"#), (None, "malformed".into()));
+        // With an event it is a call, whatever else it carries.
+        assert_eq!(call(r#"{"event":"e","ok":true,"id":1}"#).event, "e");
+    }
+
     #[test]
     fn parses_calls_and_reports_what_is_wrong() {
-        let call = parse(r#"{"event":"a:b","data":{"x":1},"id":7}"#)
-            .ok()
-            .unwrap();
+        let call = call(r#"{"event":"a:b","data":{"x":1},"id":7}"#);
         assert_eq!((call.event.as_str(), call.id), ("a:b", Some(7.into())));
-        let call = parse(r#"{"event":"ping"}"#).ok().unwrap();
+        let call = self::call(r#"{"event":"ping"}"#);
         assert_eq!((call.data.map(RawValue::get), call.id), (None, None));
-        let call = parse(r#"{"data": {"x": [1, 2]}, "event":"e"}"#)
-            .ok()
-            .unwrap();
+        let call = self::call(r#"{"data": {"x": [1, 2]}, "event":"e"}"#);
         assert_eq!(call.data.map(RawValue::get), Some(r#"{"x": [1, 2]}"#));
         assert_eq!(err("not json"), (None, "malformed".into()));
         assert_eq!(err("[1]"), (None, "malformed".into()));
@@ -197,11 +294,9 @@ mod tests {
             err(r#"{"event":"x","id":true}"#),
             (None, "malformed".into())
         );
-        let call = parse(r#" {"event":"x","id":-3}"#).ok().unwrap();
+        let call = self::call(r#" {"event":"x","id":-3}"#);
         assert_eq!(call.id, Some((-3).into()));
-        let call = parse(r#"{"event":"x","id":18446744073709551615}"#)
-            .ok()
-            .unwrap();
+        let call = self::call(r#"{"event":"x","id":18446744073709551615}"#);
         assert_eq!(call.id, Some(u64::MAX.into()));
         assert_eq!(err(r#"{"id":{},"event":"x"}"#), (None, "malformed".into()));
         assert_eq!(

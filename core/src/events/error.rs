@@ -5,6 +5,7 @@ use std::borrow::Cow;
 use std::fmt;
 
 use serde::Serialize;
+use serde_json::value::RawValue;
 
 use crate::message::CloseCode;
 
@@ -26,8 +27,21 @@ use crate::message::CloseCode;
 /// }
 /// # assert!(find("x").is_err());
 /// ```
+///
+/// A typed error can carry a `data` payload for the client, any
+/// serializable value, as socket.io's acks can:
+///
+/// ```
+/// use wsway::EventError;
+///
+/// let err = EventError::new("outbid", "a higher bid came first")
+///     .with_data(&serde_json::json!({ "high": 120 }));
+/// assert_eq!(err.data(), Some(r#"{"high":120}"#));
+/// ```
 pub struct EventError {
     kind: Kind,
+    /// The typed error's payload, already JSON.
+    data: Option<Box<RawValue>>,
     close: Option<(CloseCode, String)>,
 }
 
@@ -49,8 +63,37 @@ impl EventError {
                 code: code.into(),
                 message: message.into(),
             },
+            data: None,
             close: None,
         }
+    }
+
+    /// Adds a payload the client receives as the reply's `data`
+    /// (`err.data` in `wsway.js`). A value that fails to serialize makes
+    /// this an internal error instead, whose detail goes to
+    /// [`Events::on_failure`](crate::Events::on_failure). Internal errors
+    /// never carry data to the client.
+    pub fn with_data(mut self, data: &impl Serialize) -> Self {
+        if self.is_internal() {
+            return self;
+        }
+        match serde_json::value::to_raw_value(data) {
+            Ok(raw) => self.data = Some(raw),
+            Err(e) => {
+                self.kind = Kind::Internal(format!("the error's data did not serialize: {e}"));
+                self.data = None;
+            }
+        }
+        self
+    }
+
+    /// The payload the client receives, as JSON, if any.
+    pub fn data(&self) -> Option<&str> {
+        self.data.as_deref().map(RawValue::get)
+    }
+
+    pub(crate) fn raw_data(&self) -> Option<&RawValue> {
+        self.data.as_deref()
     }
 
     /// An internal error: the client sees a generic one, `detail` goes to
@@ -58,6 +101,7 @@ impl EventError {
     pub fn internal(detail: impl Into<String>) -> Self {
         EventError {
             kind: Kind::Internal(detail.into()),
+            data: None,
             close: None,
         }
     }
@@ -122,9 +166,18 @@ impl<E: std::error::Error + Send + Sync + 'static> From<E> for EventError {
     }
 }
 
-/// What an event handler may return: `()` (acknowledged with `null`), or a
-/// `Result` whose `Ok` value is the acknowledgement's `data` and whose `Err`
-/// converts into an [`EventError`].
+/// What an event handler may return: `()` (acknowledged with `null`), or
+/// a `Result<T, EventError>` whose `Ok` value is the acknowledgement's
+/// `data`.
+///
+/// Only `EventError` is accepted as the error type, so a handler whose one
+/// error path is `?` needs no annotation: `?` converts any other error
+/// into an internal `EventError`, and the compiler knows the target.
+#[diagnostic::on_unimplemented(
+    message = "an event handler must return `()` or `Result<T, EventError>`, not `{Self}`",
+    label = "this is the handler's return type",
+    note = "convert other errors with `?` or `.map_err(EventError::from)`; build typed ones with `EventError::new(code, message)`"
+)]
 pub trait Reply: Send + 'static {
     /// The acknowledgement's `data`.
     type Data: Serialize;
@@ -141,14 +194,13 @@ impl Reply for () {
     }
 }
 
-impl<T, E> Reply for Result<T, E>
+impl<T> Reply for Result<T, EventError>
 where
     T: Serialize + Send + 'static,
-    E: Into<EventError> + Send + 'static,
 {
     type Data = T;
 
     fn into_result(self) -> Result<T, EventError> {
-        self.map_err(Into::into)
+        self
     }
 }

@@ -4,6 +4,7 @@
 //! [`Events`] *is* a [`Handler`]: register it on a route like any other.
 //! The wire format is in the README ("Events") and in `envelope`.
 
+mod ack;
 mod call;
 pub(crate) mod envelope;
 mod error;
@@ -47,8 +48,10 @@ pub(crate) struct Route<D> {
     checks: Vec<Check<D>>,
 }
 
-type OpenHook<D> = Box<dyn Fn(&mut Ws<D>) + Send + Sync>;
-type CloseHook<D> = Box<dyn Fn(&mut Ws<D>, CloseCode, &str) + Send + Sync>;
+type DataHook<D> = Box<dyn Fn(&Request) -> Result<D, Response> + Send + Sync>;
+type OpenHook<D> = Box<dyn for<'a> Fn(&'a mut Ws<D>) -> BoxFuture<'a, ()> + Send + Sync>;
+type CloseHook<D> =
+    Box<dyn for<'a> Fn(&'a mut Ws<D>, CloseCode, &'a str) -> BoxFuture<'a, ()> + Send + Sync>;
 type FailureHook = Box<dyn Fn(&str, &EventError) + Send + Sync>;
 type ErrorHook<D> = Box<dyn Fn(&mut Ws<D>, &Error) + Send + Sync>;
 
@@ -94,6 +97,7 @@ type ErrorHook<D> = Box<dyn Fn(&mut Ws<D>, &Error) + Send + Sync>;
 pub struct Events<D = ()> {
     routes: HashMap<String, Route<D>>,
     checks: Vec<Check<D>>,
+    data: Option<DataHook<D>>,
     open: Option<OpenHook<D>>,
     close: Option<CloseHook<D>>,
     failure: Option<FailureHook>,
@@ -112,6 +116,7 @@ impl<D: Send + 'static> Events<D> {
         Events {
             routes: HashMap::new(),
             checks: Vec::new(),
+            data: None,
             open: None,
             close: None,
             failure: None,
@@ -181,16 +186,80 @@ impl<D: Send + 'static> Events<D> {
         self
     }
 
-    /// Runs when a connection opens (subscribe it to topics here).
+    /// Builds each connection's data from its upgrade request: typed path
+    /// parameters and query ([`Request::params`], [`Request::query`]),
+    /// values middleware attached ([`Request::value`]), the app's state.
+    /// An `Err` is the HTTP response the upgrade gets instead of the `101`;
+    /// a [`Rejection`](crate::Rejection) converts into a 400 with `?`.
+    /// Without this hook the data is `D::default()`. (For lookups that
+    /// need `await`, such as a session store, use middleware and read its
+    /// value here.)
+    ///
+    /// ```
+    /// use wsway::{Events, Request};
+    ///
+    /// #[derive(Default)]
+    /// struct Bidder { auction: u32, name: String }
+    ///
+    /// let mut events = Events::<Bidder>::new();
+    /// events.before_upgrade(|req: &Request| {
+    ///     Ok(Bidder {
+    ///         auction: req.params()?, // `/auction/:id`; not a u32: 400
+    ///         name: req.query::<Option<String>>()?.unwrap_or_default(),
+    ///     })
+    /// });
+    /// ```
+    pub fn before_upgrade(
+        &mut self,
+        build: impl Fn(&Request) -> Result<D, Response> + Send + Sync + 'static,
+    ) -> &mut Self {
+        self.data = Some(Box::new(build));
+        self
+    }
+
+    /// Runs when a connection opens, before the client sees the `101`
+    /// (subscribe it to topics here). For a hook that awaits, see
+    /// [`Events::on_open_async`].
     pub fn on_open(&mut self, hook: impl Fn(&mut Ws<D>) + Send + Sync + 'static) -> &mut Self {
+        self.open = Some(Box::new(move |ws| {
+            hook(ws);
+            Box::pin(std::future::ready(()))
+        }));
+        self
+    }
+
+    /// As [`Events::on_open`], with a hook that awaits (it borrows the
+    /// connection, so it returns a boxed future, as
+    /// [`Events::on_async`]'s handlers do).
+    pub fn on_open_async(
+        &mut self,
+        hook: impl for<'a> Fn(&'a mut Ws<D>) -> BoxFuture<'a, ()> + Send + Sync + 'static,
+    ) -> &mut Self {
         self.open = Some(Box::new(hook));
         self
     }
 
-    /// Runs when a connection has ended.
+    /// Runs when a connection has ended. For a hook that awaits, see
+    /// [`Events::on_close_async`].
     pub fn on_close(
         &mut self,
         hook: impl Fn(&mut Ws<D>, CloseCode, &str) + Send + Sync + 'static,
+    ) -> &mut Self {
+        self.close = Some(Box::new(move |ws, code, reason| {
+            hook(ws, code, reason);
+            Box::pin(std::future::ready(()))
+        }));
+        self
+    }
+
+    /// As [`Events::on_close`], with a hook that awaits (to persist what
+    /// the connection leaves behind, say).
+    pub fn on_close_async(
+        &mut self,
+        hook: impl for<'a> Fn(&'a mut Ws<D>, CloseCode, &'a str) -> BoxFuture<'a, ()>
+        + Send
+        + Sync
+        + 'static,
     ) -> &mut Self {
         self.close = Some(Box::new(hook));
         self
@@ -275,7 +344,11 @@ impl<D: Default + Send + 'static> Handler for Events<D> {
     type Data = D;
 
     async fn before_upgrade(&self, req: &Request) -> Result<Accept<D>, Response> {
-        let accept = Accept::new(D::default());
+        let data = match &self.data {
+            Some(build) => build(req)?,
+            None => D::default(),
+        };
+        let accept = Accept::new(data);
         if req.protocols().iter().any(|p| p == EVENTS_PROTOCOL) {
             return Ok(accept.protocol(EVENTS_PROTOCOL));
         }
@@ -284,7 +357,7 @@ impl<D: Default + Send + 'static> Handler for Events<D> {
 
     async fn open(&self, ws: &mut Ws<D>) {
         if let Some(hook) = &self.open {
-            hook(ws);
+            hook(ws).await;
         }
     }
 
@@ -298,7 +371,8 @@ impl<D: Default + Send + 'static> Handler for Events<D> {
             return;
         };
         let call = match envelope::parse(text) {
-            Ok(call) => call,
+            Ok(envelope::Frame::Call(call)) => call,
+            Ok(envelope::Frame::Reply(reply)) => return ack::deliver(ws, reply),
             Err((id, err)) => {
                 ws.send(Message::text(envelope::nack(id.as_ref(), &err)));
                 return;
@@ -345,7 +419,7 @@ impl<D: Default + Send + 'static> Handler for Events<D> {
 
     async fn close(&self, ws: &mut Ws<D>, code: CloseCode, reason: &str) {
         if let Some(hook) = &self.close {
-            hook(ws, code, reason);
+            hook(ws, code, reason).await;
         }
     }
 }

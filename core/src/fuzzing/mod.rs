@@ -64,8 +64,12 @@ pub fn handshake(data: &[u8]) {
         let mut head = http::Request::new(()).into_parts().0;
         head.uri = uri;
         head.headers = map.clone();
-        let mut request =
-            crate::request::Request::new(head, ([127, 0, 0, 1], 9).into(), Vec::new());
+        let mut request = crate::request::Request::new(
+            head,
+            ([127, 0, 0, 1], 9).into(),
+            Vec::new(),
+            Default::default(),
+        );
         let _ = crate::auth::fuzz_token(&mut request);
     }
     // Typed extraction of whatever the path and query hold.
@@ -314,6 +318,7 @@ fn run<H: Handler<Data = D>, D: Default + Send + 'static>(
         publish_to_self: false,
         rt,
         values: http::Extensions::new(),
+        state: Default::default(),
     });
     let ws = Ws::new(D::default(), shared, info, Default::default());
     // Every timeout is a few seconds of simulated time at most: a thousand

@@ -297,8 +297,9 @@ pub struct TestClient {
     closed: Option<(CloseCode, String)>,
     sent_close: bool,
     next_id: u64,
-    /// Event pushes read while waiting for something else.
-    pushes: VecDeque<(String, Value)>,
+    /// Event pushes read while waiting for something else: the event, its
+    /// data, and the request id when the server waits for a reply.
+    pushes: VecDeque<(String, Value, Option<u64>)>,
 }
 
 impl fmt::Debug for TestClient {
@@ -454,15 +455,58 @@ impl TestClient {
     /// The data of the next push of `event` from the server, read into `T`.
     /// Pushes of other events that arrive first are kept for later calls.
     pub fn next_push<T: DeserializeOwned>(&mut self, event: &str) -> Result<T, ClientError> {
-        if let Some(i) = self.pushes.iter().position(|(e, _)| e == event) {
-            let (_, data) = self.pushes.remove(i).unwrap_or_default();
-            return decode(event, data);
+        let (data, _) = self.next_event(event, "event push")?;
+        decode(event, data)
+    }
+
+    /// Waits for the server's request `event` (sent with
+    /// [`Ws::emit_with_ack`](crate::Ws::emit_with_ack)), reads its data
+    /// into `T` and replies with what `answer` returns: an ack with its
+    /// data, or an error with its code, message and data.
+    pub fn answer<T, R>(
+        &mut self,
+        event: &str,
+        answer: impl FnOnce(T) -> Result<R, EventError>,
+    ) -> Result<(), ClientError>
+    where
+        T: DeserializeOwned,
+        R: Serialize,
+    {
+        let (data, id) = self.next_event(event, "server request")?;
+        let Some(id) = id else {
+            return Err(ClientError::Unexpected(format!(
+                "`{event}` came without an id: the server does not wait for a reply"
+            )));
+        };
+        let reply = match answer(decode(event, data)?) {
+            Ok(data) => serde_json::json!({ "id": id, "ok": true, "data": data }),
+            Err(e) => {
+                let data = e.data().and_then(|d| serde_json::from_str::<Value>(d).ok());
+                serde_json::json!({
+                    "id": id, "ok": false, "error": e.code(), "message": e.message(), "data": data,
+                })
+            }
+        };
+        self.send(reply.to_string())
+    }
+
+    /// The next push of `event` (kept or read now): its data and id.
+    fn next_event(
+        &mut self,
+        event: &str,
+        what: &'static str,
+    ) -> Result<(Value, Option<u64>), ClientError> {
+        if let Some(i) = self.pushes.iter().position(|(e, ..)| e == event) {
+            if let Some((_, data, id)) = self.pushes.remove(i) {
+                return Ok((data, id));
+            }
         }
         let deadline = Instant::now() + self.timeout;
         loop {
-            let value = self.next_json(deadline, "event push")?;
+            let value = self.next_json(deadline, what)?;
             if value.get("event").and_then(Value::as_str) == Some(event) {
-                return decode(event, value.get("data").cloned().unwrap_or(Value::Null));
+                let id = value.get("id").and_then(Value::as_u64);
+                return Ok((value.get("data").cloned().unwrap_or(Value::Null), id));
             }
             self.keep_push(value);
         }
@@ -471,7 +515,8 @@ impl TestClient {
     fn keep_push(&mut self, value: Value) {
         if let Some(event) = value.get("event").and_then(Value::as_str) {
             let data = value.get("data").cloned().unwrap_or(Value::Null);
-            self.pushes.push_back((event.to_owned(), data));
+            let id = value.get("id").and_then(Value::as_u64);
+            self.pushes.push_back((event.to_owned(), data, id));
         }
     }
 
@@ -578,10 +623,11 @@ fn reply<R: DeserializeOwned>(value: Value) -> Result<R, ClientError> {
         return decode("reply", value.get("data").cloned().unwrap_or(Value::Null));
     }
     let field = |name| value.get(name).and_then(Value::as_str).unwrap_or_default();
-    Err(ClientError::Rejected(EventError::new(
-        field("error").to_owned(),
-        field("message").to_owned(),
-    )))
+    let mut err = EventError::new(field("error").to_owned(), field("message").to_owned());
+    if let Some(data) = value.get("data") {
+        err = err.with_data(data);
+    }
+    Err(ClientError::Rejected(err))
 }
 
 fn decode<T: DeserializeOwned>(what: &str, data: Value) -> Result<T, ClientError> {
