@@ -15,12 +15,15 @@ export const PROTOCOL = "wsway.v1";
 const TOKEN_CHARS = /^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/;
 
 /** A failed call: `code` is the server's error code, or `timeout`,
- *  `disconnected` or `closed` from the client itself. */
+ *  `disconnected` or `closed` from the client itself; `data` is the
+ *  payload the server's error carried, if any. Throw one from a listener
+ *  to answer a server request with an error. */
 export class EventError extends Error {
-  constructor(code, message) {
+  constructor(code, message, data) {
     super(message);
     this.name = "EventError";
     this.code = code;
+    this.data = data;
   }
 }
 
@@ -203,18 +206,39 @@ export class Socket {
         if (last && last.epoch === epoch && Number(offset) <= last.offset) return;
         this.positions.set(msg.topic, { epoch, offset: Number(offset) });
       }
+      if (typeof msg.id === "number") {
+        this.answer(msg);
+        return;
+      }
       this.fire(msg.event, msg.data);
       return;
     }
     const p = msg.id !== null && msg.id !== undefined ? this.pending.get(msg.id) : undefined;
     if (!p) {
-      if (msg.ok === false) this.fire("error", new EventError(msg.error, msg.message));
+      if (msg.ok === false) this.fire("error", new EventError(msg.error, msg.message, msg.data));
       return;
     }
     this.pending.delete(msg.id);
     clearTimeout(p.timer);
     if (msg.ok) p.resolve(msg.data);
-    else p.reject(new EventError(msg.error, msg.message));
+    else p.reject(new EventError(msg.error, msg.message, msg.data));
+  }
+
+  /** A server request (`emit_with_ack`): the first listener's return
+   *  value (or what its promise resolves to) is the ack; what it throws,
+   *  the error. */
+  async answer(msg) {
+    const [fn] = this.listeners.get(msg.event) ?? [];
+    let reply;
+    try {
+      if (!fn) throw new EventError("unknown_event", `no listener for ${msg.event}`);
+      const data = await fn(msg.data);
+      reply = { id: msg.id, ok: true, data: data === undefined ? null : data };
+    } catch (e) {
+      const code = e instanceof EventError ? e.code : "error";
+      reply = { id: msg.id, ok: false, error: code, message: String(e?.message ?? e), data: e?.data };
+    }
+    if (this.ws?.readyState === 1) this.ws.send(JSON.stringify(reply));
   }
 
   failPending(code, message, which) {

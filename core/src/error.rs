@@ -3,6 +3,11 @@
 //!
 //! Like hyper's, it is one opaque type with a [`kind`](Error::kind) and
 //! predicates, so that new causes can be added without breaking matches.
+//! The predicates sort what reaches [`Handler::error`](crate::Handler::error)
+//! into families: [`is_disconnect`](Error::is_disconnect) (routine),
+//! [`is_protocol_violation`](Error::is_protocol_violation) (a bad client),
+//! [`is_limit`](Error::is_limit) (a client over its limits), and a panic
+//! (`kind() == ErrorKind::HandlerPanic`, a bug).
 
 use std::fmt;
 
@@ -84,6 +89,35 @@ impl Error {
     /// True when the connection was closed or is closing.
     pub fn is_closed(&self) -> bool {
         self.kind == ErrorKind::Closed
+    }
+
+    /// True when the peer went away without a closing handshake: the
+    /// connection dropped or reset, or the peer never answered our close.
+    /// Routine for mobile clients and closed laptops; log it at a low
+    /// level, if at all.
+    pub fn is_disconnect(&self) -> bool {
+        matches!(
+            self.kind,
+            ErrorKind::ConnectionLost | ErrorKind::Io | ErrorKind::CloseTimeout
+        )
+    }
+
+    /// True when the peer broke RFC 6455 (a bad frame, text that is not
+    /// UTF-8): a buggy or hostile client, closed with 1002 or 1007.
+    pub fn is_protocol_violation(&self) -> bool {
+        matches!(self.kind, ErrorKind::Protocol | ErrorKind::InvalidUtf8)
+    }
+
+    /// True when the peer went over one of the route's [`Limits`](crate::Limits):
+    /// message size, idle time, backpressure or rate.
+    pub fn is_limit(&self) -> bool {
+        matches!(
+            self.kind,
+            ErrorKind::MessageTooLarge
+                | ErrorKind::IdleTimeout
+                | ErrorKind::Backpressure
+                | ErrorKind::RateLimited
+        )
     }
 
     /// True for the idle and close timeouts.
@@ -221,6 +255,40 @@ mod tests {
         assert_eq!(e.kind(), ErrorKind::CloseReasonTooLong);
         assert!(check_close(CloseCode::NORMAL, &"x".repeat(123)).is_ok());
         assert!(e.to_string().contains("123 bytes"));
+    }
+
+    /// Every connection error is exactly one of: a disconnect, a protocol
+    /// violation, a limit, or a panic; the rest are bad calls.
+    #[test]
+    fn each_kind_is_in_one_family() {
+        use ErrorKind::*;
+        let all = [
+            InvalidCloseCode,
+            CloseReasonTooLong,
+            ControlPayloadTooLong,
+            Closed,
+            MessageTooLarge,
+            Protocol,
+            InvalidUtf8,
+            IdleTimeout,
+            CloseTimeout,
+            Backpressure,
+            HandlerPanic,
+            RateLimited,
+            ConnectionLost,
+            Io,
+        ];
+        for kind in all {
+            let e = Error::new(kind);
+            let families = [
+                e.is_disconnect(),
+                e.is_protocol_violation(),
+                e.is_limit(),
+                kind == HandlerPanic,
+            ];
+            let n = families.iter().filter(|f| **f).count();
+            assert_eq!(n, usize::from(e.is_connection()), "{kind:?}");
+        }
     }
 
     #[test]

@@ -103,7 +103,7 @@ try {
 
   // wsway.js itself, against /t/events (token "good").
   const results = await ann.evaluate(async () => {
-    const { connect } = await import("/wsway.js");
+    const { connect, EventError } = await import("/wsway.js");
     const out = {};
     const s = connect("/t/events", { token: "good", timeout: 2000, minDelay: 50 });
     let connects = 0;
@@ -111,7 +111,17 @@ try {
     // Emitted before the socket is open: queued, then sent.
     out.queued = await s.emit("echo", { n: 1 });
     out.whoami = await s.emit("whoami");
-    out.typed = await s.emit("fail").catch((e) => `${e.name}:${e.code}:${e.message}`);
+    out.typed = await s.emit("fail").catch((e) => `${e.name}:${e.code}:${e.message}:${JSON.stringify(e.data)}`);
+    // Server requests: the listener's value is the ack, what it throws the error.
+    s.on("question", async (n) => {
+      if (n < 0) throw new EventError("negative", "no", { n });
+      return n * 2;
+    });
+    const answered = (n) => new Promise((resolve) => {
+      const off = s.on("answered", (d) => { off(); resolve(d); });
+      s.send("ask", n);
+    });
+    out.asked = [await answered(21), await answered(-1)];
     out.timeout = await s.emit("slow", 1000, { timeout: 200 }).catch((e) => e.code);
     out.pushed = await new Promise((resolve) => {
       const off = s.on("pushed", (d) => { off(); resolve(d); });
@@ -147,7 +157,8 @@ try {
   });
   assert.deepEqual(results.queued, { n: 1 }, "a call made while connecting is queued and answered");
   assert.equal(results.whoami, "tester", "the token reached the server as the verified identity");
-  assert.equal(results.typed, "EventError:nope:said no");
+  assert.equal(results.typed, "EventError:nope:said no:[2,3]");
+  assert.deepEqual(results.asked, ["42", 'negative:{"n":-1}']);
   assert.equal(results.timeout, "timeout");
   assert.equal(results.pushed, "ping");
   assert.equal(results.dropped, "disconnected");
@@ -161,7 +172,7 @@ try {
   // setTimeout recorded, not timed.
   const floors = [25, 50, 100, 200, 200];
   assert.ok(results.retryGaps.every((g, i) => g >= floors[i] - 1), `backoff waits: ${results.retryGaps}`);
-  check(`wsway.js: queue, token, typed errors, timeout, events, reconnect with backoff, close (${JSON.stringify(results)})`);
+  check(`wsway.js: queue, token, typed errors with data, server requests, timeout, events, reconnect with backoff, close (${JSON.stringify(results)})`);
 
   // A close with 4000-4999 (the app's "go away") or 1008 is final: no
   // reconnect, and later calls reject at once with `closed`. Were the client

@@ -34,7 +34,23 @@ fn app(restart: Arc<AtomicBool>) -> App {
         Ok::<_, EventError>(ws.value::<Tester>().map(|t| t.0.clone()))
     });
     events.on("fail", |_ws, (): ()| {
-        Err::<(), _>(EventError::new("nope", "said no"))
+        Err::<(), _>(EventError::new("nope", "said no").with_data(&[2, 3]))
+    });
+    // Asks the page (a server request) and pushes what it answered.
+    events.on("ask", |ws, n: i64| {
+        ws.emit_with_ack(
+            "question",
+            &n,
+            Duration::from_secs(5),
+            |ws, got: Result<i64, EventError>| {
+                let said = match got {
+                    Ok(n) => n.to_string(),
+                    Err(e) => format!("{}:{}", e.code(), e.data().unwrap_or("-")),
+                };
+                let _ = ws.emit("answered", &said);
+            },
+        )?;
+        Ok(())
     });
     events.on_async("slow", |_ws, ms: u64| {
         Box::pin(async move {

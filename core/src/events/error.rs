@@ -173,9 +173,26 @@ impl<E: std::error::Error + Send + Sync + 'static> From<E> for EventError {
 /// Only `EventError` is accepted as the error type, so a handler whose one
 /// error path is `?` needs no annotation: `?` converts any other error
 /// into an internal `EventError`, and the compiler knows the target.
+///
+/// ```
+/// # use wsway::Events;
+/// let mut events = Events::<()>::new();
+/// events.on("double", |_ws, text: String| {
+///     let n: u32 = text.parse()?;
+///     Ok(n * 2)
+/// });
+/// ```
+///
+/// Another error type is refused, with a message saying what to return:
+///
+/// ```compile_fail
+/// # use wsway::Events;
+/// let mut events = Events::<()>::new();
+/// events.on("read", |_ws, path: String| std::fs::read_to_string(path));
+/// ```
 #[diagnostic::on_unimplemented(
     message = "an event handler must return `()` or `Result<T, EventError>`, not `{Self}`",
-    label = "this is the handler's return type",
+    label = "the handler given here returns `{Self}`",
     note = "convert other errors with `?` or `.map_err(EventError::from)`; build typed ones with `EventError::new(code, message)`"
 )]
 pub trait Reply: Send + 'static {
