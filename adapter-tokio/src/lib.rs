@@ -64,17 +64,7 @@ pub fn run(app: impl Into<Server>, addr: impl ToSocketAddrs) -> io::Result<()> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?
-        .block_on(async {
-            let handle = start(app, addr).await?;
-            announce(&handle);
-            handle.stopped().await;
-            Ok(())
-        })
-}
-
-/// Says where the server listens: the one line `run` prints.
-fn announce(handle: &ServerHandle) {
-    eprintln!("listening on {}", handle.local_addr());
+        .block_on(wsway::rt::run_announced(start(app, addr)))
 }
 
 /// Serves `app` on `addr` until SIGTERM or SIGINT, then shuts down gracefully

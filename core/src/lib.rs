@@ -192,6 +192,18 @@ pub mod rt {
     pub use crate::io::{HalfClose, Io};
     pub use crate::runtime::{BoxSleep, BoxTask, Runtime};
     pub use crate::server::Listener;
+
+    /// What every adapter's `run` does inside its runtime: waits for the
+    /// server to start, prints `listening on ADDR` to stderr, and waits
+    /// for it to stop.
+    pub async fn run_announced(
+        start: impl std::future::Future<Output = std::io::Result<crate::ServerHandle>>,
+    ) -> std::io::Result<()> {
+        let handle = start.await?;
+        eprintln!("listening on {}", handle.local_addr());
+        handle.stopped().await;
+        Ok(())
+    }
 }
 
 /// Entry points for the micro-benchmarks in `core/benches`; not part of the

@@ -101,6 +101,13 @@ pub struct Clock {
     pub remaining_ms: u64,
 }
 
+/// Where the `main`s listen: `127.0.0.1:$PORT`, 3000 without it (0 picks
+/// a free port; `run` prints the one it got).
+pub fn addr() -> String {
+    let port = std::env::var("PORT").unwrap_or_else(|_| "3000".to_owned());
+    format!("127.0.0.1:{port}")
+}
+
 fn room(id: u32) -> String {
     format!("auction:{id}")
 }

@@ -178,3 +178,56 @@ fn the_mains_differ_only_in_the_runtime_line() {
         assert!(differ[0].0.contains("wsway_tokio::run("), "{differ:?}");
     }
 }
+
+/// Each `main` serves, says where, and ends cleanly on SIGTERM.
+#[test]
+fn each_main_serves_and_stops_on_sigterm() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::process::{Command, Stdio};
+
+    for exe in [
+        env!("CARGO_BIN_EXE_auction-tokio"),
+        env!("CARGO_BIN_EXE_auction-smol"),
+        env!("CARGO_BIN_EXE_auction-async-std"),
+    ] {
+        let mut child = Command::new(exe)
+            .env("PORT", "0")
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        // Bounded: the child is killed if it has not ended within a minute.
+        let (done, ended) = std::sync::mpsc::channel::<()>();
+        let id = child.id();
+        std::thread::spawn(move || {
+            if ended.recv_timeout(Duration::from_secs(60)).is_err() {
+                let _ = Command::new("kill").args(["-9", &id.to_string()]).status();
+            }
+        });
+        let line = lines.next().expect("a line on stderr").unwrap();
+        let addr = line
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("{line}"));
+
+        let mut tcp = std::net::TcpStream::connect(addr).unwrap();
+        tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        write!(
+            tcp,
+            "GET /auction/1?name=ann HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        )
+        .unwrap();
+        let mut head = [0u8; 12];
+        tcp.read_exact(&mut head).unwrap();
+        assert_eq!(&head, b"HTTP/1.1 101", "{exe}");
+        drop(tcp);
+
+        let killed = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        assert!(killed.unwrap().success());
+        let status = child.wait().unwrap();
+        let _ = done.send(());
+        assert!(status.success(), "{exe} ended with {status}");
+    }
+}

@@ -1,5 +1,5 @@
 //! The auction, served: `cargo run -p auction --bin auction-<runtime>`.
 
 fn main() -> std::io::Result<()> {
-    wsway_async_std::run(auction::app(auction::Config::default()), "127.0.0.1:3000")
+    wsway_async_std::run(auction::app(auction::Config::default()), auction::addr())
 }

@@ -1,5 +1,5 @@
 //! The auction, served: `cargo run -p auction --bin auction-<runtime>`.
 
 fn main() -> std::io::Result<()> {
-    wsway_smol::run(auction::app(auction::Config::default()), "127.0.0.1:3000")
+    wsway_smol::run(auction::app(auction::Config::default()), auction::addr())
 }
