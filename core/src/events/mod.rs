@@ -191,9 +191,9 @@ impl<D: Send + 'static> Events<D> {
     /// values middleware attached ([`Request::value`]), the app's state.
     /// An `Err` is the HTTP response the upgrade gets instead of the `101`;
     /// a [`Rejection`](crate::Rejection) converts into a 400 with `?`.
-    /// Without this hook the data is `D::default()`. (For lookups that
-    /// need `await`, such as a session store, use middleware and read its
-    /// value here.)
+    /// Without this hook the data is `D::default()` (so `D` implements
+    /// `Default` either way: derive it). For lookups that need `await`,
+    /// such as a session store, use middleware and read its value here.
     ///
     /// ```
     /// use wsway::{Events, Request};
