@@ -260,16 +260,18 @@ impl TopicsInner {
             .fetch_history(topic, after, ring.retention());
         let inner = Arc::downgrade(self);
         let topic: Arc<str> = topic.into();
+        let runtime = rt.clone();
         rt.spawn(Box::pin(async move {
             let stored = fetched.await;
             if let Some(inner) = inner.upgrade() {
-                inner.fetched(&topic, after, stored);
+                inner.fetched(&runtime, &topic, after, stored);
             }
         }));
     }
 
     fn fetched(
-        &self,
+        self: &Arc<Self>,
+        rt: &Rt,
         topic: &str,
         after: u64,
         stored: Result<StoredHistory, crate::history::HistoryError>,
@@ -286,6 +288,22 @@ impl TopicsInner {
         let mut ring = history::lock(&ring);
         ring.fetching = None;
         let recovering = std::mem::take(&mut ring.recovering);
+        if let Ok(stored) = &stored
+            && after > 0
+            && stored.last > 0
+            && ring.epoch().is_some_and(|e| e != stored.epoch)
+        {
+            // The store started another epoch (it came back empty) and
+            // has numbered publishes in it since: asked for what followed
+            // an offset of the old epoch, it returned none of them. The
+            // loss is told, and the new epoch is fetched from its start,
+            // so what was published in it is delivered, in order.
+            local.lost(&mut ring, topic);
+            ring.restart(stored.epoch, 1);
+            ring.recovering = true;
+            self.fetch(&mut ring, rt, topic, 0);
+            return;
+        }
         match stored {
             Ok(stored) => local.merge(&mut ring, topic, stored),
             // The store did not answer: whoever waited for it (everyone,
