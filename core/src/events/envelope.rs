@@ -54,13 +54,19 @@ struct Wire<'a> {
     id: Option<Value>,
     #[serde(borrow, default)]
     data: Option<&'a RawValue>,
-    /// Present on replies only.
-    #[serde(default)]
-    ok: Option<bool>,
-    #[serde(default)]
-    error: Option<String>,
-    #[serde(default)]
-    message: Option<String>,
+    // Present on replies only, and read only for them: kept raw so that a
+    // call carrying keys of these names, of any type, is still a call.
+    #[serde(borrow, default)]
+    ok: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    error: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    message: Option<&'a RawValue>,
+}
+
+/// A raw field read as `T`, when it is one.
+fn read<'a, T: Deserialize<'a>>(raw: Option<&'a RawValue>) -> Option<T> {
+    serde_json::from_str(raw?.get()).ok()
 }
 
 /// Reads a call or a reply. When it cannot, the error comes with the
@@ -93,7 +99,7 @@ pub(crate) fn parse(text: &str) -> Result<Frame<'_>, (Option<Value>, EventError)
         Some(_) => return Err((None, malformed("`id` must be an integer or a string"))),
     };
     if wire.event.is_none() {
-        if let Some(ok) = wire.ok {
+        if let Some(ok) = read(wire.ok) {
             return reply(id, ok, wire).map(Frame::Reply);
         }
     }
@@ -120,8 +126,8 @@ fn reply<'a>(
     let outcome = if ok {
         Ok(wire.data)
     } else {
-        let code = wire.error.unwrap_or_else(|| "error".to_owned());
-        let mut err = EventError::new(code, wire.message.unwrap_or_default());
+        let code: String = read(wire.error).unwrap_or_else(|| "error".to_owned());
+        let mut err = EventError::new(code, read::<String>(wire.message).unwrap_or_default());
         if let Some(data) = wire.data {
             err = err.with_data(&data);
         }
@@ -268,6 +274,8 @@ mod tests {
         assert_eq!(err(r#"{"ok":true}"#), (None, "malformed".into()));
         // With an event it is a call, whatever else it carries.
         assert_eq!(call(r#"{"event":"e","ok":true,"id":1}"#).event, "e");
+        let odd = r#"{"event":"e","ok":"yes","error":[1],"message":5}"#;
+        assert_eq!(call(odd).event, "e");
     }
 
     #[test]
