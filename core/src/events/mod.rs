@@ -49,9 +49,20 @@ pub(crate) struct Route<D> {
 }
 
 type DataHook<D> = Box<dyn Fn(&Request) -> Result<D, Response> + Send + Sync>;
-type OpenHook<D> = Box<dyn for<'a> Fn(&'a mut Ws<D>) -> BoxFuture<'a, ()> + Send + Sync>;
-type CloseHook<D> =
-    Box<dyn for<'a> Fn(&'a mut Ws<D>, CloseCode, &'a str) -> BoxFuture<'a, ()> + Send + Sync>;
+/// A lifecycle hook, kept in the form it was given: a plain closure costs
+/// no boxed future on each connection.
+enum Hook<S: ?Sized, A: ?Sized> {
+    Sync(Box<S>),
+    Async(Box<A>),
+}
+type OpenHook<D> = Hook<
+    dyn Fn(&mut Ws<D>) + Send + Sync,
+    dyn for<'a> Fn(&'a mut Ws<D>) -> BoxFuture<'a, ()> + Send + Sync,
+>;
+type CloseHook<D> = Hook<
+    dyn Fn(&mut Ws<D>, CloseCode, &str) + Send + Sync,
+    dyn for<'a> Fn(&'a mut Ws<D>, CloseCode, &'a str) -> BoxFuture<'a, ()> + Send + Sync,
+>;
 type FailureHook = Box<dyn Fn(&str, &EventError) + Send + Sync>;
 type ErrorHook<D> = Box<dyn Fn(&mut Ws<D>, &Error) + Send + Sync>;
 
@@ -221,10 +232,7 @@ impl<D: Send + 'static> Events<D> {
     /// (subscribe it to topics here). For a hook that awaits, see
     /// [`Events::on_open_async`].
     pub fn on_open(&mut self, hook: impl Fn(&mut Ws<D>) + Send + Sync + 'static) -> &mut Self {
-        self.open = Some(Box::new(move |ws| {
-            hook(ws);
-            Box::pin(std::future::ready(()))
-        }));
+        self.open = Some(Hook::Sync(Box::new(hook)));
         self
     }
 
@@ -235,7 +243,7 @@ impl<D: Send + 'static> Events<D> {
         &mut self,
         hook: impl for<'a> Fn(&'a mut Ws<D>) -> BoxFuture<'a, ()> + Send + Sync + 'static,
     ) -> &mut Self {
-        self.open = Some(Box::new(hook));
+        self.open = Some(Hook::Async(Box::new(hook)));
         self
     }
 
@@ -245,10 +253,7 @@ impl<D: Send + 'static> Events<D> {
         &mut self,
         hook: impl Fn(&mut Ws<D>, CloseCode, &str) + Send + Sync + 'static,
     ) -> &mut Self {
-        self.close = Some(Box::new(move |ws, code, reason| {
-            hook(ws, code, reason);
-            Box::pin(std::future::ready(()))
-        }));
+        self.close = Some(Hook::Sync(Box::new(hook)));
         self
     }
 
@@ -261,7 +266,7 @@ impl<D: Send + 'static> Events<D> {
         + Sync
         + 'static,
     ) -> &mut Self {
-        self.close = Some(Box::new(hook));
+        self.close = Some(Hook::Async(Box::new(hook)));
         self
     }
 
@@ -356,8 +361,10 @@ impl<D: Default + Send + 'static> Handler for Events<D> {
     }
 
     async fn open(&self, ws: &mut Ws<D>) {
-        if let Some(hook) = &self.open {
-            hook(ws).await;
+        match &self.open {
+            Some(Hook::Sync(hook)) => hook(ws),
+            Some(Hook::Async(hook)) => hook(ws).await,
+            None => {}
         }
     }
 
@@ -418,8 +425,10 @@ impl<D: Default + Send + 'static> Handler for Events<D> {
     }
 
     async fn close(&self, ws: &mut Ws<D>, code: CloseCode, reason: &str) {
-        if let Some(hook) = &self.close {
-            hook(ws, code, reason).await;
+        match &self.close {
+            Some(Hook::Sync(hook)) => hook(ws, code, reason),
+            Some(Hook::Async(hook)) => hook(ws, code, reason).await,
+            None => {}
         }
     }
 }
