@@ -4,39 +4,16 @@
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+mod common;
+
+use common::Log;
+use futures_lite::future::block_on;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use wsway::testing::{TestClient, TestServer};
 use wsway::{App, Bearer, EventError, Events, Message, StatusCode};
-
-/// What the layer's hooks saw, in order.
-#[derive(Clone, Default)]
-struct Log(Arc<Mutex<Vec<String>>>);
-
-impl Log {
-    fn push(&self, line: String) {
-        self.0.lock().unwrap().push(line);
-    }
-
-    fn snapshot(&self) -> Vec<String> {
-        self.0.lock().unwrap().clone()
-    }
-
-    /// Waits (bounded) for a line starting with `prefix`.
-    fn wait_for(&self, prefix: &str) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !self.snapshot().iter().any(|l| l.starts_with(prefix)) {
-            assert!(
-                Instant::now() < deadline,
-                "no `{prefix}` in {:?}",
-                self.snapshot()
-            );
-            std::thread::sleep(Duration::from_millis(2));
-        }
-    }
-}
 
 /// Sends a call and returns the next envelope.
 fn call(ws: &mut TestClient, call: Value) -> Value {
@@ -405,7 +382,7 @@ fn connection_errors_reach_on_error_and_on_close() {
     send_text(&mut ws, &"x".repeat(2000));
     assert_eq!(ws.expect_close().unwrap().0.0, 1009);
     drop(ws); // the server lingers until the peer hangs up
-    log.wait_for("close:");
+    block_on(log.wait_for("close:"));
     let seen = log.snapshot();
     assert_eq!(seen.len(), 2, "{seen:?}");
     assert!(

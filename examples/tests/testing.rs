@@ -5,6 +5,9 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+mod common;
+
+use futures_lite::future::block_on;
 use wsway::testing::{ClientError, TestServer};
 use wsway::{App, CloseCode, Handler, Limits, Message, Origins, StatusCode, Ws, on_message};
 
@@ -121,10 +124,9 @@ fn waits_end_at_the_timeout_and_a_vanished_client_is_lost() {
 
     // Dropped without a close frame: the server sees an abrupt end (1006).
     drop(quiet);
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while closes.lock().unwrap().is_empty() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    block_on(common::eventually("the close callback", || {
+        !closes.lock().unwrap().is_empty()
+    }));
     assert_eq!(*closes.lock().unwrap(), [1006]);
     assert_eq!(server.handle().connections(), 0);
 }
