@@ -320,8 +320,8 @@ impl<D> Ws<D> {
         self.info.state.get::<T>()
     }
 
-    /// The extensions agreed at the upgrade: always empty, as wsway does not
-    /// negotiate permessage-deflate yet.
+    /// Always empty: it does not report the extensions agreed at the
+    /// upgrade (permessage-deflate, when the route compresses).
     pub fn extensions(&self) -> &str {
         ""
     }
