@@ -22,6 +22,7 @@ use crate::error::{Error, ErrorKind, from_codec};
 use crate::handler::Handler;
 use crate::limits::{Limits, RateCount, RateVerdict};
 use crate::message::{CloseCode, Message, Text, close_frame};
+use crate::observe::Initiator;
 use crate::outbox::{CloseRequest, Shared};
 use crate::protocol::{CloseFrame, Incoming};
 use crate::registry::{Registration, TaskGuard};
@@ -99,6 +100,7 @@ impl Link {
             self.discard_batch();
             return Ok(false);
         }
+        crate::observe::sending(&self.batch);
         for msg in self.batch.drain(..) {
             self.codec.write(msg)?;
         }
@@ -283,6 +285,9 @@ struct Driver<H: Handler> {
     reads_since_flush: u32,
     /// A ping was sent for the current quiet spell.
     pinged: bool,
+    /// When the keep-alive ping left, for its round-trip time.
+    #[cfg(feature = "metrics")]
+    ping_sent: Option<std::time::Instant>,
     /// The count against the route's rate limit, when it has one.
     rate: Option<Box<RateCount>>,
     // Held for their `Drop` (leaving the registry, then the task count);
@@ -334,6 +339,8 @@ pub(crate) fn run<H: Handler>(opened: Opened<H>, start: Start) -> BoxFuture<'sta
         shutdown_grace: None,
         reads_since_flush: 0,
         pinged: false,
+        #[cfg(feature = "metrics")]
+        ping_sent: None,
         rate: None,
         registration,
         _task: task,
@@ -445,6 +452,7 @@ impl<H: Handler> Driver<H> {
             return;
         }
         self.error_reported = true;
+        crate::observe::error(&err);
         // A panic here has nowhere left to be reported; the close proceeds.
         let _ = drive(&mut self.link, self.handler.error(&mut self.ws, &err)).await;
     }
@@ -550,6 +558,7 @@ impl<H: Handler> Driver<H> {
                     self.shutdown_seen = true;
                     self.shutdown_grace = None;
                     let (code, reason) = self.registration.drain_close();
+                    crate::observe::drain_started(code);
                     let reason = reason.to_owned();
                     self.begin_close(code, &reason);
                 }
@@ -599,9 +608,11 @@ impl<H: Handler> Driver<H> {
             self.pinged = false;
             match msg {
                 Incoming::Text { payload, .. } if self.closing.is_none() => {
+                    crate::observe::received(payload.len());
                     return Poll::Ready(Event::Message(Message::Text(Text::from_codec(payload))));
                 }
                 Incoming::Binary { payload, .. } if self.closing.is_none() => {
+                    crate::observe::received(payload.len());
                     return Poll::Ready(Event::Message(Message::Binary(payload)));
                 }
                 // The codec queued a pong; make sure it is flushed.
@@ -614,6 +625,12 @@ impl<H: Handler> Driver<H> {
                     self.link.shared.set_closing();
                     // The codec queued the reply; the next read flushes it.
                     self.link.flushing = true;
+                }
+                #[cfg(feature = "metrics")]
+                Incoming::Pong(_) => {
+                    if let Some(sent) = self.ping_sent.take() {
+                        crate::observe::ping_answered(sent.elapsed());
+                    }
                 }
                 // Data after our close frame, pongs, raw frames: nothing to do.
                 _ => {}
@@ -634,6 +651,10 @@ impl<H: Handler> Driver<H> {
         }
         if quiet >= shared.ping_ticks() && !self.pinged {
             self.pinged = true;
+            #[cfg(feature = "metrics")]
+            {
+                self.ping_sent = Some(std::time::Instant::now());
+            }
             let _ = self.ws.ping(bytes::Bytes::new());
             if let Err(e) = self.link.pump(cx) {
                 self.link.failed = Some(e);
@@ -644,6 +665,13 @@ impl<H: Handler> Driver<H> {
 
     /// Ends the connection and runs `close` exactly once.
     async fn finish(&mut self, end: End) {
+        let by = match &end {
+            End::Clean if self.closing.is_some() => Initiator::Server,
+            End::Clean => Initiator::Client,
+            End::Fail(_) | End::Terminated => Initiator::Server,
+            End::Lost(_) if self.peer_close.is_some() => Initiator::Client,
+            End::Lost(_) => Initiator::Nobody,
+        };
         let mut lost_code = CloseCode::ABNORMAL;
         let mut failed_with = None;
         match end {
@@ -672,6 +700,10 @@ impl<H: Handler> Driver<H> {
             .map(|b| *b)
             .or(failed_with)
             .unwrap_or((lost_code, String::new()));
+        crate::observe::closed(code, by);
+        if self.shutdown_seen {
+            crate::observe::drain_ended();
+        }
         farewell(&*self.handler, &mut self.ws, code, reason).await;
     }
 

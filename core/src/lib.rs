@@ -139,6 +139,7 @@ mod io;
 mod limits;
 mod message;
 pub mod middleware;
+mod observe;
 mod origin;
 mod outbox;
 mod presence;
@@ -158,6 +159,8 @@ mod state;
 pub mod testing;
 mod throttle;
 mod timer;
+#[cfg(feature = "tls")]
+pub mod tls;
 
 pub use activation::inherited_listener;
 pub use app::{App, CLIENT_JS, WsRoute};
@@ -185,6 +188,8 @@ pub use server::{Server, ServerHandle};
 pub use socket::Ws;
 pub use throttle::HandshakeLimit;
 pub use timer::Timer;
+#[cfg(feature = "tls")]
+pub use tls::{Tls, TlsError};
 
 /// What an adapter crate implements or uses: the runtime seam, the listener,
 /// and the stream contract. Applications never need this module.

@@ -397,8 +397,10 @@ impl Shared {
                     ));
                     drop(out);
                     self.waker.wake();
+                    crate::observe::dropped();
                     return SendStatus::Closed;
                 }
+                crate::observe::dropped();
                 return SendStatus::Dropped { buffered };
             }
             out.queue.push_back(msg);
@@ -406,6 +408,7 @@ impl Shared {
             let buffered = buffered + len;
             if buffered > self.limit {
                 out.over_limit = true;
+                crate::observe::backpressured();
                 SendStatus::Backpressure { buffered }
             } else {
                 SendStatus::Queued { buffered }

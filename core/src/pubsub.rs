@@ -414,7 +414,9 @@ impl LocalTopics {
         let mut topics = self.write();
         let subs = topics.entry(topic.clone()).or_default();
         subs.push(sub.clone());
-        subs.len() == 1
+        let first = subs.len() == 1;
+        crate::observe::subscribed(first);
+        first
     }
 
     /// Removes a subscriber; true when the topic is now empty.
@@ -423,14 +425,18 @@ impl LocalTopics {
         let Some(subs) = topics.get_mut(topic) else {
             return false;
         };
-        if let Some(i) = subs.iter().position(|s| s.id == id) {
+        let found = subs.iter().position(|s| s.id == id);
+        if let Some(i) = found {
             subs.swap_remove(i);
         }
-        if subs.is_empty() {
-            topics.remove(topic);
-            return true;
+        let empty = subs.is_empty();
+        if found.is_some() {
+            crate::observe::unsubscribed(empty);
         }
-        false
+        if empty {
+            topics.remove(topic);
+        }
+        empty
     }
 }
 

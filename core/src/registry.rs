@@ -60,6 +60,7 @@ impl Registration {
 impl Drop for Registration {
     fn drop(&mut self) {
         self.registry.lock().remove(&self.id);
+        crate::observe::connection_gone();
     }
 }
 
@@ -117,6 +118,7 @@ impl Registry {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
         let shared = Arc::new(make(id));
         self.lock().insert(id, shared.clone());
+        crate::observe::connection_opened();
         // Checked after inserting, so a shutdown that starts meanwhile either
         // sees this connection or is seen here.
         if self.shutting_down.is_fired() {
@@ -141,6 +143,16 @@ impl Registry {
 
     pub(crate) fn tasks(&self) -> usize {
         self.tasks.load(Ordering::Acquire)
+    }
+
+    /// Bytes waiting in every send queue, and in the fullest one.
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    pub(crate) fn queued_bytes(&self) -> (usize, usize) {
+        let conns: Vec<Arc<Shared>> = self.lock().values().cloned().collect();
+        conns
+            .iter()
+            .map(|c| c.buffered())
+            .fold((0, 0), |(sum, max), b| (sum + b, max.max(b)))
     }
 
     fn each(&self, f: impl Fn(&Shared)) {

@@ -115,14 +115,16 @@ impl<T> Router<T> {
         Ok(&mut self.entries[index].1)
     }
 
-    pub(crate) fn at(&self, path: &str) -> Option<(&T, RawParams)> {
+    /// The entry for `path`, its pattern, and the parameters it captured.
+    pub(crate) fn at(&self, path: &str) -> Option<(&T, &str, RawParams)> {
         let m = self.inner.at(path).ok()?;
         let params = m
             .params
             .iter()
             .map(|(k, v)| (k.to_owned(), decode(v)))
             .collect();
-        Some((&self.entries[*m.value].1, params))
+        let (pattern, entry) = &self.entries[*m.value];
+        Some((entry, pattern, params))
     }
 
     pub(crate) fn values(&self) -> impl Iterator<Item = &T> {
@@ -166,9 +168,9 @@ mod tests {
         let mut r = Router::default();
         *r.entry("/chat/:room", || 0).unwrap() = 1;
         r.entry("/files/*path", || 2).unwrap();
-        let (v, p) = r.at("/chat/a%20b").unwrap();
+        let (v, _, p) = r.at("/chat/a%20b").unwrap();
         assert_eq!((*v, p), (1, vec![("room".into(), "a b".into())]));
-        let (v, p) = r.at("/files/x/y.txt").unwrap();
+        let (v, _, p) = r.at("/files/x/y.txt").unwrap();
         assert_eq!((*v, p), (2, vec![("path".into(), "x/y.txt".into())]));
         assert!(r.at("/nope").is_none());
         assert!(r.at("/chat/").is_none());

@@ -42,6 +42,19 @@ pub(crate) struct ServerInner {
     pub(crate) connection_limit: Option<usize>,
     /// The idle sweeper's period, when any route has an idle timeout.
     pub(crate) tick: Option<Duration>,
+    /// wss://: the certificate new handshakes get.
+    #[cfg(feature = "tls")]
+    pub(crate) tls: Option<Arc<crate::tls::Acceptor>>,
+}
+
+impl ServerInner {
+    /// Whether connections start with a TLS handshake.
+    pub(crate) fn is_tls(&self) -> bool {
+        #[cfg(feature = "tls")]
+        return self.tls.is_some();
+        #[cfg(not(feature = "tls"))]
+        false
+    }
 }
 
 /// An upgrade answered with 101 (its `open` has run), waiting for hyper to
@@ -58,8 +71,33 @@ struct Pending {
 
 type Slot = Arc<Mutex<Option<Pending>>>;
 
-pub(crate) async fn serve_connection(server: Arc<ServerInner>, io: BoxIo, remote: SocketAddr) {
+/// Serves one accepted connection, inside its span.
+pub(crate) fn serve_connection(
+    server: Arc<ServerInner>,
+    io: BoxIo,
+    remote: SocketAddr,
+) -> impl Future<Output = ()> + Send {
+    let span = crate::observe::connection_span(remote);
+    crate::observe::instrument(serve_in_span(server, io, remote, span.clone()), span)
+}
+
+async fn serve_in_span(
+    server: Arc<ServerInner>,
+    io: BoxIo,
+    remote: SocketAddr,
+    span: crate::observe::Span,
+) {
     let task = server.registry.task();
+    #[cfg(feature = "tls")]
+    let (io, http) = match &server.tls {
+        Some(tls) => match tls_handshake(&server, tls, io).await {
+            Some(secured) => secured,
+            None => return,
+        },
+        None => (io, None),
+    };
+    #[cfg(not(feature = "tls"))]
+    let http: Option<hyper::server::conn::http1::Builder> = None;
     let slot: Slot = Arc::default();
     let asked = Arc::new(AtomicBool::new(false));
     let svc = Service {
@@ -68,7 +106,10 @@ pub(crate) async fn serve_connection(server: Arc<ServerInner>, io: BoxIo, remote
         slot: slot.clone(),
         asked: asked.clone(),
     };
-    let conn = server.http.serve_connection(HyperIo(io), svc);
+    let conn = http
+        .as_ref()
+        .unwrap_or(&server.http)
+        .serve_connection(HyperIo(io), svc);
     if server.has_ws {
         let conn = conn.with_upgrades();
         let _ = until_shutdown(&server, conn, &asked, |c| c.graceful_shutdown()).await;
@@ -83,7 +124,43 @@ pub(crate) async fn serve_connection(server: Arc<ServerInner>, io: BoxIo, remote
             // A task's memory is sized for its largest state, and hyper's
             // connection is large: the WebSocket gets a task of its own,
             // holding the driver alone, for the rest of its life.
-            server.rt.spawn(driver);
+            server
+                .rt
+                .spawn(Box::pin(crate::observe::instrument(driver, span)));
+        }
+    }
+}
+
+/// The TLS handshake, within the handshake timeout; what it leaves of that
+/// timeout bounds the request head that follows (hyper's header timeout),
+/// so TLS and the request together take no longer than one timeout.
+#[cfg(feature = "tls")]
+async fn tls_handshake(
+    server: &ServerInner,
+    tls: &crate::tls::Acceptor,
+    io: BoxIo,
+) -> Option<(BoxIo, Option<hyper::server::conn::http1::Builder>)> {
+    let limit = server.app.http.handshake_timeout;
+    let started = std::time::Instant::now();
+    let mut result = None;
+    let finished = crate::server::within(&server.rt, limit, async {
+        result = Some(tls.acceptor().accept(io).await);
+    })
+    .await;
+    match result {
+        Some(Ok(stream)) if finished => {
+            let left = limit.saturating_sub(started.elapsed());
+            let mut http = server.http.clone();
+            http.header_read_timeout(left.max(Duration::from_millis(1)));
+            Some((Box::new(stream), Some(http)))
+        }
+        Some(Err(e)) => {
+            crate::observe::tls_handshake_failed(&e);
+            None
+        }
+        _ => {
+            crate::observe::tls_handshake_failed(&"not finished within the handshake timeout");
+            None
         }
     }
 }
@@ -221,7 +298,7 @@ async fn dispatch(
     // Request bodies are not read: routes see the head only.
     let (head, _body) = req.into_parts();
     let app = &server.app;
-    let Some((entry, params)) = app.router.at(head.uri.path()) else {
+    let Some((entry, pattern, params)) = app.router.at(head.uri.path()) else {
         return fallback(
             app,
             Request::new(head, remote, Vec::new(), app.state.clone()),
@@ -230,7 +307,12 @@ async fn dispatch(
     };
     if let Some(ws) = &entry.ws {
         if server.has_ws && (handshake::wants_websocket(&head.headers) || entry.get.is_none()) {
-            return upgrade(server, entry, ws, head, remote, params, slot).await;
+            crate::observe::route(pattern);
+            let res = upgrade(server, entry, ws, head, remote, params, slot).await;
+            if res.status() != StatusCode::SWITCHING_PROTOCOLS {
+                crate::observe::upgrade_refused(res.status());
+            }
+            return res;
         }
     }
     let mut req = Request::new(head, remote, params, app.state.clone());
@@ -358,6 +440,7 @@ async fn upgrade(
     // `open` runs before the 101 leaves: once the client has the 101, what
     // `open` subscribed to is in place and what it sent is queued first.
     let (shared, registration) = register(server, reservation, &ws.limits);
+    crate::observe::upgrade_accepted(shared.id, info.protocol.as_deref());
     let (opened, registration) = Opening {
         open: Some(accepted.open(Arc::new(info), shared.clone(), server.app.topics.clone())),
         registration: Some(registration),

@@ -40,6 +40,8 @@ pub struct Server {
     signals: bool,
     connection_limit: Option<usize>,
     drain: DrainPlan,
+    #[cfg(feature = "tls")]
+    tls: Option<crate::tls::Tls>,
 }
 
 impl From<App> for Server {
@@ -57,7 +59,21 @@ impl Server {
             signals: true,
             connection_limit: None,
             drain: DrainPlan::default(),
+            #[cfg(feature = "tls")]
+            tls: None,
         }
+    }
+
+    /// Serves `wss://` (and `https://` for the app's plain routes) with
+    /// this certificate. The TLS handshake counts against
+    /// [`App::handshake_timeout`]: a client that does not finish it in time
+    /// is dropped. When the certificate came from files, SIGHUP (with
+    /// [signal handling](Self::handle_signals) on) and
+    /// [`ServerHandle::reload_tls`] re-read them. Default: no TLS.
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, tls: crate::tls::Tls) -> Self {
+        self.tls = Some(tls);
+        self
     }
 
     /// After SIGTERM (or [`ServerHandle::shutdown`]), how long to keep
@@ -135,7 +151,11 @@ impl Server {
             signals,
             connection_limit,
             drain,
+            #[cfg(feature = "tls")]
+            tls,
         } = self;
+        #[cfg(feature = "tls")]
+        let tls = tls.map(|tls| Arc::new(crate::tls::Acceptor::new(tls)));
         let local_addr = listener.local_addr()?;
         app.freeze();
         let rt: Rt = Arc::new(runtime);
@@ -160,6 +180,8 @@ impl Server {
             rt: rt.clone(),
             registry: registry.clone(),
             http,
+            #[cfg(feature = "tls")]
+            tls: tls.clone(),
         });
         let handle = ServerHandle {
             state: Arc::new(HandleState {
@@ -173,6 +195,8 @@ impl Server {
                 drain,
                 deadline: shutdown_timeout,
                 drain_begun: AtomicBool::new(false),
+                #[cfg(feature = "tls")]
+                tls,
             }),
         };
         #[cfg(unix)]
@@ -190,6 +214,8 @@ impl Server {
             rt.spawn(Box::pin(sweep(inner.clone(), handle.clone(), tick)));
         }
         handle.state.topics.start(rt.clone());
+        #[cfg(feature = "metrics")]
+        rt.spawn(Box::pin(sample_queues(inner.clone(), handle.clone())));
         rt.spawn(Box::pin(run(
             inner,
             listener,
@@ -226,7 +252,7 @@ async fn run<L: Listener>(
                         .connection_limit
                         .is_some_and(|max| inner.registry.tasks() >= max) =>
                 {
-                    refuse(io);
+                    refuse(io, inner.is_tls());
                 }
                 Some(Ok((io, remote))) => {
                     let task = serve_connection(inner.clone(), Box::new(io), remote);
@@ -243,6 +269,7 @@ async fn run<L: Listener>(
     // and finish their closing handshakes, then drop the rest.
     let registry = &inner.registry;
     if !within(&inner.rt, timeout, wait_idle(registry)).await {
+        crate::observe::terminated_at_deadline(registry.connections().len());
         registry.terminate_all();
         within(&inner.rt, Duration::from_secs(2), wait_idle(registry)).await;
     }
@@ -275,13 +302,29 @@ async fn sweep(inner: Arc<ServerInner>, handle: ServerHandle, tick: Duration) {
 
 /// Answers a socket over the connection limit with a canned 503, if the
 /// socket takes it in one non-blocking write, and closes it. Nothing is
-/// spawned or allocated for it.
-fn refuse<S: Io>(mut io: S) {
+/// spawned or allocated for it. Under TLS the socket is only closed: a
+/// plaintext answer would mean nothing to a client expecting a handshake.
+fn refuse<S: Io>(mut io: S, tls: bool) {
     const BUSY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain\r\n\
 content-length: 42\r\nconnection: close\r\n\r\nserver at its connection limit; try later\n";
     let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-    let _ = std::pin::Pin::new(&mut io).poll_write(&mut cx, BUSY);
+    if !tls {
+        let _ = std::pin::Pin::new(&mut io).poll_write(&mut cx, BUSY);
+    }
     let _ = std::pin::Pin::new(&mut io).poll_close(&mut cx);
+}
+
+/// Samples the send queues into their gauges once a second while the
+/// server runs (a gauge updated on every send would put one contended
+/// atomic on every message).
+#[cfg(feature = "metrics")]
+async fn sample_queues(inner: Arc<ServerInner>, handle: ServerHandle) {
+    while !handle.is_stopped() {
+        let (total, max) = inner.registry.queued_bytes();
+        crate::observe::queues(total, max);
+        inner.rt.sleep(Duration::from_secs(1)).await;
+    }
+    crate::observe::queues(0, 0);
 }
 
 async fn wait_idle(registry: &Registry) {
@@ -298,7 +341,7 @@ async fn wait_idle(registry: &Registry) {
 }
 
 /// Runs `fut` for at most `limit`; true when it finished.
-async fn within(rt: &Rt, limit: Duration, fut: impl Future<Output = ()>) -> bool {
+pub(crate) async fn within(rt: &Rt, limit: Duration, fut: impl Future<Output = ()>) -> bool {
     let mut fut = pin!(fut);
     let mut timer = rt.sleep(limit);
     poll_fn(|cx| {
@@ -329,6 +372,8 @@ struct HandleState {
     drain: DrainPlan,
     deadline: Duration,
     drain_begun: AtomicBool,
+    #[cfg(feature = "tls")]
+    tls: Option<Arc<crate::tls::Acceptor>>,
 }
 
 impl std::fmt::Debug for ServerHandle {
@@ -428,5 +473,44 @@ impl ServerHandle {
     /// True once the server has shut down.
     pub fn is_stopped(&self) -> bool {
         self.state.done.is_fired()
+    }
+
+    /// Re-reads the certificate and key files given to
+    /// [`Tls::from_pem_files`](crate::Tls::from_pem_files) (SIGHUP does the
+    /// same). Handshakes that start after it returns get the new
+    /// certificate; open sockets keep going. On error nothing changes: the
+    /// old certificate stays in use.
+    #[cfg(feature = "tls")]
+    pub fn reload_tls(&self) -> Result<(), crate::tls::TlsError> {
+        let tls = self
+            .state
+            .tls
+            .as_ref()
+            .ok_or(crate::tls::TlsError::NotEnabled)?;
+        let result = tls.reload();
+        crate::observe::tls_reloaded(&result);
+        result
+    }
+
+    /// Replaces the TLS configuration new handshakes get; open sockets keep
+    /// theirs. For a server given a rustls `ServerConfig`.
+    #[cfg(feature = "tls")]
+    pub fn set_tls_config(
+        &self,
+        config: impl Into<Arc<crate::tls::rustls::ServerConfig>>,
+    ) -> Result<(), crate::tls::TlsError> {
+        let tls = self
+            .state
+            .tls
+            .as_ref()
+            .ok_or(crate::tls::TlsError::NotEnabled)?;
+        tls.set(config.into());
+        Ok(())
+    }
+
+    /// Whether SIGHUP has certificate files to re-read.
+    #[cfg(all(unix, feature = "tls"))]
+    pub(crate) fn reloads_on_hangup(&self) -> bool {
+        self.state.tls.as_ref().is_some_and(|t| t.has_files())
     }
 }

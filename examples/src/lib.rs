@@ -1,6 +1,7 @@
 //! The examples' applications, and what every example binary shares:
-//! `--port` / `--runtime` / `--redis` (and `--presence-heartbeat`) parsing and running an [`App`] on the
-//! chosen runtime until a graceful shutdown.
+//! `--port` / `--runtime` / `--redis` (and `--presence-heartbeat`) /
+//! `--tls-cert` and `--tls-key` parsing, `/metrics`, and running an [`App`]
+//! on the chosen runtime until a graceful shutdown.
 
 pub mod bench;
 pub mod chat;
@@ -31,6 +32,9 @@ pub struct Args {
     /// resume after a reconnect (for measuring its cost; the chat's rooms
     /// keep history anyway).
     pub history: Option<usize>,
+    /// `--tls-cert PATH --tls-key PATH`: serve wss:// (and https://) with
+    /// this PEM certificate chain and key; SIGHUP re-reads them.
+    pub tls: Option<(std::path::PathBuf, std::path::PathBuf)>,
 }
 
 impl Args {
@@ -63,6 +67,7 @@ impl Args {
         let mut presence_heartbeat = None;
         let mut pre_drain_delay = std::time::Duration::ZERO;
         let mut history = None;
+        let (mut cert, mut key) = (None, None);
         let mut it = args.into_iter();
         while let Some(arg) = it.next() {
             match arg.as_str() {
@@ -79,7 +84,7 @@ impl Args {
                 "-h" | "--help" => {
                     return Err("options: [--port N | N] [--runtime tokio|async-std|smol] \
                          [--redis URL [--presence-heartbeat MS]] [--pre-drain-delay SECONDS] \
-                         [--history N]"
+                         [--history N] [--tls-cert PEM --tls-key PEM]"
                         .into());
                 }
                 "--pre-drain-delay" => {
@@ -99,11 +104,19 @@ impl Args {
                             .ok_or_else(|| format!("invalid history `{n}`: messages, above 0"))?,
                     );
                 }
+                "--tls-cert" => cert = Some(it.next().ok_or("--tls-cert needs a PEM file")?),
+                "--tls-key" => key = Some(it.next().ok_or("--tls-key needs a PEM file")?),
                 other if other.parse::<u16>().is_ok() => port = port_of(other)?,
                 other => return Err(format!("unknown argument `{other}`")),
             }
         }
+        let tls = match (cert, key) {
+            (Some(cert), Some(key)) => Some((cert.into(), key.into())),
+            (None, None) => None,
+            _ => return Err("--tls-cert and --tls-key go together".into()),
+        };
         Ok(Args {
+            tls,
             port,
             runtime,
             redis,
@@ -129,6 +142,11 @@ pub fn run(app: App, default_port: u16) -> ExitCode {
     };
     // A socket passed by systemd (or a restart harness) wins over --port:
     // it stays open across restarts, so no connect is refused.
+    let mut app = app;
+    if let Err(e) = serve_metrics(&mut app) {
+        eprintln!("error: {e}");
+        return ExitCode::FAILURE;
+    }
     let bind = match wsway::inherited_listener() {
         Ok(Some(listener)) => Bind::Socket(listener),
         Ok(None) => Bind::Address(format!("127.0.0.1:{}", args.port)),
@@ -164,6 +182,40 @@ pub fn run(app: App, default_port: u16) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// What a server of the examples has beyond its app, for a `main` that
+/// calls an adapter's `run`: `/metrics`, and wss:// when the command line
+/// has `--tls-cert PATH --tls-key PATH`.
+pub fn operated(mut app: App) -> std::io::Result<Server> {
+    let args = Args::parse(0).map_err(std::io::Error::other)?;
+    serve_metrics(&mut app)?;
+    let mut server = Server::new(app);
+    if let Some((cert, key)) = &args.tls {
+        server = server.tls(wsway::Tls::from_pem_files(cert, key).map_err(std::io::Error::other)?);
+    }
+    Ok(server)
+}
+
+/// Installs the process' Prometheus recorder and serves it at
+/// `GET /metrics`: wsway's metrics (and anything else recorded in this
+/// process) in Prometheus' text format. Called before the server starts:
+/// wsway registers its counters with the recorder it finds then.
+pub fn serve_metrics(app: &mut App) -> std::io::Result<()> {
+    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .install_recorder()
+        .map_err(|e| std::io::Error::other(format!("metrics: {e}")))?;
+    app.get("/metrics", move |_req| {
+        // Upkeep drains the histograms' buckets; scrapes are its natural pace.
+        metrics.run_upkeep();
+        let mut res = wsway::text(wsway::StatusCode::OK, metrics.render());
+        res.headers_mut().insert(
+            "content-type",
+            wsway::http::HeaderValue::from_static("text/plain; version=0.0.4"),
+        );
+        std::future::ready(res)
+    });
+    Ok(())
 }
 
 /// Where to serve: an address to bind, or a socket already listening.
@@ -207,7 +259,10 @@ where
     if let Some(n) = args.history {
         app.history("*", wsway::Retention::messages(n));
     }
-    let server = Server::new(app).pre_drain_delay(args.pre_drain_delay);
+    let mut server = Server::new(app).pre_drain_delay(args.pre_drain_delay);
+    if let Some((cert, key)) = &args.tls {
+        server = server.tls(wsway::Tls::from_pem_files(cert, key).map_err(std::io::Error::other)?);
+    }
     let handle = start(server).await?;
     println!("listening on {}", handle.local_addr());
     handle.stopped().await;

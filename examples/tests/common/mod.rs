@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod redis_server;
+pub mod tls;
 
 use std::future::Future;
 use std::net::{SocketAddr, TcpStream};

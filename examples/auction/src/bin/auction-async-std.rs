@@ -1,5 +1,7 @@
-//! The auction, served: `cargo run -p auction --bin auction-<runtime>`.
+//! The auction, served: `cargo run -p auction --bin auction-<runtime>`
+//! (`-- --tls-cert PEM --tls-key PEM` for wss://; `/metrics` either way).
 
 fn main() -> std::io::Result<()> {
-    wsway_async_std::run(auction::app(auction::Config::default()), auction::addr())
+    let app = auction::app(auction::Config::default());
+    wsway_async_std::run(examples::operated(app)?, auction::addr())
 }

@@ -1,0 +1,342 @@
+//! What the server tells operators: `tracing` events in one span per
+//! connection, and counters and gauges through the `metrics` facade.
+//!
+//! Every hook is here, and each compiles to nothing without its feature, so
+//! the code that serves connections names what happened, not how it is
+//! reported. No field carries a secret: routes are reported as their
+//! pattern (never the query, where tokens travel), requests' headers never.
+//!
+//! # Metrics
+//!
+//! | name | kind | labels |
+//! |---|---|---|
+//! | `wsway_connections_open` | gauge | |
+//! | `wsway_connections_total` | counter | |
+//! | `wsway_handshakes_refused_total` | counter | `status` |
+//! | `wsway_messages_received_total`, `wsway_messages_sent_total` | counter | |
+//! | `wsway_received_bytes_total`, `wsway_sent_bytes_total` | counter (payload bytes, uncompressed) | |
+//! | `wsway_closes_total` | counter | `code`, `by` (`client`, `server`, `none`) |
+//! | `wsway_sends_backpressured_total`, `wsway_sends_dropped_total` | counter | |
+//! | `wsway_send_queue_bytes`, `wsway_send_queue_max_bytes` | gauge, sampled each second | |
+//! | `wsway_ping_rtt_seconds` | histogram (keep-alive pings) | |
+//! | `wsway_topics`, `wsway_subscribers` | gauge | |
+//! | `wsway_drain_connections` | gauge: closing for a shutdown | |
+//! | `wsway_drain_terminated_total` | counter: cut at the shutdown deadline | |
+//! | `wsway_tls_handshake_failures_total` | counter | |
+//! | `wsway_tls_reloads_total` | counter | `result` (`ok`, `error`) |
+
+use std::time::Duration;
+
+use crate::message::CloseCode;
+
+/// Who started a closing handshake, for `wsway_closes_total{by}` and the
+/// close event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Initiator {
+    Client,
+    Server,
+    /// No handshake: the connection was lost or terminated.
+    Nobody,
+}
+
+impl Initiator {
+    #[cfg_attr(not(any(feature = "tracing", feature = "metrics")), allow(dead_code))]
+    fn as_str(self) -> &'static str {
+        match self {
+            Initiator::Client => "client",
+            Initiator::Server => "server",
+            Initiator::Nobody => "none",
+        }
+    }
+}
+
+// ---- the connection's span ---------------------------------------------
+
+/// The span a connection's events are recorded in (nothing without the
+/// `tracing` feature).
+#[cfg(feature = "tracing")]
+pub(crate) type Span = tracing::Span;
+#[cfg(not(feature = "tracing"))]
+#[derive(Clone)]
+pub(crate) struct Span;
+
+/// A new connection's span: its remote address now, its id, route and
+/// subprotocol once the upgrade is accepted.
+pub(crate) fn connection_span(remote: std::net::SocketAddr) -> Span {
+    #[cfg(feature = "tracing")]
+    return tracing::info_span!(
+        "wsway.connection",
+        id = tracing::field::Empty,
+        remote = %remote,
+        route = tracing::field::Empty,
+        protocol = tracing::field::Empty,
+    );
+    #[cfg(not(feature = "tracing"))]
+    {
+        let _ = remote;
+        Span
+    }
+}
+
+/// `fut` running inside `span`.
+pub(crate) fn instrument<F: std::future::Future>(
+    fut: F,
+    span: Span,
+) -> impl std::future::Future<Output = F::Output> {
+    #[cfg(feature = "tracing")]
+    return tracing::Instrument::instrument(fut, span);
+    #[cfg(not(feature = "tracing"))]
+    {
+        let _ = span;
+        fut
+    }
+}
+
+// ---- handshakes ----------------------------------------------------------
+
+/// The request asks for a WebSocket on the route `pattern` (recorded
+/// whether it is accepted or not).
+pub(crate) fn route(pattern: &str) {
+    #[cfg(feature = "tracing")]
+    tracing::Span::current().record("route", pattern);
+    let _ = pattern;
+}
+
+/// The upgrade is accepted: the connection has its id (and maybe a
+/// subprotocol), and the 101 is on its way.
+pub(crate) fn upgrade_accepted(id: u64, protocol: Option<&str>) {
+    #[cfg(feature = "tracing")]
+    {
+        let span = tracing::Span::current();
+        span.record("id", id);
+        if let Some(p) = protocol {
+            span.record("protocol", p);
+        }
+        tracing::info!(status = 101u16, "upgrade accepted");
+    }
+    let _ = (id, protocol);
+}
+
+/// The upgrade was refused with `status`.
+pub(crate) fn upgrade_refused(status: http::StatusCode) {
+    #[cfg(feature = "tracing")]
+    tracing::info!(status = status.as_u16(), "upgrade refused");
+    #[cfg(feature = "metrics")]
+    metrics::counter!("wsway_handshakes_refused_total", "status" => status.as_str().to_owned())
+        .increment(1);
+    let _ = status;
+}
+
+/// A TLS handshake failed or did not finish within the handshake timeout.
+#[cfg_attr(not(feature = "tls"), allow(dead_code))]
+pub(crate) fn tls_handshake_failed(why: &dyn std::fmt::Display) {
+    #[cfg(feature = "tracing")]
+    tracing::info!(error = %why, "TLS handshake failed");
+    #[cfg(feature = "metrics")]
+    metrics::counter!("wsway_tls_handshake_failures_total").increment(1);
+    let _ = why;
+}
+
+/// A certificate reload, by API or SIGHUP.
+#[cfg(feature = "tls")]
+pub(crate) fn tls_reloaded(result: &Result<(), crate::tls::TlsError>) {
+    #[cfg(feature = "tracing")]
+    match result {
+        Ok(()) => tracing::info!("TLS certificate reloaded"),
+        Err(e) => {
+            tracing::error!(error = %e, "TLS certificate reload failed; the old one stays in use")
+        }
+    }
+    #[cfg(feature = "metrics")]
+    metrics::counter!(
+        "wsway_tls_reloads_total",
+        "result" => if result.is_ok() { "ok" } else { "error" }
+    )
+    .increment(1);
+    let _ = result;
+}
+
+// ---- connections ---------------------------------------------------------
+
+/// A WebSocket connection entered the registry.
+pub(crate) fn connection_opened() {
+    #[cfg(feature = "metrics")]
+    {
+        metrics::gauge!("wsway_connections_open").increment(1.0);
+        metrics::counter!("wsway_connections_total").increment(1);
+    }
+}
+
+/// A WebSocket connection left the registry.
+pub(crate) fn connection_gone() {
+    #[cfg(feature = "metrics")]
+    metrics::gauge!("wsway_connections_open").decrement(1.0);
+}
+
+/// The per-message counters, registered once: the facade's macros look
+/// the key up in the recorder on every call, which per message would cost
+/// more than the count. Registered on first use, so the recorder must be
+/// installed before the first message.
+#[cfg(feature = "metrics")]
+struct Hot {
+    received: metrics::Counter,
+    received_bytes: metrics::Counter,
+    sent: metrics::Counter,
+    sent_bytes: metrics::Counter,
+    backpressured: metrics::Counter,
+    dropped: metrics::Counter,
+}
+
+#[cfg(feature = "metrics")]
+fn hot() -> &'static Hot {
+    static HOT: std::sync::OnceLock<Hot> = std::sync::OnceLock::new();
+    HOT.get_or_init(|| Hot {
+        received: metrics::counter!("wsway_messages_received_total"),
+        received_bytes: metrics::counter!("wsway_received_bytes_total"),
+        sent: metrics::counter!("wsway_messages_sent_total"),
+        sent_bytes: metrics::counter!("wsway_sent_bytes_total"),
+        backpressured: metrics::counter!("wsway_sends_backpressured_total"),
+        dropped: metrics::counter!("wsway_sends_dropped_total"),
+    })
+}
+
+/// A data message arrived (`len` payload bytes).
+#[inline]
+pub(crate) fn received(len: usize) {
+    #[cfg(feature = "metrics")]
+    {
+        let hot = hot();
+        hot.received.increment(1);
+        hot.received_bytes.increment(len as u64);
+    }
+    let _ = len;
+}
+
+/// A batch of frames is handed to the codec to be written; its data
+/// messages count as sent.
+#[inline]
+pub(crate) fn sending(batch: &std::collections::VecDeque<crate::protocol::Outgoing>) {
+    #[cfg(feature = "metrics")]
+    {
+        use crate::protocol::Opcode;
+        let (mut messages, mut bytes) = (0u64, 0u64);
+        for m in batch {
+            if matches!(m.opcode, Opcode::Text | Opcode::Binary) {
+                messages += 1;
+                bytes += m.len() as u64;
+            }
+        }
+        let hot = hot();
+        hot.sent.increment(messages);
+        hot.sent_bytes.increment(bytes);
+    }
+    let _ = batch;
+}
+
+/// A send was queued over the backpressure limit.
+#[inline]
+pub(crate) fn backpressured() {
+    #[cfg(feature = "metrics")]
+    hot().backpressured.increment(1);
+}
+
+/// A send was refused by a full queue: the message is not delivered.
+#[inline]
+pub(crate) fn dropped() {
+    #[cfg(feature = "metrics")]
+    hot().dropped.increment(1);
+}
+
+/// A keep-alive ping was answered after `rtt`.
+#[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+pub(crate) fn ping_answered(rtt: Duration) {
+    #[cfg(feature = "metrics")]
+    metrics::histogram!("wsway_ping_rtt_seconds").record(rtt.as_secs_f64());
+    let _ = rtt;
+}
+
+/// An error on the connection (reported to the handler's `error` too).
+pub(crate) fn error(err: &crate::Error) {
+    #[cfg(feature = "tracing")]
+    tracing::warn!(error = %err, kind = ?err.kind(), "connection error");
+    let _ = err;
+}
+
+/// The connection ended: `code` is what `close` was given.
+pub(crate) fn closed(code: CloseCode, by: Initiator) {
+    #[cfg(feature = "tracing")]
+    tracing::info!(code = code.0, by = by.as_str(), "closed");
+    #[cfg(feature = "metrics")]
+    metrics::counter!(
+        "wsway_closes_total",
+        "code" => code.0.to_string(),
+        "by" => by.as_str()
+    )
+    .increment(1);
+    let _ = (code, by);
+}
+
+// ---- shutdown --------------------------------------------------------------
+
+/// The drain reached this connection: its close is on its way.
+pub(crate) fn drain_started(code: CloseCode) {
+    #[cfg(feature = "tracing")]
+    tracing::info!(code = code.0, "draining");
+    #[cfg(feature = "metrics")]
+    metrics::gauge!("wsway_drain_connections").increment(1.0);
+    let _ = code;
+}
+
+/// A draining connection has ended.
+pub(crate) fn drain_ended() {
+    #[cfg(feature = "metrics")]
+    metrics::gauge!("wsway_drain_connections").decrement(1.0);
+}
+
+/// The shutdown deadline passed with `n` connections still open: they are
+/// cut.
+pub(crate) fn terminated_at_deadline(n: usize) {
+    #[cfg(feature = "tracing")]
+    tracing::warn!(connections = n, "shutdown deadline passed; terminating");
+    #[cfg(feature = "metrics")]
+    metrics::counter!("wsway_drain_terminated_total").increment(n as u64);
+    let _ = n;
+}
+
+// ---- topics ------------------------------------------------------------------
+
+/// A subscriber joined a topic on this node (`first`: the topic is new).
+pub(crate) fn subscribed(first: bool) {
+    #[cfg(feature = "metrics")]
+    {
+        metrics::gauge!("wsway_subscribers").increment(1.0);
+        if first {
+            metrics::gauge!("wsway_topics").increment(1.0);
+        }
+    }
+    let _ = first;
+}
+
+/// A subscriber left a topic on this node (`last`: the topic is gone).
+pub(crate) fn unsubscribed(last: bool) {
+    #[cfg(feature = "metrics")]
+    {
+        metrics::gauge!("wsway_subscribers").decrement(1.0);
+        if last {
+            metrics::gauge!("wsway_topics").decrement(1.0);
+        }
+    }
+    let _ = last;
+}
+
+/// The send queues, sampled: bytes waiting in all of them, and in the
+/// fullest.
+#[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+pub(crate) fn queues(total: usize, max: usize) {
+    #[cfg(feature = "metrics")]
+    {
+        metrics::gauge!("wsway_send_queue_bytes").set(total as f64);
+        metrics::gauge!("wsway_send_queue_max_bytes").set(max as f64);
+    }
+    let _ = (total, max);
+}
