@@ -205,6 +205,12 @@ pub fn serve_metrics(app: &mut App) -> std::io::Result<()> {
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
         .install_recorder()
         .map_err(|e| std::io::Error::other(format!("metrics: {e}")))?;
+    metrics_route(app, metrics);
+    Ok(())
+}
+
+/// `GET /metrics` rendering `metrics` (a recorder installed elsewhere).
+pub fn metrics_route(app: &mut App, metrics: metrics_exporter_prometheus::PrometheusHandle) {
     app.get("/metrics", move |_req| {
         // Upkeep drains the histograms' buckets; scrapes are its natural pace.
         metrics.run_upkeep();
@@ -215,7 +221,6 @@ pub fn serve_metrics(app: &mut App) -> std::io::Result<()> {
         );
         std::future::ready(res)
     });
-    Ok(())
 }
 
 /// Where to serve: an address to bind, or a socket already listening.

@@ -1,7 +1,8 @@
 //! Secrets stay out of wsway's own output: tokens in query strings,
 //! `Authorization` headers and `Sec-WebSocket-Protocol` never appear in
-//! what a server process prints, whatever happens to the request, bearer
-//! tokens of the chat example's sessions included.
+//! what a server process prints, nor in any span or event field it records
+//! with `tracing`, whatever happens to the request, bearer tokens of the
+//! chat example's sessions included.
 
 mod common;
 
@@ -122,6 +123,7 @@ runtime_tests! {
     }
 
     async fn secrets_never_reach_what_an_app_logs(rt) {
+        let traced = common::trace::capture();
         let chatty = Chatty::default();
         let mut app = App::new();
         let log = chatty.0.clone();
@@ -141,6 +143,21 @@ runtime_tests! {
         assert!(log.iter().any(|l| l.starts_with("error")), "{log:?}");
         for line in &log {
             assert!(!line.contains(SECRET), "a secret reached the log: {line}");
+        }
+        // Nor what the server recorded with tracing: every refusal, the
+        // failed connection, and their spans' fields were recorded.
+        let remote = format!("{}", server.local_addr().ip());
+        eventually("the failed connection's close traced", || {
+            traced.all_text().iter().any(|l| l == "code=1007")
+        })
+        .await;
+        let traced = traced.all_text();
+        for expected in ["message=upgrade refused", "status=426", "status=403", "route=/echo"] {
+            assert!(traced.iter().any(|l| l == expected), "{expected} was not traced: {traced:?}");
+        }
+        assert!(traced.iter().any(|l| l.starts_with("remote=") && l.contains(&remote)));
+        for field in &traced {
+            assert!(!field.contains(SECRET), "a secret reached a tracing field: {field}");
         }
     }
 

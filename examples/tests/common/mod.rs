@@ -7,6 +7,7 @@
 
 pub mod redis_server;
 pub mod tls;
+pub mod trace;
 
 use std::future::Future;
 use std::net::{SocketAddr, TcpStream};
