@@ -112,6 +112,43 @@
 //! | [`App::handshake_timeout`] | 10 s | connection dropped |
 //! | [`HandshakeLimit`] | off (opt in as middleware) | 429 with `Retry-After` |
 //! | [`Server::shutdown_timeout`] | 10 s | remaining sockets terminated |
+//!
+//! # Optional features
+//!
+//! All off by default; each adapter crate passes them through under the
+//! same names.
+//!
+//! * **`tls`**: serve `wss://` with rustls (on `ring`, through
+//!   futures-rustls, so every runtime shares it): `Server::tls` with a
+//!   `Tls` from PEM files or a rustls `ServerConfig`. The certificate
+//!   reloads on SIGHUP and with `ServerHandle::reload_tls`; a bad file
+//!   leaves the old one in use and is reported.
+//! * **`tracing`**: one span per connection, `wsway.connection`, with the
+//!   fields `id`, `remote`, `route` (the route's pattern, never the query)
+//!   and `protocol`. Recorded in it: `upgrade accepted` / `upgrade refused`
+//!   (`status`), `connection error` (`error`, `kind`), `draining` (`code`)
+//!   and `closed` (`code`, `by`: `client`, `server` or `none`). TLS
+//!   handshake failures and certificate reloads are events too.
+//! * **`metrics`**: counters and gauges through the `metrics` facade.
+//!   Install the recorder (Prometheus' or another) before the server
+//!   starts: the per-message counters are registered with it once.
+//!
+//! | metric | kind | labels |
+//! |---|---|---|
+//! | `wsway_connections_open` | gauge | |
+//! | `wsway_connections_total` | counter | |
+//! | `wsway_handshakes_refused_total` | counter | `status` |
+//! | `wsway_messages_received_total`, `wsway_messages_sent_total` | counter | |
+//! | `wsway_received_bytes_total`, `wsway_sent_bytes_total` | counter: payload bytes, before compression | |
+//! | `wsway_closes_total` | counter | `code`, `by` |
+//! | `wsway_sends_backpressured_total`, `wsway_sends_dropped_total` | counter | |
+//! | `wsway_send_queue_bytes`, `wsway_send_queue_max_bytes` | gauge, sampled each second: all queues, the fullest | |
+//! | `wsway_ping_rtt_seconds` | histogram of keep-alive pings' round trips | |
+//! | `wsway_topics`, `wsway_subscribers` | gauge: this node's | |
+//! | `wsway_drain_connections` | gauge: closing for a shutdown now | |
+//! | `wsway_drain_terminated_total` | counter: cut at the shutdown deadline | |
+//! | `wsway_tls_handshake_failures_total` | counter | |
+//! | `wsway_tls_reloads_total` | counter | `result`: `ok`, `error` |
 
 #![warn(missing_docs)]
 

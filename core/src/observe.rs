@@ -6,24 +6,8 @@
 //! reported. No field carries a secret: routes are reported as their
 //! pattern (never the query, where tokens travel), requests' headers never.
 //!
-//! # Metrics
-//!
-//! | name | kind | labels |
-//! |---|---|---|
-//! | `wsway_connections_open` | gauge | |
-//! | `wsway_connections_total` | counter | |
-//! | `wsway_handshakes_refused_total` | counter | `status` |
-//! | `wsway_messages_received_total`, `wsway_messages_sent_total` | counter | |
-//! | `wsway_received_bytes_total`, `wsway_sent_bytes_total` | counter (payload bytes, uncompressed) | |
-//! | `wsway_closes_total` | counter | `code`, `by` (`client`, `server`, `none`) |
-//! | `wsway_sends_backpressured_total`, `wsway_sends_dropped_total` | counter | |
-//! | `wsway_send_queue_bytes`, `wsway_send_queue_max_bytes` | gauge, sampled each second | |
-//! | `wsway_ping_rtt_seconds` | histogram (keep-alive pings) | |
-//! | `wsway_topics`, `wsway_subscribers` | gauge | |
-//! | `wsway_drain_connections` | gauge: closing for a shutdown | |
-//! | `wsway_drain_terminated_total` | counter: cut at the shutdown deadline | |
-//! | `wsway_tls_handshake_failures_total` | counter | |
-//! | `wsway_tls_reloads_total` | counter | `result` (`ok`, `error`) |
+//! The metrics and events are listed in the crate's documentation
+//! ("Optional features").
 
 use std::time::Duration;
 

@@ -35,6 +35,9 @@ pub struct Args {
     /// `--tls-cert PATH --tls-key PATH`: serve wss:// (and https://) with
     /// this PEM certificate chain and key; SIGHUP re-reads them.
     pub tls: Option<(std::path::PathBuf, std::path::PathBuf)>,
+    /// `--no-metrics`: install no recorder and serve no `/metrics` (for
+    /// measuring what recording costs).
+    pub no_metrics: bool,
 }
 
 impl Args {
@@ -68,6 +71,7 @@ impl Args {
         let mut pre_drain_delay = std::time::Duration::ZERO;
         let mut history = None;
         let (mut cert, mut key) = (None, None);
+        let mut no_metrics = false;
         let mut it = args.into_iter();
         while let Some(arg) = it.next() {
             match arg.as_str() {
@@ -84,7 +88,7 @@ impl Args {
                 "-h" | "--help" => {
                     return Err("options: [--port N | N] [--runtime tokio|async-std|smol] \
                          [--redis URL [--presence-heartbeat MS]] [--pre-drain-delay SECONDS] \
-                         [--history N] [--tls-cert PEM --tls-key PEM]"
+                         [--history N] [--tls-cert PEM --tls-key PEM] [--no-metrics]"
                         .into());
                 }
                 "--pre-drain-delay" => {
@@ -104,6 +108,7 @@ impl Args {
                             .ok_or_else(|| format!("invalid history `{n}`: messages, above 0"))?,
                     );
                 }
+                "--no-metrics" => no_metrics = true,
                 "--tls-cert" => cert = Some(it.next().ok_or("--tls-cert needs a PEM file")?),
                 "--tls-key" => key = Some(it.next().ok_or("--tls-key needs a PEM file")?),
                 other if other.parse::<u16>().is_ok() => port = port_of(other)?,
@@ -117,6 +122,7 @@ impl Args {
         };
         Ok(Args {
             tls,
+            no_metrics,
             port,
             runtime,
             redis,
@@ -143,9 +149,11 @@ pub fn run(app: App, default_port: u16) -> ExitCode {
     // A socket passed by systemd (or a restart harness) wins over --port:
     // it stays open across restarts, so no connect is refused.
     let mut app = app;
-    if let Err(e) = serve_metrics(&mut app) {
-        eprintln!("error: {e}");
-        return ExitCode::FAILURE;
+    if !args.no_metrics {
+        if let Err(e) = serve_metrics(&mut app) {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
     }
     let bind = match wsway::inherited_listener() {
         Ok(Some(listener)) => Bind::Socket(listener),
@@ -189,7 +197,9 @@ pub fn run(app: App, default_port: u16) -> ExitCode {
 /// has `--tls-cert PATH --tls-key PATH`.
 pub fn operated(mut app: App) -> std::io::Result<Server> {
     let args = Args::parse(0).map_err(std::io::Error::other)?;
-    serve_metrics(&mut app)?;
+    if !args.no_metrics {
+        serve_metrics(&mut app)?;
+    }
     let mut server = Server::new(app);
     if let Some((cert, key)) = &args.tls {
         server = server.tls(wsway::Tls::from_pem_files(cert, key).map_err(std::io::Error::other)?);
@@ -284,6 +294,20 @@ mod tests {
             env.map(String::from),
             3000,
         )
+    }
+
+    #[test]
+    fn tls_files_come_in_pairs() {
+        let both = parse(&["--tls-cert", "c.pem", "--tls-key", "k.pem"], None).unwrap();
+        assert_eq!(both.tls, Some(("c.pem".into(), "k.pem".into())));
+        assert_eq!(parse(&[], None).unwrap().tls, None);
+        assert!(
+            parse(&["--tls-cert", "c.pem"], None)
+                .unwrap_err()
+                .contains("together")
+        );
+        assert!(parse(&["--tls-key"], None).is_err());
+        assert!(parse(&["--no-metrics"], None).unwrap().no_metrics);
     }
 
     #[test]
