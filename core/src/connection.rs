@@ -204,6 +204,7 @@ pub(crate) async fn abandon<H: Handler>(opened: Opened<H>) {
     let Opened {
         handler, mut ws, ..
     } = opened;
+    crate::observe::closed(CloseCode::ABNORMAL, Initiator::Nobody);
     farewell(&*handler, &mut ws, CloseCode::ABNORMAL, String::new()).await;
 }
 

@@ -62,6 +62,14 @@ pub(crate) fn connection_span(remote: std::net::SocketAddr) -> Span {
     }
 }
 
+/// The span being recorded in now (a connection's, inside its task).
+pub(crate) fn current_span() -> Span {
+    #[cfg(feature = "tracing")]
+    return tracing::Span::current();
+    #[cfg(not(feature = "tracing"))]
+    Span
+}
+
 /// `fut` running inside `span`.
 pub(crate) fn instrument<F: std::future::Future>(
     fut: F,

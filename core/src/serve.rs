@@ -488,10 +488,15 @@ impl Drop for Opening<'_> {
     fn drop(&mut self) {
         if let (Some(open), Some(registration)) = (self.open.take(), self.registration.take()) {
             let task = self.server.registry.task();
-            self.server.rt.spawn(Box::pin(async move {
+            let finish = async move {
                 open.await.abandon().await;
                 drop((registration, task));
-            }));
+            };
+            // Dropped inside the connection's task: its span is current.
+            let span = crate::observe::current_span();
+            self.server
+                .rt
+                .spawn(Box::pin(crate::observe::instrument(finish, span)));
         }
     }
 }
