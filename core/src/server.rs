@@ -65,14 +65,15 @@ impl Server {
     }
 
     /// Serves `wss://` (and `https://` for the app's plain routes) with
-    /// this certificate. The TLS handshake counts against
+    /// this certificate: a [`Tls`](crate::Tls) from PEM files, or a rustls
+    /// `ServerConfig` as it is. The TLS handshake counts against
     /// [`App::handshake_timeout`]: a client that does not finish it in time
     /// is dropped. When the certificate came from files, SIGHUP (with
     /// [signal handling](Self::handle_signals) on) and
     /// [`ServerHandle::reload_tls`] re-read them. Default: no TLS.
     #[cfg(feature = "tls")]
-    pub fn tls(mut self, tls: crate::tls::Tls) -> Self {
-        self.tls = Some(tls);
+    pub fn tls(mut self, tls: impl Into<crate::tls::Tls>) -> Self {
+        self.tls = Some(tls.into());
         self
     }
 

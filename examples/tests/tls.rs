@@ -167,6 +167,26 @@ runtime_tests! {
         assert!(err.to_string().contains("key.pem"), "{err}");
     }
 
+    async fn a_rustls_config_is_served_and_replaced_by_api(rt) {
+        let (old, new) = (Cert::self_signed(), Cert::self_signed());
+        let server = rt.start(Server::new(echo()).tls(config(&old))).await;
+        let addr = server.local_addr();
+        let mut open = wss(addr, "/echo", &old.client()).await;
+        echoes(&mut open, "given a config").await.unwrap();
+
+        let err = server.reload_tls().expect_err("no files to re-read");
+        assert!(matches!(err, TlsError::NotFromFiles), "{err:?}");
+        server.set_tls_config(config(&new)).unwrap();
+        let mut fresh = wss(addr, "/echo", &new.client()).await;
+        echoes(&mut fresh, "replaced").await.unwrap();
+        assert!(try_wss(addr, "/echo", &old.client()).await.is_err());
+        echoes(&mut open, "undisturbed").await.unwrap();
+
+        // A server without TLS says so.
+        let plain = rt.start(echo()).await;
+        assert!(matches!(plain.reload_tls(), Err(TlsError::NotEnabled)));
+    }
+
     async fn a_stalled_tls_handshake_is_dropped_at_the_handshake_timeout(rt) {
         let cert = Cert::self_signed();
         let files = PemFiles::new(&cert);
@@ -235,6 +255,21 @@ runtime_tests! {
         echoes(&mut open, "after").await.unwrap();
         assert!(example.output().contains("listening on"), "{}", example.output());
     }
+}
+
+/// A rustls configuration built by the application, as `Tls::from_config`
+/// takes it.
+fn config(cert: &Cert) -> wsway::tls::rustls::ServerConfig {
+    use rustls::pki_types::{PrivateKeyDer, pem::PemObject};
+    use wsway::tls::rustls;
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let key = PrivateKeyDer::from_pem_slice(cert.key_pem.as_bytes()).unwrap();
+    rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.der.clone()], key)
+        .unwrap()
 }
 
 async fn next_wss_frame(

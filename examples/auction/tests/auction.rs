@@ -179,7 +179,8 @@ fn the_mains_differ_only_in_the_runtime_line() {
     }
 }
 
-/// Each `main` serves, says where, and ends cleanly on SIGTERM.
+/// Each `main` serves, says where, serves its metrics (counting the
+/// bidder it just had), and ends cleanly on SIGTERM.
 #[test]
 fn each_main_serves_and_stops_on_sigterm() {
     use std::io::{BufRead, BufReader, Read, Write};
@@ -221,6 +222,18 @@ fn each_main_serves_and_stops_on_sigterm() {
         tcp.read_exact(&mut head).unwrap();
         assert_eq!(&head, b"HTTP/1.1 101", "{exe}");
         drop(tcp);
+
+        let mut tcp = std::net::TcpStream::connect(addr).unwrap();
+        tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        write!(
+            tcp,
+            "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut page = String::new();
+        tcp.read_to_string(&mut page).unwrap();
+        assert!(page.starts_with("HTTP/1.1 200"), "{exe}: {page}");
+        assert!(page.contains("wsway_connections_total 1"), "{exe}: {page}");
 
         let killed = Command::new("kill")
             .args(["-TERM", &child.id().to_string()])
