@@ -109,6 +109,15 @@ pub(crate) fn upgrade_accepted(id: u64, protocol: Option<&str>) {
     let _ = (id, protocol);
 }
 
+/// A socket over the server's connection limit, closed at accept: counted
+/// as refused with 503, in a span of its own.
+pub(crate) fn refused_at_accept(remote: std::net::SocketAddr) {
+    #[cfg(feature = "tracing")]
+    let _in_span = connection_span(remote).entered();
+    upgrade_refused(http::StatusCode::SERVICE_UNAVAILABLE);
+    let _ = remote;
+}
+
 /// The upgrade was refused with `status`.
 pub(crate) fn upgrade_refused(status: http::StatusCode) {
     #[cfg(feature = "tracing")]

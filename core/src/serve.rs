@@ -88,16 +88,9 @@ async fn serve_in_span(
     span: crate::observe::Span,
 ) {
     let task = server.registry.task();
-    #[cfg(feature = "tls")]
-    let (io, http) = match &server.tls {
-        Some(tls) => match tls_handshake(&server, tls, io).await {
-            Some(secured) => secured,
-            None => return,
-        },
-        None => (io, None),
+    let Some((io, http)) = secure(&server, io).await else {
+        return;
     };
-    #[cfg(not(feature = "tls"))]
-    let http: Option<hyper::server::conn::http1::Builder> = None;
     let slot: Slot = Arc::default();
     let asked = Arc::new(AtomicBool::new(false));
     let svc = Service {
@@ -129,6 +122,21 @@ async fn serve_in_span(
                 .spawn(Box::pin(crate::observe::instrument(driver, span)));
         }
     }
+}
+
+/// The stream HTTP is served on: under TLS, once the handshake is done
+/// (with the HTTP settings that leaves); `None` when it failed.
+async fn secure(
+    server: &ServerInner,
+    io: BoxIo,
+) -> Option<(BoxIo, Option<hyper::server::conn::http1::Builder>)> {
+    #[cfg(feature = "tls")]
+    if let Some(tls) = &server.tls {
+        return tls_handshake(server, tls, io).await;
+    }
+    #[cfg(not(feature = "tls"))]
+    let _ = server;
+    Some((io, None))
 }
 
 /// The TLS handshake, within the handshake timeout; what it leaves of that

@@ -248,11 +248,12 @@ async fn run<L: Listener>(
             };
             match accepted {
                 None => break,
-                Some(Ok((io, _)))
+                Some(Ok((io, remote)))
                     if inner
                         .connection_limit
                         .is_some_and(|max| inner.registry.tasks() >= max) =>
                 {
+                    crate::observe::refused_at_accept(remote);
                     refuse(io, inner.is_tls());
                 }
                 Some(Ok((io, remote))) => {

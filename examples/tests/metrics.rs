@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use async_io::Async;
 use async_tungstenite::tungstenite::Message as Frame;
 use async_tungstenite::tungstenite::protocol::CloseFrame;
 use async_tungstenite::tungstenite::protocol::frame::coding::CloseCode as WireCode;
@@ -174,6 +175,7 @@ async fn session(rt: Runtime) {
     let mut app = app(flood.clone());
     app.ws("/members", Member).publish_to_self(true);
     let server = Server::new(app)
+        .connection_limit(Some(4))
         .shutdown_timeout(Duration::from_millis(600))
         .drain_window(Duration::ZERO);
     let server = rt.start(server).await;
@@ -233,6 +235,7 @@ async fn session(rt: Runtime) {
     }
 
     // A room of three: one message reaches all three; one member vanishes.
+    eventually("every earlier connection gone", || server.tasks() == 0).await;
     let mut members = Vec::new();
     for _ in 0..3 {
         members.push(connect(addr, "/members").await);
@@ -248,6 +251,16 @@ async fn session(rt: Runtime) {
     // A client that will not answer the drain's close.
     let _stubborn = upgraded_raw(addr, "/echo").await;
     eventually("three open", || server.connections() == 3).await;
+
+    // At the connection limit (4), a socket is refused at accept with 503.
+    let held = Async::<std::net::TcpStream>::connect(addr).await.unwrap();
+    eventually("four tasks", || server.tasks() == 4).await;
+    assert_eq!(
+        status_of(&raw(addr, "GET / HTTP/1.1\r\nHost: x\r\n\r\n").await),
+        503
+    );
+    drop(held);
+    eventually("three tasks", || server.tasks() == 3).await;
 
     let now = scrape(addr).await;
     let d = |k: &str| delta(&now, k);
@@ -268,6 +281,7 @@ async fn session(rt: Runtime) {
     );
     counted("wsway_handshakes_refused_total{status=\"426\"}", 2);
     counted("wsway_handshakes_refused_total{status=\"400\"}", 1);
+    counted("wsway_handshakes_refused_total{status=\"503\"}", 1);
     counted("wsway_closes_total{code=\"1000\",by=\"client\"}", 4);
     counted("wsway_closes_total{code=\"4000\",by=\"client\"}", 1);
     counted("wsway_closes_total{code=\"1006\",by=\"none\"}", 1);
