@@ -19,28 +19,75 @@ use crate::request::Request;
 /// The subprotocol prefix that carries a token: `bearer.<token>`.
 pub const TOKEN_PROTOCOL_PREFIX: &str = "bearer.";
 
-/// Checks a token and returns the identity it stands for, or `None` when it
-/// is unknown, expired or revoked. Implemented for async closures
-/// `Fn(String) -> impl Future<Output = Option<I>>`.
+/// Checks a token and returns the identity it stands for. Implemented for
+/// async closures `Fn(String) -> impl Future<Output = V>` where `V` is a
+/// [`Verdict`]: `Option<I>` (`None`: unknown, expired or revoked) or
+/// `Result<I, E: Display>` (the error says why, and the client reads it).
 pub trait Verify: Send + Sync + 'static {
     /// What a valid token identifies: a user, a session, a set of claims.
     type Identity: Clone + Send + Sync + 'static;
 
-    /// Looks the token up.
-    fn verify(&self, token: String) -> impl Future<Output = Option<Self::Identity>> + Send;
+    /// Looks the token up: the identity, `Err(None)` when the token is not
+    /// valid, or `Err(Some(reason))` saying why. The reason may quote the
+    /// token (a session store's error often does): it is replaced by
+    /// `[redacted]` before the reason goes anywhere.
+    fn verify(
+        &self,
+        token: String,
+    ) -> impl Future<Output = Result<Self::Identity, Option<String>>> + Send;
 }
 
-impl<F, Fut, I> Verify for F
-where
-    F: Fn(String) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Option<I>> + Send,
-    I: Clone + Send + Sync + 'static,
-{
+/// What a verifier closure returns: `Option<I>` or `Result<I, E>`.
+pub trait Verdict: Send {
+    /// The identity a valid token stands for.
+    type Identity: Clone + Send + Sync + 'static;
+
+    /// The identity, or the refusal with its reason if it has one.
+    fn into_verdict(self) -> Result<Self::Identity, Option<String>>;
+}
+
+impl<I: Clone + Send + Sync + 'static> Verdict for Option<I> {
     type Identity = I;
 
-    fn verify(&self, token: String) -> impl Future<Output = Option<I>> + Send {
-        self(token)
+    fn into_verdict(self) -> Result<I, Option<String>> {
+        self.ok_or(None)
     }
+}
+
+impl<I: Clone + Send + Sync + 'static, E: std::fmt::Display + Send> Verdict for Result<I, E> {
+    type Identity = I;
+
+    fn into_verdict(self) -> Result<I, Option<String>> {
+        self.map_err(|e| Some(e.to_string()))
+    }
+}
+
+impl<F, Fut> Verify for F
+where
+    F: Fn(String) -> Fut + Send + Sync + 'static,
+    Fut: Future + Send,
+    Fut::Output: Verdict,
+{
+    type Identity = <Fut::Output as Verdict>::Identity;
+
+    fn verify(
+        &self,
+        token: String,
+    ) -> impl Future<Output = Result<Self::Identity, Option<String>>> + Send {
+        let verdict = self(token);
+        async move { verdict.await.into_verdict() }
+    }
+}
+
+/// What stands in for a token in anything a refusal says.
+pub const REDACTED: &str = "[redacted]";
+
+/// `text` with every occurrence of `secret` replaced by [`REDACTED`].
+fn scrub(text: &str, secret: &str) -> String {
+    if secret.is_empty() {
+        return text.to_owned();
+    }
+    text.replace(secret, REDACTED)
 }
 
 /// Where a token may come from.
@@ -53,7 +100,8 @@ enum Source {
 
 /// Middleware requiring a bearer token: without one the request gets `401`
 /// with `WWW-Authenticate: Bearer`, with one the verifier rejects it gets
-/// `401` with `error="invalid_token"`, and with a good one the verifier's
+/// `401` with `error="invalid_token"` (and the verifier's reason when it
+/// gave one, the token in it replaced by [`REDACTED`]), and with a good one the verifier's
 /// identity is attached to the request, so every callback reads it with
 /// [`Ws::value`](crate::Ws::value).
 ///
@@ -160,7 +208,7 @@ impl<V: Verify> Bearer<V> {
         })
     }
 
-    fn unauthorized(&self, error: Option<&str>, message: &'static str) -> Response {
+    fn unauthorized(&self, error: Option<&str>, message: impl Into<crate::Body>) -> Response {
         let mut res = text(StatusCode::UNAUTHORIZED, message);
         let challenge = match error {
             Some(e) => format!("Bearer realm=\"{}\", error=\"{e}\"", self.realm),
@@ -178,14 +226,20 @@ impl<V: Verify> Middleware for Bearer<V> {
         let Some(token) = self.token(req).filter(|t| !t.is_empty()) else {
             return Err(self.unauthorized(None, "a bearer token is required"));
         };
+        // Kept to scrub the verifier's reason: it may quote the token.
+        let secret = token.clone();
         match self.verify.verify(token).await {
-            Some(identity) => {
+            Ok(identity) => {
                 req.insert(identity);
                 Ok(())
             }
-            None => Err(self.unauthorized(
+            Err(None) => Err(self.unauthorized(
                 Some("invalid_token"),
                 "the bearer token is invalid or expired",
+            )),
+            Err(Some(reason)) => Err(self.unauthorized(
+                Some("invalid_token"),
+                format!("the bearer token was refused: {}", scrub(&reason, &secret)),
             )),
         }
     }
@@ -248,6 +302,16 @@ mod tests {
 
     async fn never(_: String) -> Option<()> {
         None
+    }
+
+    #[test]
+    fn a_reason_never_repeats_the_token() {
+        assert_eq!(
+            scrub("no session tok in tok-store", "tok"),
+            "no session [redacted] in [redacted]-store"
+        );
+        assert_eq!(scrub("nothing to hide", "tok"), "nothing to hide");
+        assert_eq!(scrub("an empty token", ""), "an empty token");
     }
 
     #[test]

@@ -201,7 +201,7 @@ pub mod tls;
 
 pub use activation::inherited_listener;
 pub use app::{App, CLIENT_JS, WsRoute};
-pub use auth::{Bearer, TOKEN_PROTOCOL_PREFIX, Verify};
+pub use auth::{Bearer, REDACTED, TOKEN_PROTOCOL_PREFIX, Verdict, Verify};
 pub use body::{Body, Html, IntoResponse, Response, StatusCode, text};
 pub use compression::Compression;
 pub use drain::RETRY_IN;

@@ -161,6 +161,36 @@ runtime_tests! {
         }
     }
 
+    async fn a_verifier_that_quotes_the_token_is_scrubbed(rt) {
+        let traced = common::trace::capture();
+        let mut app = App::new();
+        // A session store's error, quoting the token as such errors do.
+        let verify = |token: String| async move {
+            Err::<(), _>(format!("no session for token {token} (store: sessions-1)"))
+        };
+        app.ws("/echo", Chatty::default())
+            .middleware(wsway::Bearer::query("token", verify).or_header().or_protocol());
+        let server = rt.start(app).await;
+        let addr = server.local_addr();
+        for creds in [
+            String::new(),
+            format!("Authorization: Bearer {SECRET}\r\n"),
+            format!("Sec-WebSocket-Protocol: bearer.{SECRET}\r\n"),
+        ] {
+            let path = if creds.is_empty() { format!("/echo?token={SECRET}") } else { "/echo".into() };
+            let r = raw(addr, &upgrade_request(&path, &creds)).await;
+            assert_eq!(status_of(&r), 401, "{r}");
+            // The reason reaches the client, with the token replaced.
+            assert!(r.contains("no session for token [redacted] (store: sessions-1)"), "{r}");
+            assert!(!r.contains(SECRET), "the refusal repeats the token: {r}");
+        }
+        let traced = traced.all_text();
+        assert!(traced.iter().any(|l| l == "status=401"), "{traced:?}");
+        for field in &traced {
+            assert!(!field.contains(SECRET), "a secret reached a tracing field: {field}");
+        }
+    }
+
     async fn chat_tokens_never_reach_the_output(rt) {
         let mut example = Example::spawn(env!("CARGO_BIN_EXE_chat"), rt);
         let addr = example.addr;
