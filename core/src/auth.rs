@@ -79,11 +79,16 @@ where
     }
 }
 
+/// The token a connection was admitted with, kept (privately) so the event
+/// layer can scrub it from errors a handler writes.
+#[derive(Clone)]
+pub(crate) struct Credential(pub(crate) Arc<str>);
+
 /// What stands in for a token in anything a refusal says.
 pub const REDACTED: &str = "[redacted]";
 
 /// `text` with every occurrence of `secret` replaced by [`REDACTED`].
-fn scrub(text: &str, secret: &str) -> String {
+pub(crate) fn scrub(text: &str, secret: &str) -> String {
     if secret.is_empty() {
         return text.to_owned();
     }
@@ -231,6 +236,7 @@ impl<V: Verify> Middleware for Bearer<V> {
         match self.verify.verify(token).await {
             Ok(identity) => {
                 req.insert(identity);
+                req.insert(Credential(secret.into()));
                 Ok(())
             }
             Err(None) => Err(self.unauthorized(

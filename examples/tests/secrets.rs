@@ -191,6 +191,56 @@ runtime_tests! {
         }
     }
 
+    async fn an_event_error_that_quotes_the_token_is_scrubbed(rt) {
+        /// What the verifier found: the session, token and all.
+        #[derive(Clone)]
+        struct Session {
+            token: String,
+        }
+        let failures = Log::default();
+        let mut events = wsway::Events::<()>::new();
+        // A handler whose store errors quote the token, in every place an
+        // error can carry text.
+        events.on("typed", |ws, _: serde_json::Value| {
+            let token = ws.value::<Session>().unwrap().token.clone();
+            Err::<(), _>(
+                wsway::EventError::new("store", format!("no row for {token}"))
+                    .with_data(&serde_json::json!({ "key": token })),
+            )
+        });
+        events.on("internal", |ws, _: serde_json::Value| {
+            let token = ws.value::<Session>().unwrap().token.clone();
+            Err::<(), _>(wsway::EventError::internal(format!("store down while reading {token}")))
+        });
+        events.on("revoke", |ws, _: serde_json::Value| {
+            let token = ws.value::<Session>().unwrap().token.clone();
+            Err::<(), _>(
+                wsway::EventError::new("revoked", "revoked").close(4001, format!("{token} revoked")),
+            )
+        });
+        let log = failures.clone();
+        events.on_failure(move |event, err| log.push(format!("{event}: {err}")));
+        let mut app = App::new();
+        let verify = |token: String| async move { Some(Session { token }) };
+        app.ws("/events", events).middleware(wsway::Bearer::query("token", verify));
+        let server = rt.start(app).await;
+        let mut ws = connect(server.local_addr(), &format!("/events?token={SECRET}")).await;
+
+        let typed = call(&mut ws, serde_json::json!({"event": "typed", "data": 1, "id": 1})).await;
+        assert_eq!(typed["message"], "no row for [redacted]", "{typed}");
+        assert_eq!(typed["data"]["key"], "[redacted]", "{typed}");
+        let internal = call(&mut ws, serde_json::json!({"event": "internal", "data": 1, "id": 2})).await;
+        assert_eq!(internal["error"], "internal", "{internal}");
+        let logged = failures.wait_for("internal").await;
+        assert_eq!(logged, "internal: internal error: store down while reading [redacted]");
+        let revoked = call(&mut ws, serde_json::json!({"event": "revoke", "data": 1, "id": 3})).await;
+        assert_eq!(revoked["error"], "revoked", "{revoked}");
+        assert_eq!(expect_close(&mut ws).await, (4001, "[redacted] revoked".to_owned()));
+        for text in [typed.to_string(), internal.to_string(), revoked.to_string()] {
+            assert!(!text.contains(SECRET), "{text}");
+        }
+    }
+
     async fn chat_tokens_never_reach_the_output(rt) {
         let mut example = Example::spawn(env!("CARGO_BIN_EXE_chat"), rt);
         let addr = example.addr;

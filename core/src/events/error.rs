@@ -15,6 +15,10 @@ use crate::message::CloseCode;
 /// `{"error": "internal", "message": "internal error"}`, and the real error
 /// goes to [`Events::on_failure`](crate::Events::on_failure).
 ///
+/// On a connection admitted by [`Bearer`](crate::Bearer), the token is
+/// replaced by [`REDACTED`](crate::REDACTED) wherever an error quotes it
+/// (message, detail, data, close reason) before anyone sees it.
+///
 /// ```
 /// use wsway::EventError;
 ///
@@ -139,6 +143,36 @@ impl EventError {
     pub(crate) fn close_request(&self) -> Option<&(CloseCode, String)> {
         self.close.as_ref()
     }
+
+    /// Replaces `secret` wherever this error could carry it: the message,
+    /// the internal detail, the data and the close reason.
+    pub(crate) fn scrub(&mut self, secret: &str) {
+        let clean = |text: &mut String| {
+            if text.contains(secret) {
+                *text = crate::auth::scrub(text, secret);
+            }
+        };
+        match &mut self.kind {
+            Kind::Typed { message, .. } => clean(message),
+            Kind::Internal(detail) => clean(detail),
+        }
+        if let Some((_, reason)) = &mut self.close {
+            clean(reason);
+        }
+        if let Some(data) = &self.data {
+            // In JSON the token appears escaped (as it would inside a
+            // string); `[redacted]` needs no escaping, so the result is
+            // still JSON.
+            let escaped = serde_json::to_string(secret).unwrap_or_default();
+            let escaped = escaped
+                .get(1..escaped.len().saturating_sub(1))
+                .unwrap_or(secret);
+            if data.get().contains(escaped) {
+                let text = crate::auth::scrub(data.get(), escaped);
+                self.data = RawValue::from_string(text).ok();
+            }
+        }
+    }
 }
 
 /// Shows everything, the internal detail included: this is what logs see,
@@ -219,5 +253,31 @@ where
 
     fn into_result(self) -> Result<T, EventError> {
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scrubbing_reaches_every_field() {
+        let secret = r#"to"k\en"#;
+        let mut typed = EventError::new("c", format!("a {secret} b"))
+            .with_data(&serde_json::json!({ "k": secret, "n": [secret] }))
+            .close(4001, format!("{secret}!"));
+        typed.scrub(secret);
+        assert_eq!(typed.message(), "a [redacted] b");
+        assert_eq!(
+            typed.data(),
+            Some(r#"{"k":"[redacted]","n":["[redacted]"]}"#)
+        );
+        assert_eq!(typed.close_request().unwrap().1, "[redacted]!");
+        let mut internal = EventError::internal(format!("{secret}{secret}"));
+        internal.scrub(secret);
+        assert_eq!(internal.to_string(), "internal error: [redacted][redacted]");
+        let mut clean = EventError::new("c", "nothing here");
+        clean.scrub(secret);
+        assert_eq!(clean.message(), "nothing here");
     }
 }

@@ -396,7 +396,13 @@ impl<D: Default + Send + 'static> Handler for Events<D> {
                     ws.send(Message::text(envelope::ack(id, &reply)));
                 }
             }
-            Err(err) => {
+            Err(mut err) => {
+                // A handler's error may quote the connection's token (a
+                // session store's message): neither the client nor the
+                // failure hook sees it.
+                if let Some(credential) = ws.value::<crate::auth::Credential>() {
+                    err.scrub(&credential.0);
+                }
                 if err.is_internal() {
                     self.report(&event, &err);
                 }
