@@ -148,18 +148,19 @@ impl Registry {
     /// Bytes waiting in every send queue, and in the fullest one.
     #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
     pub(crate) fn queued_bytes(&self) -> (usize, usize) {
-        let conns: Vec<Arc<Shared>> = self.lock().values().cloned().collect();
-        conns
+        self.connections()
             .iter()
             .map(|c| c.buffered())
             .fold((0, 0), |(sum, max), b| (sum + b, max.max(b)))
     }
 
-    fn each(&self, f: impl Fn(&Shared)) {
-        let conns: Vec<Arc<Shared>> = self.lock().values().cloned().collect();
-        for c in conns {
-            f(&c);
+    /// Runs `f` on every connection; how many there were.
+    fn each(&self, f: impl Fn(&Shared)) -> usize {
+        let conns = self.connections();
+        for c in &conns {
+            f(c);
         }
+        conns.len()
     }
 
     /// One idle-sweeper tick: advances every connection's quiet counter and
@@ -180,8 +181,8 @@ impl Registry {
         self.lock().values().cloned().collect()
     }
 
-    /// Drops every connection still open.
-    pub(crate) fn terminate_all(&self) {
-        self.each(Shared::terminate);
+    /// Drops every connection still open; how many there were.
+    pub(crate) fn terminate_all(&self) -> usize {
+        self.each(Shared::terminate)
     }
 }

@@ -150,13 +150,14 @@ async fn tls_handshake(
 ) -> Option<(BoxIo, Option<hyper::server::conn::http1::Builder>)> {
     let limit = server.app.http.handshake_timeout;
     let started = std::time::Instant::now();
+    // Left `None` when the timeout passed first.
     let mut result = None;
-    let finished = crate::server::within(&server.rt, limit, async {
+    crate::server::within(&server.rt, limit, async {
         result = Some(tls.acceptor().accept(io).await);
     })
     .await;
     match result {
-        Some(Ok(stream)) if finished => {
+        Some(Ok(stream)) => {
             let left = limit.saturating_sub(started.elapsed());
             let mut http = server.http.clone();
             http.header_read_timeout(left.max(Duration::from_millis(1)));
@@ -166,7 +167,7 @@ async fn tls_handshake(
             crate::observe::tls_handshake_failed(&e);
             None
         }
-        _ => {
+        None => {
             crate::observe::tls_handshake_failed(&"not finished within the handshake timeout");
             None
         }

@@ -271,8 +271,7 @@ async fn run<L: Listener>(
     // and finish their closing handshakes, then drop the rest.
     let registry = &inner.registry;
     if !within(&inner.rt, timeout, wait_idle(registry)).await {
-        crate::observe::terminated_at_deadline(registry.connections().len());
-        registry.terminate_all();
+        crate::observe::terminated_at_deadline(registry.terminate_all());
         within(&inner.rt, Duration::from_secs(2), wait_idle(registry)).await;
     }
     // What the connections published before they closed still reaches

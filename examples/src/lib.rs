@@ -41,6 +41,24 @@ pub struct Args {
 }
 
 impl Args {
+    /// `/metrics` on `app`, unless `--no-metrics`.
+    pub fn serve_metrics(&self, app: &mut App) -> std::io::Result<()> {
+        if self.no_metrics {
+            return Ok(());
+        }
+        serve_metrics(app)
+    }
+
+    /// `server` with the certificate of `--tls-cert` and `--tls-key`, if
+    /// given (read now: a bad file is an error at startup).
+    pub fn secure(&self, server: Server) -> std::io::Result<Server> {
+        let Some((cert, key)) = &self.tls else {
+            return Ok(server);
+        };
+        let tls = wsway::Tls::from_pem_files(cert, key).map_err(std::io::Error::other)?;
+        Ok(server.tls(tls))
+    }
+
     /// Parses `std::env::args()`; a bare number is taken as the port.
     pub fn parse(default_port: u16) -> Result<Args, String> {
         let mut args = Self::parse_from(
@@ -146,15 +164,13 @@ pub fn run(app: App, default_port: u16) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let mut app = app;
+    if let Err(e) = args.serve_metrics(&mut app) {
+        eprintln!("error: {e}");
+        return ExitCode::FAILURE;
+    }
     // A socket passed by systemd (or a restart harness) wins over --port:
     // it stays open across restarts, so no connect is refused.
-    let mut app = app;
-    if !args.no_metrics {
-        if let Err(e) = serve_metrics(&mut app) {
-            eprintln!("error: {e}");
-            return ExitCode::FAILURE;
-        }
-    }
     let bind = match wsway::inherited_listener() {
         Ok(Some(listener)) => Bind::Socket(listener),
         Ok(None) => Bind::Address(format!("127.0.0.1:{}", args.port)),
@@ -197,14 +213,8 @@ pub fn run(app: App, default_port: u16) -> ExitCode {
 /// has `--tls-cert PATH --tls-key PATH`.
 pub fn operated(mut app: App) -> std::io::Result<Server> {
     let args = Args::parse(0).map_err(std::io::Error::other)?;
-    if !args.no_metrics {
-        serve_metrics(&mut app)?;
-    }
-    let mut server = Server::new(app);
-    if let Some((cert, key)) = &args.tls {
-        server = server.tls(wsway::Tls::from_pem_files(cert, key).map_err(std::io::Error::other)?);
-    }
-    Ok(server)
+    args.serve_metrics(&mut app)?;
+    args.secure(Server::new(app))
 }
 
 /// Installs the process' Prometheus recorder and serves it at
@@ -274,10 +284,7 @@ where
     if let Some(n) = args.history {
         app.history("*", wsway::Retention::messages(n));
     }
-    let mut server = Server::new(app).pre_drain_delay(args.pre_drain_delay);
-    if let Some((cert, key)) = &args.tls {
-        server = server.tls(wsway::Tls::from_pem_files(cert, key).map_err(std::io::Error::other)?);
-    }
+    let server = args.secure(Server::new(app).pre_drain_delay(args.pre_drain_delay))?;
     let handle = start(server).await?;
     println!("listening on {}", handle.local_addr());
     handle.stopped().await;
