@@ -153,6 +153,32 @@ impl App {
         }
     }
 
+    /// Adds a WebSocket route whose handler is one async function that owns
+    /// the connection: `ws_fn(path, f)` is `ws(path, `[`ws_fn`](crate::ws_fn)`(f))`.
+    /// See [`Loop`](crate::Loop) and [`Socket`](crate::Socket).
+    ///
+    /// ```
+    /// use wsway::App;
+    ///
+    /// let mut app = App::new();
+    /// app.ws_fn("/echo", |_req, mut socket| async move {
+    ///     while let Some(msg) = socket.recv().await {
+    ///         socket.send(msg);
+    ///     }
+    /// });
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// As [`App::ws`], on a malformed or conflicting pattern.
+    pub fn ws_fn<F, Fut>(&mut self, path: &str, f: F) -> WsRoute<'_>
+    where
+        F: Fn(crate::Request, crate::Socket) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        self.ws(path, crate::ws_fn(f))
+    }
+
     /// Adds a WebSocket route, or says why the pattern cannot be added.
     pub fn try_ws<H: Handler>(
         &mut self,

@@ -26,11 +26,16 @@ use crate::observe::Initiator;
 use crate::outbox::{CloseRequest, Shared};
 use crate::protocol::{CloseFrame, Incoming};
 use crate::registry::{Registration, TaskGuard};
+use crate::resident::Polled;
 use crate::runtime::{BoxSleep, Rt};
 use crate::socket::Ws;
 
 /// Messages handled back to back before the driver flushes what they produced.
 const READ_BUDGET: u32 = 64;
+
+/// Polls of a resident body (see `resident`) that made work for the
+/// driver, before the driver yields to the runtime.
+const RESIDENT_BUDGET: u32 = 64;
 
 /// At shutdown, how long a connection keeps handling input before its 1001,
 /// so that messages a client sent just before the signal (still in flight
@@ -222,7 +227,7 @@ async fn farewell<H: Handler>(handler: &H, ws: &mut Ws<H::Data>, code: CloseCode
     ws.unsubscribe_all();
 }
 
-fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
     if let Some(s) = panic.downcast_ref::<&str>() {
         (*s).to_owned()
     } else if let Some(s) = panic.downcast_ref::<String>() {
@@ -485,13 +490,14 @@ impl<H: Handler> Driver<H> {
 
     fn poll_event(&mut self, cx: &mut Context<'_>) -> Poll<Event> {
         self.link.shared.waker.register(cx.waker());
+        let mut resident_polls = 0;
         loop {
             if let Some(e) = self.link.failed.take() {
                 return Poll::Ready(Event::End(self.end_for(e)));
             }
 
             // Requests from the application or the server.
-            let (request, shutdown, tripped) = {
+            let (request, shutdown, tripped, paused, resident) = {
                 let mut out = self.link.shared.lock();
                 // A close (requested or under way) goes first; after it a
                 // gap no longer matters.
@@ -507,7 +513,14 @@ impl<H: Handler> Driver<H> {
                     }
                 }
                 let tripped = std::mem::take(&mut out.backpressure_tripped);
-                (out.request.take(), out.shutdown, tripped)
+                let resident = out.deferred.as_ref().is_some_and(|d| d.resident.is_some());
+                (
+                    out.request.take(),
+                    out.shutdown,
+                    tripped,
+                    out.reading_paused,
+                    resident,
+                )
             };
             match request {
                 Some(CloseRequest::Terminate) => return Poll::Ready(Event::End(End::Terminated)),
@@ -526,8 +539,9 @@ impl<H: Handler> Driver<H> {
             }
 
             // Reads first, within the budget, so replies to a burst coalesce.
+            // Not while a message waits for a resident body to take it.
             let budget_left = self.reads_since_flush < READ_BUDGET;
-            if budget_left {
+            if budget_left && !paused {
                 if let Err(e) = self.link.stage() {
                     return Poll::Ready(Event::End(self.end_for(e)));
                 }
@@ -586,6 +600,9 @@ impl<H: Handler> Driver<H> {
                 // After the shutdown check: a peer that keeps its queue over
                 // the limit must not keep the driver from closing it.
                 return Poll::Ready(Event::Drain);
+            } else if paused {
+                // The peer cannot be heard while its frames wait unread:
+                // its silence does not count (it restarts when reading does).
             } else if let Poll::Ready(err) = self.poll_idle(cx) {
                 return Poll::Ready(Event::Error(err));
             }
@@ -593,6 +610,28 @@ impl<H: Handler> Driver<H> {
                 // Reading was skipped to let writes through; read again (and
                 // register for input) with a fresh budget.
                 continue;
+            }
+            // Last, once everything above is settled, so the body sees the
+            // connection as it now stands (a close just begun, say).
+            if resident && resident_polls < RESIDENT_BUDGET {
+                resident_polls += 1;
+                match self.link.shared.poll_resident(cx) {
+                    Polled::Panicked(msg) => {
+                        return Poll::Ready(Event::Error(Error::with_detail(
+                            ErrorKind::HandlerPanic,
+                            msg,
+                        )));
+                    }
+                    // What it did (took a message, sent, asked to close)
+                    // is looked at by another round.
+                    Polled::Pending | Polled::Done if self.link.shared.has_work(paused) => {
+                        continue;
+                    }
+                    Polled::Pending | Polled::Done => {}
+                }
+            } else if resident {
+                // A body that keeps making work must not starve the runtime.
+                cx.waker().wake_by_ref();
             }
             return Poll::Pending;
         }

@@ -25,6 +25,9 @@ pub(crate) struct Deferred {
     parked: Vec<(u64, Box<dyn Any + Send>)>,
     /// The last request id handed out.
     last_id: u64,
+    /// The body of a loop-style handler, polled by the driver (see
+    /// `resident`).
+    pub(crate) resident: Option<crate::boxed::BoxFuture<'static, ()>>,
 }
 
 impl Deferred {

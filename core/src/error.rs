@@ -16,6 +16,7 @@ use crate::codec::CodecError;
 use crate::message::{CloseCode, MAX_CLOSE_REASON, MAX_CONTROL_PAYLOAD};
 
 /// What went wrong on a connection, or with a call on it.
+#[derive(Clone)]
 pub struct Error {
     kind: ErrorKind,
     detail: Option<String>,

@@ -3,7 +3,9 @@
 //! An application is an [`App`]: WebSocket routes with a [`Handler`], plain
 //! HTTP routes, [`Middleware`] and route [`Group`]s, and [`Limits`]. For
 //! named JSON events with acknowledgements, register [`Events`] (itself a
-//! `Handler`) and serve the browser client with [`App::serve_client`]. An
+//! `Handler`) and serve the browser client with [`App::serve_client`]. For
+//! one async function that owns each connection (`while let Some(msg) =
+//! socket.recv().await`), use [`App::ws_fn`] and its [`Socket`]. An
 //! adapter crate (`wsway-tokio`, `wsway-smol` or `wsway-async-std`) binds
 //! the app to a port on its runtime.
 //! Swapping runtimes is swapping that one crate: the application does not
@@ -174,6 +176,7 @@ mod handshake;
 mod history;
 mod io;
 mod limits;
+mod loop_fn;
 mod message;
 pub mod middleware;
 mod observe;
@@ -185,6 +188,7 @@ mod pubsub;
 mod readahead;
 mod registry;
 mod request;
+mod resident;
 mod resume;
 mod router;
 mod runtime;
@@ -213,6 +217,9 @@ pub use handle::Handle;
 pub use handler::{Accept, Handler, OnMessage, on_message};
 pub use history::{HistoryError, HistoryFuture, Position, Retention, StoredHistory, StoredMessage};
 pub use limits::{Limits, RateLimit};
+pub use loop_fn::{
+    CLEANUP_TIMEOUT, Cancellation, Interval, JsonError, Loop, LoopData, Socket, ws_fn,
+};
 pub use message::{CloseCode, MAX_CLOSE_REASON, MAX_CONTROL_PAYLOAD, Message, Text};
 pub use middleware::Middleware;
 pub use origin::Origins;

@@ -108,6 +108,9 @@ pub(crate) struct Outbox {
     closed: bool,
     pub(crate) request: Option<CloseRequest>,
     pub(crate) shutdown: bool,
+    /// A message waits for the connection's resident body to take it: the
+    /// driver reads nothing more until then (see `resident`).
+    pub(crate) reading_paused: bool,
     /// Set when backpressure closed the connection, so the driver reports it.
     pub(crate) backpressure_tripped: bool,
     /// Topics on which the backplane may have lost messages, for
@@ -514,7 +517,13 @@ impl Shared {
             out.queue = VecDeque::new();
             out.queued = 0;
             out.writing = 0;
-            out.deferred.take()
+            let mut deferred = out.deferred.take();
+            // The resident body outlives the close, to clean up (see
+            // `resident`); the rest of what was deferred ends here.
+            if let Some(body) = deferred.as_mut().and_then(|d| d.resident.take()) {
+                out.deferred.get_or_insert_with(Box::default).resident = Some(body);
+            }
+            deferred
         };
         // Dropped unlocked: a job may own a handle whose drop locks.
         drop(deferred);
@@ -523,6 +532,25 @@ impl Shared {
 
     pub(crate) fn is_closed(&self) -> bool {
         self.lock().closed
+    }
+
+    /// The connection is closing or closed, or the server is shutting down.
+    pub(crate) fn is_winding_down(&self) -> bool {
+        let out = self.lock();
+        out.closing || out.shutdown
+    }
+
+    /// Whether the driver has something new to look at after a resident
+    /// body ran: messages to write, a close asked for, or reading resumed
+    /// (`paused` is whether it was paused before).
+    pub(crate) fn has_work(&self, paused: bool) -> bool {
+        let out = self.lock();
+        out.queued > 0 || out.request.is_some() || (paused && !out.reading_paused)
+    }
+
+    /// The queue went over the backpressure limit and has not drained yet.
+    pub(crate) fn is_over_limit(&self) -> bool {
+        self.lock().over_limit
     }
 
     pub(crate) fn is_idle_queue(&self) -> bool {

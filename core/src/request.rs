@@ -82,6 +82,24 @@ impl Request {
         }
     }
 
+    /// A copy of this request's head, parameters, values and state, for a
+    /// function that runs after the upgrade. (The original's extensions,
+    /// hyper's upgrade among them, stay behind.)
+    pub(crate) fn snapshot(&self) -> Self {
+        let (mut head, ()) = http::Request::new(()).into_parts();
+        head.method = self.head.method.clone();
+        head.uri = self.head.uri.clone();
+        head.version = self.head.version;
+        head.headers = self.head.headers.clone();
+        Request {
+            head,
+            remote_addr: self.remote_addr,
+            params: self.params.clone(),
+            values: self.values.clone(),
+            state: self.state.clone(),
+        }
+    }
+
     /// The method.
     pub fn method(&self) -> &Method {
         &self.head.method

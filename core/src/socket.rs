@@ -247,6 +247,22 @@ impl<D> Ws<D> {
         &self.shared
     }
 
+    /// Another view of this connection, with its own data and no topics:
+    /// what a loop-style function joins is kept apart from the driver's.
+    pub(crate) fn sibling<E>(&self, data: E) -> Ws<E> {
+        Ws::new(
+            data,
+            self.shared.clone(),
+            self.info.clone(),
+            self.topics.clone(),
+        )
+    }
+
+    /// The runtime the server runs on.
+    pub(crate) fn runtime(&self) -> &crate::runtime::Rt {
+        &self.info.rt
+    }
+
     pub(crate) fn untrack_all(&mut self) {
         for topic in std::mem::take(&mut self.tracked) {
             self.topics.untrack(&topic, self.shared.id);
