@@ -70,6 +70,7 @@ export class Socket {
     this.attempt = 0;
     this.openedAt = 0;
     this.positions = new Map(); // topic -> {epoch, offset}: the last push seen
+    this.joined = new Set(); // topics joined with `join`, joined again on every reconnect
     this.closed = false;
     this.ws = null;
     checkToken(options.token);
@@ -102,6 +103,22 @@ export class Socket {
       this.pending.set(id, { resolve, reject, timer, sent: false });
       this.write(id, JSON.stringify({ event, data, id }));
     });
+  }
+
+  /** Joins `topic` (the server's `on_join` hook decides; another user's
+   *  room is always refused) and resolves with `{topic, joined}`, or
+   *  rejects with an `EventError` (`forbidden`, say). A joined topic is
+   *  joined again after every reconnect; a refusal then fires `error`. */
+  async join(topic, options) {
+    const reply = await this.emit("wsway:join", { topic }, options);
+    this.joined.add(topic);
+    return reply;
+  }
+
+  /** Leaves a topic joined with `join`; resolves with `{topic, left}`. */
+  leave(topic, options) {
+    this.joined.delete(topic);
+    return this.emit("wsway:leave", { topic }, options);
   }
 
   /** Sends `event` without asking for a reply. Queued while (re)connecting. */
@@ -137,6 +154,13 @@ export class Socket {
       this.openedAt = Date.now();
       const queued = this.queue;
       this.queue = [];
+      // Joins first, so calls queued meanwhile find the topics in place.
+      for (const topic of this.joined) {
+        this.emit("wsway:join", { topic }).catch((e) => {
+          this.joined.delete(topic);
+          this.fire("error", e);
+        });
+      }
       for (const q of queued) this.transmit(q.id, q.text);
       this.fire("connect");
     };

@@ -138,6 +138,13 @@ impl App {
         self
     }
 
+    /// Joins every connection whose request carries an identity to its
+    /// user's room, for [`Topics::emit_to_user`]. See [`UserRooms`](crate::UserRooms).
+    pub fn user_rooms(&mut self, rooms: crate::UserRooms) -> &mut Self {
+        self.topics.set_user_rooms(rooms);
+        self
+    }
+
     /// Adds a WebSocket route. Patterns take `:name` segments and a final
     /// `*rest`; read them with [`Request::params`] or [`Ws::params`].
     ///

@@ -190,6 +190,9 @@ pub(crate) struct Opened<H: Handler> {
 /// Runs the handler's `open`. Nothing can be written yet: what it sends
 /// waits in the outbox for the driver. `terminate()` during it drops it.
 pub(crate) async fn open<H: Handler>(handler: Arc<H>, mut ws: Ws<H::Data>) -> Opened<H> {
+    // Whatever the handler, an authenticated connection is in its user's
+    // room before `open` (and the client) can act.
+    ws.join_own_room();
     let shared = ws.shared().clone();
     let outcome = {
         let mut fut = pin!(AssertUnwindSafe(handler.open(&mut ws)).catch_unwind());

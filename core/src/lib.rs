@@ -190,6 +190,7 @@ mod registry;
 mod request;
 mod resident;
 mod resume;
+mod rooms;
 mod router;
 mod runtime;
 mod serve;
@@ -210,7 +211,10 @@ pub use body::{Body, Html, IntoResponse, Response, StatusCode, text};
 pub use compression::Compression;
 pub use drain::RETRY_IN;
 pub use error::{Error, ErrorKind};
-pub use events::{EVENTS_PROTOCOL, EventError, EventGroup, EventRoute, Events, GAP_EVENT, Reply};
+pub use events::{
+    EVENTS_PROTOCOL, EventError, EventGroup, EventRoute, Events, GAP_EVENT, JOIN_EVENT,
+    LEAVE_EVENT, Reply,
+};
 pub use extract::Rejection;
 pub use group::Group;
 pub use handle::Handle;
@@ -227,6 +231,7 @@ pub use outbox::{ReadyState, SendStatus};
 pub use presence::{Member, PresenceError, PresenceFuture};
 pub use pubsub::{Backplane, Forwarded, InProcess, LocalTopics, Node, Published, Topics};
 pub use request::Request;
+pub use rooms::{DEFAULT_USER_ROOM, UserRooms};
 pub use router::RouteError;
 pub use server::{Server, ServerHandle};
 pub use socket::Ws;

@@ -451,6 +451,8 @@ pub struct Topics {
 pub(crate) struct TopicsInner {
     pub(crate) local: LocalTopics,
     pub(crate) backplane: RwLock<Arc<dyn Backplane>>,
+    /// Set by [`App::user_rooms`](crate::App::user_rooms).
+    pub(crate) user_rooms: RwLock<Option<Arc<crate::rooms::UserRooms>>>,
 }
 
 impl TopicsInner {
@@ -468,6 +470,7 @@ impl Default for Topics {
             inner: Arc::new(TopicsInner {
                 local: LocalTopics::default(),
                 backplane: RwLock::new(Arc::new(InProcess)),
+                user_rooms: RwLock::new(None),
             }),
         }
     }

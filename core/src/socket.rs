@@ -258,6 +258,11 @@ impl<D> Ws<D> {
         )
     }
 
+    /// What middleware attached to the upgrade request.
+    pub(crate) fn values(&self) -> &http::Extensions {
+        &self.info.values
+    }
+
     /// The runtime the server runs on.
     pub(crate) fn runtime(&self) -> &crate::runtime::Rt {
         &self.info.rt

@@ -120,6 +120,21 @@ async fn lone_node(rt: Runtime) -> ServerHandle {
     rt.start(app).await
 }
 
+/// A node whose `/me` signs in with `Bearer t-<user>` and joins that
+/// user's room, and nothing else; with its topics, to publish from.
+async fn user_node(rt: Runtime, redis: Redis) -> (wsway::Topics, ServerHandle) {
+    #[derive(Clone)]
+    struct User(String);
+    let mut app = App::new();
+    app.user_rooms(wsway::UserRooms::new(|u: &User| u.0.clone()));
+    app.ws("/me", wsway::on_message(|_ws, _msg| {}))
+        .middleware(wsway::Bearer::header(|token: String| async move {
+            token.strip_prefix("t-").map(|id| User(id.to_owned()))
+        }));
+    app.backplane(redis);
+    (app.topics(), rt.start(app).await)
+}
+
 /// Quick reconnects and a quick liveness probe, so the failure tests run in
 /// seconds.
 async fn quick(redis: &RedisServer, queue_bytes: usize) -> Redis {
@@ -395,6 +410,30 @@ runtime_tests! {
         }
         // The publisher got nothing of its own 300: its next message is "from b".
         assert_eq!(ra.stats().received, 1);
+    }
+
+    #[ignore = "needs redis-server; .ci/run installs it and runs this"]
+    async fn emit_to_user_reaches_that_user_on_every_node(rt) {
+        let redis = RedisServer::start();
+        let (ra, rb) = (quick(&redis, 8 << 20).await, quick(&redis, 8 << 20).await);
+        let (a, b) = (user_node(rt, ra).await, user_node(rt, rb).await);
+        let (topics_a, a) = a;
+        let (_, b) = b;
+        let signed_in = |addr, user: &str| {
+            let auth = format!("Bearer t-{user}");
+            connect_request(addr, request_with(addr, "/me", &[("authorization", &auth)]))
+        };
+        let mut ann_on_a = signed_in(a.local_addr(), "ann").await;
+        let mut ann_on_b = signed_in(b.local_addr(), "ann").await;
+        let mut bob_on_b = signed_in(b.local_addr(), "bob").await;
+        eventually("both nodes to listen to ann's room", || redis.numsub("wsway:user:ann") == 2).await;
+
+        let sent = topics_a.publish_to_user("ann", "for ann");
+        assert_eq!(sent.delivered, 1, "one of ann's connections is on this node");
+        topics_a.publish_to_user("bob", "for bob");
+        assert_eq!(text(&mut ann_on_a).await, "for ann");
+        assert_eq!(text(&mut ann_on_b).await, "for ann", "and the other on the other node");
+        assert_eq!(text(&mut bob_on_b).await, "for bob", "bob's first message is his own");
     }
 
     #[ignore = "needs redis-server; .ci/run installs it and runs this"]

@@ -9,6 +9,7 @@ mod call;
 pub(crate) mod envelope;
 mod error;
 mod group;
+mod join;
 
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
@@ -20,6 +21,7 @@ use serde_json::value::RawValue;
 
 pub use error::{EventError, Reply};
 pub use group::{EventGroup, EventRoute};
+pub use join::{JOIN_EVENT, LEAVE_EVENT};
 
 use call::{AsyncCall, Call, SyncCall, marker};
 
@@ -62,6 +64,10 @@ type OpenHook<D> = Hook<
 type CloseHook<D> = Hook<
     dyn Fn(&mut Ws<D>, CloseCode, &str) + Send + Sync,
     dyn for<'a> Fn(&'a mut Ws<D>, CloseCode, &'a str) -> BoxFuture<'a, ()> + Send + Sync,
+>;
+type JoinHook<D> = Hook<
+    dyn Fn(&mut Ws<D>, &str) -> Result<(), EventError> + Send + Sync,
+    dyn for<'a> Fn(&'a mut Ws<D>, &'a str) -> BoxFuture<'a, Result<(), EventError>> + Send + Sync,
 >;
 type FailureHook = Box<dyn Fn(&str, &EventError) + Send + Sync>;
 type ErrorHook<D> = Box<dyn Fn(&mut Ws<D>, &Error) + Send + Sync>;
@@ -111,6 +117,7 @@ pub struct Events<D = ()> {
     data: Option<DataHook<D>>,
     open: Option<OpenHook<D>>,
     close: Option<CloseHook<D>>,
+    join: Option<JoinHook<D>>,
     failure: Option<FailureHook>,
     error: Option<ErrorHook<D>>,
 }
@@ -130,6 +137,7 @@ impl<D: Send + 'static> Events<D> {
             data: None,
             open: None,
             close: None,
+            join: None,
             failure: None,
             error: None,
         }
@@ -270,6 +278,46 @@ impl<D: Send + 'static> Events<D> {
         self
     }
 
+    /// Decides which topics a client may join with the built-in event
+    /// [`JOIN_EVENT`] (`wsway.js`: `socket.join(topic)`): `Ok` subscribes
+    /// the connection, an `Err` is the client's error (use the code
+    /// `forbidden`). Without this hook every such join is refused.
+    ///
+    /// A user room ([`UserRooms`](crate::UserRooms)) never reaches the hook:
+    /// its own user is already in it, and anyone else is refused with
+    /// `forbidden`, whatever the hook would say.
+    ///
+    /// ```
+    /// use wsway::{EventError, Events};
+    ///
+    /// let mut events = Events::<()>::new();
+    /// events.on_join(|_ws, topic| match topic.strip_prefix("room:") {
+    ///     Some(_) => Ok(()),
+    ///     None => Err(EventError::new("forbidden", "only rooms can be joined")),
+    /// });
+    /// ```
+    pub fn on_join(
+        &mut self,
+        hook: impl Fn(&mut Ws<D>, &str) -> Result<(), EventError> + Send + Sync + 'static,
+    ) -> &mut Self {
+        self.join = Some(Hook::Sync(Box::new(hook)));
+        self
+    }
+
+    /// As [`Events::on_join`], with a hook that awaits (a permission
+    /// lookup, say); it borrows the connection, so it returns a boxed
+    /// future.
+    pub fn on_join_async(
+        &mut self,
+        hook: impl for<'a> Fn(&'a mut Ws<D>, &'a str) -> BoxFuture<'a, Result<(), EventError>>
+        + Send
+        + Sync
+        + 'static,
+    ) -> &mut Self {
+        self.join = Some(Hook::Async(Box::new(hook)));
+        self
+    }
+
     /// Sees every internal failure (with its detail) and every panic, with
     /// the event's name: log them here. The client only ever sees a
     /// generic error.
@@ -293,6 +341,10 @@ impl<D: Send + 'static> Events<D> {
 
     fn insert(&mut self, event: String, call: Box<dyn Call<D>>) -> EventRoute<'_, D> {
         assert!(!event.is_empty(), "an event name must not be empty");
+        assert!(
+            !event.starts_with("wsway:"),
+            "event names starting with `wsway:` are wsway's own: `{event}`"
+        );
         if self.routes.contains_key(&event) {
             panic!("event `{event}` is registered twice");
         }
@@ -316,6 +368,9 @@ impl<D: Send + 'static> Events<D> {
         // session is closed even when it probes for event names.
         for check in &self.checks {
             check(ws, event)?;
+        }
+        if let Some(outcome) = self.builtin(ws, event, data).await {
+            return outcome;
         }
         let Some(route) = self.routes.get(event) else {
             return Err(EventError::new(

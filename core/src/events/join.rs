@@ -1,0 +1,108 @@
+//! Topics a client asks to join: the built-in events `wsway:join` and
+//! `wsway:leave` (`{"topic": ..}`), and the app's authorization hook
+//! (Phoenix's `join`, Centrifugo's subscribe proxy). Without a hook every
+//! join is refused; a user room is never joined but by its own user,
+//! whatever the hook says.
+
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+use super::{EventError, Events, Hook};
+use crate::socket::Ws;
+
+/// The event a client sends to join a topic: `{"topic": ..}`. Acknowledged
+/// with `{"topic": .., "joined": true}` (`false`: it already was), or an
+/// error: `forbidden` for another user's room or a topic the app refused,
+/// `bad_data` for a malformed request.
+pub const JOIN_EVENT: &str = "wsway:join";
+
+/// The event a client sends to leave a topic it joined: `{"topic": ..}`.
+/// Acknowledged with `{"topic": .., "left": bool}`.
+pub const LEAVE_EVENT: &str = "wsway:leave";
+
+/// Topic names a client may ask for are at most this long.
+const MAX_TOPIC: usize = 256;
+
+#[derive(Deserialize)]
+struct Ask {
+    topic: String,
+}
+
+#[derive(Serialize)]
+struct Joined<'a> {
+    topic: &'a str,
+    joined: bool,
+}
+
+#[derive(Serialize)]
+struct Left<'a> {
+    topic: &'a str,
+    left: bool,
+}
+
+impl<D: Send + 'static> Events<D> {
+    /// Runs a built-in event if `event` is one; `None` when it is not.
+    pub(super) async fn builtin(
+        &self,
+        ws: &mut Ws<D>,
+        event: &str,
+        data: Option<&RawValue>,
+    ) -> Option<Result<String, EventError>> {
+        let join = match event {
+            JOIN_EVENT => true,
+            LEAVE_EVENT => false,
+            _ => return None,
+        };
+        Some(self.join_or_leave(ws, join, data).await)
+    }
+
+    async fn join_or_leave(
+        &self,
+        ws: &mut Ws<D>,
+        join: bool,
+        data: Option<&RawValue>,
+    ) -> Result<String, EventError> {
+        let Ask { topic } = data
+            .and_then(|d| serde_json::from_str(d.get()).ok())
+            .ok_or_else(|| EventError::new("bad_data", "expected {\"topic\": string}"))?;
+        if topic.is_empty() || topic.len() > MAX_TOPIC {
+            return Err(EventError::new(
+                "bad_data",
+                format!("a topic is 1 to {MAX_TOPIC} bytes"),
+            ));
+        }
+        if !join {
+            let left = ws.unsubscribe(&topic);
+            return reply(&Left {
+                topic: &topic,
+                left,
+            });
+        }
+        // Before the app's hook, which cannot overrule it.
+        ws.may_join(&topic)?;
+        if ws
+            .user_id()
+            .is_none_or(|id| ws.topics().user_topic(&id) != topic)
+        {
+            match &self.join {
+                Some(Hook::Sync(hook)) => hook(ws, &topic)?,
+                Some(Hook::Async(hook)) => hook(ws, &topic).await?,
+                None => {
+                    return Err(EventError::new(
+                        "forbidden",
+                        "this server lets clients join no topics",
+                    ));
+                }
+            }
+        }
+        let joined = ws.subscribe(&topic);
+        reply(&Joined {
+            topic: &topic,
+            joined,
+        })
+    }
+}
+
+fn reply(value: &impl Serialize) -> Result<String, EventError> {
+    serde_json::to_string(value).map_err(|e| EventError::internal(e.to_string()))
+}
