@@ -90,19 +90,27 @@ export class Socket {
   }
 
   /** Sends `event` and resolves with the server's reply data, or rejects
-   *  with an `EventError`. Queued while (re)connecting. */
-  emit(event, data, { timeout = this.options.timeout } = {}) {
+   *  with an `EventError`. Queued while (re)connecting.
+   *
+   *  With `target` (a CSS selector on the event's allow-list on the
+   *  server), the reply is an HTML fragment (`{html}`) morphed into that
+   *  element: focus, input values and scroll positions survive. A target
+   *  the server does not allow rejects with `bad_target`, one missing
+   *  from the page with `missing_target`. */
+  emit(event, data, { timeout = this.options.timeout, target } = {}) {
     if (this.closed) return Promise.reject(new EventError("closed", "the socket was closed"));
     const id = this.nextId++;
-    return new Promise((resolve, reject) => {
+    const reply = new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.pending.delete(id);
         this.queue = this.queue.filter((q) => q.id !== id);
         reject(new EventError("timeout", `no reply to "${event}" within ${timeout} ms`));
       }, timeout);
       this.pending.set(id, { resolve, reject, timer, sent: false });
-      this.write(id, JSON.stringify({ event, data, id }));
+      const call = target === undefined ? { event, data, id } : { event, data, id, target };
+      this.write(id, JSON.stringify(call));
     });
+    return target === undefined ? reply : reply.then((fragment) => render(target, fragment));
   }
 
   /** Joins `topic` (the server's `on_join` hook decides; another user's
@@ -234,6 +242,13 @@ export class Socket {
         this.answer(msg);
         return;
       }
+      if (msg.event === "wsway:render") {
+        try {
+          render(msg.data?.target, msg.data);
+        } catch (e) {
+          this.fire("error", e);
+        }
+      }
       this.fire(msg.event, msg.data);
       return;
     }
@@ -285,6 +300,83 @@ export class Socket {
       }
     }
   }
+}
+
+/** Morphs a fragment (`{html}`) into the element `target` selects;
+ *  returns the fragment. */
+function render(target, fragment) {
+  const el = typeof target === "string" ? document.querySelector(target) : null;
+  if (!el) throw new EventError("missing_target", `no element matches ${JSON.stringify(target)}`);
+  if (typeof fragment?.html !== "string") throw new EventError("not_a_fragment", "the reply carries no html");
+  morph(el, fragment.html);
+  return fragment;
+}
+
+/**
+ * Makes `element`'s children match `html`, changing the nodes in place
+ * rather than replacing them, so that focus, what was typed into inputs,
+ * selections and scroll positions survive. Children with an `id` are
+ * matched by it (a list can reorder); the others by tag, in order.
+ * Inputs the user changed or is focused on keep their value.
+ */
+export function morph(element, html) {
+  const template = document.createElement("template");
+  template.innerHTML = html;
+  morphChildren(element, template.content);
+}
+
+function morphChildren(from, to) {
+  const byId = new Map();
+  for (const child of from.children) if (child.id) byId.set(child.id, child);
+  let cursor = from.firstChild;
+  for (const next of [...to.childNodes]) {
+    let match = null;
+    if (next.nodeType === 1 && next.id) {
+      match = byId.get(next.id) ?? null;
+      byId.delete(next.id);
+    } else if (cursor && sameKind(cursor, next)) {
+      match = cursor;
+    }
+    if (match === null) {
+      from.insertBefore(next, cursor);
+      continue;
+    }
+    if (match === cursor) cursor = cursor.nextSibling;
+    else from.insertBefore(match, cursor);
+    morphNode(match, next);
+  }
+  while (cursor) {
+    const after = cursor.nextSibling;
+    from.removeChild(cursor);
+    cursor = after;
+  }
+}
+
+/** Unkeyed nodes match when they are the same kind: text, or the same tag
+ *  without an id. */
+function sameKind(a, b) {
+  if (a.nodeType !== b.nodeType) return false;
+  if (a.nodeType !== 1) return true;
+  return a.tagName === b.tagName && !a.id && !b.id;
+}
+
+function morphNode(from, to) {
+  if (from.nodeType !== 1) {
+    if (from.nodeValue !== to.nodeValue) from.nodeValue = to.nodeValue;
+    return;
+  }
+  const field = from.tagName === "INPUT" || from.tagName === "TEXTAREA" || from.tagName === "SELECT";
+  // What the user typed, or is typing, stays.
+  const keepValue = field && (from === document.activeElement || from.value !== from.defaultValue);
+  for (const { name } of [...from.attributes]) {
+    if (!to.hasAttribute(name) && !(keepValue && name === "value")) from.removeAttribute(name);
+  }
+  for (const { name, value } of [...to.attributes]) {
+    if (keepValue && name === "value") continue;
+    if (from.getAttribute(name) !== value) from.setAttribute(name, value);
+  }
+  if (from.tagName === "TEXTAREA" && keepValue) return;
+  morphChildren(from, to);
 }
 
 function checkToken(token) {

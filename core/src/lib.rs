@@ -212,8 +212,8 @@ pub use compression::Compression;
 pub use drain::RETRY_IN;
 pub use error::{Error, ErrorKind};
 pub use events::{
-    EVENTS_PROTOCOL, EventError, EventGroup, EventRoute, Events, GAP_EVENT, JOIN_EVENT,
-    LEAVE_EVENT, Reply,
+    EVENTS_PROTOCOL, EventError, EventGroup, EventRoute, Events, Fragment, GAP_EVENT, JOIN_EVENT,
+    LEAVE_EVENT, RENDER_EVENT, Reply, escape_html,
 };
 pub use extract::Rejection;
 pub use group::Group;

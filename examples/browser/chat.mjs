@@ -66,6 +66,20 @@ try {
   await waitForLine(ann, "bob joined");
   check("each page signs in, connects with its token and joins the room");
 
+  // The member list is an HTML fragment the server renders into #members;
+  // the room's name a render the server pushes into #where.
+  const listed = (page, names) => page.waitForFunction(
+    (n) => [...document.querySelectorAll("#members li")].map((li) => li.textContent).join(",") === n,
+    names,
+    { timeout: 10_000 },
+  ).catch(async () => {
+    assert.fail(`expected members ${names}, the page shows ${await page.$eval("#members", (m) => m.outerHTML)}`);
+  });
+  await listed(ann, "ann,bob");
+  await listed(bob, "ann,bob");
+  assert.equal(await ann.$eval("#where", (w) => w.innerHTML), "Room <b>lobby</b>");
+  check("the member list and the room's name are fragments morphed into the page");
+
   await say(ann, "hello from ann");
   await waitForLine(ann, "ann: hello from ann");
   await waitForLine(bob, "ann: hello from ann");
@@ -249,6 +263,66 @@ try {
   });
   assert.deepEqual(tokens, { asked: 3, who: ["1", "2", "3"] });
   check(`wsway.js: the token function is asked before each reconnect (${JSON.stringify(tokens)})`);
+
+  // Fragments: morphed into the target in place (what the user typed, the
+  // focus and the scroll position survive); a target off the event's
+  // allow-list is refused and the page untouched; server pushes render too.
+  // Joins: refused by the app's hook, and made again after a reconnect.
+  const fragments = await ann.evaluate(async () => {
+    const { connect } = await import("/wsway.js");
+    document.body.insertAdjacentHTML("beforeend", '<div id="panel"></div><div id="elsewhere">untouched</div>');
+    const s = connect("/t/events", { token: "good", timeout: 5000, minDelay: 20 });
+    const out = {};
+    await s.emit("panel", null, { target: "#panel" });
+    const note = document.getElementById("note");
+    note.focus();
+    note.value = "typed by the user";
+    const scroller = document.getElementById("scroller");
+    scroller.scrollTop = 30;
+    const reply = await s.emit("panel", null, { target: "#panel" });
+    out.reply = reply.html.slice(0, 22);
+    out.count = document.getElementById("count").textContent;
+    out.sameInput = document.getElementById("note") === note;
+    out.value = note.value;
+    out.focused = document.activeElement === note;
+    out.scroll = document.getElementById("scroller").scrollTop;
+    out.refused = await s.emit("panel", null, { target: "#elsewhere" }).catch((e) => e.code);
+    out.elsewhere = document.getElementById("elsewhere").textContent;
+    out.missing = await s.emit("panel", null, { target: "#absent" }).catch((e) => e.code);
+    out.pushed = await new Promise((resolve) => {
+      const off = s.on("wsway:render", () => { off(); resolve(document.getElementById("count").textContent); });
+      s.send("banner", "pushed <b>");
+    });
+    out.valueAfterPush = note.value;
+    out.joined = await s.join("room:a");
+    out.forbidden = await s.join("secret").catch((e) => e.code);
+    // Dropped and back: the join is made again before queued calls.
+    await s.emit("drop").catch(() => {});
+    await s.emit("whoami");
+    out.roomed = await new Promise((resolve) => {
+      const off = s.on("roomed", (d) => { off(); resolve(d); });
+      fetch("/t/room?topic=room:a");
+    });
+    s.close();
+    return out;
+  });
+  assert.deepEqual(fragments, {
+    reply: '<p id="count">render 2',
+    count: "render 2",
+    sameInput: true,
+    value: "typed by the user",
+    focused: true,
+    scroll: 30,
+    refused: "bad_target",
+    elsewhere: "untouched",
+    missing: "missing_target",
+    pushed: "pushed <b>",
+    valueAfterPush: "typed by the user",
+    joined: { topic: "room:a", joined: true },
+    forbidden: "forbidden",
+    roomed: "room:a",
+  });
+  check(`wsway.js: fragments morph into allowed targets only, keeping input, focus and scroll; pushes render; joins survive a reconnect (${JSON.stringify(fragments)})`);
 
   // The documented defaults, read exactly: a fresh page records the delay
   // wsway.js asks of every setTimeout and fires it at once, with

@@ -12,8 +12,11 @@
 //!   (an `unavailable` error if the line could not be sent to the other
 //!   processes);
 //!   `chat:who` → ack `{"members": [name, ..], "count": n}`: who is in the
-//!   room, on every process sharing the Redis (`--redis`).
-//! - Events to the client: `chat:welcome` `{"name", "room"}`, and to the
+//!   room, on every process sharing the Redis (`--redis`);
+//!   `chat:members` with the target `#members`: the same list as an HTML
+//!   fragment, which `wsway.js` morphs into the page's `#members`.
+//! - Events to the client: `chat:welcome` `{"name", "room"}`, a render of
+//!   the room's name into `#where` (`wsway:render`), and to the
 //!   whole room `chat:message` `{"name", "text"}`, `chat:join` / `chat:leave`
 //!   `{"name"}`.
 
@@ -26,8 +29,8 @@ use sha1::{Digest, Sha1};
 
 use serde::{Deserialize, Serialize};
 use wsway::{
-    App, Bearer, EventError, Events, Html, IntoResponse, Request, Response, Retention, StatusCode,
-    Ws, middleware, text,
+    App, Bearer, EventError, Events, Fragment, Html, IntoResponse, Request, Response, Retention,
+    StatusCode, Ws, escape_html, middleware, text,
 };
 
 /// Longest message, in characters.
@@ -183,6 +186,11 @@ fn events() -> Events {
             "chat:welcome",
             &serde_json::json!({ "name": name, "room": ws.param("room") }),
         );
+        let where_ = format!(
+            "Room <b>{}</b>",
+            escape_html(ws.param("room").unwrap_or_default())
+        );
+        let _ = ws.render("#where", &Fragment::new(where_));
         let _ = ws.publish_event(&room, "chat:join", &serde_json::json!({ "name": name }));
     });
     events.group("chat", |chat| {
@@ -214,21 +222,26 @@ fn events() -> Events {
         });
         chat.on_async("who", |ws, _: serde::de::IgnoredAny| {
             Box::pin(async move {
-                // Redis unreachable: say so, rather than list only this
-                // process's members.
-                let members = ws
-                    .topics()
-                    .presence(&room(ws))
-                    .await
-                    .map_err(|e| EventError::new("unavailable", e.to_string()))?;
-                let mut names: Vec<String> = members
-                    .iter()
-                    .filter_map(|m| m.meta::<Who>().ok().map(|w| w.name))
-                    .collect();
-                names.sort();
+                let names = members(ws).await?;
                 Ok::<_, EventError>(serde_json::json!({ "count": names.len(), "members": names }))
             })
         });
+        // The same list as HTML for the page's `#members`: one `<li>` per
+        // member, keyed by name, so the page's list changes in place.
+        chat.on_async("members", |ws, _: serde::de::IgnoredAny| {
+            Box::pin(async move {
+                let names = members(ws).await?;
+                let items: String = names
+                    .iter()
+                    .map(|name| {
+                        let key: String = name.bytes().map(|b| format!("{b:02x}")).collect();
+                        format!(r#"<li id="member-{key}">{}</li>"#, escape_html(name))
+                    })
+                    .collect();
+                Ok::<_, EventError>(Fragment::new(items))
+            })
+        })
+        .targets(["#members"]);
     });
     // The member has already left the room's presence when this runs.
     events.on_close(|ws, _code, _reason| {
@@ -241,6 +254,22 @@ fn events() -> Events {
     });
     events.on_failure(|event, err| eprintln!("chat: event {event} failed: {err}"));
     events
+}
+
+/// Who is in the connection's room, by name, on every process. Redis
+/// unreachable: say so, rather than list only this process's members.
+async fn members(ws: &mut Ws<()>) -> Result<Vec<String>, EventError> {
+    let members = ws
+        .topics()
+        .presence(&room(ws))
+        .await
+        .map_err(|e| EventError::new("unavailable", e.to_string()))?;
+    let mut names: Vec<String> = members
+        .iter()
+        .filter_map(|m| m.meta::<Who>().ok().map(|w| w.name))
+        .collect();
+    names.sort();
+    Ok(names)
 }
 
 /// Room names are 1 to 64 bytes.

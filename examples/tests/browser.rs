@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use common::*;
 use serde_json::Value;
-use wsway::{App, Bearer, EventError, Events};
+use wsway::{App, Bearer, EventError, Events, Fragment, escape_html};
 
 #[derive(Clone)]
 struct Tester(String);
@@ -62,6 +62,28 @@ fn app(restart: Arc<AtomicBool>) -> App {
         Ok(())
     });
     events.on("drop", |ws, (): ()| ws.terminate());
+    // A panel rendered as a fragment: a count that changes, an input and a
+    // scrolled box that must survive the morph. `#absent` is allowed but
+    // not on the page.
+    let renders = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    events
+        .on("panel", move |_ws, (): ()| {
+            let n = renders.fetch_add(1, Ordering::AcqRel) + 1;
+            let lines: String = (1..=20).map(|i| format!("<p>line {i}</p>")).collect();
+            Ok::<_, EventError>(Fragment::new(format!(
+                r#"<p id="count">render {n}</p><input id="note" value="server {n}"><div id="scroller" style="height:40px;overflow:auto">{lines}</div>"#
+            )))
+        })
+        .targets(["#panel", "#absent"]);
+    events.on("banner", |ws, text: String| -> Result<(), EventError> {
+        ws.render("#count", &Fragment::new(escape_html(&text)))?;
+        Ok(())
+    });
+    // Pages may join `room:*` only; `/t/room?topic=..` publishes `roomed` there.
+    events.on_join(|_ws, topic| match topic.starts_with("room:") {
+        true => Ok(()),
+        false => Err(EventError::new("forbidden", "rooms only")),
+    });
     // Closes with the code the page asks for (4000-4999 and 1008 must be final).
     events.on("close", |ws, code: u16| -> Result<(), EventError> {
         ws.close(code, "asked to")?;
@@ -89,6 +111,18 @@ fn app(restart: Arc<AtomicBool>) -> App {
         .middleware(Bearer::protocol(verify));
     app.history("t:hist", wsway::Retention::messages(100));
     let topics = app.topics();
+    let rooms = topics.clone();
+    app.get("/t/room", move |req: wsway::Request| {
+        let topic = req
+            .query::<std::collections::HashMap<String, String>>()
+            .ok()
+            .and_then(|q| q.get("topic").cloned())
+            .unwrap_or_default();
+        let sent = rooms
+            .publish_event(&topic, "roomed", &topic)
+            .map_or(0, |p| p.delivered);
+        async move { sent.to_string() }
+    });
     let counter = Arc::new(std::sync::atomic::AtomicU64::new(0));
     app.get("/t/publish", move |req: wsway::Request| {
         let n: u64 = req
@@ -183,6 +217,6 @@ runtime_tests! {
         let stderr = String::from_utf8_lossy(&out.stderr);
         println!("{stdout}{stderr}");
         assert!(out.status.success(), "the browser script failed ({}):\n{stdout}\n{stderr}", out.status);
-        assert_eq!(stdout.matches("ok: ").count(), 11, "every check ran:\n{stdout}");
+        assert_eq!(stdout.matches("ok: ").count(), 13, "every check ran:\n{stdout}");
     }
 }

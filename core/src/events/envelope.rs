@@ -31,6 +31,8 @@ pub(crate) struct Incoming<'a> {
     pub(crate) event: String,
     pub(crate) data: Option<&'a RawValue>,
     pub(crate) id: Option<Value>,
+    /// The page element the reply renders into (`emit(.., { target })`).
+    pub(crate) target: Option<String>,
 }
 
 /// The client's reply to a server request: the data, or its error.
@@ -54,6 +56,8 @@ struct Wire<'a> {
     id: Option<Value>,
     #[serde(borrow, default)]
     data: Option<&'a RawValue>,
+    #[serde(default)]
+    target: Option<Value>,
     // Present on replies only, and read only for them: kept raw so that a
     // call carrying keys of these names, of any type, is still a call.
     #[serde(borrow, default)]
@@ -107,10 +111,16 @@ pub(crate) fn parse(text: &str) -> Result<Frame<'_>, (Option<Value>, EventError)
         Some(Value::String(event)) => event,
         _ => return Err((id, malformed("`event` must be a string naming the event"))),
     };
+    let target = match wire.target {
+        None | Some(Value::Null) => None,
+        Some(Value::String(target)) => Some(target),
+        Some(_) => return Err((id, malformed("`target` must be a string (a CSS selector)"))),
+    };
     Ok(Frame::Call(Incoming {
         event,
         data: wire.data,
         id,
+        target,
     }))
 }
 

@@ -25,6 +25,21 @@ impl<D> EventRoute<'_, D> {
         self.route.checks.push(Arc::new(check));
         self
     }
+
+    /// The page elements a call of this event may render into: a client's
+    /// `emit(event, data, { target })` with any other target is refused
+    /// with `bad_target` before the handler runs. The handler answers with
+    /// a [`Fragment`](crate::Fragment).
+    pub fn targets<I, S>(self, targets: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.route
+            .targets
+            .extend(targets.into_iter().map(Into::into));
+        self
+    }
 }
 
 /// Events sharing a name prefix and checks; see [`Events::group`].

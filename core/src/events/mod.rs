@@ -8,6 +8,7 @@ mod ack;
 mod call;
 pub(crate) mod envelope;
 mod error;
+mod fragment;
 mod group;
 mod join;
 
@@ -20,6 +21,7 @@ use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
 
 pub use error::{EventError, Reply};
+pub use fragment::{Fragment, RENDER_EVENT, escape_html};
 pub use group::{EventGroup, EventRoute};
 pub use join::{JOIN_EVENT, LEAVE_EVENT};
 
@@ -48,6 +50,8 @@ type Check<D> = Arc<dyn Fn(&mut Ws<D>, &str) -> Result<(), EventError> + Send + 
 pub(crate) struct Route<D> {
     call: Box<dyn Call<D>>,
     checks: Vec<Check<D>>,
+    /// The page targets a call may render into.
+    targets: Vec<String>,
 }
 
 type DataHook<D> = Box<dyn Fn(&Request) -> Result<D, Response> + Send + Sync>;
@@ -351,6 +355,7 @@ impl<D: Send + 'static> Events<D> {
         let route = self.routes.entry(event).or_insert(Route {
             call,
             checks: Vec::new(),
+            targets: Vec::new(),
         });
         EventRoute { route }
     }
@@ -363,6 +368,7 @@ impl<D: Send + 'static> Events<D> {
         event: &str,
         data: Option<&RawValue>,
         ack: bool,
+        target: Option<&str>,
     ) -> Result<String, EventError> {
         // The layer's checks run for every call, known or not: a revoked
         // session is closed even when it probes for event names.
@@ -370,6 +376,10 @@ impl<D: Send + 'static> Events<D> {
             check(ws, event)?;
         }
         if let Some(outcome) = self.builtin(ws, event, data).await {
+            // Built-ins render nothing.
+            if let Some(target) = target {
+                return Err(fragment::refused_target(event, target));
+            }
             return outcome;
         }
         let Some(route) = self.routes.get(event) else {
@@ -378,6 +388,10 @@ impl<D: Send + 'static> Events<D> {
                 format!("no handler for event `{}`", truncate(event)),
             ));
         };
+        // Before the handler runs: a refused target has no side effects.
+        if let Some(target) = target {
+            fragment::check_target(event, &route.targets, target)?;
+        }
         for check in &route.checks {
             check(ws, event)?;
         }
@@ -440,8 +454,14 @@ impl<D: Default + Send + 'static> Handler for Events<D> {
                 return;
             }
         };
-        let envelope::Incoming { event, data, id } = call;
-        let outcome = AssertUnwindSafe(self.dispatch(ws, &event, data, id.is_some()))
+        let envelope::Incoming {
+            event,
+            data,
+            id,
+            target,
+        } = call;
+        let dispatched = self.dispatch(ws, &event, data, id.is_some(), target.as_deref());
+        let outcome = AssertUnwindSafe(dispatched)
             .catch_unwind()
             .await
             .unwrap_or_else(|panic| Err(EventError::internal(panic_message(&panic))));

@@ -622,6 +622,10 @@ pub async fn chat_enter(addr: SocketAddr, room: &str, name: &str, token: &str) -
     let expected =
         serde_json::json!({"event": "chat:welcome", "data": {"name": name, "room": room}});
     assert_eq!(welcome, expected);
+    // The room's name, rendered into the page's `#where`.
+    let title = next_json(&mut ws).await;
+    assert_eq!(title["event"], "wsway:render", "{title}");
+    assert_eq!(title["data"]["target"], "#where", "{title}");
     let own = next_json(&mut ws).await;
     assert_eq!(
         own,
