@@ -74,11 +74,15 @@ impl Shared {
 
     /// The resident took its message: read again. The peer could not be
     /// heard while reading was paused, so its silence counts from now.
-    pub(crate) fn resume_reading(&self) {
+    /// `wake`: the driver must be woken (it was taken from another task;
+    /// on the driver's own, it reads again as soon as the resident yields).
+    pub(crate) fn resume_reading(&self, wake: bool) {
         let was = std::mem::replace(&mut self.lock().reading_paused, false);
         if was {
             self.heard();
-            self.waker.wake();
+            if wake {
+                self.waker.wake();
+            }
         }
     }
 }

@@ -108,6 +108,24 @@ fn app(log: &Log, go: &Go) -> App {
         }
     });
 
+    // The socket handed to a thread of its own: every wake-up crosses
+    // tasks (the driver's, and the thread's executor).
+    let l = log.clone();
+    app.ws_fn("/moved", move |_req, mut socket| {
+        let log = l.clone();
+        async move {
+            std::thread::spawn(move || {
+                futures_lite::future::block_on(async move {
+                    while let Some(msg) = socket.recv().await {
+                        socket.send(msg);
+                    }
+                    let (code, _) = socket.closed().await;
+                    log.push(format!("moved ended {}", code.as_u16()));
+                })
+            });
+        }
+    });
+
     app.ws_fn("/panic", |_req, mut socket| async move {
         while let Some(msg) = socket.recv().await {
             if msg.as_text() == Some("boom") {
@@ -286,6 +304,23 @@ runtime_tests! {
         eventually("the loop to return", || log.count("work returned") == 2).await;
         assert_eq!(log.count("work returned 1001"), 1, "{:?}", log.snapshot());
         within(WAIT, "the server to stop", server.stopped()).await;
+    }
+
+    async fn a_socket_moved_to_another_thread_works_the_same(rt) {
+        let (log, go) = (Log::default(), Go::default());
+        let server = rt.start(app(&log, &go)).await;
+        let mut ws = connect(server.local_addr(), "/moved").await;
+        for i in 0..200 {
+            ws.feed(Frame::Text(format!("m{i}").into())).await.unwrap();
+        }
+        ws.flush().await.unwrap();
+        for i in 0..200 {
+            assert_eq!(text_of(&mut ws).await, format!("m{i}"));
+        }
+        ws.close(None).await.unwrap();
+        finish_close(&mut ws).await;
+        log.wait_for("moved ended").await;
+        assert_eq!(log.snapshot(), ["moved ended 1005"]);
     }
 
     async fn a_panic_closes_its_connection_with_1011_only(rt) {

@@ -102,7 +102,8 @@ impl LoopState {
         let mut inner = self.inner();
         if let Some(msg) = inner.inbox.pop_front() {
             drop(inner);
-            self.shared.resume_reading();
+            self.shared
+                .resume_reading(!self.on_task.load(Ordering::Relaxed));
             return Poll::Ready(Some(msg));
         }
         if inner.ended.is_some() || self.shared.ready_state() != crate::ReadyState::Open {
@@ -164,7 +165,8 @@ impl LoopState {
             inner.kept_open = keep_open;
             inner.inbox.clear();
         }
-        self.shared.resume_reading();
+        self.shared
+            .resume_reading(!self.on_task.load(Ordering::Relaxed));
         if !keep_open {
             let wake = !self.on_task.load(Ordering::Relaxed);
             let _ = self.shared.request_close(CloseCode::NORMAL, "", wake);
