@@ -25,7 +25,10 @@ use crate::socket::Ws;
 ///
 /// Nothing is read from the peer until [`recv`](Socket::recv) asks: while
 /// the function is busy, the peer's frames wait in the socket and TCP
-/// slows the peer down. Sends are queued as with [`Ws::send`] and return
+/// slows the peer down. Its pings and close frame wait too, so a peer that
+/// vanished meanwhile is noticed when a write fails or `recv` is called
+/// again; the idle timeout does not run while the function is not
+/// reading. Sends are queued as with [`Ws::send`] and return
 /// the same [`SendStatus`]. Dropping the socket (the function returning,
 /// usually) closes the connection with 1000, unless
 /// [`keep_open`](Socket::keep_open) was called.
