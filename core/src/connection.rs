@@ -627,10 +627,8 @@ impl<H: Handler> Driver<H> {
                     }
                     // What it did (took a message, sent, asked to close)
                     // is looked at by another round.
-                    Polled::Pending | Polled::Done if self.link.shared.has_work(paused) => {
-                        continue;
-                    }
-                    Polled::Pending | Polled::Done => {}
+                    Polled::Fine if self.link.shared.has_work(paused) => continue,
+                    Polled::Fine => {}
                 }
             } else if resident {
                 // A body that keeps making work must not starve the runtime.

@@ -17,10 +17,9 @@ use crate::outbox::Shared;
 
 /// How a poll of the resident went.
 pub(crate) enum Polled {
-    /// It is still running (or there is none).
-    Pending,
-    /// It finished; the slot is empty now.
-    Done,
+    /// It is still running, or it finished (the slot is empty then), or
+    /// there is none.
+    Fine,
     /// It panicked: it was dropped and the connection asked to close
     /// with 1011. The panic's message.
     Panicked(String),
@@ -42,7 +41,7 @@ impl Shared {
     /// Polls the resident once, outside the lock (it sends, which locks).
     pub(crate) fn poll_resident(&self, cx: &mut Context<'_>) -> Polled {
         let Some(mut body) = self.take_resident() else {
-            return Polled::Pending;
+            return Polled::Fine;
         };
         match std::panic::catch_unwind(AssertUnwindSafe(|| body.as_mut().poll(cx))) {
             Ok(Poll::Pending) => {
@@ -50,12 +49,9 @@ impl Shared {
                     .deferred
                     .get_or_insert_with(Box::default)
                     .resident = Some(body);
-                Polled::Pending
+                Polled::Fine
             }
-            Ok(Poll::Ready(())) => {
-                drop(body);
-                Polled::Done
-            }
+            Ok(Poll::Ready(())) => Polled::Fine,
             Err(panic) => {
                 // Asked before the body is dropped, so the normal close its
                 // socket's drop would ask for does not win over the 1011.

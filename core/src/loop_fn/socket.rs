@@ -145,10 +145,9 @@ impl Socket {
     /// is not over it, or when the connection is closing).
     pub async fn drained(&self) {
         let over = || self.state.shared.is_over_limit() && self.ready_state() == ReadyState::Open;
-        let drains = self.state.drains();
         while over() {
             let listener = self.state.changed.listen();
-            if !over() || self.state.drains() != drains {
+            if !over() {
                 return;
             }
             listener.await;

@@ -29,7 +29,7 @@ pub(crate) struct LoopState {
     inner: Mutex<Inner>,
     /// Fired when the connection starts closing or the server shuts down.
     pub(crate) cancel: Arc<Trigger>,
-    /// Drains and gaps, for whoever waits on them.
+    /// Drains, gaps and the end, for whoever waits on them.
     pub(crate) changed: event_listener::Event,
     /// The driver is polling the function right now: its sends need no
     /// wake-up, the driver writes them next.
@@ -44,7 +44,6 @@ struct Inner {
     /// `recv` waits (on another task, when the socket was moved there).
     waker: Option<Waker>,
     gaps: VecDeque<Arc<str>>,
-    drains: u64,
     /// The close code and reason, once the connection has ended.
     ended: Option<(CloseCode, String)>,
     error: Option<Error>,
@@ -113,13 +112,9 @@ impl LoopState {
         Poll::Pending
     }
 
+    /// The queue drained: whoever waits in `Socket::drained` looks again.
     pub(crate) fn drained(&self) {
-        self.inner().drains += 1;
         self.changed.notify(usize::MAX);
-    }
-
-    pub(crate) fn drains(&self) -> u64 {
-        self.inner().drains
     }
 
     pub(crate) fn gap(&self, topic: &str) {
