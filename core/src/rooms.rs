@@ -138,12 +138,15 @@ impl Topics {
             .unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(rooms));
     }
 
+    /// The user room pattern in force: the app's, or `user:{id}`.
+    fn room_pattern(&self) -> RoomPattern {
+        self.user_rooms()
+            .map_or_else(RoomPattern::default, |rooms| rooms.pattern.clone())
+    }
+
     /// The room of user `id` (`user:{id}` unless the pattern was changed).
     pub fn user_topic(&self, id: &str) -> String {
-        match self.user_rooms() {
-            Some(rooms) => rooms.pattern.topic(id),
-            None => RoomPattern::default().topic(id),
-        }
+        self.room_pattern().topic(id)
     }
 
     /// Publishes `msg` to every connection of user `id`, on every node.
@@ -160,7 +163,7 @@ impl Topics {
         event: &str,
         data: &impl Serialize,
     ) -> Result<Published, EventError> {
-        Ok(self.publish_to_user(id, Message::event(event, data)?))
+        self.publish_event(&self.user_topic(id), event, data)
     }
 }
 
@@ -182,16 +185,13 @@ impl<D> Ws<D> {
         }
     }
 
-    /// Whether a client may ask to join `topic`: a user room only when it
-    /// is its own. Other topics are for the app's hook to decide.
-    pub(crate) fn may_join(&self, topic: &str) -> Result<(), EventError> {
-        let pattern = match self.topics().user_rooms() {
-            Some(rooms) => rooms.pattern.clone(),
-            None => RoomPattern::default(),
-        };
-        match pattern.owner(topic) {
-            None => Ok(()),
-            Some(owner) if self.user_id().as_deref() == Some(owner) => Ok(()),
+    /// Whether a client may ask to join `topic`, as far as user rooms go:
+    /// `Ok(true)` for its own room, `Ok(false)` for a topic that is no user
+    /// room (the app's hook decides), an error for anyone else's.
+    pub(crate) fn is_own_room(&self, topic: &str) -> Result<bool, EventError> {
+        match self.topics().room_pattern().owner(topic) {
+            None => Ok(false),
+            Some(owner) if self.user_id().as_deref() == Some(owner) => Ok(true),
             Some(_) => Err(EventError::new(
                 "forbidden",
                 "a user's room can only be joined by that user",

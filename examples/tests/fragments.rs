@@ -23,6 +23,7 @@ fn app(calls: Arc<AtomicU32>) -> App {
         })
         .targets(["#feed", "#side"]);
     events.on("plain", |_ws, (): ()| Ok::<_, EventError>(1));
+    events.on_join(|_ws, _topic| Ok(()));
     events.on("push", |ws, (): ()| {
         ws.render("#banner", &Fragment::new("<b>hi</b>"))?;
         Ok::<_, EventError>(())
@@ -68,8 +69,9 @@ runtime_tests! {
         );
         let none = call(&mut ws, json!({ "event": "plain", "id": 4, "target": "#feed" })).await;
         assert_eq!(none["error"], "bad_target", "an event without targets takes none: {none}");
-        let builtin = call(&mut ws, json!({ "event": "wsway:leave", "data": { "topic": "t" }, "id": 5, "target": "#feed" })).await;
+        let builtin = call(&mut ws, json!({ "event": "wsway:join", "data": { "topic": "t" }, "id": 5, "target": "#feed" })).await;
         assert_eq!(builtin["error"], "bad_target", "{builtin}");
+        assert_eq!(topics.subscriber_count("t"), 0, "the refused join did not run");
         let typed = call(&mut ws, json!({ "event": "feed", "data": "x", "id": 6, "target": 7 })).await;
         assert_eq!(typed["error"], "malformed", "{typed}");
         assert_eq!(calls.load(Ordering::SeqCst), 2, "only the allowed calls ran");

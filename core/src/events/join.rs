@@ -40,23 +40,19 @@ struct Left<'a> {
     left: bool,
 }
 
-impl<D: Send + 'static> Events<D> {
-    /// Runs a built-in event if `event` is one; `None` when it is not.
-    pub(super) async fn builtin(
-        &self,
-        ws: &mut Ws<D>,
-        event: &str,
-        data: Option<&RawValue>,
-    ) -> Option<Result<String, EventError>> {
-        let join = match event {
-            JOIN_EVENT => true,
-            LEAVE_EVENT => false,
-            _ => return None,
-        };
-        Some(self.join_or_leave(ws, join, data).await)
+/// Whether `event` is a built-in one: `Some(true)` to join, `Some(false)`
+/// to leave.
+pub(super) fn builtin(event: &str) -> Option<bool> {
+    match event {
+        JOIN_EVENT => Some(true),
+        LEAVE_EVENT => Some(false),
+        _ => None,
     }
+}
 
-    async fn join_or_leave(
+impl<D: Send + 'static> Events<D> {
+    /// Runs the built-in event `wsway:join` (`join`) or `wsway:leave`.
+    pub(super) async fn join_or_leave(
         &self,
         ws: &mut Ws<D>,
         join: bool,
@@ -78,12 +74,9 @@ impl<D: Send + 'static> Events<D> {
                 left,
             });
         }
-        // Before the app's hook, which cannot overrule it.
-        ws.may_join(&topic)?;
-        if ws
-            .user_id()
-            .is_none_or(|id| ws.topics().user_topic(&id) != topic)
-        {
+        // Before the app's hook, which cannot overrule it; its own room
+        // needs no hook.
+        if !ws.is_own_room(&topic)? {
             match &self.join {
                 Some(Hook::Sync(hook)) => hook(ws, &topic)?,
                 Some(Hook::Async(hook)) => hook(ws, &topic).await?,

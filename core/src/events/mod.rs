@@ -375,12 +375,12 @@ impl<D: Send + 'static> Events<D> {
         for check in &self.checks {
             check(ws, event)?;
         }
-        if let Some(outcome) = self.builtin(ws, event, data).await {
-            // Built-ins render nothing.
+        if let Some(join) = join::builtin(event) {
+            // Built-ins render nothing: refused before they run.
             if let Some(target) = target {
                 return Err(fragment::refused_target(event, target));
             }
-            return outcome;
+            return self.join_or_leave(ws, join, data).await;
         }
         let Some(route) = self.routes.get(event) else {
             return Err(EventError::new(
