@@ -47,10 +47,9 @@ struct Inner {
     /// The close code and reason, once the connection has ended.
     ended: Option<(CloseCode, String)>,
     error: Option<Error>,
-    /// The socket was dropped: nothing takes messages any more.
+    /// The socket was dropped (kept open or not): nothing takes messages
+    /// any more.
     socket_gone: bool,
-    /// ... and it was dropped through `keep_open`.
-    kept_open: bool,
 }
 
 impl LoopState {
@@ -157,7 +156,6 @@ impl LoopState {
         {
             let mut inner = self.inner();
             inner.socket_gone = true;
-            inner.kept_open = keep_open;
             inner.inbox.clear();
         }
         self.shared
