@@ -22,6 +22,10 @@ impl Runtime for Tokio {
     }
 
     fn sleep(&self, duration: Duration) -> BoxSleep {
+        // tokio's timer is found through the calling thread's context, which
+        // the signal thread, a `Drop` or a blocking pool does not have: the
+        // seam is callable from any thread, so enter the runtime first.
+        let _context = self.0.enter();
         Box::pin(tokio::time::sleep(duration))
     }
 }

@@ -24,6 +24,12 @@ pub type BoxSleep = Pin<Box<dyn Future<Output = ()> + Send + Sync + 'static>>;
 ///
 /// An adapter's implementation must meet these rules; core relies on them.
 ///
+/// * Both methods are callable from any thread, not only the runtime's:
+///   core calls them from the signal thread (a SIGTERM's pre-drain delay),
+///   from `Drop` and from other runtimes' tasks (a [`Handle`](crate::Handle)
+///   or [`ServerHandle`](crate::ServerHandle) used elsewhere). A runtime
+///   that finds its timer or executor through a thread-local context must
+///   enter it first (tokio: `Handle::enter`).
 /// * `spawn` runs the future to completion on the runtime, detached: core
 ///   never joins or cancels a spawned task, and dropping nothing stops it.
 /// * A task that panics must not take the runtime or any other task down.

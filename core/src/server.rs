@@ -438,10 +438,12 @@ impl ServerHandle {
             self.begin_drain();
             return;
         }
+        // Called from any thread (the signal thread, usually): the timer is
+        // made on the runtime, inside the task.
         let handle = self.clone();
-        let delay = state.rt.sleep(state.drain.pre_delay);
         state.rt.spawn(Box::pin(async move {
-            delay.await;
+            let state = &handle.state;
+            state.rt.sleep(state.drain.pre_delay).await;
             handle.begin_drain();
         }));
     }

@@ -79,9 +79,9 @@ runtime_tests! {
         let big = "x".repeat(200_000);
         echoes(&mut ws, &big).await.unwrap();
         ws.send(Frame::binary(vec![1u8, 2, 3])).await.unwrap();
-        assert_eq!(next_wss(&mut ws).await, Frame::binary(vec![1u8, 2, 3]));
+        assert_eq!(next_message(&mut ws).await, Frame::binary(vec![1u8, 2, 3]));
         ws.close(None).await.unwrap();
-        assert!(matches!(next_wss_frame(&mut ws).await, Some(Ok(Frame::Close(_)))));
+        assert!(matches!(next_frame(&mut ws).await, Some(Ok(Frame::Close(_)))));
 
         // The app's plain routes are https.
         let page = https_get(addr, "/livez", &client).await;
@@ -270,20 +270,4 @@ fn config(cert: &Cert) -> wsway::tls::rustls::ServerConfig {
         .with_no_client_auth()
         .with_single_cert(vec![cert.der.clone()], key)
         .unwrap()
-}
-
-async fn next_wss_frame(
-    ws: &mut Wss,
-) -> Option<Result<Frame, async_tungstenite::tungstenite::Error>> {
-    within(WAIT, "the next frame", ws.next()).await
-}
-
-async fn next_wss(ws: &mut Wss) -> Frame {
-    loop {
-        match next_wss_frame(ws).await {
-            Some(Ok(Frame::Ping(_) | Frame::Pong(_))) => continue,
-            Some(Ok(m)) => return m,
-            other => panic!("expected a message, got {other:?}"),
-        }
-    }
 }

@@ -81,6 +81,16 @@ impl Runtime {
         .expect("start on the socket")
     }
 
+    /// The adapter's runtime seam, as its server uses it (call it inside
+    /// the runtime: tokio's takes the current handle).
+    pub fn seam(self) -> Arc<dyn wsway::rt::Runtime> {
+        match self {
+            Runtime::Tokio => Arc::new(wsway_tokio::runtime()),
+            Runtime::Smol => Arc::new(wsway_smol::runtime()),
+            Runtime::AsyncStd => Arc::new(wsway_async_std::runtime()),
+        }
+    }
+
     /// The name `--runtime` takes.
     pub fn name(self) -> &'static str {
         match self {
@@ -294,13 +304,20 @@ pub fn status_of(response: &str) -> u16 {
         .unwrap_or_else(|| panic!("no status in {response:?}"))
 }
 
+/// A client's transport: plain TCP ([`Client`]) or TLS ([`tls::Wss`]); the
+/// frame helpers below take either.
+pub trait Transport: futures_lite::AsyncRead + futures_lite::AsyncWrite + Unpin {}
+impl<S: futures_lite::AsyncRead + futures_lite::AsyncWrite + Unpin> Transport for S {}
+
 /// The next frame, whatever it is; `None` when the stream ended.
-pub async fn next_frame(ws: &mut Client) -> Option<Result<Frame, tungstenite::Error>> {
+pub async fn next_frame<S: Transport>(
+    ws: &mut WebSocketStream<S>,
+) -> Option<Result<Frame, tungstenite::Error>> {
     within(WAIT, "the next frame", ws.next()).await
 }
 
 /// The next text or binary message (skipping pings and pongs).
-pub async fn next_message(ws: &mut Client) -> Frame {
+pub async fn next_message<S: Transport>(ws: &mut WebSocketStream<S>) -> Frame {
     loop {
         match next_frame(ws).await {
             Some(Ok(Frame::Ping(_) | Frame::Pong(_))) => continue,
@@ -311,7 +328,7 @@ pub async fn next_message(ws: &mut Client) -> Frame {
 }
 
 /// Reads until the close frame and returns its code and reason.
-pub async fn expect_close(ws: &mut Client) -> (u16, String) {
+pub async fn expect_close<S: Transport>(ws: &mut WebSocketStream<S>) -> (u16, String) {
     loop {
         match next_frame(ws).await {
             Some(Ok(Frame::Close(Some(f)))) => return (f.code.into(), f.reason.to_string()),
@@ -324,11 +341,11 @@ pub async fn expect_close(ws: &mut Client) -> (u16, String) {
 
 /// After the close frame: lets the client send its reply and waits for the
 /// server to hang up.
-pub async fn finish_close(ws: &mut Client) {
+pub async fn finish_close<S: Transport>(ws: &mut WebSocketStream<S>) {
     while let Some(Ok(_)) = next_frame(ws).await {}
 }
 
-pub async fn send_text(ws: &mut Client, text: &str) {
+pub async fn send_text<S: Transport>(ws: &mut WebSocketStream<S>, text: &str) {
     within(WAIT, "send", ws.send(Frame::text(text)))
         .await
         .expect("send");
