@@ -6,6 +6,7 @@
 pub mod bench;
 pub mod chat;
 pub mod echo;
+pub mod served;
 pub mod shell;
 
 use std::process::ExitCode;

@@ -1,6 +1,8 @@
 //! The event layer's hooks, through `wsway::testing`: data built from the
 //! request, async open and close, app state, errors with data, `?`-only
-//! handlers, and server requests that wait for the client's reply.
+//! handlers, and server requests that wait for the client's reply (with
+//! their timeout). Every body runs on the test server's threads and on
+//! tokio, smol and async-std.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -10,6 +12,7 @@ mod common;
 
 use futures_lite::future::block_on;
 
+use examples::served_tests;
 use serde_json::{Value, json};
 use wsway::testing::{TestClient, TestServer};
 use wsway::{App, CloseCode, EventError, Events, Request, StatusCode};
@@ -109,97 +112,93 @@ fn join(server: &TestServer, room: &str, name: &str) -> TestClient {
         .unwrap()
 }
 
-#[test]
-fn data_comes_from_the_request_and_a_rejection_is_the_response() {
-    let server = TestServer::new(app(&Closed::default()));
-    let mut ann = join(&server, "lobby", "ann");
-    // The async open hook subscribed and welcomed before anything else.
-    assert_eq!(ann.next_push::<String>("welcome").unwrap(), "lobby");
-    let err = ann.emit::<Value>("claim", &1).unwrap_err();
-    let e = err.rejection().unwrap_or_else(|| panic!("{err}"));
-    assert_eq!((e.code(), e.message()), ("taken", "seat 1 is taken"));
-    // The middleware's value reached the connection's data.
-    assert_eq!(e.data(), Some(r#"{"by":"ann","free":[2,3]}"#));
-    assert_eq!(ann.emit::<u32>("claim", &2).unwrap(), 2);
-}
+served_tests! {
+    fn data_comes_from_the_request_and_a_rejection_is_the_response(served) {
+        let server = served.serve(app(&Closed::default()));
+        let mut ann = join(&server, "lobby", "ann");
+        // The async open hook subscribed and welcomed before anything else.
+        assert_eq!(ann.next_push::<String>("welcome").unwrap(), "lobby");
+        let err = ann.emit::<Value>("claim", &1).unwrap_err();
+        let e = err.rejection().unwrap_or_else(|| panic!("{err}"));
+        assert_eq!((e.code(), e.message()), ("taken", "seat 1 is taken"));
+        // The middleware's value reached the connection's data.
+        assert_eq!(e.data(), Some(r#"{"by":"ann","free":[2,3]}"#));
+        assert_eq!(ann.emit::<u32>("claim", &2).unwrap(), 2);
+    }
 
-#[test]
-fn the_app_state_is_shared_by_requests_and_connections() {
-    let server = TestServer::new(app(&Closed::default()));
-    let mut ann = join(&server, "a", "ann");
-    let mut bob = join(&server, "b", "bob");
-    // Two upgrades counted, then each call.
-    assert_eq!(ann.emit::<u64>("count", &()).unwrap(), 3);
-    assert_eq!(bob.emit::<u64>("count", &()).unwrap(), 4);
-}
+    fn the_app_state_is_shared_by_requests_and_connections(served) {
+        let server = served.serve(app(&Closed::default()));
+        let mut ann = join(&server, "a", "ann");
+        let mut bob = join(&server, "b", "bob");
+        // Two upgrades counted, then each call.
+        assert_eq!(ann.emit::<u64>("count", &()).unwrap(), 3);
+        assert_eq!(bob.emit::<u64>("count", &()).unwrap(), 4);
+    }
 
-#[test]
-fn a_question_mark_handler_compiles_and_its_errors_are_internal() {
-    let server = TestServer::new(app(&Closed::default()));
-    let mut ann = join(&server, "a", "ann");
-    assert_eq!(ann.emit::<u32>("double", &"21").unwrap(), 42);
-    let err = ann.emit::<u32>("double", &"x").unwrap_err();
-    let e = err.rejection().unwrap_or_else(|| panic!("{err}"));
-    assert_eq!((e.code(), e.data()), ("internal", None));
-}
+    fn a_question_mark_handler_compiles_and_its_errors_are_internal(served) {
+        let server = served.serve(app(&Closed::default()));
+        let mut ann = join(&server, "a", "ann");
+        assert_eq!(ann.emit::<u32>("double", &"21").unwrap(), 42);
+        let err = ann.emit::<u32>("double", &"x").unwrap_err();
+        let e = err.rejection().unwrap_or_else(|| panic!("{err}"));
+        assert_eq!((e.code(), e.data()), ("internal", None));
+    }
 
-#[test]
-fn the_close_hook_awaits_and_sees_the_data() {
-    let closed = Closed::default();
-    let server = TestServer::new(app(&closed));
-    let mut ann = join(&server, "a", "ann");
-    ann.close(CloseCode(4000), "bye").unwrap();
-    // The hook runs after the close handshake: wait for it, bounded.
-    block_on(common::eventually("the close hook", || {
-        closed.0.lock().unwrap().contains(&("ann".to_owned(), 4000))
-    }));
-}
+    fn the_close_hook_awaits_and_sees_the_data(served) {
+        let closed = Closed::default();
+        let server = served.serve(app(&closed));
+        let mut ann = join(&server, "a", "ann");
+        ann.close(CloseCode(4000), "bye").unwrap();
+        // The hook runs after the close handshake: wait for it, bounded.
+        block_on(common::eventually("the close hook", || {
+            closed.0.lock().unwrap().contains(&("ann".to_owned(), 4000))
+        }));
+    }
 
-#[test]
-fn a_server_request_gets_the_ack_an_error_bad_data_or_a_timeout() {
-    let server = TestServer::new(app(&Closed::default()));
-    let mut ann = join(&server, "a", "ann");
-    ann.emit::<()>("ask", &(5_000, "yes")).unwrap();
-    ann.answer("question", |q: String| {
-        assert_eq!(q, "sure?");
-        Ok(true)
-    })
-    .unwrap();
-    assert_eq!(ann.next_push::<String>("answered").unwrap(), "yes: ok true");
-
-    ann.emit::<()>("ask", &(5_000, "refused")).unwrap();
-    ann.answer("question", |_: String| {
-        Err::<(), _>(EventError::new("busy", "later").with_data(&3))
-    })
-    .unwrap();
-    assert_eq!(
-        ann.next_push::<String>("answered").unwrap(),
-        "refused: busy 3"
-    );
-
-    ann.emit::<()>("ask", &(5_000, "odd")).unwrap();
-    ann.answer("question", |_: String| Ok("not a bool"))
+    fn a_server_request_gets_the_ack_an_error_bad_data_or_a_timeout(served) {
+        let server = served.serve(app(&Closed::default()));
+        let mut ann = join(&server, "a", "ann");
+        ann.emit::<()>("ask", &(5_000, "yes")).unwrap();
+        ann.answer("question", |q: String| {
+            assert_eq!(q, "sure?");
+            Ok(true)
+        })
         .unwrap();
-    let said = ann.next_push::<String>("answered").unwrap();
-    assert!(said.starts_with("odd: bad_data"), "{said}");
+        assert_eq!(ann.next_push::<String>("answered").unwrap(), "yes: ok true");
 
-    ann.emit::<()>("ask", &(30, "silent")).unwrap();
-    let said = ann.next_push::<String>("answered").unwrap();
-    assert_eq!(said, "silent: timeout -");
-    // A reply after the timeout is ignored: the callback ran once.
-    ann.answer("question", |_: String| Ok(true)).unwrap();
-    let answers = ann.emit::<Vec<String>>("answers", &()).unwrap();
-    assert_eq!(answers.len(), 4, "{answers:?}");
-}
+        ann.emit::<()>("ask", &(5_000, "refused")).unwrap();
+        ann.answer("question", |_: String| {
+            Err::<(), _>(EventError::new("busy", "later").with_data(&3))
+        })
+        .unwrap();
+        assert_eq!(
+            ann.next_push::<String>("answered").unwrap(),
+            "refused: busy 3"
+        );
 
-#[test]
-fn a_bad_room_param_type_is_a_400() {
-    let mut events = Events::<u32>::new();
-    events.before_upgrade(|req| Ok(req.params::<u32>()?));
-    let mut app = App::new();
-    app.ws("/n/:n", events);
-    let server = TestServer::new(app);
-    let err = server.connect("/n/x").unwrap_err();
-    assert_eq!(err.status(), Some(StatusCode::BAD_REQUEST), "{err}");
-    assert!(server.connect("/n/7").is_ok());
+        ann.emit::<()>("ask", &(5_000, "odd")).unwrap();
+        ann.answer("question", |_: String| Ok("not a bool"))
+            .unwrap();
+        let said = ann.next_push::<String>("answered").unwrap();
+        assert!(said.starts_with("odd: bad_data"), "{said}");
+
+        ann.emit::<()>("ask", &(30, "silent")).unwrap();
+        let said = ann.next_push::<String>("answered").unwrap();
+        assert_eq!(said, "silent: timeout -");
+        // A reply after the timeout is ignored: the callback ran once.
+        ann.answer("question", |_: String| Ok(true)).unwrap();
+        let answers = ann.emit::<Vec<String>>("answers", &()).unwrap();
+        assert_eq!(answers.len(), 4, "{answers:?}");
+    }
+
+    fn a_bad_room_param_type_is_a_400(served) {
+        let mut events = Events::<u32>::new();
+        events.before_upgrade(|req| Ok(req.params::<u32>()?));
+        let mut app = App::new();
+        app.ws("/n/:n", events);
+        let server = served.serve(app);
+        let err = server.connect("/n/x").unwrap_err();
+        assert_eq!(err.status(), Some(StatusCode::BAD_REQUEST), "{err}");
+        assert!(server.connect("/n/7").is_ok());
+    }
 }

@@ -1,9 +1,12 @@
 //! The auction, tested the way its users would: through the whole upgrade
-//! path with `wsway::testing`, no port and no runtime.
+//! path with `wsway::testing`, no port, on the test server's threads and
+//! on tokio, smol and async-std (its clocks and confirmation timeouts run
+//! on each).
 
 use std::time::Duration;
 
 use auction::{Clock, Config, Placed};
+use examples::served_tests;
 use serde_json::{Value, json};
 use wsway::StatusCode;
 use wsway::testing::{ClientError, TestClient, TestServer};
@@ -24,98 +27,6 @@ fn join(server: &TestServer, path: &str) -> TestClient {
         .unwrap_or_else(|e| panic!("joining {path}: {e}"))
 }
 
-#[test]
-fn a_bad_id_or_a_missing_name_is_refused_before_the_upgrade() {
-    let server = TestServer::new(auction::app(quiet()));
-    let err = server.connect("/auction/abc?name=ann").unwrap_err();
-    assert_eq!(err.status(), Some(StatusCode::BAD_REQUEST), "{err}");
-    let ClientError::Refused { body, .. } = &err else {
-        panic!("{err}")
-    };
-    assert!(body.contains("`id`"), "{body}");
-    let err = server.connect("/auction/4294967296?name=ann").unwrap_err();
-    assert_eq!(
-        err.status(),
-        Some(StatusCode::BAD_REQUEST),
-        "u32 overflow: {err}"
-    );
-    let err = server.connect("/auction/7").unwrap_err();
-    let ClientError::Refused { status, body, .. } = &err else {
-        panic!("{err}")
-    };
-    assert_eq!(*status, StatusCode::BAD_REQUEST);
-    assert!(body.contains("`name`"), "{body}");
-}
-
-#[test]
-fn bids_are_acked_pushed_to_the_room_and_refused_with_the_high() {
-    let server = TestServer::new(auction::app(quiet()));
-    let mut ann = join(&server, "/auction/1?name=ann");
-    let mut bob = join(&server, "/auction/1?name=bob");
-    let mut eve = join(&server, "/auction/2?name=eve");
-
-    let ack: Value = ann.emit("bid", &json!({ "amount": 100 })).unwrap();
-    assert_eq!(ack, json!({ "high": 100 }));
-    let seen: Placed = bob.next_push("bid").unwrap();
-    assert_eq!(
-        seen,
-        Placed {
-            bidder: "ann".into(),
-            amount: 100
-        }
-    );
-
-    let err = bob
-        .emit::<Value>("bid", &json!({ "amount": 90 }))
-        .unwrap_err();
-    let rejected = err.rejection().unwrap_or_else(|| panic!("{err}"));
-    assert_eq!(rejected.code(), "too_low");
-    assert_eq!(rejected.data(), Some(r#"{"high":100}"#));
-
-    // An array is not a call: it is refused and places nothing.
-    bob.send(r#"["bid", 13, {"amount": 500}]"#).unwrap();
-    let reply: Value = bob.recv_json().unwrap();
-    assert_eq!(
-        (reply["ok"].clone(), reply["error"].clone()),
-        (json!(false), json!("malformed"))
-    );
-    let ack: Value = bob.emit("bid", &json!({ "amount": 101 })).unwrap();
-    assert_eq!(ack, json!({ "high": 101 }));
-
-    // Another auction's room hears none of it.
-    let ack: Value = eve.emit("bid", &json!({ "amount": 1 })).unwrap();
-    assert_eq!(ack, json!({ "high": 1 }));
-    let seen: Placed = eve.next_push("bid").unwrap();
-    assert_eq!(
-        seen,
-        Placed {
-            bidder: "eve".into(),
-            amount: 1
-        }
-    );
-}
-
-#[test]
-fn each_bidder_has_a_clock_that_reads_its_own_auction() {
-    let config = Config {
-        length: Duration::from_secs(30),
-        tick: Duration::from_millis(20),
-        ..Config::default()
-    };
-    let server = TestServer::new(auction::app(config));
-    let mut ann = join(&server, "/auction/5?name=ann");
-    let first: Clock = ann.next_push("clock").unwrap();
-    let second: Clock = ann.next_push("clock").unwrap();
-    assert!(
-        first.remaining_ms <= 30_000 && first.remaining_ms > 0,
-        "{first:?}"
-    );
-    assert!(
-        second.remaining_ms < first.remaining_ms,
-        "{first:?} then {second:?}"
-    );
-}
-
 fn ending(confirm_within: Duration) -> Config {
     Config {
         length: Duration::from_secs(1),
@@ -124,39 +35,129 @@ fn ending(confirm_within: Duration) -> Config {
     }
 }
 
-#[test]
-fn the_winner_confirms_and_the_room_hears_sold() {
-    let server = TestServer::new(auction::app(ending(Duration::from_secs(10))));
-    let mut ann = join(&server, "/auction/3?name=ann");
-    let mut bob = join(&server, "/auction/3?name=bob");
-    let _: Value = ann.emit("bid", &json!({ "amount": 100 })).unwrap();
+served_tests! {
+    fn a_bad_id_or_a_missing_name_is_refused_before_the_upgrade(served) {
+        let server = served.serve(auction::app(quiet()));
+        let err = server.connect("/auction/abc?name=ann").unwrap_err();
+        assert_eq!(err.status(), Some(StatusCode::BAD_REQUEST), "{err}");
+        let ClientError::Refused { body, .. } = &err else {
+            panic!("{err}")
+        };
+        assert!(body.contains("`id`"), "{body}");
+        let err = server.connect("/auction/4294967296?name=ann").unwrap_err();
+        assert_eq!(
+            err.status(),
+            Some(StatusCode::BAD_REQUEST),
+            "u32 overflow: {err}"
+        );
+        let err = server.connect("/auction/7").unwrap_err();
+        let ClientError::Refused { status, body, .. } = &err else {
+            panic!("{err}")
+        };
+        assert_eq!(*status, StatusCode::BAD_REQUEST);
+        assert!(body.contains("`name`"), "{body}");
+    }
 
-    let ended: Placed = bob.next_push("ended").unwrap();
-    assert_eq!(
-        ended,
-        Placed {
-            bidder: "ann".into(),
-            amount: 100
-        }
-    );
-    ann.answer("confirm", |high: u64| Ok(high == 100)).unwrap();
-    assert_eq!(bob.next_push::<u64>("sold").unwrap(), 100);
+    fn bids_are_acked_pushed_to_the_room_and_refused_with_the_high(served) {
+        let server = served.serve(auction::app(quiet()));
+        let mut ann = join(&server, "/auction/1?name=ann");
+        let mut bob = join(&server, "/auction/1?name=bob");
+        let mut eve = join(&server, "/auction/2?name=eve");
 
-    let err = bob
-        .emit::<Value>("bid", &json!({ "amount": 200 }))
-        .unwrap_err();
-    assert_eq!(err.rejection().map(|e| e.code()), Some("ended"), "{err}");
-}
+        let ack: Value = ann.emit("bid", &json!({ "amount": 100 })).unwrap();
+        assert_eq!(ack, json!({ "high": 100 }));
+        let seen: Placed = bob.next_push("bid").unwrap();
+        assert_eq!(
+            seen,
+            Placed {
+                bidder: "ann".into(),
+                amount: 100
+            }
+        );
 
-#[test]
-fn a_winner_who_does_not_answer_in_time_leaves_it_unsold() {
-    let server = TestServer::new(auction::app(ending(Duration::from_millis(50))));
-    let mut ann = join(&server, "/auction/4?name=ann");
-    let mut bob = join(&server, "/auction/4?name=bob");
-    let _: Value = ann.emit("bid", &json!({ "amount": 7 })).unwrap();
-    // Ann sees the request and never answers it.
-    let _: Placed = ann.next_push("ended").unwrap();
-    assert_eq!(bob.next_push::<u64>("unsold").unwrap(), 7);
+        let err = bob
+            .emit::<Value>("bid", &json!({ "amount": 90 }))
+            .unwrap_err();
+        let rejected = err.rejection().unwrap_or_else(|| panic!("{err}"));
+        assert_eq!(rejected.code(), "too_low");
+        assert_eq!(rejected.data(), Some(r#"{"high":100}"#));
+
+        // An array is not a call: it is refused and places nothing.
+        bob.send(r#"["bid", 13, {"amount": 500}]"#).unwrap();
+        let reply: Value = bob.recv_json().unwrap();
+        assert_eq!(
+            (reply["ok"].clone(), reply["error"].clone()),
+            (json!(false), json!("malformed"))
+        );
+        let ack: Value = bob.emit("bid", &json!({ "amount": 101 })).unwrap();
+        assert_eq!(ack, json!({ "high": 101 }));
+
+        // Another auction's room hears none of it.
+        let ack: Value = eve.emit("bid", &json!({ "amount": 1 })).unwrap();
+        assert_eq!(ack, json!({ "high": 1 }));
+        let seen: Placed = eve.next_push("bid").unwrap();
+        assert_eq!(
+            seen,
+            Placed {
+                bidder: "eve".into(),
+                amount: 1
+            }
+        );
+    }
+
+    fn each_bidder_has_a_clock_that_reads_its_own_auction(served) {
+        let config = Config {
+            length: Duration::from_secs(30),
+            tick: Duration::from_millis(20),
+            ..Config::default()
+        };
+        let server = served.serve(auction::app(config));
+        let mut ann = join(&server, "/auction/5?name=ann");
+        let first: Clock = ann.next_push("clock").unwrap();
+        let second: Clock = ann.next_push("clock").unwrap();
+        assert!(
+            first.remaining_ms <= 30_000 && first.remaining_ms > 0,
+            "{first:?}"
+        );
+        assert!(
+            second.remaining_ms < first.remaining_ms,
+            "{first:?} then {second:?}"
+        );
+    }
+
+
+    fn the_winner_confirms_and_the_room_hears_sold(served) {
+        let server = served.serve(auction::app(ending(Duration::from_secs(10))));
+        let mut ann = join(&server, "/auction/3?name=ann");
+        let mut bob = join(&server, "/auction/3?name=bob");
+        let _: Value = ann.emit("bid", &json!({ "amount": 100 })).unwrap();
+
+        let ended: Placed = bob.next_push("ended").unwrap();
+        assert_eq!(
+            ended,
+            Placed {
+                bidder: "ann".into(),
+                amount: 100
+            }
+        );
+        ann.answer("confirm", |high: u64| Ok(high == 100)).unwrap();
+        assert_eq!(bob.next_push::<u64>("sold").unwrap(), 100);
+
+        let err = bob
+            .emit::<Value>("bid", &json!({ "amount": 200 }))
+            .unwrap_err();
+        assert_eq!(err.rejection().map(|e| e.code()), Some("ended"), "{err}");
+    }
+
+    fn a_winner_who_does_not_answer_in_time_leaves_it_unsold(served) {
+        let server = served.serve(auction::app(ending(Duration::from_millis(50))));
+        let mut ann = join(&server, "/auction/4?name=ann");
+        let mut bob = join(&server, "/auction/4?name=bob");
+        let _: Value = ann.emit("bid", &json!({ "amount": 7 })).unwrap();
+        // Ann sees the request and never answers it.
+        let _: Placed = ann.next_push("ended").unwrap();
+        assert_eq!(bob.next_push::<u64>("unsold").unwrap(), 7);
+    }
 }
 
 /// The runtime is one dependency and one line: the three `main`s are the
