@@ -1,7 +1,9 @@
 //! permessage-deflate (RFC 7692) on a real socket: the offer answered,
 //! messages inflated and compressed both ways, a route without it that
-//! ignores the offer, and a compression bomb closed with 1009 while the
-//! server goes on. (Autobahn's groups 12 and 13 check the rest.)
+//! ignores the offer, a message that inflates to exactly the limit taken
+//! and one byte more refused with 1009, and a compression bomb closed with
+//! 1009 while the server goes on (how much a bomb makes the server inflate
+//! is counted in `wsway::protocol::deflate`'s tests). (Autobahn's groups 12 and 13 check the rest.)
 
 mod common;
 
@@ -9,6 +11,9 @@ use common::*;
 use flate2::{Compress, Compression as Level, Decompress, FlushCompress, FlushDecompress};
 use futures_lite::AsyncWriteExt;
 use wsway::{App, Compression, on_message};
+
+/// The compressed routes' message limit.
+const LIMIT: usize = 1 << 20;
 
 const OFFER: &str = "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n";
 
@@ -21,9 +26,10 @@ fn app() -> App {
     };
     app.ws("/z", echo())
         .compression(Compression::dedicated().threshold(16))
-        .limits(|l| l.max_message_size(1 << 20));
+        .limits(|l| l.max_message_size(LIMIT));
     app.ws("/shared", echo())
-        .compression(Compression::shared().threshold(16));
+        .compression(Compression::shared().threshold(16))
+        .limits(|l| l.max_message_size(LIMIT));
     app.ws("/plain", echo());
     app
 }
@@ -89,6 +95,29 @@ runtime_tests! {
         s.write_all(&masked_frame(0xc1, b"x")).await.unwrap();
         let (first, payload) = read_raw_frame(&mut s).await;
         assert_eq!((first, &payload[..2]), (0x88, &1002u16.to_be_bytes()[..]));
+    }
+
+    async fn a_message_inflating_to_exactly_the_limit_is_taken_and_one_byte_more_is_1009(rt) {
+        let server = rt.start(app()).await;
+        let addr = server.local_addr();
+        let exact: Vec<u8> = (0..LIMIT).map(|n| (n % 251) as u8).collect();
+        let over = [&exact[..], &[0u8]].concat();
+        for path in ["/z", "/shared"] {
+            // Exactly the limit, inflated: echoed whole (compressed back).
+            let (mut s, _) = upgraded_raw_with(addr, path, OFFER).await;
+            let packed = compress(&mut Compress::new(Level::default(), false), &exact);
+            assert!(packed.len() < LIMIT / 4, "{path}: {}", packed.len());
+            s.write_all(&masked_frame(0xc2, &packed)).await.unwrap();
+            let (first, payload) = read_raw_frame(&mut s).await;
+            assert_eq!(first, 0xc2, "{path}: FIN, RSV1, binary");
+            assert!(inflate(&mut Decompress::new(false), &payload) == exact, "{path}: the echo differs");
+            // One byte more: 1009, though it is far smaller on the wire.
+            let packed = compress(&mut Compress::new(Level::default(), false), &over);
+            let (mut s, _) = upgraded_raw_with(addr, path, OFFER).await;
+            s.write_all(&masked_frame(0xc2, &packed)).await.unwrap();
+            let (first, payload) = read_raw_frame(&mut s).await;
+            assert_eq!((first, &payload[..2]), (0x88, &1009u16.to_be_bytes()[..]), "{path}");
+        }
     }
 
     async fn a_bomb_is_closed_with_1009_and_the_server_goes_on(rt) {

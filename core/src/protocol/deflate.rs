@@ -83,6 +83,8 @@ impl Deflater {
 pub struct Inflater {
     zlib: Decompress,
     reset: bool,
+    /// Bytes produced over its life, refused messages included.
+    total_out: u64,
 }
 
 impl Inflater {
@@ -92,7 +94,15 @@ impl Inflater {
         Inflater {
             zlib: Decompress::new_with_window_bits(false, window_bits.clamp(9, 15)),
             reset,
+            total_out: 0,
         }
+    }
+
+    /// Bytes this inflater has produced in all, the part of a refused
+    /// message included: what its peers have made it inflate. A refused
+    /// message adds at most its limit plus one byte.
+    pub fn total_out(&self) -> u64 {
+        self.total_out
     }
 
     /// Inflates one message, refusing it as soon as its output passes
@@ -143,6 +153,7 @@ impl Inflater {
                     .zlib
                     .decompress_vec(&input[consumed..], &mut out, FlushDecompress::Sync)
                     .map_err(|_| ProtocolError::BadCompression)?;
+                self.total_out += (out.len() - produced) as u64;
                 if out.len() > limit {
                     return Err(ProtocolError::MessageTooLarge(limit));
                 }
@@ -221,6 +232,28 @@ mod tests {
             i.inflate(&bomb, 1 << 20, false),
             Err(ProtocolError::MessageTooLarge(1 << 20))
         );
+        // Refused as soon as it passed the limit: one byte past it, no more.
+        assert_eq!(i.total_out(), (1 << 20) + 1);
+    }
+
+    #[test]
+    fn a_message_of_exactly_the_limit_passes_and_one_byte_more_does_not() {
+        const LIMIT: usize = 100_000;
+        for reset in [false, true] {
+            let mut d = Deflater::new(15, reset);
+            let mut i = Inflater::new(15, reset);
+            let exact: Vec<u8> = (0..LIMIT).map(|n| b"wsway "[n % 6]).collect();
+            assert_eq!(i.inflate(&d.compress(&exact), LIMIT, true).unwrap(), exact);
+            assert_eq!(i.total_out(), LIMIT as u64);
+            let over = [&exact[..], b"!"].concat();
+            let mut i = Inflater::new(15, reset);
+            let mut d = Deflater::new(15, reset);
+            assert_eq!(
+                i.inflate(&d.compress(&over), LIMIT, true),
+                Err(ProtocolError::MessageTooLarge(LIMIT))
+            );
+            assert_eq!(i.total_out(), LIMIT as u64 + 1);
+        }
     }
 
     #[test]
