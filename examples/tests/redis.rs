@@ -554,6 +554,63 @@ runtime_tests! {
     }
 
     #[ignore = "needs redis-server; .ci/run installs it and runs this"]
+    async fn a_gap_on_one_node_reaches_the_members_of_another_whose_subscription_held(rt) {
+        let redis = RedisServer::start();
+        // Only A loses publishes: a small queue, behind writes Redis holds.
+        const QUEUE: usize = 8 << 10;
+        let (ra, rb) = (quick(&redis, QUEUE).await, quick(&redis, 8 << 20).await);
+        let (a, b) = (node(rt, ra.clone()).await, node(rt, rb.clone()).await);
+        let mut on_b = connect(b.local_addr(), "/room/r").await;
+        eventually("B to listen", || redis.numsub("wsway:r") == 1).await;
+        let subscriptions = redis.subscription_ids();
+
+        // Writes paused (PUBLISH among them); subscriptions and their
+        // pings go on, so B never loses its own.
+        redis.query::<()>(redis::cmd("CLIENT").arg("PAUSE").arg(10_000).arg("WRITE")).expect("CLIENT PAUSE");
+        let mut dropped = 0;
+        for i in 0..200u32 {
+            let mut payload = vec![b'x'; 1024];
+            payload[..4].copy_from_slice(&i.to_be_bytes());
+            if matches!(a.publish("r", Message::binary(payload)).forwarded, wsway::Forwarded::Dropped) {
+                dropped += 1;
+            }
+        }
+        assert!(dropped > 100, "only {dropped} of 200 dropped behind an 8 KiB queue");
+        // Past the liveness probe's 400 ms: a subscription that were to
+        // break would have broken by now.
+        Runtime::Smol.sleep(Duration::from_millis(800)).await;
+        assert!(rb.is_subscribed(), "B's subscription broke while writes were paused");
+        redis.query::<()>(redis::cmd("CLIENT").arg("UNPAUSE")).expect("CLIENT UNPAUSE");
+
+        // B's member hears of the gap, from A's note alone; what it got
+        // around it came once each, in order.
+        let mut seen = Vec::new();
+        loop {
+            match next_message(&mut on_b).await {
+                Frame::Text(t) if t == "gap r" => break,
+                Frame::Binary(m) => seen.push(u32::from_be_bytes(m[..4].try_into().unwrap())),
+                other => panic!("{other:?}"),
+            }
+        }
+        assert!(seen.len() < 200 && seen.windows(2).all(|w| w[0] < w[1]), "{seen:?}");
+        a.publish("r", "after");
+        loop {
+            match next_message(&mut on_b).await {
+                Frame::Text(t) if t == "after" => break,
+                Frame::Binary(m) => {
+                    let n = u32::from_be_bytes(m[..4].try_into().unwrap());
+                    assert!(seen.last().is_none_or(|&l| n > l), "{n} after {seen:?}");
+                    seen.push(n);
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(redis.subscription_ids(), subscriptions, "a subscription was made again");
+        assert_eq!(rb.stats().gaps, 1, "{:?}", rb.stats());
+        assert!(ra.stats().dropped >= dropped, "{:?}", ra.stats());
+    }
+
+    #[ignore = "needs redis-server; .ci/run installs it and runs this"]
     async fn two_bench_server_processes_share_rooms(rt) {
         let redis = RedisServer::start();
         let url = redis.url();

@@ -90,6 +90,20 @@ impl RedisServer {
         .expect("PUBSUB CHANNELS")
     }
 
+    /// The ids of the connections in subscribe mode, sorted: unchanged
+    /// across a stretch of time, no subscription was made again in it.
+    pub fn subscription_ids(&self) -> Vec<u64> {
+        let list: String = self
+            .query(redis::cmd("CLIENT").arg("LIST").arg("TYPE").arg("pubsub"))
+            .expect("CLIENT LIST");
+        let mut ids: Vec<u64> = list
+            .lines()
+            .filter_map(|l| l.strip_prefix("id=")?.split(' ').next()?.parse().ok())
+            .collect();
+        ids.sort_unstable();
+        ids
+    }
+
     /// How many connections (nodes) listen to `channel`.
     pub fn numsub(&self, channel: &str) -> usize {
         let (_, n): (String, usize) = self
