@@ -709,7 +709,7 @@ runtime_tests! {
         let redis = RedisServer::start();
         let url = redis.url();
         let bin = env!("CARGO_BIN_EXE_chat");
-        const BEAT_MS: u64 = 300;
+        const BEAT_MS: u64 = 1000;
         let beat = BEAT_MS.to_string();
         let one = Example::spawn_with(bin, rt, &["--redis", &url, "--presence-heartbeat", &beat]);
         let two = Example::spawn_with(bin, rt, &["--redis", &url, "--presence-heartbeat", &beat]);
@@ -732,14 +732,48 @@ runtime_tests! {
         assert_eq!(got, [hi.clone(), ack], "the line and its ack");
         assert_eq!(next_json(&mut bob).await, hi);
 
+        // Where each member's entry sits: fields are `NODE:CONN`.
+        let hash = |key: &str| -> std::collections::HashMap<String, String> {
+            redis.query(redis::cmd("HGETALL").arg(key)).expect("HGETALL")
+        };
+        let node_of = |field: &String| field.split(':').next().unwrap().to_owned();
+        let entries = hash("wsway:presence:room:den");
+        assert_eq!(entries.len(), 2, "{entries:?}");
+        let (dead, live): (Vec<_>, Vec<_>) = entries.iter().partition(|(_, meta)| meta.contains("\"ann\""));
+        let (dead, live) = (node_of(dead[0].0), node_of(live[0].0));
+
         one.signal("-KILL");
         let killed = std::time::Instant::now();
+        // The liveness key lives three heartbeats past the last one: a
+        // reader polling every POLL sees ann gone by then, plus one poll,
+        // counted from when the poll asks (its round trip is not Redis').
+        const POLL: Duration = Duration::from_millis(100);
+        let bound = Duration::from_millis(3 * BEAT_MS) + POLL;
         let alone = serde_json::json!({"id": 1, "ok": true, "data": {"members": ["bob"], "count": 1}});
-        while call(&mut bob, who.clone()).await != alone {
-            assert!(killed.elapsed() < Duration::from_millis(3 * BEAT_MS + 2000), "ann outlived her process");
-            rt.sleep(Duration::from_millis(20)).await;
-        }
-        eprintln!("a crashed process's member vanished after {:?} (heartbeat {BEAT_MS} ms)", killed.elapsed());
+        let vanished = loop {
+            let asked = killed.elapsed();
+            if call(&mut bob, who.clone()).await == alone {
+                break asked;
+            }
+            assert!(asked < bound, "ann was still listed {asked:?} after her process died (bound {bound:?})");
+            rt.sleep(POLL).await;
+        };
+        eprintln!("a crashed process's member was gone {vanished:?} after the kill (heartbeat {BEAT_MS} ms)");
+
+        // The live node's next heartbeat sweeps the dead one's entries out
+        // of the hashes themselves, not only out of what readers see.
+        let swept = || {
+            let members = hash("wsway:presence:room:den");
+            let counts = hash("wsway:count:room:den");
+            let nodes: Vec<String> = redis.query(redis::cmd("SMEMBERS").arg("wsway:nodes")).expect("SMEMBERS");
+            let topics: bool = redis.query(redis::cmd("EXISTS").arg(format!("wsway:node-topics:{dead}"))).expect("EXISTS");
+            members.keys().all(|f| node_of(f) == live)
+                && members.len() == 1
+                && counts.keys().collect::<Vec<_>>() == [&live]
+                && nodes == [live.clone()]
+                && !topics
+        };
+        eventually_for(Duration::from_millis(BEAT_MS) + POLL, "the sweep to clear the dead node's entries", swept).await;
     }
 
     #[ignore = "needs redis-server; .ci/run installs it and runs this"]
