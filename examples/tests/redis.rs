@@ -503,7 +503,6 @@ runtime_tests! {
         eventually("both nodes to listen", || redis.numsub("wsway:r") == 2).await;
 
         redis.signal("-STOP");
-        let paused = std::time::Instant::now();
         let mut forwarded = std::collections::HashMap::new();
         for i in 0..200u32 {
             let mut payload = vec![b'x'; 1024];
@@ -522,9 +521,7 @@ runtime_tests! {
         }
         // The liveness probe: quiet 200 ms, ping unanswered 200 ms.
         eventually("node B to drop its dead subscription", || !rb.is_subscribed()).await;
-        let noticed = paused.elapsed();
         redis.signal("-CONT");
-        eprintln!("paused subscription noticed after {noticed:?}");
 
         // B is told of the gap; what it got in between came once each, in order.
         let mut seen = Vec::new();
@@ -926,5 +923,38 @@ runtime_tests! {
         assert!(shown.starts_with(&format!("cannot reach Redis at `redis://:***@127.0.0.1:{closed}/`")), "{shown}");
         assert!(!shown.contains("hunter2"), "{shown}");
         assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+
+        // A listener that takes the connection and never answers: the
+        // connect timeout (3 s by default, or as set) ends the wait.
+        let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("redis://{}/", silent.local_addr().unwrap());
+        for (timeout, connecting) in [
+            (Duration::from_secs(3), Redis::builder(&url)),
+            (Duration::from_millis(500), Redis::builder(&url).connect_timeout(Duration::from_millis(500))),
+        ] {
+            let started = std::time::Instant::now();
+            let err = within(Duration::from_secs(10), "connect to give up", Box::pin(connecting.connect())).await.expect_err("nobody answers");
+            let took = started.elapsed();
+            assert!(err.to_string().starts_with("cannot reach Redis at"), "{err}");
+            assert!(took >= timeout && took < timeout + Duration::from_millis(500), "gave up after {took:?}, timeout {timeout:?}");
+        }
+        drop(silent);
+    }
+
+    #[ignore = "needs redis-server; .ci/run installs it and runs this"]
+    async fn a_paused_redis_is_noticed_within_2_s_with_the_defaults(rt) {
+        let redis = RedisServer::start();
+        let backplane = Redis::connect(&redis.url()).await.expect("connect with the defaults");
+        let a = node(rt, backplane.clone()).await;
+        let _member = connect(a.local_addr(), "/room/r").await;
+        eventually("the node to listen", || redis.numsub("wsway:r") == 1 && backplane.is_subscribed()).await;
+        redis.signal("-STOP");
+        let paused = std::time::Instant::now();
+        // A ping after 1 s of quiet, unanswered for 1 s.
+        eventually("the paused Redis to be noticed", || !backplane.is_subscribed()).await;
+        let noticed = paused.elapsed();
+        redis.signal("-CONT");
+        assert!(noticed <= Duration::from_millis(2050), "a paused Redis was noticed after {noticed:?}");
+        eventually("the node to listen again", || backplane.is_subscribed()).await;
     }
 }
