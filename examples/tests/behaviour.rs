@@ -12,7 +12,6 @@ use async_tungstenite::tungstenite::Message as Frame;
 use async_tungstenite::tungstenite::client::IntoClientRequest;
 use async_tungstenite::tungstenite::protocol::CloseFrame;
 use common::*;
-use futures_lite::FutureExt;
 use futures_util::StreamExt;
 use serde::Deserialize;
 use wsway::{
@@ -383,35 +382,14 @@ runtime_tests! {
     async fn no_frame_is_read_while_message_runs(rt) {
         // While `message` runs, the server reads nothing more: the client's
         // socket fills up and stays full. A server that read ahead would
-        // keep taking bytes until the 256 MiB cap fails the test. (Only a
-        // pass depends on the 1 s pause: a loaded machine can make a bad
-        // server look stalled, never a good one look busy.)
+        // keep taking bytes until the 256 MiB cap fails the test.
         let (probe, server) = start_probe(rt, Limits::default()).await;
         let mut stream = upgraded_raw(server.local_addr(), "/probe").await;
         use futures_lite::AsyncWriteExt;
         stream.write_all(&masked_frame(0x81, b"gate")).await.unwrap();
         probe.log.wait_for("message gate").await;
-        let frame = masked_frame(0x82, &[7u8; 60_000]);
-        let mut written = 0usize;
-        let stalled = loop {
-            use std::io::Write;
-            match stream.get_ref().write(&frame[written % frame.len()..]) {
-                Ok(n) => written += n,
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                    let writable = async { Some(stream.writable().await) }
-                        .or(async { rt.sleep(Duration::from_secs(1)).await; None })
-                        .await;
-                    if writable.is_none() {
-                        break true;
-                    }
-                }
-                Err(e) => panic!("write: {e}"),
-            }
-            if written > 256 << 20 {
-                break false;
-            }
-        };
-        assert!(stalled, "the server read {written} bytes while message ran");
+        let filled = fill_until_stalled(&stream, &masked_frame(0x82, &[7u8; 60_000])).await;
+        assert!(filled.is_ok(), "the server read {filled:?} bytes while message ran");
         assert_eq!(probe.log.count("message"), 1, "{:?}", probe.log.snapshot());
         // Once `message` returns, reading resumes.
         probe.gate.store(true, std::sync::atomic::Ordering::Release);

@@ -188,6 +188,53 @@ fn app(log: &Log, go: &Go) -> App {
     })
     .limits(|l: Limits| l.max_message_size(1024));
 
+    // `recv` raced, every time round, against a future that is ready on
+    // its second poll: most `recv`s are dropped unfinished. Cancel-safe,
+    // none takes a message with it.
+    app.ws_fn("/race", |_req, mut socket| async move {
+        loop {
+            let next = futures_lite::future::or(async { Some(socket.recv().await) }, async {
+                futures_lite::future::yield_now().await;
+                None
+            })
+            .await;
+            match next {
+                Some(Some(msg)) => {
+                    socket.send(msg);
+                }
+                Some(None) => break,
+                None => {}
+            }
+        }
+    });
+
+    // Functions that ignore the end: they are dropped at the cleanup
+    // timeout, and leave their topic then.
+    for (path, cleanup) in [
+        ("/stubborn", None),
+        ("/stubborn-quick", Some(Duration::from_millis(300))),
+    ] {
+        let l = log.clone();
+        let route = ws_fn(move |_req, mut socket| {
+            let log = l.clone();
+            async move {
+                socket.subscribe(path);
+                socket.send("subscribed");
+                while socket.recv().await.is_some() {}
+                log.push(format!("{path} cleanup"));
+                socket.sleep(Duration::from_secs(10)).await;
+                log.push(format!("{path} outlived its cleanup"));
+            }
+        });
+        app.ws(
+            path,
+            match cleanup {
+                Some(t) => route.cleanup_timeout(t),
+                None => route,
+            },
+        );
+    }
+
     app.ws(
         "/guarded/:id",
         ws_fn(|req, socket| async move {
@@ -265,6 +312,61 @@ runtime_tests! {
             ]
         );
         finish_close(&mut ws).await;
+    }
+
+    async fn bytes_stay_in_the_socket_until_recv_asks(rt) {
+        // The function holds "one" and does not call `recv` again: the
+        // client's socket fills up and stays full.
+        let (log, go) = (Log::default(), Go::default());
+        let server = rt.start(app(&log, &go)).await;
+        let mut stream = upgraded_raw(server.local_addr(), "/gate").await;
+        futures_lite::AsyncWriteExt::write_all(&mut stream, &masked_frame(0x81, b"one")).await.unwrap();
+        log.wait_for("got one").await;
+        let filled = fill_until_stalled(&stream, &masked_frame(0x81, &[b'x'; 60_000])).await;
+        assert!(filled.is_ok(), "the server read {filled:?} bytes while the function did not ask");
+        assert_eq!(log.count("got"), 1, "{:?}", log.snapshot());
+        // Once it asks again, reading resumes.
+        go.0.store(true, Ordering::SeqCst);
+        eventually("the next message to be read", || log.count("got") >= 2).await;
+    }
+
+    async fn recv_is_cancel_safe(rt) {
+        const MESSAGES: usize = 300;
+        let (log, go) = (Log::default(), Go::default());
+        let server = rt.start(app(&log, &go)).await;
+        let mut ws = connect(server.local_addr(), "/race").await;
+        for i in 0..MESSAGES {
+            send_text(&mut ws, &format!("m{i}")).await;
+        }
+        for i in 0..MESSAGES {
+            assert_eq!(text_of(&mut ws).await, format!("m{i}"), "a message lost to a dropped recv");
+        }
+    }
+
+    async fn a_function_that_ignores_the_end_is_dropped_at_its_cleanup_timeout(rt) {
+        let (log, go) = (Log::default(), Go::default());
+        let server = rt.start(app(&log, &go)).await;
+        let ends = [("/stubborn", Duration::from_secs(1)), ("/stubborn-quick", Duration::from_millis(300))]
+            .map(|(path, timeout)| {
+                let (log, server) = (log.clone(), server.clone());
+                async move {
+                    let mut ws = connect(server.local_addr(), path).await;
+                    assert_eq!(text_of(&mut ws).await, "subscribed");
+                    ws.close(None).await.unwrap();
+                    log.wait_for(&format!("{path} cleanup")).await;
+                    let ended = std::time::Instant::now();
+                    // Its topic is left when the function is dropped, not before.
+                    eventually("the function to be dropped", || server.subscriber_count(path) == 0).await;
+                    let took = ended.elapsed();
+                    assert!(took >= timeout - Duration::from_millis(20), "{path}: dropped after {took:?}, cleanup timeout {timeout:?}");
+                    assert!(took < timeout + Duration::from_millis(500), "{path}: dropped after {took:?}, cleanup timeout {timeout:?}");
+                }
+            });
+        let [default, quick] = ends;
+        futures_lite::future::zip(Box::pin(default), Box::pin(quick)).await;
+        assert_eq!(log.count("/stubborn outlived"), 0, "{:?}", log.snapshot());
+        assert_eq!(log.count("/stubborn-quick outlived"), 0, "{:?}", log.snapshot());
+        eventually("every connection to end", || server.connections() == 0).await;
     }
 
     async fn a_slow_loop_loses_and_reorders_nothing(rt) {

@@ -668,6 +668,36 @@ pub async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'stat
     }
 }
 
+/// Writes `frame` over and over into `stream` without blocking, until the
+/// server stops taking bytes: `Ok(written)` once the socket has stayed full
+/// for a second, `Err(written)` once 256 MiB went in (a server that reads
+/// ahead). Only a pass depends on the pause: a loaded machine can make a
+/// server that reads look stalled, never one that does not read look busy.
+pub async fn fill_until_stalled(stream: &Async<TcpStream>, frame: &[u8]) -> Result<usize, usize> {
+    let mut written = 0usize;
+    loop {
+        use std::io::Write;
+        match stream.get_ref().write(&frame[written % frame.len()..]) {
+            Ok(n) => written += n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                let writable = async { Some(stream.writable().await) }
+                    .or(async {
+                        Timer::after(Duration::from_secs(1)).await;
+                        None
+                    })
+                    .await;
+                if writable.is_none() {
+                    return Ok(written);
+                }
+            }
+            Err(e) => panic!("write: {e}"),
+        }
+        if written > 256 << 20 {
+            return Err(written);
+        }
+    }
+}
+
 /// A raw client past the upgrade to `path`: frames are the test's to write.
 pub async fn upgraded_raw(addr: SocketAddr, path: &str) -> Async<TcpStream> {
     upgraded_raw_with(addr, path, "").await.0
