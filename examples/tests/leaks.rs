@@ -76,19 +76,23 @@ fn cycles_to_run() -> u32 {
 const WARM_UP: u32 = 5_000;
 const CONCURRENCY: u32 = 25;
 
+/// Open descriptors: a `/proc` that cannot be read fails the test (a
+/// count of 0 before and after would pass it).
 fn open_fds() -> usize {
     std::fs::read_dir("/proc/self/fd")
-        .map(|d| d.count())
-        .unwrap_or(0)
+        .expect("/proc/self/fd: the leak test counts descriptors there")
+        .count()
 }
 
+/// Resident memory in KiB, read from `/proc/self/status` (or the test fails).
 fn rss_kib() -> usize {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let status = std::fs::read_to_string("/proc/self/status")
+        .expect("/proc/self/status: the leak test reads VmRSS there");
     status
         .lines()
         .find_map(|l| l.strip_prefix("VmRSS:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
+        .unwrap_or_else(|| panic!("no VmRSS in /proc/self/status:\n{status}"))
 }
 
 /// `n` cycles spread over CONCURRENCY clients: connect, one message and its

@@ -36,7 +36,13 @@ struct Ticker {
     shot_gone: Arc<AtomicU32>,
 }
 
-/// The interval, and a one-shot an hour away, kept to cancel them on request.
+/// When the `/ticks` one-shot is due: within the test, so that one which
+/// failed to end with its connection, or to stop when cancelled, would
+/// run (or end) while the test looks.
+const LATE: Duration = Duration::from_millis(500);
+
+/// The interval, and the one-shot due at [`LATE`], kept to cancel them on
+/// request.
 #[derive(Default)]
 struct Timers {
     interval: Option<Timer>,
@@ -58,10 +64,10 @@ impl Handler for Ticker {
             conn.send("once");
         });
         let (shots, guard) = (self.shots.clone(), Dropped(self.shot_gone.clone()));
-        ws.data.late = Some(ws.after(Duration::from_secs(3600), move |conn| {
+        ws.data.late = Some(ws.after(LATE, move |conn| {
             let _ = &guard;
             shots.fetch_add(1, Ordering::SeqCst);
-            conn.send("an hour later");
+            conn.send("late");
         }));
     }
 
@@ -117,6 +123,7 @@ runtime_tests! {
         let ticker = Ticker::default();
         let server = rt.start(app(&ticker)).await;
         let mut ws = connect(server.local_addr(), "/ticks").await;
+        let opened = std::time::Instant::now();
         assert_eq!(next_message(&mut ws).await, Frame::text("once"));
         for n in 1..=3 {
             assert_eq!(next_message(&mut ws).await, Frame::text(format!("tick {n}")));
@@ -127,6 +134,9 @@ runtime_tests! {
         // the one-shot without running.
         eventually("the interval to end", || ticker.interval_gone.load(Ordering::SeqCst) == 1).await;
         eventually("the one-shot to end", || ticker.shot_gone.load(Ordering::SeqCst) == 1).await;
+        let ended = opened.elapsed();
+        assert!(ended < LATE, "the one-shot ended {ended:?} after open, when it was due, not with its connection");
+        Runtime::Smol.sleep(LATE.saturating_sub(opened.elapsed()) + Duration::from_millis(100)).await;
         assert_eq!(ticker.shots.load(Ordering::SeqCst), 0, "a one-shot outlived its connection");
         // The timers may see the connection closed before its task has
         // finished unregistering it.
@@ -137,6 +147,7 @@ runtime_tests! {
         let ticker = Ticker::default();
         let server = rt.start(app(&ticker)).await;
         let mut ws = connect(server.local_addr(), "/ticks").await;
+        let opened = std::time::Instant::now();
         assert_eq!(next_message(&mut ws).await, Frame::text("once"));
         assert_eq!(next_message(&mut ws).await, Frame::text("tick 1"));
         send_text(&mut ws, "stop").await;
@@ -164,7 +175,18 @@ runtime_tests! {
         send_text(&mut ws, "cancel-late").await;
         assert_eq!(next_message(&mut ws).await, Frame::text("cancelled true"));
         eventually("the cancelled one-shot to end", || ticker.shot_gone.load(Ordering::SeqCst) == 1).await;
-        assert_eq!(ticker.shots.load(Ordering::SeqCst), 0);
+        let ended = opened.elapsed();
+        assert!(ended < LATE, "the cancelled one-shot ended {ended:?} after open, when it was due");
+        // Past when it was due: it never ran, and the connection goes on.
+        Runtime::Smol.sleep(LATE.saturating_sub(opened.elapsed()) + Duration::from_millis(100)).await;
+        send_text(&mut ws, "after").await;
+        loop {
+            match next_message(&mut ws).await {
+                Frame::Text(t) if t.as_str() == "after" => break,
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert_eq!(ticker.shots.load(Ordering::SeqCst), 0, "a cancelled one-shot ran");
         assert_eq!(server.connections(), 1);
     }
 
