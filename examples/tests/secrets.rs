@@ -53,10 +53,13 @@ fn requests() -> Vec<(String, u16)> {
 }
 
 /// Sends every request of [`requests`], checks each status, and checks that
-/// no response (head or body) carries the secret.
-async fn refuse_every_way(addr: std::net::SocketAddr) {
+/// no response (head or body) carries the secret. Returns each request's
+/// client address (the `remote` its span records) with its status.
+async fn refuse_every_way(addr: std::net::SocketAddr) -> Vec<(std::net::SocketAddr, u16)> {
+    let mut sent = Vec::new();
     for (request, status) in requests() {
-        let r = raw(addr, &request).await;
+        let (r, client) = raw_from(addr, &request).await;
+        sent.push((client, status));
         let line = request.lines().next().unwrap_or_default().to_owned();
         assert_eq!(status_of(&r), status, "{line}: {r}");
         assert!(
@@ -64,16 +67,19 @@ async fn refuse_every_way(addr: std::net::SocketAddr) {
             "{line}: the response repeats a secret: {r}"
         );
     }
+    sent
 }
 
-/// An accepted connection that then breaks the protocol (bad UTF-8).
-async fn fail_a_connection(addr: std::net::SocketAddr) {
+/// An accepted connection that then breaks the protocol (bad UTF-8);
+/// returns the client's address.
+async fn fail_a_connection(addr: std::net::SocketAddr) -> std::net::SocketAddr {
     let mut req = format!("ws://{addr}/echo?token={SECRET}")
         .into_client_request()
         .unwrap();
     req.headers_mut()
         .insert("authorization", format!("Bearer {SECRET}").parse().unwrap());
     let mut ws = connect_request(addr, req).await;
+    let client = ws.get_ref().get_ref().local_addr().unwrap();
     use async_tungstenite::tungstenite::protocol::frame::{
         Frame as RawFrame,
         coding::{Data, OpCode},
@@ -84,6 +90,36 @@ async fn fail_a_connection(addr: std::net::SocketAddr) {
         .expect("send");
     assert_eq!(expect_close(&mut ws).await.0, 1007);
     finish_close(&mut ws).await;
+    client
+}
+
+/// The fields of the connection span whose remote address is `client` and
+/// its events', once it or one of its events has `field` = `value`: this
+/// test's own connections, whatever else the process traces meanwhile.
+async fn traced_for(
+    traced: &common::trace::Captured,
+    client: std::net::SocketAddr,
+    field: &str,
+    value: &str,
+) -> Vec<String> {
+    let remote = client.to_string();
+    let mut found = Vec::new();
+    eventually(&format!("{field}={value} traced for {remote}"), || {
+        let spans = traced.spans_where("remote", &remote);
+        found = spans
+            .iter()
+            .filter(|s| {
+                std::iter::once(&s.fields)
+                    .chain(&s.events)
+                    .any(|f| f.get(field).is_some_and(|v| v == value))
+            })
+            .flat_map(|s| std::iter::once(&s.fields).chain(&s.events))
+            .flat_map(|f| f.iter().map(|(k, v)| format!("{k}={v}")))
+            .collect();
+        !found.is_empty()
+    })
+    .await;
+    found
 }
 
 /// Logs what an application that logs everything would: each request as
@@ -133,8 +169,8 @@ runtime_tests! {
         }));
         app.ws("/echo", chatty.clone());
         let server = rt.start(app).await;
-        refuse_every_way(server.local_addr()).await;
-        fail_a_connection(server.local_addr()).await;
+        let refused = refuse_every_way(server.local_addr()).await;
+        let failed = fail_a_connection(server.local_addr()).await;
         chatty.0.wait_for("close").await;
         let log = chatty.0.snapshot();
         // What was logged is there to leak: the path, the error, the close.
@@ -144,19 +180,26 @@ runtime_tests! {
         for line in &log {
             assert!(!line.contains(SECRET), "a secret reached the log: {line}");
         }
-        // Nor what the server recorded with tracing: every refusal, the
-        // failed connection, and their spans' fields were recorded.
-        let remote = format!("{}", server.local_addr().ip());
-        eventually("the failed connection's close traced", || {
-            traced.all_text().iter().any(|l| l == "code=1007")
-        })
-        .await;
-        let traced = traced.all_text();
-        for expected in ["message=upgrade refused", "status=426", "status=403", "route=/echo"] {
-            assert!(traced.iter().any(|l| l == expected), "{expected} was not traced: {traced:?}");
+        // Nor what the server recorded with tracing for this test's own
+        // connections (found by their client address): each outcome, with
+        // its status, and the failed connection's close.
+        let mut fields = traced_for(&traced, failed, "code", "1007").await;
+        for (client, status) in refused {
+            // No route, no upgrade to refuse: its span holds no status.
+            let (field, value) = match status {
+                404 => ("remote", client.to_string()),
+                status => ("status", status.to_string()),
+            };
+            fields.extend(traced_for(&traced, client, field, &value).await);
         }
-        assert!(traced.iter().any(|l| l.starts_with("remote=") && l.contains(&remote)));
-        for field in &traced {
+        for expected in ["message=upgrade refused", "status=426", "status=403", "route=/echo", "code=1007"] {
+            assert!(fields.iter().any(|l| l == expected), "{expected} was not traced: {fields:?}");
+        }
+        for field in &fields {
+            assert!(!field.contains(SECRET), "a secret reached a tracing field: {field}");
+        }
+        // Nor anything else traced in this process.
+        for field in traced.all_text() {
             assert!(!field.contains(SECRET), "a secret reached a tracing field: {field}");
         }
     }
@@ -166,7 +209,7 @@ runtime_tests! {
         let mut app = App::new();
         // A session store's error, quoting the token as such errors do.
         let verify = |token: String| async move {
-            Err::<(), _>(format!("no session for token {token} (store: sessions-1)"))
+            Err::<(), _>(format!("no session for token {token} (store: sessions-1, key {token})"))
         };
         app.ws("/echo", Chatty::default())
             .middleware(wsway::Bearer::query("token", verify).or_header().or_protocol());
@@ -181,7 +224,7 @@ runtime_tests! {
             let r = raw(addr, &upgrade_request(&path, &creds)).await;
             assert_eq!(status_of(&r), 401, "{r}");
             // The reason reaches the client, with the token replaced.
-            assert!(r.contains("no session for token [redacted] (store: sessions-1)"), "{r}");
+            assert!(r.contains("no session for token [redacted] (store: sessions-1, key [redacted])"), "{r}");
             assert!(!r.contains(SECRET), "the refusal repeats the token: {r}");
         }
         let traced = traced.all_text();
@@ -204,7 +247,7 @@ runtime_tests! {
         events.on("typed", |ws, _: serde_json::Value| {
             let token = ws.value::<Session>().unwrap().token.clone();
             Err::<(), _>(
-                wsway::EventError::new("store", format!("no row for {token}"))
+                wsway::EventError::new("store", format!("no row for {token}, nor for {token}"))
                     .with_data(&serde_json::json!({ "key": token })),
             )
         });
@@ -227,7 +270,7 @@ runtime_tests! {
         let mut ws = connect(server.local_addr(), &format!("/events?token={SECRET}")).await;
 
         let typed = call(&mut ws, serde_json::json!({"event": "typed", "data": 1, "id": 1})).await;
-        assert_eq!(typed["message"], "no row for [redacted]", "{typed}");
+        assert_eq!(typed["message"], "no row for [redacted], nor for [redacted]", "{typed}");
         assert_eq!(typed["data"]["key"], "[redacted]", "{typed}");
         let internal = call(&mut ws, serde_json::json!({"event": "internal", "data": 1, "id": 2})).await;
         assert_eq!(internal["error"], "internal", "{internal}");

@@ -239,9 +239,16 @@ pub async fn connect_request(
 /// from silence: a server slower than usual only makes this wait longer
 /// (up to [`WAIT`]).
 pub async fn raw(addr: SocketAddr, request: &str) -> String {
+    raw_from(addr, request).await.0
+}
+
+/// As [`raw`], with the client's own address: what the server records as
+/// the connection's `remote`.
+pub async fn raw_from(addr: SocketAddr, request: &str) -> (String, SocketAddr) {
     let mut stream = within(WAIT, "tcp connect", Async::<TcpStream>::connect(addr))
         .await
         .expect("tcp connect");
+    let local = stream.get_ref().local_addr().expect("the client's address");
     stream.write_all(request.as_bytes()).await.expect("write");
     let mut out = Vec::new();
     // On the heap, and boxed: test bodies nest many futures, and async-std
@@ -261,7 +268,7 @@ pub async fn raw(addr: SocketAddr, request: &str) -> String {
         }),
     )
     .await;
-    String::from_utf8_lossy(&out).into_owned()
+    (String::from_utf8_lossy(&out).into_owned(), local)
 }
 
 /// Whether `out` holds a whole HTTP/1.1 response (head and delimited body).
