@@ -77,29 +77,58 @@ impl DrainPlan {
 }
 
 /// Asks `conns` to close, in batches spread evenly over `window` (all at
-/// once when it is zero).
+/// once when it is zero): as many batches as fit [`BATCH_GAP`] apart, or
+/// one per connection when there are fewer, their sizes differing by one
+/// at most, so the last goes out one gap before the window's end.
 pub(crate) fn spread(rt: &Rt, conns: Vec<Arc<Shared>>, window: Duration) {
-    let batches = (window.as_nanos() / BATCH_GAP.as_nanos()).max(1) as usize;
-    if batches == 1 || conns.len() <= 1 {
+    let batches = batch_count(window, conns.len());
+    if batches <= 1 {
         conns.iter().for_each(|c| c.shutdown());
         return;
     }
-    let per = conns.len().div_ceil(batches);
     let gap = window / batches as u32;
     let runtime = rt.clone();
     rt.spawn(Box::pin(async move {
-        for (i, batch) in conns.chunks(per).enumerate() {
-            if i > 0 {
+        for b in 0..batches {
+            if b > 0 {
                 runtime.sleep(gap).await;
             }
-            batch.iter().for_each(|c| c.shutdown());
+            batch(&conns, b, batches).iter().for_each(|c| c.shutdown());
         }
     }));
+}
+
+/// How many batches a drain of `n` connections over `window` makes.
+fn batch_count(window: Duration, n: usize) -> usize {
+    ((window.as_nanos() / BATCH_GAP.as_nanos()) as usize).clamp(1, n.max(1))
+}
+
+/// Batch `b` of `batches`: a slice of `all` as even as can be.
+fn batch<T>(all: &[T], b: usize, batches: usize) -> &[T] {
+    &all[b * all.len() / batches..(b + 1) * all.len() / batches]
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn batches_are_even_and_fill_the_window() {
+        let window = Duration::from_secs(2);
+        for n in [1, 2, 10, 40, 41, 81, 1000] {
+            let all: Vec<usize> = (0..n).collect();
+            let batches = batch_count(window, n);
+            assert_eq!(batches, n.min(40), "{n} connections");
+            let sizes: Vec<usize> = (0..batches)
+                .map(|b| batch(&all, b, batches).len())
+                .collect();
+            assert_eq!(sizes.iter().sum::<usize>(), n);
+            let (min, max) = (sizes.iter().min().unwrap(), sizes.iter().max().unwrap());
+            assert!(max - min <= 1, "{n}: {sizes:?}");
+        }
+        assert_eq!(batch_count(Duration::ZERO, 100), 1);
+        assert_eq!(batch_count(window, 0), 1);
+    }
 
     #[test]
     fn the_reason_carries_the_hint() {
