@@ -163,6 +163,8 @@ mod codec;
 mod compression;
 mod compressor;
 mod connection;
+#[cfg(test)]
+mod defaults_table;
 mod deferred;
 mod drain;
 mod error;

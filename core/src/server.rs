@@ -36,10 +36,10 @@ pub trait Listener: Send + 'static {
 /// `wsway_tokio::start(Server::new(app).shutdown_timeout(..), addr)`.
 pub struct Server {
     app: App,
-    shutdown_timeout: Duration,
+    pub(crate) shutdown_timeout: Duration,
     signals: bool,
-    connection_limit: Option<usize>,
-    drain: DrainPlan,
+    pub(crate) connection_limit: Option<usize>,
+    pub(crate) drain: DrainPlan,
     #[cfg(feature = "tls")]
     tls: Option<crate::tls::Tls>,
 }
