@@ -799,6 +799,41 @@ fn reason_for(err: &Error) -> &'static str {
 
 #[cfg(test)]
 mod tests {
+
+    /// What an idle connection holds in wsway's own structures, the figures
+    /// BENCHMARKS.md quotes ("Idle memory"): `cargo test -p wsway --lib
+    /// idle_sizes -- --nocapture` prints them; the bounds keep them.
+    #[test]
+    fn idle_sizes() {
+        struct Idle;
+        impl Handler for Idle {
+            type Data = ();
+        }
+        let sizes = [
+            ("driver", std::mem::size_of::<Driver<Idle>>()),
+            ("codec", std::mem::size_of::<crate::codec::Codec>()),
+            (
+                "decoder",
+                std::mem::size_of::<crate::protocol::decoder::Decoder>(),
+            ),
+            ("outbox", std::mem::size_of::<crate::outbox::Shared>()),
+        ];
+        println!("{sizes:?}");
+        // BENCHMARKS.md's figures: a change that grows one must say so there.
+        let quoted = [
+            ("driver", 544),
+            ("codec", 264),
+            ("decoder", 160),
+            ("outbox", 184),
+        ];
+        for ((name, size), (_, bound)) in sizes.iter().zip(quoted) {
+            assert!(
+                *size <= bound,
+                "{name}: {size} B, BENCHMARKS.md says {bound}"
+            );
+        }
+    }
+
     use super::*;
     use std::io;
     use std::pin::Pin;
