@@ -76,7 +76,7 @@ fn every_row_of_the_readme_defaults_table_is_the_codes_default() {
         ("max fragments per message", count(limits.max_fragments)),
         (
             "compression (`Compression`, permessage-deflate)",
-            off(limits.compression.clone()),
+            off(limits.compression),
         ),
         (
             "idle timeout",

@@ -1,5 +1,5 @@
 //! One test body served on every runtime: a
-//! [`TestServer`](wsway::testing::TestServer) on its own threads, and on
+//! [`TestServer`] on its own threads, and on
 //! tokio's, smol's and async-std's through each adapter's `runtime()`.
 //! [`served_tests!`](crate::served_tests) defines a `#[test]` per runtime
 //! for each body, so timers, timeouts and handlers that await are checked
