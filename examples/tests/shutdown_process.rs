@@ -147,12 +147,20 @@ async fn shuts_down(
     deployed.example.signal(signal);
 
     if !delay.is_zero() {
-        let ready = scheme.get(addr, "/readyz").await;
-        assert_eq!(
-            status_of(&ready),
-            503,
-            "/readyz during the pre-drain delay: {ready}"
-        );
+        // The signal is handled on the process' own thread, a moment
+        // after `kill` returns: well within the delay, /readyz turns 503.
+        loop {
+            let ready = scheme.get(addr, "/readyz").await;
+            if status_of(&ready) == 503 {
+                break;
+            }
+            assert!(
+                signalled.elapsed() < delay / 2,
+                "/readyz still answered {ready} {:?} into the pre-drain delay",
+                signalled.elapsed()
+            );
+            async_io::Timer::after(Duration::from_millis(10)).await;
+        }
         let mut late = scheme.connect(addr).await;
         echoes(&mut late, "during the delay").await;
         let (reply, first) = &mut owed[0];
