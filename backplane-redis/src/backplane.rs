@@ -350,20 +350,27 @@ impl Backplane for Redis {
         self.inner.outbound.changed.notify(usize::MAX);
     }
 
-    fn presence(&self, _local: &LocalTopics, topic: &str) -> PresenceFuture<Vec<Member>> {
-        let inner = self.inner.clone();
-        let topic = topic.to_owned();
-        Box::pin(
-            async move { presence::members(inner.query_connection()?, &inner.keys, &topic).await },
-        )
+    fn member_id(&self, conn: u64) -> String {
+        self.inner.keys.member_id(conn)
     }
 
-    fn presence_count(&self, _local: &LocalTopics, topic: &str) -> PresenceFuture<usize> {
+    fn presence(&self, local: &LocalTopics, topic: &str) -> PresenceFuture<Vec<Member>> {
         let inner = self.inner.clone();
         let topic = topic.to_owned();
-        Box::pin(
-            async move { presence::count(inner.query_connection()?, &inner.keys, &topic).await },
-        )
+        // This node's members as they are now, not as written so far.
+        let own = local.members(&topic);
+        Box::pin(async move {
+            presence::members(inner.query_connection()?, &inner.keys, &topic, own).await
+        })
+    }
+
+    fn presence_count(&self, local: &LocalTopics, topic: &str) -> PresenceFuture<usize> {
+        let inner = self.inner.clone();
+        let topic = topic.to_owned();
+        let own = local.member_count(&topic);
+        Box::pin(async move {
+            presence::count(inner.query_connection()?, &inner.keys, &topic, own).await
+        })
     }
 
     fn start(&self, node: Node) {

@@ -11,7 +11,10 @@
 //!   each has members, so the sweep can clear a dead node's entries.
 //!
 //! Readers count only members whose node key exists, so a crashed node's
-//! members vanish within three heartbeats even before any sweep. Each node
+//! members vanish within three heartbeats even before any sweep. A node
+//! answers for itself from its own table, not from Redis: its queries see
+//! its own changes at once (a member tracked in `open` is listed there, one
+//! gone is not listed in `close`), whether or not they are written yet. Each node
 //! writes only its own fields, from its local table, so every write is
 //! idempotent: a failed one is simply made again, and when the node's key
 //! was gone (Redis restarted empty, or paused past the TTL) the node writes
@@ -44,12 +47,13 @@ end
 return out
 ";
 
-/// The member count of a topic over the nodes that are alive.
+/// The member count of a topic over the other nodes (ARGV[2] is this
+/// one) that are alive.
 const COUNT: &str = r"
 local total = 0
 local h = redis.call('HGETALL', KEYS[1])
 for i = 1, #h, 2 do
-  if redis.call('EXISTS', ARGV[1] .. 'node:' .. h[i]) == 1 then
+  if h[i] ~= ARGV[2] and redis.call('EXISTS', ARGV[1] .. 'node:' .. h[i]) == 1 then
     total = total + (tonumber(h[i + 1]) or 0)
   end
 end
@@ -102,6 +106,11 @@ impl Keys {
 
     fn count(&self, topic: &str) -> String {
         format!("{}count:{topic}", self.prefix)
+    }
+
+    /// A member's id in presence lists (its hash field): `NODE:CONN`.
+    pub(crate) fn member_id(&self, conn: u64) -> String {
+        self.field(conn)
     }
 
     fn field(&self, member: u64) -> String {
@@ -212,11 +221,13 @@ pub(crate) fn leave(pipe: &mut redis::Pipeline, keys: &Keys) {
         .ignore();
 }
 
-/// The members of `topic` on every live node.
+/// The members of `topic` on every live node: the other nodes' from
+/// Redis, this node's (`local`, with their connection ids) as they are now.
 pub(crate) async fn members(
     mut conn: MultiplexedConnection,
     keys: &Keys,
     topic: &str,
+    local: Vec<Member>,
 ) -> Result<Vec<Member>, PresenceError> {
     let flat: Vec<Vec<u8>> = redis::cmd("EVAL")
         .arg(MEMBERS)
@@ -226,8 +237,12 @@ pub(crate) async fn members(
         .query_async(&mut conn)
         .await
         .map_err(unavailable)?;
-    let mut members = Vec::with_capacity(flat.len() / 2);
+    let own = format!("{}:", keys.node);
+    let mut members = Vec::with_capacity(flat.len() / 2 + local.len());
     for pair in flat.chunks_exact(2) {
+        if pair[0].starts_with(own.as_bytes()) {
+            continue;
+        }
         // Fields and values another program wrote under our prefix may be
         // anything: what is not ours is skipped, never trusted.
         let (Ok(id), Ok(meta)) = (
@@ -240,25 +255,34 @@ pub(crate) async fn members(
             members.push(Member::new(id, meta));
         }
     }
+    for member in local {
+        if let Ok(meta) = RawValue::from_string(member.meta_json().to_owned()) {
+            let conn = member.id().parse().unwrap_or_default();
+            members.push(Member::new(keys.member_id(conn), meta));
+        }
+    }
     members.sort_by(|a, b| a.id().cmp(b.id()));
     Ok(members)
 }
 
-/// How many members `topic` has on every live node.
+/// How many members `topic` has on every live node: the other nodes'
+/// counts from Redis, and this node's `local` count as it is now.
 pub(crate) async fn count(
     mut conn: MultiplexedConnection,
     keys: &Keys,
     topic: &str,
+    local: usize,
 ) -> Result<usize, PresenceError> {
     let n: i64 = redis::cmd("EVAL")
         .arg(COUNT)
         .arg(1)
         .arg(keys.count(topic))
         .arg(&keys.prefix)
+        .arg(&keys.node)
         .query_async(&mut conn)
         .await
         .map_err(unavailable)?;
-    Ok(n.max(0) as usize)
+    Ok(n.max(0) as usize + local)
 }
 
 fn unavailable(e: redis::RedisError) -> PresenceError {

@@ -99,6 +99,13 @@ pub trait Backplane: Send + Sync + 'static {
         let _ = (topic, member);
     }
 
+    /// The [`Member::id`] connection `conn` of this node has in presence
+    /// lists, unique across nodes. Default: the connection id, as the
+    /// in-process backplane lists it.
+    fn member_id(&self, conn: u64) -> String {
+        conn.to_string()
+    }
+
     /// The members of `topic` on every node. Default: this node's
     /// ([`LocalTopics::members`]).
     fn presence(&self, local: &LocalTopics, topic: &str) -> PresenceFuture<Vec<Member>> {
@@ -513,6 +520,15 @@ impl Topics {
     /// does not answer.
     pub async fn presence(&self, topic: &str) -> Result<Vec<Member>, crate::PresenceError> {
         self.backplane().presence(&self.inner.local, topic).await
+    }
+
+    /// The [`Member::id`] that connection `conn` (a [`Ws::id`](crate::Ws::id))
+    /// has in [`presence`](Self::presence) lists: its id in process
+    /// (`"7"`), its node's and its own with `wsway-redis`
+    /// (`"cf6e…:7"`). Unique across nodes while the connection lives;
+    /// opaque, for comparing with the ids in a list.
+    pub fn member_id(&self, conn: u64) -> String {
+        self.backplane().member_id(conn)
     }
 
     /// How many connections are tracked in `topic` on every node, without

@@ -160,6 +160,12 @@ impl<D> Ws<D> {
         true
     }
 
+    /// This connection's id in presence lists ([`Member::id`](crate::Member::id)),
+    /// the same on every node: to find itself in a list, or leave itself out.
+    pub fn member_id(&self) -> String {
+        self.topics.member_id(self.shared.id)
+    }
+
     /// The topics this connection is tracked in.
     pub fn tracked(&self) -> impl Iterator<Item = &str> {
         self.tracked.iter().map(|t| &**t)

@@ -256,6 +256,11 @@ impl Socket {
         self.state.ws().untrack(topic)
     }
 
+    /// This connection's id in presence lists, as [`Ws::member_id`].
+    pub fn member_id(&self) -> String {
+        self.topics.member_id(self.id())
+    }
+
     /// The app's topics.
     pub fn topics(&self) -> &Topics {
         &self.topics
