@@ -26,6 +26,7 @@ mod runtime;
 
 use std::net::ToSocketAddrs;
 
+use std::future::Future;
 use std::io;
 
 use wsway::{Server, ServerHandle};
@@ -50,6 +51,33 @@ pub use smol;
 /// ```
 pub fn run(app: impl Into<Server>, addr: impl ToSocketAddrs) -> io::Result<()> {
     smol::block_on(wsway::rt::run_announced(start(app, addr)))
+}
+
+/// As [`run`], with an async set-up first: `setup` runs on smol
+/// (connecting to Redis or a database, reading secrets) and returns the
+/// app; an error there ends `run_with` with it, before anything is bound
+/// or announced. Swapping runtimes stays this one line (and
+/// `wsway-redis`'s feature, `smol` here).
+///
+/// ```no_run
+/// fn main() -> std::io::Result<()> {
+///     wsway_smol::run_with(async {
+///         let mut app = wsway::App::new();
+///         app.ws("/echo", wsway::on_message(|ws, msg| { ws.send(msg); }));
+///         // app.backplane(wsway_redis::Redis::connect(url).await?);
+///         Ok::<_, std::io::Error>(app)
+///     }, "127.0.0.1:3000")
+/// }
+/// ```
+pub fn run_with<S, E>(
+    setup: impl Future<Output = Result<S, E>>,
+    addr: impl ToSocketAddrs,
+) -> io::Result<()>
+where
+    S: Into<Server>,
+    E: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    smol::block_on(wsway::rt::run_set_up(setup, |server| start(server, addr)))
 }
 
 /// Serves `app` on `addr` until SIGTERM or SIGINT, then shuts down gracefully

@@ -260,6 +260,50 @@ pub mod rt {
         handle.stopped().await;
         Ok(())
     }
+
+    /// What every adapter's `run_with` does inside its runtime: awaits the
+    /// app's set-up (an error ends it there, before anything is bound or
+    /// announced), then serves as [`run_announced`].
+    pub async fn run_set_up<S, E, F, Fut>(
+        setup: impl std::future::Future<Output = Result<S, E>>,
+        start: F,
+    ) -> std::io::Result<()>
+    where
+        S: Into<crate::Server>,
+        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+        F: FnOnce(crate::Server) -> Fut,
+        Fut: std::future::Future<Output = std::io::Result<crate::ServerHandle>>,
+    {
+        let server = setup
+            .await
+            .map_err(|e| std::io::Error::other(crate::SetupError(e.into())))?
+            .into();
+        run_announced(start(server)).await
+    }
+}
+
+/// An app's async set-up (what an adapter's `run_with` awaits before
+/// serving) failed, so nothing was served. It reaches `main` inside the
+/// `io::Error` that `run_with` returns; its `Debug` is its message, so
+/// what `main` prints on the way out reads as the reason.
+pub struct SetupError(Box<dyn std::error::Error + Send + Sync>);
+
+impl std::fmt::Display for SetupError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the app's set-up failed: {}", self.0)
+    }
+}
+
+impl std::fmt::Debug for SetupError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
+}
+
+impl std::error::Error for SetupError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&*self.0)
+    }
 }
 
 /// Entry points for the micro-benchmarks in `core/benches`; not part of the

@@ -14,7 +14,10 @@
 //!   client's ack): the room then hears `sold` or, on a refusal or no
 //!   answer in time, `unsold`.
 //!
-//! Runtime-agnostic: the three `main`s in `src/bin` differ in one line.
+//! Runtime-agnostic: the three `main`s in `src/bin` differ in one line,
+//! the adapter's `run_with`, which runs the async [`set_up`] first. An app
+//! with one `main` swaps that line, its adapter crate, and `wsway-redis`'s
+//! feature (`tokio`, or `smol` for smol and async-std).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -101,8 +104,23 @@ pub struct Clock {
     pub remaining_ms: u64,
 }
 
+/// The served app, set up as a `main` does before serving (each `main`
+/// hands this to its adapter's `run_with`): the auction with `/metrics`
+/// and, given `--tls-cert` and `--tls-key`, wss://, as every example; and
+/// with `$REDIS_URL` set, its rooms shared with other processes through
+/// Redis (connected here, so an unreachable Redis ends `main` with the
+/// reason before anything is served). Each lot's high bid stays in the
+/// process that took it: Redis carries the pushes, not the app's state.
+pub async fn set_up() -> Result<wsway::Server, Box<dyn std::error::Error + Send + Sync>> {
+    let mut app = app(Config::default());
+    if let Some(url) = std::env::var("REDIS_URL").ok().filter(|u| !u.is_empty()) {
+        app.backplane(wsway_redis::Redis::connect(&url).await?);
+    }
+    Ok(examples::operated(app)?)
+}
+
 /// Where the `main`s listen: `127.0.0.1:$PORT`, 3000 without it (0 picks
-/// a free port; `run` prints the one it got).
+/// a free port; `run_with` prints the one it got).
 pub fn addr() -> String {
     let port = std::env::var("PORT").unwrap_or_else(|_| "3000".to_owned());
     format!("127.0.0.1:{port}")

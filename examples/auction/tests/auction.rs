@@ -176,7 +176,43 @@ fn the_mains_differ_only_in_the_runtime_line() {
             .collect();
         assert_eq!(tokio.lines().count(), other.lines().count());
         assert_eq!(differ.len(), 1, "{differ:?}");
-        assert!(differ[0].0.contains("wsway_tokio::run("), "{differ:?}");
+        assert!(
+            differ[0]
+                .0
+                .contains("wsway_tokio::run_with(auction::set_up(), "),
+            "{differ:?}"
+        );
+    }
+}
+
+/// The async set-up runs before anything is served: each `main` with an
+/// unreachable `$REDIS_URL` ends with the reason, having announced nothing
+/// (a `listening on` printed before a failed set-up would lie).
+#[test]
+fn a_failed_set_up_ends_each_main_with_the_reason_before_serving() {
+    use std::process::Command;
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap()
+        .port();
+    for exe in [
+        env!("CARGO_BIN_EXE_auction-tokio"),
+        env!("CARGO_BIN_EXE_auction-smol"),
+        env!("CARGO_BIN_EXE_auction-async-std"),
+    ] {
+        let out = Command::new("timeout")
+            .args(["20", exe])
+            .env("PORT", "0")
+            .env("REDIS_URL", format!("redis://127.0.0.1:{closed}/"))
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{exe}: {stderr}");
+        assert!(
+            stderr.contains("cannot reach Redis at `redis://127.0.0.1:"),
+            "{exe}: {stderr}"
+        );
+        assert!(!stderr.contains("listening on"), "{exe}: {stderr}");
     }
 }
 

@@ -1,7 +1,7 @@
 //! The auction, served: `cargo run -p auction --bin auction-<runtime>`
-//! (`-- --tls-cert PEM --tls-key PEM` for wss://; `/metrics` either way).
+//! (`-- --tls-cert PEM --tls-key PEM` for wss://; `/metrics` either way;
+//! `REDIS_URL` to share its rooms with other processes).
 
 fn main() -> std::io::Result<()> {
-    let app = auction::app(auction::Config::default());
-    wsway_smol::run(examples::operated(app)?, auction::addr())
+    wsway_smol::run_with(auction::set_up(), auction::addr())
 }
