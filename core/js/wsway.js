@@ -50,8 +50,11 @@ export function connect(url, options) {
  * - Pushes on topics that keep history carry `topic` and `pos`; the last
  *   position per topic is sent on every reconnect (`wsway-resume` in the
  *   URL), so the server replays what was missed, to the same `on`
- *   handlers, once and in order. When that is no longer possible the
- *   server sends `wsway:gap` ({topic}): reload that state.
+ *   handlers, once and in order; `position(topic)` reads it. A publish
+ *   this client made and was left out of is not replayed to it: the
+ *   server tells it the position (`wsway:pos`, kept, not fired). When
+ *   that is no longer possible the server sends `wsway:gap` ({topic}):
+ *   reload that state.
  * - A close whose reason carries `retry-in=<ms>` (a draining wsway server
  *   sends it, with 1001 or 1012) is followed by one reconnect at a random
  *   moment within that window, so a whole server's clients spread out.
@@ -127,6 +130,15 @@ export class Socket {
   leave(topic, options) {
     this.joined.delete(topic);
     return this.emit("wsway:leave", { topic }, options);
+  }
+
+  /** Where this client stands in `topic`'s history: the `"epoch:offset"`
+   *  of the last push seen there (or of its own publish, which the server
+   *  tells it as `wsway:pos`), or `undefined`. What a reconnect resumes
+   *  from; save it to resume a later session. */
+  position(topic) {
+    const p = this.positions.get(topic);
+    return p && `${p.epoch}:${p.offset}`;
   }
 
   /** Sends `event` without asking for a reply. Queued while (re)connecting. */
@@ -237,6 +249,8 @@ export class Socket {
         const last = this.positions.get(msg.topic);
         if (last && last.epoch === epoch && Number(offset) <= last.offset) return;
         this.positions.set(msg.topic, { epoch, offset: Number(offset) });
+        // Where our own publish went (we were left out of it): kept, not fired.
+        if (msg.event === "wsway:pos") return;
       }
       if (typeof msg.id === "number") {
         this.answer(msg);

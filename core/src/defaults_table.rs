@@ -125,6 +125,14 @@ fn every_row_of_the_readme_defaults_table_is_the_codes_default() {
             "reconnect hint (`Server::reconnect_window`)",
             secs(drain.reconnect_window),
         ),
+        ("history age (`Retention::messages(n)`, `max_age`)", {
+            let kept = crate::Retention::messages(7);
+            assert_eq!(kept.message_limit(), 7);
+            format!(
+                "{} min (and at most n messages)",
+                kept.age_limit().as_secs() / 60
+            )
+        }),
         ("per-IP handshake limit (`HandshakeLimit` middleware)", {
             // A middleware: none is installed unless the app adds it.
             assert!(App::new().middleware.is_empty());

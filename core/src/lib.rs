@@ -221,7 +221,10 @@ pub use extract::Rejection;
 pub use group::Group;
 pub use handle::Handle;
 pub use handler::{Accept, Handler, OnMessage, on_message};
-pub use history::{HistoryError, HistoryFuture, Position, Retention, StoredHistory, StoredMessage};
+pub use history::{
+    DEFAULT_HISTORY_AGE, HistoryError, HistoryFuture, Position, Retention, StoredHistory,
+    StoredMessage,
+};
 pub use limits::{Limits, RateLimit};
 pub use loop_fn::{
     CLEANUP_TIMEOUT, Cancellation, Interval, JsonError, Loop, LoopData, Socket, ws_fn,

@@ -315,7 +315,7 @@ impl LocalTopics {
 
     /// Queues `msg` for every local subscriber of `topic` except `except`.
     pub fn deliver(&self, topic: &str, msg: Message, except: Option<u64>) -> Published {
-        self.deliver_frame(topic, msg.into_codec(), except, None)
+        self.deliver_frame(topic, msg.into_codec(), except, None, None)
     }
 
     /// Queues `frame` for the subscribers of `topic`. With `recorded` (the
@@ -323,13 +323,15 @@ impl LocalTopics {
     /// cannot take it falls behind and catches up from history once its
     /// queue drains, and one that is behind is skipped until then: nothing
     /// lost for good, nothing out of order. On a plain topic it is told of
-    /// a gap instead.
+    /// a gap instead. `except` gets `note` (its position) in its place,
+    /// when there is one.
     pub(crate) fn deliver_frame(
         &self,
         topic: &str,
         frame: crate::protocol::Outgoing,
         except: Option<u64>,
         recorded: Option<Position>,
+        note: Option<crate::protocol::Outgoing>,
     ) -> Published {
         let mut report = Published::default();
         let topics = self.read();
@@ -338,6 +340,12 @@ impl LocalTopics {
         };
         for sub in subs {
             if Some(sub.id) == except {
+                // Behind, it catches up from history, where it is anyway.
+                if let Some(note) = &note
+                    && sub.behind_on(topic).is_none()
+                {
+                    let _ = sub.push(note.clone(), true);
+                }
                 continue;
             }
             if recorded.is_some() && sub.behind_on(topic).is_some() {

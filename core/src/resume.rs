@@ -48,9 +48,14 @@ impl LocalTopics {
         msg: Message,
         except: Option<u64>,
     ) -> Published {
+        // The sender of an event-layer push gets its position instead.
+        let evented = msg.as_text().is_some_and(|t| t.starts_with("{\"event\":"));
+        let note = except
+            .filter(|_| evented)
+            .map(|_| history::position_note(topic, at).into_codec());
         let frame = positioned(msg, topic, at).into_codec();
         ring.record(frame.clone());
-        self.deliver_frame(topic, frame, except, Some(at))
+        self.deliver_frame(topic, frame, except, Some(at), note)
     }
 
     /// This node missed what the store numbered before `at`: every

@@ -102,6 +102,12 @@ fn app_counting_drains(drains: Arc<AtomicU64>) -> App {
         let room = format!("room:{}", ws.param("room").unwrap_or_default());
         ws.subscribe(&room);
     });
+    // To the room's others (the sender is left out).
+    events.on("say", |ws, text: String| -> Result<(), wsway::EventError> {
+        let room = format!("room:{}", ws.param("room").unwrap_or_default());
+        ws.publish_event(&room, "said", &text)?;
+        Ok(())
+    });
     app.ws("/r/:room", events);
     app.history("room:*", Retention::messages(1000));
     app
@@ -286,6 +292,34 @@ store_tests! {
         // Told once; what comes next arrives normally.
         server.topics().publish_event("plain:x", "big", &(N, "after")).unwrap();
         assert_eq!(next_json(&mut ws).await["data"][0], N);
+    }
+
+    async fn a_sender_resumes_after_its_own_publish_without_it(rt, store) {
+        let server = store.start(rt, app()).await;
+        let addr = server.local_addr();
+        let mut ann = connect(addr, "/r/a").await;
+        let mut bob = connect(addr, "/r/a").await;
+        server.subscribed("room:a", 2).await;
+        send_text(&mut ann, &json!({"event": "say", "data": "mine", "id": 1}).to_string()).await;
+        let heard = next_json_with_position(&mut bob).await;
+        assert_eq!((&heard["event"], &heard["data"]), (&json!("said"), &json!("mine")), "{heard}");
+        // Left out of her own publish, ann gets where it went, beside her
+        // ack (first in process; after it with Redis, which numbers it).
+        let mut got = [next_json_with_position(&mut ann).await, next_json_with_position(&mut ann).await];
+        got.sort_by_key(|v| v.get("event").is_some());
+        let [ack, note] = got;
+        assert_eq!(ack, json!({"id": 1, "ok": true, "data": null}));
+        assert_eq!(note, json!({"event": "wsway:pos", "topic": "room:a", "pos": heard["pos"]}));
+        ann.close(None).await.expect("close");
+        finish_close(&mut ann).await;
+        server.topics().publish_event("room:a", "tick", &2).unwrap();
+        // Back from that position: the tick she missed, not her own line.
+        let pos = note["pos"].as_str().unwrap();
+        let mut again = connect(addr, &resume_path("a", "room:a", pos)).await;
+        let missed = next_json_with_position(&mut again).await;
+        assert_eq!((&missed["event"], &missed["data"]), (&json!("tick"), &json!(2)), "{missed}");
+        server.topics().publish_event("room:a", "tick", &3).unwrap();
+        assert_eq!(next_json(&mut again).await, json!({"event": "tick", "data": 3}));
     }
 
     async fn a_subscriber_over_its_limit_catches_up_from_history(rt, store) {

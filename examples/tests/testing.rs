@@ -156,3 +156,78 @@ fn an_app_can_run_on_its_own_runtime() {
     client.send("tick").unwrap();
     assert_eq!(client.recv_text().unwrap(), "tick");
 }
+
+/// What a test of an app's resume needs: pushes with their positions, the
+/// client's last positions (its own publishes included, through
+/// `wsway:pos`), a reconnect that resumes from them, and a check that
+/// nothing more comes, on every runtime.
+mod resume {
+    use std::time::Duration;
+
+    use examples::served_tests;
+    use wsway::testing::Push;
+    use wsway::{App, EventError, Events, Retention, StatusCode};
+
+    fn board() -> App {
+        let mut events = Events::<()>::new();
+        events.on_open(|ws| {
+            let team = format!("board:{}", ws.param("team").unwrap_or_default());
+            ws.subscribe(&team);
+        });
+        events.on("move", |ws, card: String| -> Result<(), EventError> {
+            let team = format!("board:{}", ws.param("team").unwrap_or_default());
+            ws.publish_event(&team, "moved", &card)?;
+            Ok(())
+        });
+        let mut app = App::new();
+        app.ws("/board/:team", events)
+            .middleware(wsway::middleware::from_fn(|req| match req.param("team") {
+                Some("closed") => Err(wsway::text(StatusCode::FORBIDDEN, "this board is closed")),
+                _ => Ok(()),
+            }));
+        app.history("board:*", Retention::messages(100));
+        app
+    }
+
+    served_tests! {
+        fn a_client_resumes_from_its_positions(served) {
+            let server = served.serve(board());
+            let join = |path: &str| server.request(path).protocols(&["wsway.v1"]).connect().unwrap();
+            let (mut ann, mut bob) = (join("/board/red"), join("/board/red"));
+            // Bob's move reaches ann with its position; ann's reaches bob,
+            // and ann keeps its position too.
+            bob.emit::<()>("move", &"card 1").unwrap();
+            let push: Push<String> = ann.next_push_with_position("moved").unwrap();
+            assert_eq!((push.data.as_str(), push.topic.as_deref()), ("card 1", Some("board:red")));
+            ann.emit::<()>("move", &"card 2").unwrap();
+            assert_eq!(bob.next_push::<String>("moved").unwrap(), "card 2");
+            let at = bob.positions()["board:red"].clone();
+            assert!(at.ends_with(":2"), "{at}");
+            // ann's own move never comes to her; her position is past it.
+            ann.expect_silence(Duration::from_millis(100)).unwrap();
+            assert_eq!(ann.positions()["board:red"], at);
+
+            // Away while bob moves twice; back, she gets both, then silence.
+            let kept = ann.positions().clone();
+            drop(ann);
+            bob.emit::<()>("move", &"card 3").unwrap();
+            bob.emit::<()>("move", &"card 4").unwrap();
+            let mut back = server.request("/board/red").protocols(&["wsway.v1"]).resume(&kept).connect().unwrap();
+            assert_eq!(back.next_push::<String>("moved").unwrap(), "card 3");
+            assert_eq!(back.next_push::<String>("moved").unwrap(), "card 4");
+            back.expect_silence(Duration::from_millis(100)).unwrap();
+            // A push breaks the silence; nothing at all is a timeout.
+            bob.emit::<()>("move", &"card 5").unwrap();
+            let broke = back.expect_silence(Duration::from_secs(1)).unwrap_err();
+            assert!(broke.to_string().contains("card 5"), "{broke}");
+            back.set_timeout(Duration::from_millis(100));
+            assert!(back.next_push::<String>("moved").unwrap_err().is_timeout());
+
+            // A refusal's status, body and headers, without a match.
+            let refused = server.request("/board/closed").connect().unwrap_err();
+            assert_eq!(refused.status(), Some(StatusCode::FORBIDDEN));
+            assert_eq!(refused.body(), Some("this board is closed"));
+            assert!(refused.headers().is_some_and(|h| h.contains_key("content-type")));
+        }
+    }
+}

@@ -62,16 +62,24 @@ pub struct Retention {
     max_age: Duration,
 }
 
+/// How old a kept message may grow unless [`Retention::max_age`] says:
+/// 10 minutes. Long enough for a dropped train connection or a short
+/// sleep; a client away longer is told of a gap (`wsway:gap`) and
+/// reloads. The message count bounds memory either way.
+pub const DEFAULT_HISTORY_AGE: Duration = Duration::from_secs(600);
+
 impl Retention {
-    /// Keeps the last `messages` (at least 1), for at most 2 minutes.
+    /// Keeps the last `messages` (at least 1), for at most
+    /// [`DEFAULT_HISTORY_AGE`] (10 minutes).
     pub fn messages(messages: usize) -> Self {
         Retention {
             messages: messages.max(1),
-            max_age: Duration::from_secs(120),
+            max_age: DEFAULT_HISTORY_AGE,
         }
     }
 
-    /// Forgets messages older than `age`. Default: 2 minutes.
+    /// Forgets messages older than `age`. Default: [`DEFAULT_HISTORY_AGE`],
+    /// 10 minutes.
     pub fn max_age(mut self, age: Duration) -> Self {
         self.max_age = age;
         self
@@ -197,6 +205,20 @@ pub(crate) fn positioned(msg: Message, topic: &str, pos: Position) -> Message {
     let topic = serde_json::to_string(topic).unwrap_or_else(|_| "\"\"".to_owned());
     Message::text(format!("{body},\"topic\":{topic},\"pos\":\"{pos}\"}}"))
 }
+
+/// What a connection left out of its own publish gets instead, on a topic
+/// that keeps history: `{"event":"wsway:pos","topic":..,"pos":..}`, the
+/// position alone, in the order the message took. A client that resumes
+/// from it is not replayed what it sent itself.
+pub(crate) fn position_note(topic: &str, pos: Position) -> Message {
+    let topic = serde_json::to_string(topic).unwrap_or_else(|_| "\"\"".to_owned());
+    Message::text(format!(
+        "{{\"event\":\"{POSITION_EVENT}\",\"topic\":{topic},\"pos\":\"{pos}\"}}"
+    ))
+}
+
+/// The event of [`position_note`].
+pub(crate) const POSITION_EVENT: &str = "wsway:pos";
 
 /// A random epoch, so a restarted process never reuses one.
 fn new_epoch() -> u64 {

@@ -1,7 +1,7 @@
 //! The test client: a WebSocket client over an in-memory stream, with a
 //! blocking API and a timeout on every wait.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::io;
 use std::time::{Duration, Instant};
@@ -79,6 +79,40 @@ impl ClientError {
             _ => None,
         }
     }
+
+    /// The body of a refused upgrade.
+    pub fn body(&self) -> Option<&str> {
+        match self {
+            ClientError::Refused { body, .. } => Some(body),
+            _ => None,
+        }
+    }
+
+    /// The headers of a refused upgrade (`Retry-After`, `WWW-Authenticate` ...).
+    pub fn headers(&self) -> Option<&HeaderMap> {
+        match self {
+            ClientError::Refused { headers, .. } => Some(headers),
+            _ => None,
+        }
+    }
+
+    /// True when nothing came in time.
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, ClientError::Timeout { .. })
+    }
+}
+
+/// An event push as it arrived: its data, and where it stands in its
+/// topic's history when the topic keeps history (see
+/// [`App::history`](crate::App::history)).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Push<T> {
+    /// The push's data.
+    pub data: T,
+    /// The topic it was published on, when that topic keeps history.
+    pub topic: Option<String>,
+    /// Its position there (`"epoch:offset"`).
+    pub pos: Option<String>,
 }
 
 impl fmt::Display for ClientError {
@@ -297,9 +331,11 @@ pub struct TestClient {
     closed: Option<(CloseCode, String)>,
     sent_close: bool,
     next_id: u64,
-    /// Event pushes read while waiting for something else: the event, its
-    /// data, and the request id when the server waits for a reply.
-    pushes: VecDeque<(String, Value, Option<u64>)>,
+    /// Event envelopes read while waiting for something else.
+    pushes: VecDeque<Value>,
+    /// The last position seen on each topic that keeps history, as
+    /// `wsway.js` keeps them.
+    positions: BTreeMap<String, String>,
 }
 
 impl fmt::Debug for TestClient {
@@ -329,6 +365,29 @@ impl TestClient {
             sent_close: false,
             next_id: 0,
             pushes: VecDeque::new(),
+            positions: BTreeMap::new(),
+        }
+    }
+
+    /// The last position this client saw on each topic that keeps history
+    /// (from pushes there, and from the `wsway:pos` a sender gets for its
+    /// own publish): what to resume from, with
+    /// [`TestRequest::resume`](super::TestRequest::resume).
+    pub fn positions(&self) -> &BTreeMap<String, String> {
+        &self.positions
+    }
+
+    /// Waits `quiet` and fails if any message arrives meanwhile: for
+    /// checking that something is *not* sent (a replay that must not
+    /// happen, a push to someone left out). Pings are answered.
+    pub fn expect_silence(&mut self, quiet: Duration) -> Result<(), ClientError> {
+        if let Some(kept) = self.pushes.front() {
+            return Err(ClientError::Unexpected(format!("{kept} arrived")));
+        }
+        match self.next_message(Instant::now() + quiet, "silence") {
+            Ok(msg) => Err(ClientError::Unexpected(format!("{msg:?} arrived"))),
+            Err(ClientError::Timeout { .. }) => Ok(()),
+            Err(e) => Err(e),
         }
     }
 
@@ -455,8 +514,24 @@ impl TestClient {
     /// The data of the next push of `event` from the server, read into `T`.
     /// Pushes of other events that arrive first are kept for later calls.
     pub fn next_push<T: DeserializeOwned>(&mut self, event: &str) -> Result<T, ClientError> {
-        let (data, _) = self.next_event(event, "event push")?;
-        decode(event, data)
+        Ok(self.next_push_with_position(event)?.data)
+    }
+
+    /// As [`next_push`](Self::next_push), with the push's topic and
+    /// position when its topic keeps history.
+    pub fn next_push_with_position<T: DeserializeOwned>(
+        &mut self,
+        event: &str,
+    ) -> Result<Push<T>, ClientError> {
+        let push = self.next_event(event, "event push")?;
+        let text = |key: &str| push.get(key).and_then(Value::as_str).map(str::to_owned);
+        let (topic, pos) = (text("topic"), text("pos"));
+        let data = push.get("data").cloned().unwrap_or(Value::Null);
+        Ok(Push {
+            data: decode(event, data)?,
+            topic,
+            pos,
+        })
     }
 
     /// Waits for the server's request `event` (sent with
@@ -472,8 +547,9 @@ impl TestClient {
         T: DeserializeOwned,
         R: Serialize,
     {
-        let (data, id) = self.next_event(event, "server request")?;
-        let Some(id) = id else {
+        let request = self.next_event(event, "server request")?;
+        let data = request.get("data").cloned().unwrap_or(Value::Null);
+        let Some(id) = request.get("id").and_then(Value::as_u64) else {
             return Err(ClientError::Unexpected(format!(
                 "`{event}` came without an id: the server does not wait for a reply"
             )));
@@ -490,44 +566,56 @@ impl TestClient {
         self.send(reply.to_string())
     }
 
-    /// The next push of `event` (kept or read now): its data and id.
-    fn next_event(
-        &mut self,
-        event: &str,
-        what: &'static str,
-    ) -> Result<(Value, Option<u64>), ClientError> {
-        if let Some(i) = self.pushes.iter().position(|(e, ..)| e == event) {
-            if let Some((_, data, id)) = self.pushes.remove(i) {
-                return Ok((data, id));
+    /// The next push of `event` (kept or read now), whole.
+    fn next_event(&mut self, event: &str, what: &'static str) -> Result<Value, ClientError> {
+        let named = |v: &Value| v.get("event").and_then(Value::as_str) == Some(event);
+        if let Some(i) = self.pushes.iter().position(named) {
+            if let Some(push) = self.pushes.remove(i) {
+                return Ok(push);
             }
         }
         let deadline = Instant::now() + self.timeout;
         loop {
             let value = self.next_json(deadline, what)?;
-            if value.get("event").and_then(Value::as_str) == Some(event) {
-                let id = value.get("id").and_then(Value::as_u64);
-                return Ok((value.get("data").cloned().unwrap_or(Value::Null), id));
+            if named(&value) {
+                return Ok(value);
             }
             self.keep_push(value);
         }
     }
 
     fn keep_push(&mut self, value: Value) {
-        if let Some(event) = value.get("event").and_then(Value::as_str) {
-            let data = value.get("data").cloned().unwrap_or(Value::Null);
-            let id = value.get("id").and_then(Value::as_u64);
-            self.pushes.push_back((event.to_owned(), data, id));
+        if value.get("event").is_some() {
+            self.pushes.push_back(value);
         }
     }
 
+    /// Notes where a push stands in its topic's history. A position note
+    /// (`wsway:pos`) is consumed here: it is bookkeeping, not a push.
+    fn note_position(&mut self, value: &Value) -> bool {
+        let text = |key: &str| value.get(key).and_then(Value::as_str);
+        if let (Some(topic), Some(pos)) = (text("topic"), text("pos")) {
+            self.positions.insert(topic.to_owned(), pos.to_owned());
+            return text("event") == Some(crate::history::POSITION_EVENT);
+        }
+        false
+    }
+
     fn next_json(&mut self, deadline: Instant, what: &'static str) -> Result<Value, ClientError> {
-        match self.next_message(deadline, what)? {
-            Message::Text(t) => serde_json::from_str(t.as_str()).map_err(|e| {
-                ClientError::Protocol(format!("`{}` is not an event envelope: {e}", t.as_str()))
-            }),
-            Message::Binary(_) => Err(ClientError::Unexpected(
-                "a binary message on an event connection".into(),
-            )),
+        loop {
+            let value: Value = match self.next_message(deadline, what)? {
+                Message::Text(t) => serde_json::from_str(t.as_str()).map_err(|e| {
+                    ClientError::Protocol(format!("`{}` is not an event envelope: {e}", t.as_str()))
+                })?,
+                Message::Binary(_) => {
+                    return Err(ClientError::Unexpected(
+                        "a binary message on an event connection".into(),
+                    ));
+                }
+            };
+            if !self.note_position(&value) {
+                return Ok(value);
+            }
         }
     }
 

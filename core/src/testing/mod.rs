@@ -32,7 +32,7 @@ mod client;
 mod pipe;
 mod runtime;
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU16, Ordering};
@@ -41,7 +41,7 @@ use std::time::Duration;
 
 use http::{HeaderName, HeaderValue};
 
-pub use client::{ClientError, TestClient, TestResponse};
+pub use client::{ClientError, Push, TestClient, TestResponse};
 
 use crate::runtime::Runtime;
 use crate::server::{Listener, Server, ServerHandle};
@@ -146,6 +146,30 @@ impl TestRequest<'_> {
         let name = HeaderName::from_bytes(name.as_bytes()).expect("a valid header name");
         let value = HeaderValue::from_str(value).expect("a valid header value");
         self.headers.push((name, value));
+        self
+    }
+
+    /// Resumes from `positions` (topic → `"epoch:offset"`, as
+    /// [`TestClient::positions`] keeps them): adds the `wsway-resume` query
+    /// parameter a reconnecting `wsway.js` sends, so what was missed on
+    /// those topics is replayed first.
+    ///
+    /// ```
+    /// # use wsway::testing::TestServer;
+    /// # fn f(server: &TestServer, before: &wsway::testing::TestClient) {
+    /// let again = server.request("/board/red").resume(before.positions()).connect();
+    /// # }
+    /// ```
+    pub fn resume(mut self, positions: &BTreeMap<String, String>) -> Self {
+        if positions.is_empty() {
+            return self;
+        }
+        let json = serde_json::to_string(positions).unwrap_or_default();
+        let query: String = form_urlencoded::Serializer::new(String::new())
+            .append_pair("wsway-resume", &json)
+            .finish();
+        let joiner = if self.path.contains('?') { '&' } else { '?' };
+        self.path = format!("{}{joiner}{query}", self.path);
         self
     }
 
