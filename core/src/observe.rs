@@ -256,6 +256,23 @@ pub(crate) fn ping_answered(rtt: Duration) {
     let _ = rtt;
 }
 
+/// An authenticated connection carries no identity of the type the app's
+/// user rooms take, so it joins no user room: a setup mistake (the
+/// verifier returns another type), told once on stderr and each time
+/// with `tracing`.
+pub(crate) fn user_room_missed(expected: &'static str) {
+    static TOLD: std::sync::Once = std::sync::Once::new();
+    TOLD.call_once(|| {
+        eprintln!(
+            "wsway: an authenticated connection carries no `{expected}`, the identity \
+             UserRooms::new takes, so it joined no user room: make the verifier return \
+             that type, or take the type it returns"
+        );
+    });
+    #[cfg(feature = "tracing")]
+    tracing::warn!(expected, "no identity for the user rooms");
+}
+
 /// An error on the connection (reported to the handler's `error` too).
 pub(crate) fn error(err: &crate::Error) {
     #[cfg(feature = "tracing")]

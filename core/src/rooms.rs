@@ -42,6 +42,9 @@ type IdOf = dyn Fn(&http::Extensions) -> Option<String> + Send + Sync;
 pub struct UserRooms {
     pattern: RoomPattern,
     id_of: Box<IdOf>,
+    /// The identity type its closure takes, for the warning when an
+    /// authenticated connection carries another.
+    identity: &'static str,
 }
 
 impl fmt::Debug for UserRooms {
@@ -63,6 +66,7 @@ impl UserRooms {
         UserRooms {
             pattern: RoomPattern::default(),
             id_of: Box::new(move |values| values.get::<I>().map(|i| id_of(i).into())),
+            identity: std::any::type_name::<I>(),
         }
     }
 
@@ -150,20 +154,39 @@ impl Topics {
     }
 
     /// Publishes `msg` to every connection of user `id`, on every node.
-    pub fn publish_to_user(&self, id: &str, msg: impl Into<Message>) -> Published {
-        self.publish(&self.user_topic(id), msg)
+    /// Fails when the app has no [`UserRooms`]: no connection joins a user
+    /// room then, so the message could reach nobody.
+    pub fn publish_to_user(
+        &self,
+        id: &str,
+        msg: impl Into<Message>,
+    ) -> Result<Published, EventError> {
+        let topic = self.configured_user_topic(id, "publish_to_user")?;
+        Ok(self.publish(&topic, msg))
     }
 
     /// Sends the event `{"event": .., "data": ..}` to every connection of
-    /// user `id`, on every node. Fails only when `data` cannot be
-    /// serialized.
+    /// user `id`, on every node. Fails when `data` cannot be serialized,
+    /// and when the app has no [`UserRooms`] (nobody could get it).
     pub fn emit_to_user(
         &self,
         id: &str,
         event: &str,
         data: &impl Serialize,
     ) -> Result<Published, EventError> {
-        self.publish_event(&self.user_topic(id), event, data)
+        let topic = self.configured_user_topic(id, "emit_to_user")?;
+        self.publish_event(&topic, event, data)
+    }
+
+    /// User `id`'s room, when the app has user rooms.
+    fn configured_user_topic(&self, id: &str, call: &str) -> Result<String, EventError> {
+        match self.user_rooms() {
+            Some(rooms) => Ok(rooms.pattern.topic(id)),
+            None => Err(EventError::internal(format!(
+                "{call}({id:?}): the app has no user rooms, so no connection is in one; \
+                 set them with `app.user_rooms(UserRooms::new(|user: &User| ..))`"
+            ))),
+        }
     }
 }
 
@@ -175,13 +198,22 @@ impl<D> Ws<D> {
     }
 
     /// Joins the connection's own user room, if it has one; at the start of
-    /// every connection, before `open`.
+    /// every connection, before `open`. A connection that authentication
+    /// let in but that carries no identity of the type the user rooms
+    /// take (the verifier returned another type) joins none: that is a
+    /// setup mistake, and it is reported, not silent.
     pub(crate) fn join_own_room(&mut self) {
         let Some(rooms) = self.topics().user_rooms() else {
             return;
         };
-        if let Some(id) = rooms.user_of(self.values()) {
-            self.subscribe(&rooms.pattern.topic(&id));
+        match rooms.user_of(self.values()) {
+            Some(id) => {
+                self.subscribe(&rooms.pattern.topic(&id));
+            }
+            None if self.value::<crate::auth::Credential>().is_some() => {
+                crate::observe::user_room_missed(rooms.identity);
+            }
+            None => {}
         }
     }
 

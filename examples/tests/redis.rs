@@ -428,9 +428,9 @@ runtime_tests! {
         let mut bob_on_b = signed_in(b.local_addr(), "bob").await;
         eventually("both nodes to listen to ann's room", || redis.numsub("wsway:user:ann") == 2).await;
 
-        let sent = topics_a.publish_to_user("ann", "for ann");
+        let sent = topics_a.publish_to_user("ann", "for ann").unwrap();
         assert_eq!(sent.delivered, 1, "one of ann's connections is on this node");
-        topics_a.publish_to_user("bob", "for bob");
+        topics_a.publish_to_user("bob", "for bob").unwrap();
         assert_eq!(text(&mut ann_on_a).await, "for ann");
         assert_eq!(text(&mut ann_on_b).await, "for ann", "and the other on the other node");
         assert_eq!(text(&mut bob_on_b).await, "for bob", "bob's first message is his own");

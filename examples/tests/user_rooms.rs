@@ -170,6 +170,41 @@ runtime_tests! {
         assert_eq!(refused["error"], "forbidden", "{refused}");
         assert_eq!(refused["message"], "this server lets clients join no topics");
     }
+
+    async fn emit_to_user_without_user_rooms_is_an_error_not_silence(rt) {
+        let mut app = App::new();
+        app.ws("/events", events()).middleware(bearer());
+        let topics = app.topics();
+        let _server = rt.start(app).await;
+        let err = topics.emit_to_user("ann", "notice", &"lost").unwrap_err();
+        assert!(err.to_string().contains("emit_to_user(\"ann\"): the app has no user rooms"), "{err}");
+        let err = topics.publish_to_user("ann", "lost").unwrap_err();
+        assert!(err.to_string().contains("app.user_rooms(UserRooms::new("), "{err}");
+    }
+
+    async fn an_identity_of_another_type_than_the_user_rooms_take_is_reported(rt) {
+        /// What the rooms expect; the verifier attaches a `User`.
+        struct Account(String);
+        let traced = common::trace::capture();
+        let mut app = App::new();
+        app.user_rooms(UserRooms::new(|a: &Account| a.0.clone()));
+        app.ws("/events", events()).middleware(bearer());
+        let server = rt.start(app).await;
+        let mut ws = as_user(server.local_addr(), "/events", "ann").await;
+        let client = ws.get_ref().get_ref().local_addr().unwrap().to_string();
+        let who = call(&mut ws, 1, "whoami", json!(null)).await;
+        assert_eq!(who["data"], Value::Null, "no user: {who}");
+        // Reported in the connection's own span, naming the type expected.
+        eventually("the warning traced", || {
+            traced.spans_where("remote", &client).iter().any(|s| {
+                s.events.iter().any(|e| {
+                    e.get("message").is_some_and(|m| m == "no identity for the user rooms")
+                        && e.get("expected").is_some_and(|t| t.ends_with("Account"))
+                })
+            })
+        })
+        .await;
+    }
 }
 
 #[test]
