@@ -65,8 +65,15 @@ pub(crate) fn from_pairs<T: DeserializeOwned>(
     pairs: &[(String, String)],
     source: Source,
 ) -> Result<T, Rejection> {
-    T::deserialize(Pairs { pairs, source }).map_err(|e| Rejection {
-        message: e.render(source),
+    T::deserialize(Pairs { pairs, source }).map_err(|mut e| {
+        // One parameter and an error that names none (a type's own
+        // `Deserialize` failing, say): it is about that parameter.
+        if let (None, [(key, _)]) = (&e.key, pairs) {
+            e.key = Some(key.clone());
+        }
+        Rejection {
+            message: e.render(source),
+        }
     })
 }
 

@@ -163,6 +163,37 @@ struct RoomQuery {
     limit: Option<u8>,
 }
 
+/// A team name that its own type checks: lowercase letters and `-`.
+struct Slug(String);
+
+impl<'de> serde::Deserialize<'de> for Slug {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Slug, D::Error> {
+        let s = String::deserialize(d)?;
+        if s.chars().all(|c| c.is_ascii_lowercase() || c == '-') {
+            Ok(Slug(s))
+        } else {
+            Err(serde::de::Error::custom(format!("`{s}` is not a slug")))
+        }
+    }
+}
+
+/// `/board/:team`: one parameter, typed as a [`Slug`].
+struct Board;
+
+impl Handler for Board {
+    type Data = String;
+
+    async fn before_upgrade(&self, req: &Request) -> Result<Accept<String>, Response> {
+        let Slug(team) = req.params()?;
+        Ok(Accept::new(team))
+    }
+
+    async fn open(&self, ws: &mut Ws<String>) {
+        let board = format!("board {}", ws.data);
+        ws.send(board);
+    }
+}
+
 #[derive(Default)]
 struct Seat {
     label: String,
@@ -298,6 +329,7 @@ runtime_tests! {
         let mut app = App::new();
         app.ws("/room/:room/:seat", Rooms);
         app.ws("/files/:room/:seat/*rest", Rooms);
+        app.ws("/board/:team", Board);
         app.get("/", |_req| async { Html("<p>page</p>") });
         app.fallback(|req: Request| async move { (StatusCode::NOT_FOUND, format!("no page at {}", req.path())) });
         let server = rt.start(app).await;
@@ -314,6 +346,13 @@ runtime_tests! {
         let bad_query = raw(addr, &upgrade_request("/room/lobby/7?limit=999", "")).await;
         assert_eq!(status_of(&bad_query), 400, "{bad_query}");
         assert!(bad_query.contains("invalid query parameter `limit`"), "{bad_query}");
+
+        // A lone parameter whose own type refuses it is named too.
+        let bad_slug = raw(addr, &upgrade_request("/board/Not%20A%20Slug", "")).await;
+        assert_eq!(status_of(&bad_slug), 400, "{bad_slug}");
+        assert!(bad_slug.contains("invalid path parameter `team`: `Not A Slug` is not a slug"), "{bad_slug}");
+        let mut ws = connect(addr, "/board/red-team").await;
+        assert_eq!(next_message(&mut ws).await, Frame::text("board red-team"));
 
         let page = raw(addr, "GET / HTTP/1.1\r\nHost: x\r\n\r\n").await;
         assert_eq!(status_of(&page), 200);
