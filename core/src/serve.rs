@@ -398,6 +398,8 @@ async fn upgrade(
         ))
     });
     let on_upgrade = head.extensions.remove::<OnUpgrade>();
+    // As the client offered them: `Bearer` takes its token out.
+    let only_tokens = only_token_protocols(&head.headers);
     let mut req = Request::new(head, remote, params, server.app.state.clone());
     let stacks = [&server.app.middleware, &entry.middleware, &ws.middleware];
     if let Err(res) = middleware::run(&stacks, &mut req).await {
@@ -429,9 +431,19 @@ async fn upgrade(
         Some(_) => {}
         None => accepted.set_protocol(ws.protocols.iter().find(|p| offered.contains(p)).cloned()),
     }
+    // A browser that offered subprotocols fails a 101 that chose none, and
+    // a token must not be echoed back as the choice: say so, before the 101.
+    if accepted.protocol().is_none() && only_tokens {
+        return text(
+            StatusCode::BAD_REQUEST,
+            "the only subprotocol offered is a bearer token, and a browser fails an upgrade \
+             that chooses none: offer one the route speaks beside it (wsway.js offers wsway.v1)",
+        );
+    }
     let Some(on_upgrade) = on_upgrade else {
         return text(StatusCode::INTERNAL_SERVER_ERROR, "upgrade unavailable");
     };
+    let (deflate, extensions) = deflate.unzip();
     let info = Info {
         remote_addr: remote,
         path: req.path().to_owned(),
@@ -442,10 +454,13 @@ async fn upgrade(
         params: req.params,
         values: req.values,
         state: req.state,
+        extensions: extensions.map(String::into_boxed_str),
     };
-    let (deflate, extensions) = deflate.unzip();
-    let res =
-        handshake::switching_protocols(&hs.accept, info.protocol.as_deref(), extensions.as_deref());
+    let res = handshake::switching_protocols(
+        &hs.accept,
+        info.protocol.as_deref(),
+        info.extensions.as_deref(),
+    );
     // `open` runs before the 101 leaves: once the client has the 101, what
     // `open` subscribed to is in place and what it sent is queued first.
     let (shared, registration) = register(server, reservation, &ws.limits);
@@ -465,6 +480,16 @@ async fn upgrade(
         deflate,
     });
     res
+}
+
+/// Whether the client offered subprotocols and every one was a
+/// `bearer.<token>`.
+fn only_token_protocols(headers: &http::HeaderMap) -> bool {
+    let offered = handshake::offered_protocols(headers);
+    !offered.is_empty()
+        && offered
+            .iter()
+            .all(|p| p.starts_with(crate::auth::TOKEN_PROTOCOL_PREFIX))
 }
 
 /// `open`, run inside hyper's request. hyper drops the request's future

@@ -36,6 +36,8 @@ pub(crate) struct Info {
     pub(crate) values: http::Extensions,
     /// The app's shared state.
     pub(crate) state: crate::state::AppState,
+    /// The `Sec-WebSocket-Extensions` the 101 answered, if any.
+    pub(crate) extensions: Option<Box<str>>,
 }
 
 /// One WebSocket connection, as its handler's callbacks see it.
@@ -347,10 +349,12 @@ impl<D> Ws<D> {
         self.info.state.get::<T>()
     }
 
-    /// Always empty: it does not report the extensions agreed at the
-    /// upgrade (permessage-deflate, when the route compresses).
+    /// The extensions agreed at the upgrade, as the 101 answered them
+    /// (`permessage-deflate; server_no_context_takeover` ...); empty when
+    /// none were (the route does not compress, or the client offered
+    /// nothing acceptable).
     pub fn extensions(&self) -> &str {
-        ""
+        self.info.extensions.as_deref().unwrap_or("")
     }
 
     /// Queues a message. See [`SendStatus`] for what the answer means.

@@ -31,7 +31,21 @@ fn app() -> App {
         .compression(Compression::shared().threshold(16))
         .limits(|l| l.max_message_size(LIMIT));
     app.ws("/plain", echo());
+    app.ws("/ext", Agreed)
+        .compression(Compression::shared().threshold(1 << 20));
     app
+}
+
+/// Says what `extensions()` reports.
+struct Agreed;
+
+impl wsway::Handler for Agreed {
+    type Data = ();
+
+    async fn open(&self, ws: &mut wsway::Ws<()>) {
+        let agreed = format!("extensions: {:?}", ws.extensions());
+        ws.send(agreed);
+    }
 }
 
 /// Raw DEFLATE as a client compresses a message: sync flush, tail off.
@@ -85,6 +99,17 @@ runtime_tests! {
                 assert_eq!(inflate(&mut reader, &payload), text.as_bytes());
             }
         }
+    }
+
+    async fn extensions_reports_what_the_upgrade_agreed(rt) {
+        let server = rt.start(app()).await;
+        let (mut s, _) = upgraded_raw_with(server.local_addr(), "/ext", OFFER).await;
+        let said = String::from_utf8(read_raw_frame(&mut s).await.1).unwrap();
+        let agreed = "permessage-deflate; server_no_context_takeover; client_no_context_takeover";
+        assert_eq!(said, format!("extensions: {agreed:?}"));
+        let (mut s, _) = upgraded_raw_with(server.local_addr(), "/ext", "").await;
+        let said = String::from_utf8(read_raw_frame(&mut s).await.1).unwrap();
+        assert_eq!(said, format!("extensions: {:?}", ""));
     }
 
     async fn a_route_without_compression_ignores_the_offer(rt) {

@@ -319,6 +319,7 @@ fn run<H: Handler<Data = D>, D: Default + Send + 'static>(
         rt,
         values: http::Extensions::new(),
         state: Default::default(),
+        extensions: None,
     });
     let ws = Ws::new(D::default(), shared, info, Default::default());
     // Every timeout is a few seconds of simulated time at most: a thousand
