@@ -285,6 +285,21 @@ runtime_tests! {
         futures_lite::future::zip(Box::pin(port), Box::pin(inherited)).await;
     }
 
+    async fn with_no_connection_sigterm_exits_at_once(rt) {
+        // No drain window, no deadline: nobody to wait for.
+        for bin in [env!("CARGO_BIN_EXE_echo"), env!("CARGO_BIN_EXE_chat")] {
+            let mut example = Example::spawn(bin, rt);
+            let signalled = Instant::now();
+            example.signal("-TERM");
+            let (status, took) = within(WAIT, "the process to exit", blocking(move || {
+                (example.wait_exit(Duration::from_secs(9)), signalled.elapsed())
+            }))
+            .await;
+            assert!(status.success(), "{bin}: {status}");
+            assert!(took < Duration::from_millis(500), "{bin} took {took:?} to exit with no connection");
+        }
+    }
+
     async fn sigterm_flushes_every_reply_then_closes_1001(rt) {
         let mut example = Example::spawn(env!("CARGO_BIN_EXE_echo"), rt);
         let addr = example.addr;
