@@ -80,7 +80,7 @@
 //! | `handle` | [`Handle`]: the connection reached from any task |
 //! | `outbox` | what a connection has to send, shared with its driver: [`SendStatus`], backpressure |
 //! | `connection` | the per-connection driver: reads, writes, timers, close |
-//! | `protocol` | RFC 6455 sans I/O: frames, masking, UTF-8, close codes, the decoder |
+//! | [`protocol`] | the `wsway-protocol` crate: RFC 6455 and 7692 sans I/O |
 //! | `codec` | the protocol driven by polls: automatic replies, the closing handshake |
 //! | `compression` | [`Compression`]: permessage-deflate as a route turns it on |
 //! | `compressor` | a connection's compressor and inflater, its own or its thread's |
@@ -185,7 +185,6 @@ mod observe;
 mod origin;
 mod outbox;
 mod presence;
-mod protocol;
 mod pubsub;
 mod readahead;
 mod registry;
@@ -387,7 +386,7 @@ pub mod __bench {
 /// Entry points for the fuzz targets in `fuzz/`; not part of the API.
 #[doc(hidden)]
 pub mod __fuzz {
-    pub use crate::fuzzing::{connection, decoder, deflate, events, handshake};
+    pub use crate::fuzzing::{connection, events, handshake};
 }
 
 // The README's examples compile as doctests.
@@ -397,3 +396,8 @@ mod readme {}
 
 /// The `http` crate's types wsway's API uses (headers, methods, statuses).
 pub use http;
+
+/// The WebSocket protocol wsway speaks, sans I/O (RFC 6455 and RFC 7692's
+/// permessage-deflate): the `wsway-protocol` crate, for a codec of one's
+/// own or a client. Applications do not need it to serve.
+pub use wsway_protocol as protocol;

@@ -34,13 +34,3 @@ fn connection_corpus() {
 fn events_corpus() {
     replay("events", wsway::__fuzz::events);
 }
-
-#[test]
-fn decoder_corpus() {
-    replay("decoder", wsway::__fuzz::decoder);
-}
-
-#[test]
-fn deflate_corpus() {
-    replay("deflate", wsway::__fuzz::deflate);
-}

@@ -1,13 +1,9 @@
 //! What the fuzz targets (`fuzz/`) drive: the request checks, and a whole
-//! connection fed arbitrary bytes. Kept here so they reach private code.
+//! connection fed arbitrary bytes (the codec's own targets are
+//! `wsway-protocol`'s). Kept here so they reach private code.
 
-mod decoder;
-mod deflate;
 mod sim;
 mod wire;
-
-pub use decoder::decoder;
-pub use deflate::deflate;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};

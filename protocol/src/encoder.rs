@@ -9,7 +9,9 @@ use super::frame::{Header, MAX_HEADER, Opcode};
 /// shares the payload (a broadcast queues one buffer for everyone).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Outgoing {
+    /// What kind of frame.
     pub opcode: Opcode,
+    /// Its payload, shared by clones.
     pub payload: Bytes,
 }
 
@@ -22,6 +24,7 @@ impl Outgoing {
         }
     }
 
+    /// A binary message.
     pub fn binary(payload: Bytes) -> Self {
         Outgoing {
             opcode: Opcode::Binary,
@@ -29,6 +32,7 @@ impl Outgoing {
         }
     }
 
+    /// A ping; `payload` at most 125 bytes (§5.5).
     pub fn ping(payload: Bytes) -> Self {
         Outgoing {
             opcode: Opcode::Ping,
@@ -36,6 +40,7 @@ impl Outgoing {
         }
     }
 
+    /// A pong, echoing a ping's payload (§5.5.3).
     pub fn pong(payload: Bytes) -> Self {
         Outgoing {
             opcode: Opcode::Pong,
@@ -54,6 +59,12 @@ impl Outgoing {
     /// The payload's length in bytes.
     pub fn len(&self) -> usize {
         self.payload.len()
+    }
+
+    /// True when the payload is empty (a close without a code, an empty
+    /// message).
+    pub fn is_empty(&self) -> bool {
+        self.payload.is_empty()
     }
 
     /// Appends the whole frame to `out`.

@@ -101,8 +101,6 @@ impl Inflater {
     /// Bytes this inflater has produced in all, the part of a refused
     /// message included: what its peers have made it inflate. A refused
     /// message adds at most its limit plus one byte.
-    // Read by the tests until the protocol is a crate of its own.
-    #[cfg_attr(not(test), allow(dead_code))]
     pub fn total_out(&self) -> u64 {
         self.total_out
     }

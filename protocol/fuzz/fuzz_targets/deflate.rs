@@ -4,5 +4,5 @@
 #![no_main]
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    wsway::__fuzz::deflate(data);
+    wsway_protocol::fuzzing::deflate(data);
 });

@@ -2,7 +2,7 @@
 
 use bytes::BytesMut;
 
-use crate::protocol::{Decoder, DecoderConfig, Incoming, ProtocolError};
+use crate::{Decoder, DecoderConfig, Incoming, ProtocolError};
 
 /// What one split of the input decoded to: the items, then the error that
 /// ended it (if any).
@@ -64,7 +64,7 @@ pub fn decoder(data: &[u8]) {
             }
             Incoming::Ping(p) | Incoming::Pong(p) => assert!(p.len() <= 125),
             Incoming::Close(Some(f)) => {
-                assert!(crate::protocol::close::is_sendable(f.code));
+                assert!(crate::close::is_sendable(f.code));
                 assert!(f.reason.len() <= 123);
             }
             Incoming::Close(None) => {}

@@ -1,9 +1,9 @@
 //! permessage-deflate alone: the offer a client makes, and the messages it
 //! compresses, both arbitrary.
 
-use crate::protocol::ProtocolError;
-use crate::protocol::deflate::{Deflater, Inflater};
-use crate::protocol::negotiate::{DeflateConfig, negotiate};
+use crate::ProtocolError;
+use crate::deflate::{Deflater, Inflater};
+use crate::negotiate::{DeflateConfig, negotiate};
 
 /// The message limit inflation runs against: small, so that bombs are
 /// easy for the fuzzer to find.

@@ -3,5 +3,5 @@
 #![no_main]
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    wsway::__fuzz::decoder(data);
+    wsway_protocol::fuzzing::decoder(data);
 });

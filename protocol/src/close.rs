@@ -6,7 +6,9 @@ use super::error::ProtocolError;
 /// A close frame's code and reason.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CloseFrame {
+    /// The close code (§7.4).
     pub code: u16,
+    /// The reason, UTF-8, at most 123 bytes.
     pub reason: String,
 }
 

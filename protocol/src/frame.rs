@@ -79,6 +79,7 @@ pub struct Header {
     /// RSV1: with permessage-deflate, the message is compressed (§6.1 of
     /// RFC 7692). RSV2 and RSV3 have no meaning here and are refused.
     pub rsv1: bool,
+    /// What the frame is (§5.2).
     pub opcode: Opcode,
     /// The masking key (§5.3), present on every frame a client sends.
     pub mask: Option<[u8; 4]>,

@@ -31,15 +31,21 @@ pub enum Incoming {
     /// A text message: valid UTF-8 unless `compressed` (then it is checked
     /// as it inflates).
     Text {
+        /// The message, all fragments together.
         payload: Bytes,
+        /// RSV1 was set: inflate it (RFC 7692).
         compressed: bool,
     },
     /// A binary message.
     Binary {
+        /// The message, all fragments together.
         payload: Bytes,
+        /// RSV1 was set: inflate it (RFC 7692).
         compressed: bool,
     },
+    /// A ping, with its payload (to echo in the pong, §5.5.2).
     Ping(Bytes),
+    /// A pong, with its payload.
     Pong(Bytes),
     /// The peer's close, with its code and reason if it gave one.
     Close(Option<CloseFrame>),
@@ -74,6 +80,7 @@ pub struct Decoder {
 }
 
 impl Decoder {
+    /// A decoder for one connection, with these limits.
     pub fn new(config: DecoderConfig) -> Self {
         Decoder {
             config,
@@ -260,7 +267,7 @@ fn control_frame(opcode: Opcode, payload: Bytes) -> Result<Incoming, ProtocolErr
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::frame::MAX_HEADER;
+    use crate::frame::MAX_HEADER;
 
     const KEY: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
 

@@ -38,7 +38,9 @@ impl Default for DeflateConfig {
 /// The parameters both sides agreed on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Agreed {
+    /// The server forgets its window after each message.
     pub server_no_context_takeover: bool,
+    /// The client forgets its window after each message.
     pub client_no_context_takeover: bool,
     /// The window the server compresses with.
     pub server_max_window_bits: u8,
@@ -77,7 +79,9 @@ impl Agreed {
 /// acceptable offer: no compression).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Negotiated {
+    /// The parameters both sides use.
     pub agreed: Agreed,
+    /// The server's `Sec-WebSocket-Extensions` answer.
     pub response: String,
 }
 
