@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
-use crate::drain::DrainPlan;
-use crate::limits::{HttpLimits, Limits};
+use crate::policy::limits::{HttpLimits, Limits};
+use crate::server::drain::DrainPlan;
 use crate::{App, Origins, Server};
 
 /// The table's rows: setting, default (the first two cells).

@@ -11,7 +11,7 @@
 
 use std::fmt;
 
-use crate::codec::CodecError;
+use crate::connection::codec::CodecError;
 
 use crate::message::{CloseCode, MAX_CLOSE_REASON, MAX_CONTROL_PAYLOAD};
 

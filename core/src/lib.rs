@@ -154,102 +154,84 @@
 
 #![warn(missing_docs)]
 
-mod activation;
-mod app;
-mod auth;
-mod body;
+// The layers, lowest first (see "Layout" above; `tests/layers.rs` keeps
+// them): the base modules, then each folder.
 mod boxed;
-mod codec;
-mod compression;
-mod compressor;
+mod error;
+mod io;
+mod message;
+mod observe;
+mod runtime;
+mod state;
+
+mod policy;
+mod web;
+
+mod delivery;
+mod topics;
+
 mod connection;
+
+mod events;
+mod loop_fn;
+
+mod app;
+mod server;
+
 #[cfg(test)]
 mod defaults_table;
-mod deferred;
-mod drain;
-mod error;
-mod events;
-mod extract;
 mod fuzzing;
-mod group;
-mod handle;
-mod handler;
-mod handshake;
-mod history;
-mod io;
-mod limits;
-mod loop_fn;
-mod message;
-pub mod middleware;
-mod observe;
-mod origin;
-mod outbox;
-mod presence;
-mod pubsub;
-mod readahead;
-mod registry;
-mod request;
-mod resident;
-mod resume;
-mod rooms;
-mod router;
-mod runtime;
-mod serve;
-mod server;
-mod shutdown;
-mod socket;
-mod state;
 pub mod testing;
-mod throttle;
-mod timer;
-#[cfg(feature = "tls")]
-pub mod tls;
 
-pub use activation::inherited_listener;
-pub use app::{App, CLIENT_JS, WsRoute};
-pub use auth::{Bearer, REDACTED, TOKEN_PROTOCOL_PREFIX, Verdict, Verify};
-pub use body::{Body, Html, IntoResponse, Response, StatusCode, text};
-pub use compression::Compression;
-pub use drain::RETRY_IN;
+#[cfg(feature = "tls")]
+pub use server::tls;
+pub use web::middleware;
+
+pub use app::app::{App, CLIENT_JS, WsRoute};
+pub use app::group::Group;
+pub use connection::handle::Handle;
+pub use connection::handler::{Accept, Handler, OnMessage, on_message};
+pub use connection::socket::Ws;
+pub use connection::timer::Timer;
+pub use delivery::history::{
+    DEFAULT_HISTORY_AGE, HistoryError, HistoryFuture, Position, Retention, StoredHistory,
+    StoredMessage,
+};
+pub use delivery::outbox::{ReadyState, SendStatus};
 pub use error::{Error, ErrorKind};
 pub use events::{
     EVENTS_PROTOCOL, EventError, EventGroup, EventRoute, Events, Fragment, GAP_EVENT, JOIN_EVENT,
     LEAVE_EVENT, RENDER_EVENT, Reply, escape_html,
 };
-pub use extract::Rejection;
-pub use group::Group;
-pub use handle::Handle;
-pub use handler::{Accept, Handler, OnMessage, on_message};
-pub use history::{
-    DEFAULT_HISTORY_AGE, HistoryError, HistoryFuture, Position, Retention, StoredHistory,
-    StoredMessage,
-};
-pub use limits::{Limits, RateLimit};
 pub use loop_fn::{
     CLEANUP_TIMEOUT, Cancellation, Interval, JsonError, Loop, LoopData, Socket, ws_fn,
 };
 pub use message::{CloseCode, MAX_CLOSE_REASON, MAX_CONTROL_PAYLOAD, Message, Text};
-pub use middleware::Middleware;
-pub use origin::Origins;
-pub use outbox::{ReadyState, SendStatus};
-pub use presence::{Member, PresenceError, PresenceFuture};
-pub use pubsub::{Backplane, Forwarded, InProcess, LocalTopics, Node, Published, Topics};
-pub use request::Request;
-pub use rooms::{DEFAULT_USER_ROOM, UserRooms};
-pub use router::RouteError;
-pub use server::{Server, ServerHandle};
-pub use socket::Ws;
-pub use throttle::HandshakeLimit;
-pub use timer::Timer;
+pub use policy::auth::{Bearer, REDACTED, TOKEN_PROTOCOL_PREFIX, Verdict, Verify};
+pub use policy::compression::Compression;
+pub use policy::limits::{Limits, RateLimit};
+pub use policy::origin::Origins;
+pub use policy::throttle::HandshakeLimit;
+pub use server::activation::inherited_listener;
+pub use server::drain::RETRY_IN;
+pub use server::server::{Server, ServerHandle};
 #[cfg(feature = "tls")]
-pub use tls::{Tls, TlsError};
+pub use server::tls::{Tls, TlsError};
+pub use topics::presence::{Member, PresenceError, PresenceFuture};
+pub use topics::pubsub::{Backplane, Forwarded, InProcess, LocalTopics, Node, Published, Topics};
+pub use topics::rooms::{DEFAULT_USER_ROOM, UserRooms};
+pub use web::body::{Body, Html, IntoResponse, Response, StatusCode, text};
+pub use web::extract::Rejection;
+pub use web::middleware::Middleware;
+pub use web::request::Request;
+pub use web::router::RouteError;
 
 /// What an adapter crate implements or uses: the runtime seam, the listener,
 /// and the stream contract. Applications never need this module.
 pub mod rt {
     pub use crate::io::{HalfClose, Io};
     pub use crate::runtime::{BoxSleep, BoxTask, Runtime};
-    pub use crate::server::Listener;
+    pub use crate::server::server::Listener;
 
     /// What every adapter's `run` does inside its runtime: waits for the
     /// server to start, prints `listening on ADDR` to stderr, and waits
@@ -315,12 +297,12 @@ pub mod __bench {
     use std::collections::VecDeque;
     use std::sync::Arc;
 
-    use crate::outbox::Shared;
+    use crate::delivery::outbox::Shared;
     use crate::{Message, Published, Topics};
 
     /// The opening-handshake check and `Sec-WebSocket-Accept` for a request head.
     pub fn handshake(headers: &http::HeaderMap) -> bool {
-        crate::handshake::check(&http::Method::GET, http::Version::HTTP_11, headers).is_ok()
+        crate::web::handshake::check(&http::Method::GET, http::Version::HTTP_11, headers).is_ok()
     }
 
     /// The event layer's own work on one call: read the envelope,

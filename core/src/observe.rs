@@ -140,7 +140,7 @@ pub(crate) fn tls_handshake_failed(why: &dyn std::fmt::Display) {
 
 /// A certificate reload, by API or SIGHUP.
 #[cfg(feature = "tls")]
-pub(crate) fn tls_reloaded(result: &Result<(), crate::tls::TlsError>) {
+pub(crate) fn tls_reloaded(result: &Result<(), crate::server::tls::TlsError>) {
     #[cfg(feature = "tracing")]
     match result {
         Ok(()) => tracing::info!("TLS certificate reloaded"),

@@ -14,8 +14,8 @@ use serde_json::value::RawValue;
 
 use super::envelope::{self, ClientReply};
 use super::error::EventError;
-use crate::outbox::SendStatus;
-use crate::socket::Ws;
+use crate::connection::socket::Ws;
+use crate::delivery::outbox::SendStatus;
 
 /// A parked callback: the reply's data (raw) or its error.
 type Waiting<D> = Box<dyn FnOnce(&mut Ws<D>, Result<Option<&RawValue>, EventError>) + Send>;

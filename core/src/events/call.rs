@@ -5,7 +5,7 @@ use serde_json::value::RawValue;
 
 use super::error::{EventError, Reply};
 use crate::boxed::BoxFuture;
-use crate::socket::Ws;
+use crate::connection::socket::Ws;
 
 /// An event handler with its argument and reply types erased. Returns the
 /// acknowledgement's `data` as JSON (only when `ack` is set).

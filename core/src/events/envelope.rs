@@ -19,11 +19,11 @@ use serde_json::error::Category;
 use serde_json::value::RawValue;
 
 use super::error::EventError;
-use crate::handle::Handle;
+use crate::connection::handle::Handle;
+use crate::connection::socket::Ws;
+use crate::delivery::outbox::SendStatus;
 use crate::message::Message;
-use crate::outbox::SendStatus;
-use crate::pubsub::{Published, Topics};
-use crate::socket::Ws;
+use crate::topics::pubsub::{Published, Topics};
 
 /// One call from the client. `data` stays raw JSON, borrowed from the
 /// message, until the handler's type reads it: no intermediate tree.

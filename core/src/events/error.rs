@@ -149,7 +149,7 @@ impl EventError {
     pub(crate) fn scrub(&mut self, secret: &str) {
         let clean = |text: &mut String| {
             if text.contains(secret) {
-                *text = crate::auth::scrub(text, secret);
+                *text = crate::policy::auth::scrub(text, secret);
             }
         };
         match &mut self.kind {
@@ -168,7 +168,7 @@ impl EventError {
                 .get(1..escaped.len().saturating_sub(1))
                 .unwrap_or(secret);
             if data.get().contains(escaped) {
-                let text = crate::auth::scrub(data.get(), escaped);
+                let text = crate::policy::auth::scrub(data.get(), escaped);
                 self.data = RawValue::from_string(text).ok();
             }
         }

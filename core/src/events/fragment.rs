@@ -7,10 +7,10 @@
 use serde::Serialize;
 
 use super::{EventError, truncate};
-use crate::handle::Handle;
-use crate::outbox::SendStatus;
-use crate::pubsub::{Published, Topics};
-use crate::socket::Ws;
+use crate::connection::handle::Handle;
+use crate::connection::socket::Ws;
+use crate::delivery::outbox::SendStatus;
+use crate::topics::pubsub::{Published, Topics};
 
 /// The event a server push renders with: `{"target": "#id", "html": ..}`.
 /// `wsway.js` morphs `html` into the element `target` selects.

@@ -8,7 +8,7 @@ use super::call::{AsyncCall, SyncCall, marker};
 use super::error::{EventError, Reply};
 use super::{Check, Events, Route};
 use crate::boxed::BoxFuture;
-use crate::socket::Ws;
+use crate::connection::socket::Ws;
 
 /// An event being configured; returned by [`Events::on`].
 pub struct EventRoute<'a, D> {

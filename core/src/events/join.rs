@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use super::{EventError, Events, Hook};
-use crate::socket::Ws;
+use crate::connection::socket::Ws;
 
 /// The event a client sends to join a topic: `{"topic": ..}`. Acknowledged
 /// with `{"topic": .., "joined": true}` (`false`: it already was), or an

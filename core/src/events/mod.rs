@@ -27,13 +27,13 @@ pub use join::{JOIN_EVENT, LEAVE_EVENT};
 
 use call::{AsyncCall, Call, SyncCall, marker};
 
-use crate::body::Response;
 use crate::boxed::BoxFuture;
+use crate::connection::handler::{Accept, Handler};
+use crate::connection::socket::Ws;
 use crate::error::Error;
-use crate::handler::{Accept, Handler};
 use crate::message::{CloseCode, Message};
-use crate::request::Request;
-use crate::socket::Ws;
+use crate::web::body::Response;
+use crate::web::request::Request;
 
 /// The subprotocol of the event layer. [`Events`] chooses it when the
 /// client offers it (`wsway.js` does).
@@ -475,7 +475,7 @@ impl<D: Default + Send + 'static> Handler for Events<D> {
                 // A handler's error may quote the connection's token (a
                 // session store's message): neither the client nor the
                 // failure hook sees it.
-                if let Some(credential) = ws.value::<crate::auth::Credential>() {
+                if let Some(credential) = ws.value::<crate::policy::auth::Credential>() {
                     err.scrub(&credential.0);
                 }
                 if err.is_internal() {

@@ -11,13 +11,13 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use crate::codec::Codec;
-use crate::connection::{self, Start};
-use crate::limits::Limits;
-use crate::outbox::Shared;
-use crate::registry::Registry;
+use crate::connection::codec::Codec;
+use crate::connection::driver::{self, Start};
+use crate::connection::socket::{Info, Ws};
+use crate::delivery::outbox::Shared;
+use crate::policy::limits::Limits;
 use crate::runtime::Rt;
-use crate::socket::{Info, Ws};
+use crate::server::registry::Registry;
 use crate::{EventError, Events, Handler, Message, Origins, on_message};
 use sim::{Scripted, Sim, Then};
 
@@ -48,8 +48,8 @@ pub fn handshake(data: &[u8]) {
     } else {
         http::Version::HTTP_11
     };
-    let _ = crate::handshake::check(&method, version, &map);
-    let _ = crate::handshake::offered_protocols(&map);
+    let _ = crate::web::handshake::check(&method, version, &map);
+    let _ = crate::web::handshake::offered_protocols(&map);
     let _ = Origins::same_host().permits(&map);
     let _ = Origins::same_host()
         .allow(["https://*.example.com"])
@@ -60,17 +60,17 @@ pub fn handshake(data: &[u8]) {
         let mut head = http::Request::new(()).into_parts().0;
         head.uri = uri;
         head.headers = map.clone();
-        let mut request = crate::request::Request::new(
+        let mut request = crate::web::request::Request::new(
             head,
             ([127, 0, 0, 1], 9).into(),
             Vec::new(),
             Default::default(),
         );
-        let _ = crate::auth::fuzz_token(&mut request);
+        let _ = crate::policy::auth::fuzz_token(&mut request);
     }
     // Typed extraction of whatever the path and query hold.
     let query = path.split_once('?').map_or("", |(_, q)| q);
-    let pairs = crate::extract::parse_query(query);
+    let pairs = crate::web::extract::parse_query(query);
     #[derive(serde::Deserialize)]
     #[allow(dead_code)]
     struct Typed {
@@ -78,8 +78,9 @@ pub fn handshake(data: &[u8]) {
         name: Option<String>,
         flag: Option<bool>,
     }
-    let _ = crate::extract::from_pairs::<Typed>(&pairs, crate::extract::Source::Query);
-    let _ = crate::extract::from_pairs::<(String, u64)>(&pairs, crate::extract::Source::Path);
+    let _ = crate::web::extract::from_pairs::<Typed>(&pairs, crate::web::extract::Source::Query);
+    let _ =
+        crate::web::extract::from_pairs::<(String, u64)>(&pairs, crate::web::extract::Source::Path);
 }
 
 /// Runs a connection whose peer sends `data` with an echo handler and small
@@ -322,8 +323,8 @@ fn run<H: Handler<Data = D>, D: Default + Send + 'static>(
     // moves of the clock is far past any of them.
     sim.run(
         async move {
-            let opened = connection::open(Arc::new(handler), ws).await;
-            connection::run(opened, start).await
+            let opened = driver::open(Arc::new(handler), ws).await;
+            driver::run(opened, start).await
         },
         1000,
     );

@@ -16,12 +16,12 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::body::Response;
+use crate::connection::handler::{Accept, Handler};
+use crate::connection::socket::Ws;
 use crate::error::Error;
-use crate::handler::{Accept, Handler};
 use crate::message::{CloseCode, Message};
-use crate::request::Request;
-use crate::socket::Ws;
+use crate::web::body::Response;
+use crate::web::request::Request;
 
 pub use socket::{Interval, JsonError, Socket};
 pub use state::Cancellation;

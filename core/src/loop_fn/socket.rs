@@ -12,13 +12,13 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::state::{Cancellation, LoopState};
+use crate::connection::handle::Handle;
+use crate::connection::socket::Ws;
+use crate::delivery::outbox::{ReadyState, SendStatus};
 use crate::error::Error;
-use crate::handle::Handle;
 use crate::message::{CloseCode, Message};
-use crate::outbox::{ReadyState, SendStatus};
-use crate::pubsub::{Published, Topics};
 use crate::runtime::{BoxSleep, Rt};
-use crate::socket::Ws;
+use crate::topics::pubsub::{Published, Topics};
 
 /// One WebSocket connection, owned by a loop-style function
 /// ([`ws_fn`](crate::ws_fn)).

@@ -13,12 +13,12 @@ use std::task::{Context, Poll, Waker};
 use futures_lite::FutureExt as _;
 
 use crate::boxed::BoxFuture;
+use crate::connection::socket::Ws;
+use crate::delivery::outbox::Shared;
 use crate::error::Error;
 use crate::message::{CloseCode, Message};
-use crate::outbox::Shared;
 use crate::runtime::BoxSleep;
-use crate::shutdown::Trigger;
-use crate::socket::Ws;
+use crate::server::shutdown::Trigger;
 
 /// Shared by the [`Socket`](super::Socket) and the route's handler.
 pub(crate) struct LoopState {

@@ -596,7 +596,7 @@ impl TestClient {
         let text = |key: &str| value.get(key).and_then(Value::as_str);
         if let (Some(topic), Some(pos)) = (text("topic"), text("pos")) {
             self.positions.insert(topic.to_owned(), pos.to_owned());
-            return text("event") == Some(crate::history::POSITION_EVENT);
+            return text("event") == Some(crate::delivery::history::POSITION_EVENT);
         }
         false
     }

@@ -1,0 +1,638 @@
+//! A connection's outgoing side, shared by its driver, its [`Ws`], its
+//! [`Handle`]s, the topics it subscribes to and its timers: the queue of
+//! messages not yet written, the backpressure count, a requested close,
+//! and where it stands on topics it fell behind on.
+//!
+//! Sends are queued here under a short lock and the driver writes them in
+//! batches; that is what makes a [`Handle`] usable from any task on any
+//! runtime.
+//!
+//! [`Ws`]: crate::Ws
+//! [`Handle`]: crate::Handle
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use atomic_waker::AtomicWaker;
+
+use crate::delivery::history::Position;
+use crate::error::{Error, ErrorKind, check_close, check_control};
+use crate::message::CloseCode;
+
+/// What happened to a message given to [`Ws::send`](crate::Ws::send) or [`Handle::send`](crate::Handle::send).
+///
+/// Modelled on Bun's `ServerWebSocket.send`: the caller learns at once whether
+/// the peer is keeping up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SendStatus {
+    /// Accepted and queued; `buffered` bytes (this message included) now wait
+    /// to be written.
+    Queued {
+        /// Bytes waiting to be written, this message included.
+        buffered: usize,
+    },
+    /// Accepted and queued, but the buffered amount is now over the
+    /// backpressure limit. Stop sending until [`Handler::drain`](crate::Handler::drain)
+    /// fires; further sends are dropped until then.
+    Backpressure {
+        /// Bytes waiting to be written, this message included.
+        buffered: usize,
+    },
+    /// Not accepted: the connection was already over its backpressure limit.
+    Dropped {
+        /// Bytes waiting to be written.
+        buffered: usize,
+    },
+    /// Not accepted: the connection is closing or closed.
+    Closed,
+}
+
+impl SendStatus {
+    /// True when the message was accepted (it will be written unless the
+    /// connection dies).
+    pub fn is_accepted(self) -> bool {
+        matches!(
+            self,
+            SendStatus::Queued { .. } | SendStatus::Backpressure { .. }
+        )
+    }
+}
+
+/// The connection's state, as in the browser's `WebSocket.readyState`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ReadyState {
+    /// Open: messages flow both ways.
+    Open = 1,
+    /// A close was started (by either side); nothing more can be sent.
+    Closing = 2,
+    /// The connection has ended.
+    Closed = 3,
+}
+
+/// A close the driver has been asked to perform.
+#[derive(Debug)]
+pub(crate) enum CloseRequest {
+    /// Flush what is queued, then send this close frame.
+    Graceful(CloseCode, String),
+    /// Drop the socket now, without a close frame.
+    Terminate,
+}
+
+/// The state shared by a connection's driver, its [`Ws`](crate::Ws) and its [`Handle`](crate::Handle)s.
+pub(crate) struct Shared {
+    pub(crate) id: u64,
+    pub(crate) waker: AtomicWaker,
+    outbox: Mutex<Outbox>,
+    limit: usize,
+    close_on_backpressure: bool,
+    /// Idle-sweeper ticks since the last frame from the peer; the driver
+    /// resets it, the server's sweeper advances it (see `registry::sweep`).
+    pub(crate) quiet: AtomicU32,
+    /// Ticks of silence before the idle timeout; 0 when there is none.
+    pub(crate) idle_ticks: u32,
+    /// Notified when the connection has ended (timers stop on it).
+    pub(crate) closed: event_listener::Event,
+}
+
+#[derive(Default)]
+pub(crate) struct Outbox {
+    queue: VecDeque<crate::protocol::Outgoing>,
+    /// Payload bytes in `queue`.
+    queued: usize,
+    /// Payload bytes handed to the codec and not yet flushed.
+    writing: usize,
+    /// A send went over the limit: `drain` is owed once everything is written.
+    over_limit: bool,
+    closing: bool,
+    closed: bool,
+    pub(crate) request: Option<CloseRequest>,
+    pub(crate) shutdown: bool,
+    /// A message waits for the connection's resident body to take it: the
+    /// driver reads nothing more until then (see `resident`).
+    pub(crate) reading_paused: bool,
+    /// Set when backpressure closed the connection, so the driver reports it.
+    pub(crate) backpressure_tripped: bool,
+    /// Topics on which the backplane may have lost messages, for
+    /// `Handler::gap`. Boxed: rare, and one pointer on every connection.
+    #[allow(clippy::box_collection)] // one word per connection, not three
+    pub(crate) gaps: Option<Box<Vec<Arc<str>>>>,
+    /// Topics that keep history on which this subscriber fell behind (a
+    /// publish was refused over the backpressure limit), with the last
+    /// position it was given: live publishes skip it there until it has
+    /// caught up from history. Boxed: rare.
+    #[allow(clippy::box_collection)]
+    pub(crate) behind: Option<Box<Vec<Behind>>>,
+    /// Timer ticks and reply callbacks for the connection's task. Boxed:
+    /// rare.
+    pub(crate) deferred: Option<Box<crate::delivery::deferred::Deferred>>,
+}
+
+/// A topic a subscriber fell behind on: the last position it was given,
+/// and where it catches up from.
+#[derive(Clone, Debug)]
+pub(crate) struct Behind {
+    pub(crate) topic: Arc<str>,
+    pub(crate) last: Position,
+    pub(crate) from: CatchUp,
+}
+
+impl CatchUp {
+    /// Whether it can catch up now (it does not wait for the store).
+    fn is_ready(self) -> bool {
+        matches!(self, CatchUp::Ring | CatchUp::Fetched)
+    }
+}
+
+/// Where a subscriber that fell behind catches up from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum CatchUp {
+    /// This node's ring (a window that cannot tell asks the store).
+    Ring,
+    /// A fetch from the store is under way: wait for it.
+    Fetching,
+    /// The store was asked: the ring now tells, and what it lacks is lost.
+    Fetched,
+    /// It joined before this node knew where the topic stands in the
+    /// store: it goes on from there once the node learns it.
+    Starting,
+}
+
+impl Outbox {
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed
+    }
+
+    fn buffered(&self) -> usize {
+        self.queued + self.writing
+    }
+
+    /// True when the queue has drained and topics are to be caught up.
+    pub(crate) fn wants_catch_up(&self) -> bool {
+        !self.over_limit
+            && self
+                .behind
+                .as_ref()
+                .is_some_and(|b| b.iter().any(|b| b.from.is_ready()))
+    }
+
+    /// The next topic to report a gap on; the list is freed once empty.
+    /// None while the queue is over its backpressure limit: the report
+    /// waits for the drain, or it would be dropped like what it reports.
+    pub(crate) fn take_gap(&mut self) -> Option<Arc<str>> {
+        if self.over_limit {
+            return None;
+        }
+        let gaps = self.gaps.as_mut()?;
+        let topic = gaps.pop();
+        if gaps.is_empty() {
+            self.gaps = None;
+        }
+        topic
+    }
+}
+
+impl Shared {
+    pub(crate) fn new(id: u64, limit: usize, close_on_backpressure: bool) -> Self {
+        Shared {
+            id,
+            waker: AtomicWaker::new(),
+            outbox: Mutex::new(Outbox::default()),
+            limit,
+            close_on_backpressure,
+            quiet: AtomicU32::new(0),
+            idle_ticks: 0,
+            closed: event_listener::Event::new(),
+        }
+    }
+
+    pub(crate) fn with_idle_ticks(mut self, ticks: u32) -> Self {
+        self.idle_ticks = ticks;
+        self
+    }
+
+    /// Ticks after which a quiet peer is pinged: half the idle timeout.
+    pub(crate) fn ping_ticks(&self) -> u32 {
+        self.idle_ticks.div_ceil(2)
+    }
+
+    /// One sweeper tick: true when the driver must look (ping or expire).
+    pub(crate) fn tick(&self) -> bool {
+        if self.idle_ticks == 0 {
+            return false;
+        }
+        let quiet = self.quiet.fetch_add(1, Ordering::Relaxed) + 1;
+        quiet == self.ping_ticks() || quiet >= self.idle_ticks
+    }
+
+    /// A frame arrived from the peer.
+    pub(crate) fn heard(&self) {
+        // Only write when needed, so a busy connection does not keep pulling
+        // the cache line away from the sweeper.
+        if self.quiet.load(Ordering::Relaxed) != 0 {
+            self.quiet.store(0, Ordering::Relaxed);
+        }
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Outbox> {
+        // A panic never happens while the lock is held (only plain field
+        // updates run under it), so poisoning can be ignored safely.
+        self.outbox.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Notes a possible gap on `topic` for the driver to report; false when
+    /// the connection is closing (it will hear nothing more anyway).
+    pub(crate) fn push_gap(&self, topic: &Arc<str>) -> bool {
+        {
+            let mut out = self.lock();
+            if out.closing || out.closed {
+                return false;
+            }
+            let gaps = out.gaps.get_or_insert_with(Box::default);
+            if !gaps.contains(topic) {
+                gaps.push(topic.clone());
+            }
+        }
+        self.waker.wake();
+        true
+    }
+
+    /// Where this subscriber stopped on `topic`, if it fell behind there.
+    pub(crate) fn behind_on(&self, topic: &str) -> Option<Position> {
+        let out = self.lock();
+        let behind = out.behind.as_ref()?;
+        behind.iter().find(|b| &*b.topic == topic).map(|b| b.last)
+    }
+
+    /// Notes that this subscriber stopped at `last` on `topic`, to catch
+    /// up from the ring (or, with `None`, that it has caught up there).
+    pub(crate) fn set_behind(&self, topic: &Arc<str>, last: Option<Position>) {
+        self.note_behind(topic, last.map(|last| (last, CatchUp::Ring)));
+    }
+
+    /// Notes that this subscriber, at `last` on `topic`, waits for a fetch
+    /// from the store.
+    pub(crate) fn await_store(&self, topic: &Arc<str>, last: Position) {
+        self.note_behind(topic, Some((last, CatchUp::Fetching)));
+    }
+
+    /// A fetch of what follows offset `after` on `topic` is done: a
+    /// subscriber waiting for it catches up from the ring now (the store
+    /// was asked, unless it waits for something older). True when it was
+    /// waiting.
+    pub(crate) fn store_answered(&self, topic: &str, after: u64) -> bool {
+        {
+            let mut out = self.lock();
+            let Some(b) = out
+                .behind
+                .as_mut()
+                .and_then(|b| b.iter_mut().find(|b| &*b.topic == topic))
+            else {
+                return false;
+            };
+            if b.from != CatchUp::Fetching {
+                return false;
+            }
+            b.from = if b.last.offset >= after {
+                CatchUp::Fetched
+            } else {
+                CatchUp::Ring
+            };
+        }
+        self.waker.wake();
+        true
+    }
+
+    /// Notes that this subscriber joined `topic` before this node knew
+    /// where the topic stands in the store.
+    pub(crate) fn await_start(&self, topic: &Arc<str>) {
+        let unknown = Position {
+            epoch: 0,
+            offset: 0,
+        };
+        self.note_behind(topic, Some((unknown, CatchUp::Starting)));
+    }
+
+    /// The node learnt where `topic` stood when this subscriber joined
+    /// (`None`: it could not): it goes on from `at`. True when it was
+    /// waiting for that.
+    pub(crate) fn started(&self, topic: &str, at: Option<Position>) -> bool {
+        {
+            let mut out = self.lock();
+            let Some(behind) = out.behind.as_mut() else {
+                return false;
+            };
+            let Some(i) = behind
+                .iter()
+                .position(|b| &*b.topic == topic && b.from == CatchUp::Starting)
+            else {
+                return false;
+            };
+            match at {
+                Some(at) => {
+                    behind[i].last = at;
+                    behind[i].from = CatchUp::Ring;
+                }
+                None => {
+                    behind.swap_remove(i);
+                    if behind.is_empty() {
+                        out.behind = None;
+                    }
+                }
+            }
+        }
+        self.waker.wake();
+        true
+    }
+
+    fn note_behind(&self, topic: &Arc<str>, state: Option<(Position, CatchUp)>) {
+        {
+            let mut out = self.lock();
+            let behind = out.behind.get_or_insert_with(Box::default);
+            behind.retain(|b| &b.topic != topic);
+            if let Some((last, from)) = state {
+                behind.push(Behind {
+                    topic: topic.clone(),
+                    last,
+                    from,
+                });
+            }
+            if behind.is_empty() {
+                out.behind = None;
+            }
+        }
+        // A driver with nothing queued would not look again until some
+        // other event: it catches up now (or once drained, if over its
+        // limit).
+        if state.is_some_and(|(_, from)| from.is_ready()) {
+            self.waker.wake();
+        }
+    }
+
+    /// The topics to catch up on now (not those waiting for the store).
+    pub(crate) fn behind(&self) -> Vec<Behind> {
+        let out = self.lock();
+        let Some(behind) = out.behind.as_deref() else {
+            return Vec::new();
+        };
+        behind
+            .iter()
+            .filter(|b| b.from.is_ready())
+            .cloned()
+            .collect()
+    }
+
+    pub(crate) fn push(&self, msg: crate::protocol::Outgoing, wake: bool) -> SendStatus {
+        let len = msg.len();
+        let status = {
+            let mut out = self.lock();
+            if out.closing || out.closed {
+                return SendStatus::Closed;
+            }
+            let buffered = out.buffered();
+            if buffered > self.limit {
+                if self.close_on_backpressure && out.request.is_none() {
+                    out.closing = true;
+                    out.backpressure_tripped = true;
+                    out.request = Some(CloseRequest::Graceful(
+                        CloseCode::POLICY,
+                        "backpressure limit".to_owned(),
+                    ));
+                    drop(out);
+                    self.waker.wake();
+                    crate::observe::dropped();
+                    return SendStatus::Closed;
+                }
+                crate::observe::dropped();
+                return SendStatus::Dropped { buffered };
+            }
+            out.queue.push_back(msg);
+            out.queued += len;
+            let buffered = buffered + len;
+            if buffered > self.limit {
+                out.over_limit = true;
+                crate::observe::backpressured();
+                SendStatus::Backpressure { buffered }
+            } else {
+                SendStatus::Queued { buffered }
+            }
+        };
+        if wake {
+            self.waker.wake();
+        }
+        status
+    }
+
+    /// Control frames bypass the backpressure limit: they are tiny and keep
+    /// the connection alive. A payload over 125 bytes is an error.
+    pub(crate) fn push_control(
+        &self,
+        msg: crate::protocol::Outgoing,
+        wake: bool,
+    ) -> Result<(), Error> {
+        check_control(&msg.payload)?;
+        {
+            let mut out = self.lock();
+            if out.closing || out.closed {
+                return Err(Error::new(ErrorKind::Closed));
+            }
+            out.queued += msg.len();
+            out.queue.push_back(msg);
+        }
+        if wake {
+            self.waker.wake();
+        }
+        Ok(())
+    }
+
+    pub(crate) fn request_close(
+        &self,
+        code: CloseCode,
+        reason: &str,
+        wake: bool,
+    ) -> Result<(), Error> {
+        check_close(code, reason)?;
+        {
+            let mut out = self.lock();
+            if out.closing || out.closed {
+                return Err(Error::new(ErrorKind::Closed));
+            }
+            out.closing = true;
+            out.request = Some(CloseRequest::Graceful(code, reason.to_owned()));
+        }
+        if wake {
+            self.waker.wake();
+        }
+        Ok(())
+    }
+
+    pub(crate) fn terminate(&self) {
+        {
+            let mut out = self.lock();
+            if out.closed {
+                return;
+            }
+            out.closing = true;
+            out.request = Some(CloseRequest::Terminate);
+        }
+        self.waker.wake();
+    }
+
+    pub(crate) fn shutdown(&self) {
+        self.lock().shutdown = true;
+        self.waker.wake();
+    }
+
+    /// Moves everything queued into `batch` for the driver to write.
+    pub(crate) fn take_queue(&self, batch: &mut VecDeque<crate::protocol::Outgoing>) {
+        let mut out = self.lock();
+        std::mem::swap(batch, &mut out.queue);
+        out.writing += out.queued;
+        out.queued = 0;
+    }
+
+    /// Everything handed to the codec is on the wire. Returns true when a
+    /// `drain` is owed.
+    pub(crate) fn flushed(&self) -> bool {
+        let mut out = self.lock();
+        out.writing = 0;
+        if out.over_limit && out.queued == 0 {
+            out.over_limit = false;
+            return true;
+        }
+        false
+    }
+
+    /// The connection has started closing: refuse new sends.
+    pub(crate) fn set_closing(&self) {
+        self.lock().closing = true;
+    }
+
+    /// The connection has ended: drop what was never written, stop timers.
+    pub(crate) fn set_closed(&self) {
+        let deferred = {
+            let mut out = self.lock();
+            out.closing = true;
+            out.closed = true;
+            out.queue = VecDeque::new();
+            out.queued = 0;
+            out.writing = 0;
+            let mut deferred = out.deferred.take();
+            // The resident body outlives the close, to clean up (see
+            // `resident`); the rest of what was deferred ends here.
+            if let Some(body) = deferred.as_mut().and_then(|d| d.resident.take()) {
+                out.deferred.get_or_insert_with(Box::default).resident = Some(body);
+            }
+            deferred
+        };
+        // Dropped unlocked: a job may own a handle whose drop locks.
+        drop(deferred);
+        self.closed.notify(usize::MAX);
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.lock().closed
+    }
+
+    /// The connection is closing or closed, or the server is shutting down.
+    pub(crate) fn is_winding_down(&self) -> bool {
+        let out = self.lock();
+        out.closing || out.shutdown
+    }
+
+    /// Whether the driver has something new to look at after a resident
+    /// body ran: messages to write, a close asked for, or reading resumed
+    /// (`paused` is whether it was paused before).
+    pub(crate) fn has_work(&self, paused: bool) -> bool {
+        let out = self.lock();
+        out.queued > 0 || out.request.is_some() || (paused && !out.reading_paused)
+    }
+
+    /// The queue went over the backpressure limit and has not drained yet.
+    pub(crate) fn is_over_limit(&self) -> bool {
+        self.lock().over_limit
+    }
+
+    pub(crate) fn is_idle_queue(&self) -> bool {
+        let out = self.lock();
+        out.queued == 0 && out.writing == 0
+    }
+
+    pub(crate) fn buffered(&self) -> usize {
+        self.lock().buffered()
+    }
+
+    pub(crate) fn ready_state(&self) -> ReadyState {
+        let out = self.lock();
+        if out.closed {
+            ReadyState::Closed
+        } else if out.closing {
+            ReadyState::Closing
+        } else {
+            ReadyState::Open
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(n: usize) -> crate::protocol::Outgoing {
+        crate::protocol::Outgoing::binary(vec![0; n].into())
+    }
+
+    #[test]
+    fn backpressure_then_drop_then_drain() {
+        let s = Shared::new(1, 100, false);
+        assert_eq!(s.push(text(60), false), SendStatus::Queued { buffered: 60 });
+        assert_eq!(
+            s.push(text(60), false),
+            SendStatus::Backpressure { buffered: 120 }
+        );
+        assert_eq!(
+            s.push(text(1), false),
+            SendStatus::Dropped { buffered: 120 }
+        );
+        let mut batch = VecDeque::new();
+        s.take_queue(&mut batch);
+        assert_eq!(batch.len(), 2);
+        assert_eq!(
+            s.buffered(),
+            120,
+            "handed to the codec still counts until flushed"
+        );
+        assert!(s.flushed(), "drain owed after going over");
+        assert!(!s.flushed(), "drain owed once");
+        assert_eq!(s.push(text(1), false), SendStatus::Queued { buffered: 1 });
+    }
+
+    #[test]
+    fn close_on_backpressure_closes() {
+        let s = Shared::new(1, 10, true);
+        assert!(matches!(
+            s.push(text(20), false),
+            SendStatus::Backpressure { .. }
+        ));
+        assert_eq!(s.push(text(1), false), SendStatus::Closed);
+        assert!(matches!(
+            s.lock().request,
+            Some(CloseRequest::Graceful(CloseCode::POLICY, _))
+        ));
+    }
+
+    #[test]
+    fn closing_refuses_sends_and_bad_closes_change_nothing() {
+        let s = Shared::new(1, 10, false);
+        assert!(s.request_close(CloseCode(1005), "", false).is_err());
+        assert_eq!(s.ready_state(), ReadyState::Open);
+        s.request_close(CloseCode(4000), "bye", false).unwrap();
+        assert_eq!(s.ready_state(), ReadyState::Closing);
+        assert_eq!(s.push(text(1), false), SendStatus::Closed);
+        assert!(
+            s.request_close(CloseCode(1000), "", false)
+                .unwrap_err()
+                .is_closed()
+        );
+    }
+}

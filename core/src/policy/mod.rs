@@ -1,0 +1,11 @@
+//! What a server allows, decided on a request or set for a connection:
+//! limits, allowed origins, bearer authentication, the per-IP handshake
+//! throttle, and the compression settings.
+//!
+//! Imports: the base modules and `web`.
+
+pub(crate) mod auth;
+pub(crate) mod compression;
+pub(crate) mod limits;
+pub(crate) mod origin;
+pub(crate) mod throttle;

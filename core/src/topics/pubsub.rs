@@ -1,0 +1,677 @@
+//! Topic pub/sub: connections subscribe to named topics; a publish reaches
+//! every subscriber. Publishing goes through a [`Backplane`], in-process by
+//! default, so that a multi-node backplane plugs in without touching handlers.
+//!
+//! A published message is converted once and every subscriber's queue holds
+//! the same shared buffer: queueing a fan-out copies no payload (each
+//! connection's codec copies it once as it frames it for the socket).
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock, Weak};
+
+use serde_json::value::RawValue;
+
+use crate::delivery::history::{History, HistoryError, HistoryFuture, Position, Retention};
+use crate::delivery::outbox::{SendStatus, Shared};
+use crate::message::Message;
+use crate::runtime::{BoxTask, Rt, Runtime};
+use crate::topics::presence::{LocalPresence, Member, PresenceFuture};
+
+/// What a publish did: counted over the subscribers on this node, and what
+/// became of the copy bound for other nodes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Published {
+    /// Subscribers whose queue accepted the message.
+    pub delivered: usize,
+    /// Of those, how many are now over their backpressure limit.
+    pub backpressured: usize,
+    /// Subscribers that refused it (closing, or already over the limit).
+    pub dropped: usize,
+    /// The copy for the other nodes ([`Forwarded::Local`] in-process).
+    pub forwarded: Forwarded,
+    /// Where the message stands in the topic's history, when the topic
+    /// keeps history ([`App::history`](crate::App::history)) in this
+    /// process. With a backplane that [stores history](Backplane::stores_history)
+    /// the store gives the position later: `None` here, and every
+    /// subscriber (this node's too) gets the message when it comes back.
+    pub position: Option<Position>,
+}
+
+/// What a multi-node backplane did with the copy of a publish bound for
+/// the other nodes. Local delivery never waits for it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Forwarded {
+    /// There are no other nodes: the in-process backplane.
+    #[default]
+    Local,
+    /// Queued for the other nodes.
+    Queued,
+    /// Queued, but the outbound queue is over its high-water mark (the
+    /// store is slow or away): publishing faster will start dropping.
+    Backpressured,
+    /// Not forwarded: the outbound queue is full. The other nodes'
+    /// subscribers of the topic are told of a gap
+    /// ([`Handler::gap`](crate::Handler::gap)) once the store is back.
+    Dropped,
+}
+
+/// How published messages reach subscribers. The default delivers within
+/// this process; a multi-node backplane (Redis pub/sub, say) also forwards
+/// each publish to the other nodes and calls [`LocalTopics::deliver`] for
+/// what they publish.
+pub trait Backplane: Send + Sync + 'static {
+    /// Publishes `msg` on `topic`: delivers it to this node's subscribers
+    /// through `local` (skipping `except`, a connection id) and to other
+    /// nodes, if any. Returns what happened on this node.
+    fn publish(
+        &self,
+        local: &LocalTopics,
+        topic: &str,
+        msg: Message,
+        except: Option<u64>,
+    ) -> Published;
+
+    /// The first local subscriber to `topic`, which keeps history in this
+    /// backplane's store ([`stores_history`](Self::stores_history)), is
+    /// about to join; it is visible (and publishes can see it) only after
+    /// this returns. A backplane asks its store where the topic stands here,
+    /// ahead of those publishes, and answers with
+    /// [`Node::listening_from`]. Default: nothing.
+    fn subscribing(&self, topic: &str) {
+        let _ = topic;
+    }
+
+    /// The first local subscriber joined `topic` (a backplane may start
+    /// listening for it). Default: nothing.
+    fn subscribed(&self, topic: &str) {
+        let _ = topic;
+    }
+
+    /// The last local subscriber left `topic`. Default: nothing.
+    fn unsubscribed(&self, topic: &str) {
+        let _ = topic;
+    }
+
+    /// A connection on this node was tracked in `topic`, had its metadata
+    /// updated, or left (read the current state with
+    /// [`Node::member_meta`]). Default: nothing.
+    fn presence_changed(&self, topic: &str, member: u64) {
+        let _ = (topic, member);
+    }
+
+    /// The [`Member::id`] connection `conn` of this node has in presence
+    /// lists, unique across nodes. Default: the connection id, as the
+    /// in-process backplane lists it.
+    fn member_id(&self, conn: u64) -> String {
+        conn.to_string()
+    }
+
+    /// The members of `topic` on every node. Default: this node's
+    /// ([`LocalTopics::members`]).
+    fn presence(&self, local: &LocalTopics, topic: &str) -> PresenceFuture<Vec<Member>> {
+        let members = local.members(topic);
+        Box::pin(async move { Ok(members) })
+    }
+
+    /// How many members `topic` has on every node, without listing them.
+    /// Default: this node's ([`LocalTopics::member_count`]).
+    fn presence_count(&self, local: &LocalTopics, topic: &str) -> PresenceFuture<usize> {
+        let count = local.member_count(topic);
+        Box::pin(async move { Ok(count) })
+    }
+
+    /// True when this backplane keeps the history of topics that keep it
+    /// ([`App::history`](crate::App::history)) in a store shared by the
+    /// nodes. Then it numbers their publishes there (a publish is not
+    /// delivered locally at once: it comes back through
+    /// [`Node::deliver_at`] with its position, on every node alike), and
+    /// this node's rings are windows onto the store: what a resuming
+    /// subscriber needs beyond them is asked of
+    /// [`fetch_history`](Self::fetch_history). Default: false (each
+    /// node's rings are the history, as in process).
+    fn stores_history(&self) -> bool {
+        false
+    }
+
+    /// What the store holds of `topic` after offset `after` in its current
+    /// epoch (see [`StoredHistory`](crate::StoredHistory)). Called only
+    /// when [`stores_history`](Self::stores_history) is true, and only
+    /// while this node has subscribers to `topic`; the answer must not miss
+    /// anything published after this node started listening to it.
+    fn fetch_history(&self, topic: &str, after: u64, retention: Retention) -> HistoryFuture {
+        let _ = (topic, after, retention);
+        Box::pin(async { Err(HistoryError::new("this backplane keeps no history")) })
+    }
+
+    /// A server is starting with this backplane: start background work
+    /// (reading what other nodes publish, say) on `node`'s runtime. Called
+    /// once per server start, before the first connection. Default: nothing.
+    fn start(&self, node: Node) {
+        let _ = node;
+    }
+
+    /// The server has closed its connections: finish forwarding what was
+    /// accepted and stop the background work. The server waits for the
+    /// returned future for a few seconds at most. Default: nothing to do.
+    fn stop(&self) -> BoxTask {
+        Box::pin(async {})
+    }
+}
+
+/// This node as a [`Backplane`] sees it, from [`Backplane::start`]: the
+/// runtime to run background work on, and the local subscribers to hand
+/// other nodes' messages to. Cloneable; it does not keep the app alive.
+#[derive(Clone)]
+pub struct Node {
+    runtime: Rt,
+    topics: Weak<TopicsInner>,
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node").finish_non_exhaustive()
+    }
+}
+
+impl Node {
+    /// The server's runtime: spawn and sleep through it, and the backplane
+    /// runs on tokio, async-std or smol alike.
+    pub fn runtime(&self) -> &Arc<dyn Runtime> {
+        &self.runtime
+    }
+
+    /// Delivers a message another node published to this node's
+    /// subscribers of `topic`. Nothing once the app is gone.
+    pub fn deliver(&self, topic: &str, msg: Message) -> Published {
+        match self.topics.upgrade() {
+            Some(t) => t.local.deliver(topic, msg, None),
+            None => Published::default(),
+        }
+    }
+
+    /// Delivers a message the store numbered `at` on a topic that keeps
+    /// history (see [`Backplane::stores_history`]), to this node's
+    /// subscribers of `topic` except `except` (a connection id on this
+    /// node). Messages are taken in offset order: a duplicate is ignored,
+    /// and when offsets were skipped (this node missed them) its
+    /// subscribers catch up from the store before going on. On a topic
+    /// with no history rule here it is delivered as it is.
+    pub fn deliver_at(
+        &self,
+        topic: &str,
+        at: Position,
+        msg: Message,
+        except: Option<u64>,
+    ) -> Published {
+        match self.topics.upgrade() {
+            Some(t) => t.deliver_at(&self.runtime, topic, at, msg, except),
+            None => Published::default(),
+        }
+    }
+
+    /// Where `topic` stood in the store (its last position, `None` if the
+    /// store could not tell) when this node's first subscriber to it
+    /// joined, asked by the backplane in [`Backplane::subscribing`], ahead
+    /// of any publish this node made later. Subscribers that joined meanwhile without a position go on
+    /// from there (or are told of a gap): a connection that subscribes
+    /// and then publishes sees its own message. Only with
+    /// [`Backplane::stores_history`].
+    pub fn listening_from(&self, topic: &str, last: Option<Position>) {
+        if let Some(t) = self.topics.upgrade() {
+            t.listening_from(&self.runtime, topic, last);
+        }
+    }
+
+    /// Tells this node's subscribers of `topic` that messages published on
+    /// it elsewhere may have been missed (through
+    /// [`Handler::gap`](crate::Handler::gap)). Returns how many were told.
+    pub fn gap(&self, topic: &str) -> usize {
+        self.topics.upgrade().map_or(0, |t| t.local.gap(topic))
+    }
+
+    /// This node may have missed what was published on `topic` for a
+    /// while (its link to the store broke): on a topic whose history the
+    /// backplane stores, what was missed is fetched and delivered in
+    /// order; on any other, subscribers are told of a gap. Returns how
+    /// many were told.
+    pub fn recover(&self, topic: &str) -> usize {
+        self.topics
+            .upgrade()
+            .map_or(0, |t| t.recover(&self.runtime, topic))
+    }
+
+    /// Subscribers of `topic` on this node: a backplane listens to the
+    /// topic on its store while this is above zero.
+    pub fn subscriber_count(&self, topic: &str) -> usize {
+        self.topics
+            .upgrade()
+            .map_or(0, |t| t.local.subscriber_count(topic))
+    }
+
+    /// The metadata connection `member` is tracked with in `topic` on this
+    /// node, if it is.
+    pub fn member_meta(&self, topic: &str, member: u64) -> Option<Arc<RawValue>> {
+        self.topics.upgrade()?.local.presence.meta(topic, member)
+    }
+
+    /// Members of `topic` on this node.
+    pub fn member_count(&self, topic: &str) -> usize {
+        self.topics
+            .upgrade()
+            .map_or(0, |t| t.local.presence.count(topic))
+    }
+
+    /// Every (topic, connection) tracked on this node: what a backplane
+    /// writes again when its store lost it.
+    pub fn tracked(&self) -> Vec<(Arc<str>, u64)> {
+        self.topics
+            .upgrade()
+            .map_or_else(Vec::new, |t| t.local.presence.all())
+    }
+
+    /// True while the app (its topics) is alive: background work ends when
+    /// it is not.
+    pub fn is_alive(&self) -> bool {
+        self.topics.strong_count() > 0
+    }
+}
+
+/// The default backplane: one process, no forwarding.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct InProcess;
+
+impl Backplane for InProcess {
+    fn publish(
+        &self,
+        local: &LocalTopics,
+        topic: &str,
+        msg: Message,
+        except: Option<u64>,
+    ) -> Published {
+        match local.history.retention(topic) {
+            Some(retention) => local.record(topic, retention, msg, except),
+            None => local.deliver(topic, msg, except),
+        }
+    }
+}
+
+/// This node's subscribers and tracked members, by topic.
+#[derive(Default)]
+pub struct LocalTopics {
+    topics: RwLock<HashMap<Arc<str>, Vec<Arc<Shared>>>>,
+    presence: LocalPresence,
+    pub(crate) history: History,
+}
+
+impl LocalTopics {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<Arc<str>, Vec<Arc<Shared>>>> {
+        // Only plain collection updates run under the lock: poisoning is harmless.
+        self.topics.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<Arc<str>, Vec<Arc<Shared>>>> {
+        self.topics.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queues `msg` for every local subscriber of `topic` except `except`.
+    pub fn deliver(&self, topic: &str, msg: Message, except: Option<u64>) -> Published {
+        self.deliver_frame(topic, msg.into_codec(), except, None, None)
+    }
+
+    /// Queues `frame` for the subscribers of `topic`. With `recorded` (the
+    /// message's position on a topic that keeps history), a subscriber that
+    /// cannot take it falls behind and catches up from history once its
+    /// queue drains, and one that is behind is skipped until then: nothing
+    /// lost for good, nothing out of order. On a plain topic it is told of
+    /// a gap instead. `except` gets `note` (its position) in its place,
+    /// when there is one.
+    pub(crate) fn deliver_frame(
+        &self,
+        topic: &str,
+        frame: crate::protocol::Outgoing,
+        except: Option<u64>,
+        recorded: Option<Position>,
+        note: Option<crate::protocol::Outgoing>,
+    ) -> Published {
+        let mut report = Published::default();
+        let topics = self.read();
+        let Some((name, subs)) = topics.get_key_value(topic) else {
+            return report;
+        };
+        for sub in subs {
+            if Some(sub.id) == except {
+                // Behind, it catches up from history, where it is anyway.
+                if let Some(note) = &note
+                    && sub.behind_on(topic).is_none()
+                {
+                    let _ = sub.push(note.clone(), true);
+                }
+                continue;
+            }
+            if recorded.is_some() && sub.behind_on(topic).is_some() {
+                report.dropped += 1;
+                continue;
+            }
+            // A clone shares the payload buffer: no copy per subscriber.
+            match sub.push(frame.clone(), true) {
+                SendStatus::Queued { .. } => report.delivered += 1,
+                SendStatus::Backpressure { .. } => {
+                    report.delivered += 1;
+                    report.backpressured += 1;
+                }
+                SendStatus::Dropped { .. } => {
+                    match recorded {
+                        Some(at) => sub.set_behind(
+                            name,
+                            Some(Position {
+                                offset: at.offset - 1,
+                                ..at
+                            }),
+                        ),
+                        // Right for memory, but never silent: once its
+                        // queue has drained, the subscriber hears of a gap.
+                        None => {
+                            sub.push_gap(name);
+                        }
+                    }
+                    report.dropped += 1;
+                }
+                SendStatus::Closed => report.dropped += 1,
+            }
+        }
+        report
+    }
+
+    /// Subscribers of `topic` on this node.
+    pub fn subscriber_count(&self, topic: &str) -> usize {
+        self.read().get(topic).map_or(0, Vec::len)
+    }
+
+    /// How much history `topic` keeps, if it keeps any
+    /// ([`App::history`](crate::App::history)).
+    pub fn retention(&self, topic: &str) -> Option<Retention> {
+        self.history.retention(topic)
+    }
+
+    /// Calls `f` with every local subscriber of `topic` (and the topic's
+    /// shared name), under the subscriber table's shared lock.
+    pub(crate) fn each(&self, topic: &str, mut f: impl FnMut(&Arc<str>, &Arc<Shared>)) {
+        let topics = self.read();
+        if let Some((name, subs)) = topics.get_key_value(topic) {
+            for sub in subs {
+                f(name, sub);
+            }
+        }
+    }
+
+    /// The members tracked in `topic` on this node, ordered by id.
+    pub fn members(&self, topic: &str) -> Vec<Member> {
+        self.presence.members(topic)
+    }
+
+    /// Members tracked in `topic` on this node.
+    pub fn member_count(&self, topic: &str) -> usize {
+        self.presence.count(topic)
+    }
+
+    /// Tells every local subscriber of `topic` of a possible gap; returns
+    /// how many were told.
+    pub fn gap(&self, topic: &str) -> usize {
+        let topics = self.read();
+        let Some((name, subs)) = topics.get_key_value(topic) else {
+            return 0;
+        };
+        subs.iter().filter(|s| s.push_gap(name)).count()
+    }
+
+    /// Adds a subscriber; true when it is the topic's first.
+    pub(crate) fn add(&self, topic: &Arc<str>, sub: &Arc<Shared>) -> bool {
+        let mut topics = self.write();
+        let subs = topics.entry(topic.clone()).or_default();
+        subs.push(sub.clone());
+        let first = subs.len() == 1;
+        crate::observe::subscribed(first);
+        first
+    }
+
+    /// Removes a subscriber; true when the topic is now empty.
+    pub(crate) fn remove(&self, topic: &str, id: u64) -> bool {
+        let mut topics = self.write();
+        let Some(subs) = topics.get_mut(topic) else {
+            return false;
+        };
+        let found = subs.iter().position(|s| s.id == id);
+        if let Some(i) = found {
+            subs.swap_remove(i);
+        }
+        let empty = subs.is_empty();
+        if found.is_some() {
+            crate::observe::unsubscribed(empty);
+        }
+        if empty {
+            topics.remove(topic);
+        }
+        empty
+    }
+}
+
+/// Publishing and counting from anywhere: a cloneable, `Send + Sync` handle
+/// to the app's topics. Get one from [`App::topics`](crate::App::topics) or
+/// [`ServerHandle::topics`](crate::ServerHandle::topics).
+#[derive(Clone)]
+pub struct Topics {
+    pub(crate) inner: Arc<TopicsInner>,
+}
+
+pub(crate) struct TopicsInner {
+    pub(crate) local: LocalTopics,
+    pub(crate) backplane: RwLock<Arc<dyn Backplane>>,
+    /// Set by [`App::user_rooms`](crate::App::user_rooms).
+    pub(crate) user_rooms: RwLock<Option<Arc<crate::topics::rooms::UserRooms>>>,
+}
+
+impl TopicsInner {
+    pub(crate) fn backplane(&self) -> Arc<dyn Backplane> {
+        self.backplane
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+}
+
+impl Default for Topics {
+    fn default() -> Self {
+        Topics {
+            inner: Arc::new(TopicsInner {
+                local: LocalTopics::default(),
+                backplane: RwLock::new(Arc::new(InProcess)),
+                user_rooms: RwLock::new(None),
+            }),
+        }
+    }
+}
+
+impl std::fmt::Debug for Topics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Topics").finish_non_exhaustive()
+    }
+}
+
+impl Topics {
+    pub(crate) fn backplane(&self) -> Arc<dyn Backplane> {
+        self.inner.backplane()
+    }
+
+    /// Publishes `msg` to every subscriber of `topic`.
+    pub fn publish(&self, topic: &str, msg: impl Into<Message>) -> Published {
+        self.publish_except(topic, msg.into(), None)
+    }
+
+    pub(crate) fn publish_except(
+        &self,
+        topic: &str,
+        msg: Message,
+        except: Option<u64>,
+    ) -> Published {
+        self.backplane()
+            .publish(&self.inner.local, topic, msg, except)
+    }
+
+    /// Subscribers of `topic` on this node.
+    pub fn subscriber_count(&self, topic: &str) -> usize {
+        self.inner.local.subscriber_count(topic)
+    }
+
+    /// Who is in `topic`, on every node: each tracked connection
+    /// ([`Ws::track`](crate::Ws::track)) with its metadata. With a
+    /// multi-node backplane this asks its store, and fails if the store
+    /// does not answer.
+    pub async fn presence(&self, topic: &str) -> Result<Vec<Member>, crate::PresenceError> {
+        self.backplane().presence(&self.inner.local, topic).await
+    }
+
+    /// The [`Member::id`] that connection `conn` (a [`Ws::id`](crate::Ws::id))
+    /// has in [`presence`](Self::presence) lists: its id in process
+    /// (`"7"`), its node's and its own with `wsway-redis`
+    /// (`"cf6e…:7"`). Unique across nodes while the connection lives;
+    /// opaque, for comparing with the ids in a list.
+    pub fn member_id(&self, conn: u64) -> String {
+        self.backplane().member_id(conn)
+    }
+
+    /// How many connections are tracked in `topic` on every node, without
+    /// listing them: cheap for large topics.
+    pub async fn presence_count(&self, topic: &str) -> Result<usize, crate::PresenceError> {
+        self.backplane()
+            .presence_count(&self.inner.local, topic)
+            .await
+    }
+
+    /// Tracks (or updates) connection `id` in `topic`; true when new.
+    pub(crate) fn track(&self, topic: &Arc<str>, id: u64, meta: Arc<RawValue>) -> bool {
+        let new = self.inner.local.presence.track(topic, id, meta);
+        self.backplane().presence_changed(topic, id);
+        new
+    }
+
+    pub(crate) fn untrack(&self, topic: &str, id: u64) {
+        if self.inner.local.presence.untrack(topic, id) {
+            self.backplane().presence_changed(topic, id);
+        }
+    }
+
+    /// Starts the backplane's background work on `runtime`.
+    pub(crate) fn start(&self, runtime: Rt) {
+        self.backplane().start(Node {
+            runtime,
+            topics: Arc::downgrade(&self.inner),
+        });
+    }
+
+    /// Asks the backplane to finish forwarding and stop.
+    pub(crate) fn stop(&self) -> BoxTask {
+        self.backplane().stop()
+    }
+
+    pub(crate) fn set_backplane(&self, backplane: Arc<dyn Backplane>) {
+        self.inner
+            .local
+            .history
+            .set_stored(backplane.stores_history());
+        *self
+            .inner
+            .backplane
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = backplane;
+    }
+
+    pub(crate) fn subscribe(&self, topic: &Arc<str>, sub: &Arc<Shared>) {
+        if self.inner.local.add(topic, sub) {
+            self.backplane().subscribed(topic);
+        }
+    }
+
+    pub(crate) fn keep_history(&self, pattern: &str, retention: Retention) {
+        self.inner.local.history.keep(pattern, retention);
+    }
+
+    pub(crate) fn unsubscribe(&self, topic: &str, id: u64) {
+        let local = &self.inner.local;
+        if local.remove(topic, id) {
+            if local.history.is_stored() {
+                // Not listened to any more: the window would go stale.
+                local.history.forget(topic);
+            }
+            self.backplane().unsubscribed(topic);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::VecDeque;
+
+    #[test]
+    fn subscribers_share_one_payload_buffer() {
+        let topics = Topics::default();
+        let topic: Arc<str> = "room".into();
+        let subs: Vec<Arc<Shared>> = (1..=3)
+            .map(|id| Arc::new(Shared::new(id, 1 << 20, false)))
+            .collect();
+        for s in &subs {
+            topics.subscribe(&topic, s);
+        }
+        assert_eq!(topics.subscriber_count("room"), 3);
+        let report = topics.publish_except("room", Message::binary(vec![7u8; 4096]), Some(2));
+        assert_eq!(
+            report,
+            Published {
+                delivered: 2,
+                backpressured: 0,
+                dropped: 0,
+                forwarded: Forwarded::Local,
+                position: None,
+            }
+        );
+
+        let mut pointers = Vec::new();
+        for s in [&subs[0], &subs[2]] {
+            let mut batch = VecDeque::new();
+            s.take_queue(&mut batch);
+            match batch.pop_front() {
+                Some(m) if m.opcode == crate::protocol::Opcode::Binary => {
+                    pointers.push(m.payload.as_ptr())
+                }
+                other => panic!("expected the published message, got {other:?}"),
+            }
+        }
+        assert_eq!(pointers[0], pointers[1], "one buffer, shared");
+        let mut batch = VecDeque::new();
+        subs[1].take_queue(&mut batch);
+        assert!(batch.is_empty(), "the excluded publisher got nothing");
+
+        // Text (every event-layer push) shares its buffer too.
+        topics.publish_except("room", Message::text("x".repeat(4096)), None);
+        let mut pointers = Vec::new();
+        for s in &subs {
+            let mut batch = VecDeque::new();
+            s.take_queue(&mut batch);
+            match batch.pop_front() {
+                Some(m) if m.opcode == crate::protocol::Opcode::Text => {
+                    pointers.push(m.payload.as_ptr())
+                }
+                other => panic!("expected the published text, got {other:?}"),
+            }
+        }
+        assert!(
+            pointers.windows(2).all(|w| w[0] == w[1]),
+            "one text buffer, shared"
+        );
+
+        topics.unsubscribe("room", 1);
+        topics.unsubscribe("room", 2);
+        topics.unsubscribe("room", 3);
+        assert_eq!(topics.subscriber_count("room"), 0);
+    }
+}
