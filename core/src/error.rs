@@ -11,8 +11,6 @@
 
 use std::fmt;
 
-use crate::connection::codec::CodecError;
-
 use crate::message::{CloseCode, MAX_CLOSE_REASON, MAX_CONTROL_PAYLOAD};
 
 /// What went wrong on a connection, or with a call on it.
@@ -212,30 +210,13 @@ pub(crate) fn check_control(payload: &[u8]) -> Result<(), Error> {
     Ok(())
 }
 
-/// Maps a codec error to ours.
-pub(crate) fn from_codec(err: CodecError) -> Error {
-    match err {
-        CodecError::Protocol(e) => {
-            let kind = match e.close_code() {
-                1009 => ErrorKind::MessageTooLarge,
-                1007 => ErrorKind::InvalidUtf8,
-                _ => ErrorKind::Protocol,
-            };
-            Error::with_detail(kind, e.to_string())
-        }
-        CodecError::Io(e)
-            if matches!(
-                e.kind(),
-                std::io::ErrorKind::ConnectionReset
-                    | std::io::ErrorKind::ConnectionAborted
-                    | std::io::ErrorKind::BrokenPipe
-                    | std::io::ErrorKind::UnexpectedEof
-            ) =>
-        {
-            Error::with_detail(ErrorKind::ConnectionLost, e.to_string())
-        }
-        CodecError::Io(e) => Error::with_detail(ErrorKind::Io, e.to_string()),
-        CodecError::Closed => Error::new(ErrorKind::Closed),
+pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "non-string panic payload".to_owned()
     }
 }
 

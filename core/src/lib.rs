@@ -163,6 +163,7 @@ mod message;
 mod observe;
 mod runtime;
 mod state;
+mod trigger;
 
 mod policy;
 mod web;

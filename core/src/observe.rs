@@ -140,21 +140,23 @@ pub(crate) fn tls_handshake_failed(why: &dyn std::fmt::Display) {
 
 /// A certificate reload, by API or SIGHUP.
 #[cfg(feature = "tls")]
-pub(crate) fn tls_reloaded(result: &Result<(), crate::server::tls::TlsError>) {
+/// `failed` says why it failed, if it did.
+#[cfg(feature = "tls")]
+pub(crate) fn tls_reloaded(failed: Option<&dyn std::fmt::Display>) {
     #[cfg(feature = "tracing")]
-    match result {
-        Ok(()) => tracing::info!("TLS certificate reloaded"),
-        Err(e) => {
+    match failed {
+        None => tracing::info!("TLS certificate reloaded"),
+        Some(e) => {
             tracing::error!(error = %e, "TLS certificate reload failed; the old one stays in use")
         }
     }
     #[cfg(feature = "metrics")]
     metrics::counter!(
         "wsway_tls_reloads_total",
-        "result" => if result.is_ok() { "ok" } else { "error" }
+        "result" => if failed.is_none() { "ok" } else { "error" }
     )
     .increment(1);
-    let _ = result;
+    let _ = failed;
 }
 
 // ---- connections ---------------------------------------------------------

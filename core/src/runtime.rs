@@ -4,8 +4,8 @@
 //! which is what lets one application run on tokio, async-std or smol. An
 //! adapter crate implements it once; core never names a runtime.
 
-use std::future::Future;
-use std::pin::Pin;
+use std::future::{Future, poll_fn};
+use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -77,4 +77,17 @@ impl hyper::rt::Timer for HyperTimer {
         let duration = deadline.saturating_duration_since(Instant::now());
         self.sleep(duration)
     }
+}
+
+/// Runs `fut` for at most `limit`; true when it finished.
+pub(crate) async fn within(rt: &Rt, limit: Duration, fut: impl Future<Output = ()>) -> bool {
+    let mut fut = pin!(fut);
+    let mut timer = rt.sleep(limit);
+    poll_fn(|cx| {
+        if fut.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(true);
+        }
+        timer.as_mut().poll(cx).map(|()| false)
+    })
+    .await
 }

@@ -15,7 +15,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     (
         "base",
         &[
-            "runtime", "io", "boxed", "message", "error", "state", "observe",
+            "runtime", "io", "boxed", "message", "error", "state", "observe", "trigger",
         ],
     ),
     ("web", &["web"]),
@@ -191,8 +191,11 @@ fn inline_paths(code: &str) -> Vec<String> {
             {
                 end += 1;
             }
-            if ok_before {
-                out.push(code[at..end].trim_end_matches(':').to_owned());
+            let path = code[at..end].trim_end_matches(':');
+            // `super::{a, b}` names its items in the braces (read as a use tree).
+            let bare = path.split("::").all(|p| matches!(p, "crate" | "super" | "self"));
+            if ok_before && !bare {
+                out.push(path.to_owned());
             }
             from = end.max(at + 1);
         }
@@ -356,6 +359,9 @@ fn graph() -> (
             if let Some(file) = resolver.file(&full, 0)
                 && file != *path
             {
+                if std::env::var("LAYERS_DEBUG").is_ok_and(|d| path.ends_with(&d)) {
+                    eprintln!("{} : {p} -> {}", path.display(), file.display());
+                }
                 edges.entry(path.clone()).or_default().insert(file);
             }
         }
@@ -442,10 +448,19 @@ fn no_two_files_import_each_other() {
         .iter()
         .filter(|c| c.len() > 1)
         .map(|c| {
-            c.iter()
-                .map(|&i| nodes[i].display().to_string())
-                .collect::<Vec<_>>()
-                .join(" <-> ")
+            // The circle, then the imports that make it.
+            let names: Vec<String> = c.iter().map(|&i| nodes[i].display().to_string()).collect();
+            let mut inside = Vec::new();
+            for &i in c {
+                for j in adj[i].iter().filter(|j| c.contains(j)) {
+                    inside.push(format!(
+                        "  {} -> {}",
+                        nodes[i].display(),
+                        nodes[*j].display()
+                    ));
+                }
+            }
+            format!("{}\n{}", names.join(" <-> "), inside.join("\n"))
         })
         .collect();
     assert!(

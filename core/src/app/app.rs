@@ -41,7 +41,7 @@ pub struct App {
     /// Middleware every route runs first.
     pub(crate) middleware: Stack,
     /// False once shutdown starts: what [`App::readyz`] reports.
-    pub(crate) readiness: Arc<crate::server::drain::Readiness>,
+    pub(crate) readiness: Arc<crate::app::readiness::Readiness>,
     /// Values every request and connection reads by type.
     pub(crate) state: crate::state::AppState,
 }

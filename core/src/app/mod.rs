@@ -5,3 +5,4 @@
 
 pub(crate) mod app;
 pub(crate) mod group;
+pub(crate) mod readiness;

@@ -12,6 +12,7 @@ use std::task::{Context, Poll};
 use bytes::{Bytes, BytesMut};
 
 use crate::connection::compressor::Session;
+use crate::error::{Error, ErrorKind};
 use crate::io::BoxIo;
 use crate::protocol::{
     CloseFrame, Decoder, DecoderConfig, Incoming, Opcode, Outgoing, ProtocolError, encoder,
@@ -236,5 +237,32 @@ impl Codec {
         let read = crate::connection::readahead::poll_read_into(&mut self.io, cx, &mut self.read);
         self.read = BytesMut::new();
         read
+    }
+}
+
+/// Maps a codec error to ours.
+pub(crate) fn from_codec(err: CodecError) -> Error {
+    match err {
+        CodecError::Protocol(e) => {
+            let kind = match e.close_code() {
+                1009 => ErrorKind::MessageTooLarge,
+                1007 => ErrorKind::InvalidUtf8,
+                _ => ErrorKind::Protocol,
+            };
+            Error::with_detail(kind, e.to_string())
+        }
+        CodecError::Io(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::ConnectionReset
+                    | std::io::ErrorKind::ConnectionAborted
+                    | std::io::ErrorKind::BrokenPipe
+                    | std::io::ErrorKind::UnexpectedEof
+            ) =>
+        {
+            Error::with_detail(ErrorKind::ConnectionLost, e.to_string())
+        }
+        CodecError::Io(e) => Error::with_detail(ErrorKind::Io, e.to_string()),
+        CodecError::Closed => Error::new(ErrorKind::Closed),
     }
 }

@@ -17,12 +17,13 @@ use futures_lite::FutureExt as _;
 use futures_lite::future::CatchUnwind;
 
 use crate::boxed::BoxFuture;
+use crate::connection::codec::from_codec;
 use crate::connection::codec::{Codec, CodecError};
 use crate::connection::handler::Handler;
 use crate::connection::resident::Polled;
 use crate::connection::socket::Ws;
 use crate::delivery::outbox::{CloseRequest, Shared};
-use crate::error::{Error, ErrorKind, from_codec};
+use crate::error::{Error, ErrorKind, panic_message};
 use crate::message::{CloseCode, Message, Text, close_frame};
 use crate::observe::Initiator;
 use crate::policy::limits::{Limits, RateCount, RateVerdict};
@@ -228,16 +229,6 @@ async fn farewell<H: Handler>(handler: &H, ws: &mut Ws<H::Data>, code: CloseCode
         .await;
     // After `close`, so it can still publish a farewell to its rooms.
     ws.unsubscribe_all();
-}
-
-pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = panic.downcast_ref::<&str>() {
-        (*s).to_owned()
-    } else if let Some(s) = panic.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "non-string panic payload".to_owned()
-    }
 }
 
 /// What the driver waits for between callbacks.

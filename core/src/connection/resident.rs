@@ -57,7 +57,7 @@ impl Shared {
                 // socket's drop would ask for does not win over the 1011.
                 let _ = self.request_close(CloseCode::INTERNAL_ERROR, "internal error", true);
                 drop(body);
-                Polled::Panicked(crate::connection::driver::panic_message(&*panic))
+                Polled::Panicked(crate::error::panic_message(&*panic))
             }
         }
     }

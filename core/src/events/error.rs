@@ -256,6 +256,15 @@ where
     }
 }
 
+/// Event names are echoed in errors; a hostile one is cut short.
+pub(super) fn truncate(s: &str) -> &str {
+    let mut end = s.len().min(64);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,7 +6,7 @@
 
 use serde::Serialize;
 
-use super::{EventError, truncate};
+use super::error::{EventError, truncate};
 use crate::connection::handle::Handle;
 use crate::connection::socket::Ws;
 use crate::delivery::outbox::SendStatus;

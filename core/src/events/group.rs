@@ -6,11 +6,11 @@ use serde::de::DeserializeOwned;
 
 use super::call::{AsyncCall, SyncCall, marker};
 use super::error::{EventError, Reply};
-use super::{Check, Events, Route};
+use super::routes::{Check, Route, Routes};
 use crate::boxed::BoxFuture;
 use crate::connection::socket::Ws;
 
-/// An event being configured; returned by [`Events::on`].
+/// An event being configured; returned by [`Events::on`](crate::Events::on).
 pub struct EventRoute<'a, D> {
     pub(super) route: &'a mut Route<D>,
 }
@@ -42,9 +42,9 @@ impl<D> EventRoute<'_, D> {
     }
 }
 
-/// Events sharing a name prefix and checks; see [`Events::group`].
+/// Events sharing a name prefix and checks; see [`Events::group`](crate::Events::group).
 pub struct EventGroup<'a, D> {
-    events: &'a mut Events<D>,
+    routes: &'a mut Routes<D>,
     prefix: String,
     checks: Vec<Check<D>>,
     names: Vec<String>,
@@ -52,25 +52,25 @@ pub struct EventGroup<'a, D> {
 
 impl<'a, D: Send + 'static> EventGroup<'a, D> {
     pub(super) fn build(
-        events: &'a mut Events<D>,
+        routes: &'a mut Routes<D>,
         prefix: String,
         build: impl FnOnce(&mut EventGroup<'_, D>),
     ) -> Vec<String> {
         let mut group = EventGroup {
-            events,
+            routes,
             prefix,
             checks: Vec::new(),
             names: Vec::new(),
         };
         build(&mut group);
         let EventGroup {
-            events,
+            routes,
             checks,
             names,
             ..
         } = group;
         for name in &names {
-            if let Some(route) = events.routes.get_mut(name) {
+            if let Some(route) = routes.get_mut(name) {
                 route.checks.splice(0..0, checks.iter().cloned());
             }
         }
@@ -83,7 +83,7 @@ impl<'a, D: Send + 'static> EventGroup<'a, D> {
         name
     }
 
-    /// As [`Events::on`], for `prefix:event`.
+    /// As [`Events::on`](crate::Events::on), for `prefix:event`.
     pub fn on<T, R, F>(&mut self, event: &str, handler: F) -> EventRoute<'_, D>
     where
         F: Fn(&mut Ws<D>, T) -> R + Send + Sync + 'static,
@@ -91,11 +91,14 @@ impl<'a, D: Send + 'static> EventGroup<'a, D> {
         R: Reply,
     {
         let name = self.name(event);
-        self.events
-            .insert(name, Box::new(SyncCall(handler, marker())))
+        EventRoute {
+            route: self
+                .routes
+                .insert(name, Box::new(SyncCall(handler, marker()))),
+        }
     }
 
-    /// As [`Events::on_async`], for `prefix:event`.
+    /// As [`Events::on_async`](crate::Events::on_async), for `prefix:event`.
     pub fn on_async<T, R, F>(&mut self, event: &str, handler: F) -> EventRoute<'_, D>
     where
         F: for<'b> Fn(&'b mut Ws<D>, T) -> BoxFuture<'b, R> + Send + Sync + 'static,
@@ -103,8 +106,11 @@ impl<'a, D: Send + 'static> EventGroup<'a, D> {
         R: Reply,
     {
         let name = self.name(event);
-        self.events
-            .insert(name, Box::new(AsyncCall(handler, marker())))
+        EventRoute {
+            route: self
+                .routes
+                .insert(name, Box::new(AsyncCall(handler, marker()))),
+        }
     }
 
     /// Adds a check for every event in this group and its subgroups.
@@ -119,7 +125,7 @@ impl<'a, D: Send + 'static> EventGroup<'a, D> {
     /// A nested group, `prefix:inner:`.
     pub fn group(&mut self, prefix: &str, build: impl FnOnce(&mut EventGroup<'_, D>)) -> &mut Self {
         let inner = format!("{}:{prefix}", self.prefix);
-        let names = EventGroup::build(self.events, inner, build);
+        let names = EventGroup::build(self.routes, inner, build);
         self.names.extend(names);
         self
     }

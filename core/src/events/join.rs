@@ -7,7 +7,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use super::{EventError, Events, Hook};
+use super::error::EventError;
+use super::hooks::{Hook, JoinHook};
 use crate::connection::socket::Ws;
 
 /// The event a client sends to join a topic: `{"topic": ..}`. Acknowledged
@@ -50,50 +51,49 @@ pub(super) fn builtin(event: &str) -> Option<bool> {
     }
 }
 
-impl<D: Send + 'static> Events<D> {
-    /// Runs the built-in event `wsway:join` (`join`) or `wsway:leave`.
-    pub(super) async fn join_or_leave(
-        &self,
-        ws: &mut Ws<D>,
-        join: bool,
-        data: Option<&RawValue>,
-    ) -> Result<String, EventError> {
-        let Ask { topic } = data
-            .and_then(|d| serde_json::from_str(d.get()).ok())
-            .ok_or_else(|| EventError::new("bad_data", "expected {\"topic\": string}"))?;
-        if topic.is_empty() || topic.len() > MAX_TOPIC {
-            return Err(EventError::new(
-                "bad_data",
-                format!("a topic is 1 to {MAX_TOPIC} bytes"),
-            ));
-        }
-        if !join {
-            let left = ws.unsubscribe(&topic);
-            return reply(&Left {
-                topic: &topic,
-                left,
-            });
-        }
-        // Before the app's hook, which cannot overrule it; its own room
-        // needs no hook.
-        if !ws.is_own_room(&topic)? {
-            match &self.join {
-                Some(Hook::Sync(hook)) => hook(ws, &topic)?,
-                Some(Hook::Async(hook)) => hook(ws, &topic).await?,
-                None => {
-                    return Err(EventError::new(
-                        "forbidden",
-                        "this server lets clients join no topics",
-                    ));
-                }
+/// Runs the built-in event `wsway:join` (`join`) or `wsway:leave`,
+/// through the app's join hook.
+pub(super) async fn join_or_leave<D: Send + 'static>(
+    hook: Option<&JoinHook<D>>,
+    ws: &mut Ws<D>,
+    join: bool,
+    data: Option<&RawValue>,
+) -> Result<String, EventError> {
+    let Ask { topic } = data
+        .and_then(|d| serde_json::from_str(d.get()).ok())
+        .ok_or_else(|| EventError::new("bad_data", "expected {\"topic\": string}"))?;
+    if topic.is_empty() || topic.len() > MAX_TOPIC {
+        return Err(EventError::new(
+            "bad_data",
+            format!("a topic is 1 to {MAX_TOPIC} bytes"),
+        ));
+    }
+    if !join {
+        let left = ws.unsubscribe(&topic);
+        return reply(&Left {
+            topic: &topic,
+            left,
+        });
+    }
+    // Before the app's hook, which cannot overrule it; its own room
+    // needs no hook.
+    if !ws.is_own_room(&topic)? {
+        match hook {
+            Some(Hook::Sync(hook)) => hook(ws, &topic)?,
+            Some(Hook::Async(hook)) => hook(ws, &topic).await?,
+            None => {
+                return Err(EventError::new(
+                    "forbidden",
+                    "this server lets clients join no topics",
+                ));
             }
         }
-        let joined = ws.subscribe(&topic);
-        reply(&Joined {
-            topic: &topic,
-            joined,
-        })
     }
+    let joined = ws.subscribe(&topic);
+    reply(&Joined {
+        topic: &topic,
+        joined,
+    })
 }
 
 fn reply(value: &impl Serialize) -> Result<String, EventError> {

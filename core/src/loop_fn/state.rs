@@ -18,7 +18,7 @@ use crate::delivery::outbox::Shared;
 use crate::error::Error;
 use crate::message::{CloseCode, Message};
 use crate::runtime::BoxSleep;
-use crate::server::shutdown::Trigger;
+use crate::trigger::Trigger;
 
 /// Shared by the [`Socket`](super::Socket) and the route's handler.
 pub(crate) struct LoopState {

@@ -4,7 +4,6 @@
 //! tell each client how long to spread its reconnect over.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use crate::delivery::outbox::Shared;
@@ -14,23 +13,6 @@ use crate::runtime::Rt;
 /// The close reason's reconnect hint: `retry-in=<ms>`. Documented in the
 /// README's wire format; `wsway.js` reads it.
 pub const RETRY_IN: &str = "retry-in=";
-
-/// Whether the app is still taking new work: what `/readyz` reports.
-#[derive(Debug, Default)]
-pub(crate) struct Readiness {
-    draining: AtomicBool,
-}
-
-impl Readiness {
-    pub(crate) fn is_ready(&self) -> bool {
-        !self.draining.load(Ordering::Acquire)
-    }
-
-    /// Marks the app as draining; true the first time.
-    pub(crate) fn drain(&self) -> bool {
-        !self.draining.swap(true, Ordering::AcqRel)
-    }
-}
 
 /// How a server drains. See the [`Server`](crate::Server) builder.
 #[derive(Clone, Debug)]
@@ -142,7 +124,7 @@ mod tests {
             plan.window_within(Duration::from_secs(1)),
             Duration::from_millis(500)
         );
-        let r = Readiness::default();
+        let r = crate::app::readiness::Readiness::default();
         assert!(r.is_ready());
         assert!(r.drain());
         assert!(!r.drain());

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::delivery::outbox::Shared;
-use crate::server::shutdown::Trigger;
+use crate::trigger::Trigger;
 
 #[derive(Default)]
 pub(crate) struct Registry {

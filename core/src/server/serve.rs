@@ -152,7 +152,7 @@ async fn tls_handshake(
     let started = std::time::Instant::now();
     // Left `None` when the timeout passed first.
     let mut result = None;
-    crate::server::server::within(&server.rt, limit, async {
+    crate::runtime::within(&server.rt, limit, async {
         result = Some(tls.acceptor().accept(io).await);
     })
     .await;

@@ -11,14 +11,16 @@ use std::task::Poll;
 use std::time::Duration;
 
 use crate::app::app::App;
+use crate::app::readiness::Readiness;
 use crate::io::Io;
 use crate::message::{CloseCode, Message};
+use crate::runtime::within;
 use crate::runtime::{HyperTimer, Rt, Runtime};
-use crate::server::drain::{self, DrainPlan, Readiness};
+use crate::server::drain::{self, DrainPlan};
 use crate::server::registry::Registry;
 use crate::server::serve::{ServerInner, serve_connection};
-use crate::server::shutdown::Trigger;
 use crate::topics::pubsub::{Published, Topics};
+use crate::trigger::Trigger;
 
 /// A bound listening socket, as an adapter provides it.
 pub trait Listener: Send + 'static {
@@ -341,19 +343,6 @@ async fn wait_idle(registry: &Registry) {
     }
 }
 
-/// Runs `fut` for at most `limit`; true when it finished.
-pub(crate) async fn within(rt: &Rt, limit: Duration, fut: impl Future<Output = ()>) -> bool {
-    let mut fut = pin!(fut);
-    let mut timer = rt.sleep(limit);
-    poll_fn(|cx| {
-        if fut.as_mut().poll(cx).is_ready() {
-            return Poll::Ready(true);
-        }
-        timer.as_mut().poll(cx).map(|()| false)
-    })
-    .await
-}
-
 /// A running server: its address, its load, and its shutdown.
 /// Cloneable, `Send + Sync`; usable from any task or thread.
 #[derive(Clone)]
@@ -491,7 +480,7 @@ impl ServerHandle {
             .as_ref()
             .ok_or(crate::server::tls::TlsError::NotEnabled)?;
         let result = tls.reload();
-        crate::observe::tls_reloaded(&result);
+        crate::observe::tls_reloaded(result.as_ref().err().map(|e| e as &dyn std::fmt::Display));
         result
     }
 

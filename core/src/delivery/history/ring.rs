@@ -9,7 +9,7 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use super::{Position, Retention};
+use super::position::{Position, Retention};
 
 pub(crate) struct Ring {
     /// None for a window that has not seen a position yet.
@@ -162,11 +162,11 @@ impl Ring {
     }
 
     fn trim(&mut self, now: Instant) {
-        while self.entries.len() > self.retention.messages
+        while self.entries.len() > self.retention.message_limit()
             || self
                 .entries
                 .front()
-                .is_some_and(|e| now.duration_since(e.at) > self.retention.max_age)
+                .is_some_and(|e| now.duration_since(e.at) > self.retention.age_limit())
         {
             self.entries.pop_front();
         }
@@ -178,7 +178,7 @@ impl Ring {
             && self
                 .entries
                 .back()
-                .is_none_or(|e| now.duration_since(e.at) > self.retention.max_age)
+                .is_none_or(|e| now.duration_since(e.at) > self.retention.age_limit())
     }
 
     /// What a subscriber that was at `since` missed. When the ring is not
