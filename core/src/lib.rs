@@ -188,7 +188,7 @@ pub mod testing;
 pub use server::tls;
 pub use web::middleware;
 
-pub use app::app::{App, CLIENT_JS, WsRoute};
+pub use app::application::{App, CLIENT_JS, WsRoute};
 pub use app::group::Group;
 pub use connection::handle::Handle;
 pub use connection::handler::{Accept, Handler, OnMessage, on_message};
@@ -215,7 +215,7 @@ pub use policy::origin::Origins;
 pub use policy::throttle::HandshakeLimit;
 pub use server::activation::inherited_listener;
 pub use server::drain::RETRY_IN;
-pub use server::server::{Server, ServerHandle};
+pub use server::control::{Server, ServerHandle};
 #[cfg(feature = "tls")]
 pub use server::tls::{Tls, TlsError};
 pub use topics::presence::{Member, PresenceError, PresenceFuture};
@@ -232,7 +232,7 @@ pub use web::router::RouteError;
 pub mod rt {
     pub use crate::io::{HalfClose, Io};
     pub use crate::runtime::{BoxSleep, BoxTask, Runtime};
-    pub use crate::server::server::Listener;
+    pub use crate::server::control::Listener;
 
     /// What every adapter's `run` does inside its runtime: waits for the
     /// server to start, prints `listening on ADDR` to stderr, and waits

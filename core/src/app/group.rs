@@ -4,7 +4,7 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use crate::app::app::{App, Entry, WsRoute};
+use crate::app::application::{App, Entry, WsRoute};
 use crate::connection::handler::Handler;
 use crate::web::body::IntoResponse;
 use crate::web::middleware::{Middleware, Stack};

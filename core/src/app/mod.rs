@@ -3,6 +3,6 @@
 //!
 //! Imports: every layer but the server, which serves an app.
 
-pub(crate) mod app;
+pub(crate) mod application;
 pub(crate) mod group;
 pub(crate) mod readiness;

@@ -8,7 +8,7 @@ pub(crate) mod activation;
 pub(crate) mod drain;
 pub(crate) mod registry;
 pub(crate) mod serve;
-pub(crate) mod server;
+pub(crate) mod control;
 pub(crate) mod shutdown;
 #[cfg(feature = "tls")]
 pub mod tls;

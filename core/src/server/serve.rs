@@ -14,7 +14,7 @@ use http::{Method, StatusCode, header};
 use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
 
-use crate::app::app::{App, Entry, Opened, WsEntry};
+use crate::app::application::{App, Entry, Opened, WsEntry};
 use crate::boxed::BoxFuture;
 use crate::connection::codec::Codec;
 use crate::connection::driver::Start;

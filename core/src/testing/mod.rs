@@ -44,7 +44,7 @@ use http::{HeaderName, HeaderValue};
 pub use client::{ClientError, Push, TestClient, TestResponse};
 
 use crate::runtime::Runtime;
-use crate::server::server::{Listener, Server, ServerHandle};
+use crate::server::control::{Listener, Server, ServerHandle};
 
 /// How long a client call waits, unless [`TestServer::timeout`] says.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::task::Poll;
 use std::time::Duration;
 
-use crate::app::app::App;
+use crate::app::application::App;
 use crate::app::readiness::Readiness;
 use crate::io::Io;
 use crate::message::{CloseCode, Message};
