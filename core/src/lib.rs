@@ -61,41 +61,22 @@
 //!
 //! # Layout
 //!
-//! | module | what it owns |
+//! The folders are the layers, lowest first; a module imports only from
+//! its own layer and the ones below, and no two modules import each other
+//! (`tests/layers.rs` reads the imports and checks both).
+//!
+//! | layer | what it owns |
 //! |---|---|
-//! | `app` | [`App`]: the route table and settings |
-//! | `router` | `:name` / `*rest` patterns over matchit |
-//! | `extract` | typed params and query via serde; [`Rejection`] (400) |
-//! | `request` | [`Request`], what routes and `before_upgrade` see |
-//! | `boxed` | the boxed future type-erased seams return |
-//! | `body` | [`Response`], [`Body`], [`IntoResponse`], [`Html`] |
-//! | `handshake` | the RFC 6455 opening handshake checks and the 101 |
-//! | `handler` | the [`Handler`] trait, [`Accept`], [`on_message`] |
-//! | `middleware` | the [`Middleware`] trait, stacks, [`middleware::from_fn`] |
-//! | `group` | route [`Group`]s: a shared prefix and middleware stack |
-//! | `auth` | [`Bearer`] tokens from a header, the query or a subprotocol |
-//! | `throttle` | [`HandshakeLimit`], the per-IP handshake rate limit |
-//! | `events` | [`Events`]: JSON envelopes, typed handlers, acks, [`EventError`] |
-//! | `socket` | [`Ws`]: the connection as its callbacks see it |
-//! | `handle` | [`Handle`]: the connection reached from any task |
-//! | `outbox` | what a connection has to send, shared with its driver: [`SendStatus`], backpressure |
-//! | `connection` | the per-connection driver: reads, writes, timers, close |
 //! | [`protocol`] | the `wsway-protocol` crate: RFC 6455 and 7692 sans I/O |
-//! | `codec` | the protocol driven by polls: automatic replies, the closing handshake |
-//! | `compression` | [`Compression`]: permessage-deflate as a route turns it on |
-//! | `compressor` | a connection's compressor and inflater, its own or its thread's |
-//! | `readahead` | large socket reads under the codec, from a per-thread pool |
-//! | `io` | the stream type, hyper's IO glue |
-//! | `limits` | [`Limits`] and their defaults |
-//! | `origin` | the origin check against cross-site WebSocket hijacking: [`Origins`] |
-//! | `pubsub` | topics, [`Topics`], the [`Backplane`] seam |
-//! | `registry` | live connections: counts, capacity, reaching all at shutdown |
-//! | `serve` | one TCP connection: HTTP, then upgrade |
-//! | `server` | [`Server`], the accept loop, shutdown, [`ServerHandle`] |
-//! | `shutdown` | the shutdown trigger and SIGTERM/SIGINT |
-//! | `timer` | per-connection timers that end with the connection: [`Timer`] |
-//! | `runtime` | the [`rt::Runtime`] seam adapters implement (re-exported in [`rt`]) |
-//! | `message`, `error` | [`Message`], [`CloseCode`], [`Error`] |
+//! | base (`runtime`, `io`, `boxed`, `message`, `error`, `state`, `trigger`, `observe`) | the [`rt::Runtime`] seam, the stream type, [`Message`], [`CloseCode`], [`Error`], app state, a one-shot trigger, tracing and metrics hooks |
+//! | `web` | the handshake checks and the 101, [`Request`], [`Response`], `:name` / `*rest` routes, typed extraction ([`Rejection`]), [`Middleware`] |
+//! | `policy` | [`Limits`], [`Origins`], [`Bearer`], [`HandshakeLimit`], [`Compression`] |
+//! | `delivery` | a connection's outbox ([`SendStatus`], backpressure, deferred work) and topics' history ([`Position`], [`Retention`]) |
+//! | `topics` | [`Topics`] and the [`Backplane`] seam, presence, resume, [`UserRooms`] |
+//! | `connection` | the driver (reads, writes, timers, close), the codec, [`Ws`], [`Handle`], [`Timer`], the [`Handler`] trait, the registry of live connections |
+//! | `events`, `loop_fn` | the faces on top of `Handler`: [`Events`], and [`Socket`] for [`ws_fn`] |
+//! | `app` | [`App`] and route [`Group`]s |
+//! | `server` | [`Server`], the accept loop, one TCP connection's HTTP and upgrade, shutdown and drain, [`ServerHandle`], [`inherited_listener`], TLS |
 //!
 //! # Defaults
 //!
@@ -214,13 +195,13 @@ pub use policy::limits::{Limits, RateLimit};
 pub use policy::origin::Origins;
 pub use policy::throttle::HandshakeLimit;
 pub use server::activation::inherited_listener;
-pub use server::drain::RETRY_IN;
 pub use server::control::{Server, ServerHandle};
+pub use server::drain::RETRY_IN;
 #[cfg(feature = "tls")]
 pub use server::tls::{Tls, TlsError};
 pub use topics::presence::{Member, PresenceError, PresenceFuture};
 pub use topics::pubsub::{Backplane, Forwarded, InProcess, LocalTopics, Node, Published, Topics};
-pub use topics::rooms::{DEFAULT_USER_ROOM, UserRooms};
+pub use topics::rooms::{DEFAULT_USER_ROOM, NoUserRooms, UserRooms};
 pub use web::body::{Body, Html, IntoResponse, Response, StatusCode, text};
 pub use web::extract::Rejection;
 pub use web::middleware::Middleware;

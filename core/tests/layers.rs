@@ -193,7 +193,9 @@ fn inline_paths(code: &str) -> Vec<String> {
             }
             let path = code[at..end].trim_end_matches(':');
             // `super::{a, b}` names its items in the braces (read as a use tree).
-            let bare = path.split("::").all(|p| matches!(p, "crate" | "super" | "self"));
+            let bare = path
+                .split("::")
+                .all(|p| matches!(p, "crate" | "super" | "self"));
             if ok_before && !bare {
                 out.push(path.to_owned());
             }

@@ -20,6 +20,7 @@ use crate::boxed::BoxFuture;
 use crate::connection::codec::from_codec;
 use crate::connection::codec::{Codec, CodecError};
 use crate::connection::handler::Handler;
+use crate::connection::registry::{Registration, TaskGuard};
 use crate::connection::resident::Polled;
 use crate::connection::socket::Ws;
 use crate::delivery::outbox::{CloseRequest, Shared};
@@ -29,7 +30,6 @@ use crate::observe::Initiator;
 use crate::policy::limits::{Limits, RateCount, RateVerdict};
 use crate::protocol::{CloseFrame, Incoming};
 use crate::runtime::{BoxSleep, Rt};
-use crate::server::registry::{Registration, TaskGuard};
 
 /// Messages handled back to back before the driver flushes what they produced.
 const READ_BUDGET: u32 = 64;

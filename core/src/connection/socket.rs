@@ -416,3 +416,33 @@ impl<D> Ws<D> {
         Handle::from_shared(self.shared.clone())
     }
 }
+
+// ---- user rooms ----
+
+impl<D> Ws<D> {
+    /// The user this connection belongs to, by the app's
+    /// [`UserRooms`](crate::UserRooms); `None` without user rooms or without an identity.
+    pub fn user_id(&self) -> Option<String> {
+        self.topics().user_rooms()?.user_of(self.values())
+    }
+
+    /// Joins the connection's own user room, if it has one; at the start of
+    /// every connection, before `open`. A connection that authentication
+    /// let in but that carries no identity of the type the user rooms
+    /// take (the verifier returned another type) joins none: that is a
+    /// setup mistake, and it is reported, not silent.
+    pub(crate) fn join_own_room(&mut self) {
+        let Some(rooms) = self.topics().user_rooms() else {
+            return;
+        };
+        match rooms.user_of(self.values()) {
+            Some(id) => {
+                self.subscribe(&rooms.topic(&id));
+            }
+            None if self.value::<crate::policy::auth::Credential>().is_some() => {
+                crate::observe::user_room_missed(rooms.identity());
+            }
+            None => {}
+        }
+    }
+}

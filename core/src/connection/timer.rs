@@ -16,7 +16,6 @@ use std::time::Duration;
 
 use event_listener::Event;
 
-use crate::connection::socket::Ws;
 use crate::delivery::deferred::Job;
 use crate::delivery::outbox::Shared;
 use crate::runtime::Rt;
@@ -53,11 +52,11 @@ impl Timer {
 /// and the connection and the timer are alive. Waiting for the tick means
 /// ticks never pile up behind a busy connection: the next period starts
 /// once the last tick has run.
-pub(crate) fn start<D: 'static>(
+pub(crate) fn start<T: 'static>(
     rt: &Rt,
     shared: Arc<Shared>,
     period: Duration,
-    tick: impl FnMut(&mut Ws<D>) -> bool + Send + 'static,
+    tick: impl FnMut(&mut T) -> bool + Send + 'static,
 ) -> Timer {
     let stop = Arc::new(Stop::default());
     let timer = Timer { stop: stop.clone() };
@@ -74,7 +73,7 @@ pub(crate) fn start<D: 'static>(
                 return;
             }
             let ran = Arc::new(Ran::default());
-            let job: Job<D> = {
+            let job: Job<T> = {
                 let (tick, ran, stop) = (tick.clone(), ran.clone(), stop.clone());
                 Box::new(move |ws| {
                     // A tick that panicked closed its connection: the

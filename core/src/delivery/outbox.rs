@@ -10,12 +10,14 @@
 //! [`Ws`]: crate::Ws
 //! [`Handle`]: crate::Handle
 
+use std::any::Any;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use atomic_waker::AtomicWaker;
 
+use crate::delivery::deferred::Deferred;
 use crate::delivery::history::Position;
 use crate::error::{Error, ErrorKind, check_close, check_control};
 use crate::message::CloseCode;
@@ -125,7 +127,7 @@ pub(crate) struct Outbox {
     pub(crate) behind: Option<Box<Vec<Behind>>>,
     /// Timer ticks and reply callbacks for the connection's task. Boxed:
     /// rare.
-    pub(crate) deferred: Option<Box<crate::delivery::deferred::Deferred>>,
+    pub(crate) deferred: Option<Box<Deferred>>,
 }
 
 /// A topic a subscriber fell behind on: the last position it was given,
@@ -571,6 +573,51 @@ impl Shared {
         } else {
             ReadyState::Open
         }
+    }
+}
+
+// ---- work deferred to the connection's task ----
+
+impl Shared {
+    /// Queues `job` for the connection's task and wakes it; false (and the
+    /// job dropped) when the connection has ended.
+    pub(crate) fn defer<T: 'static>(&self, job: crate::delivery::deferred::Job<T>) -> bool {
+        {
+            let mut out = self.lock();
+            if out.is_closed() {
+                return false;
+            }
+            let deferred = out.deferred.get_or_insert_with(Box::default);
+            deferred.jobs.push_back(Box::new(job));
+        }
+        self.waker.wake();
+        true
+    }
+
+    /// A fresh id for a request to the peer.
+    pub(crate) fn next_request_id(&self) -> u64 {
+        let mut out = self.lock();
+        let deferred = out.deferred.get_or_insert_with(Box::default);
+        deferred.last_id += 1;
+        deferred.last_id
+    }
+
+    /// Keeps `callback` until [`unpark`](Shared::unpark) takes it.
+    pub(crate) fn park(&self, id: u64, callback: Box<dyn Any + Send>) {
+        let mut out = self.lock();
+        if out.is_closed() {
+            return;
+        }
+        let deferred = out.deferred.get_or_insert_with(Box::default);
+        deferred.parked.push((id, callback));
+    }
+
+    /// Takes the callback parked under `id`, if it is still there.
+    pub(crate) fn unpark(&self, id: u64) -> Option<Box<dyn Any + Send>> {
+        let mut out = self.lock();
+        let parked = &mut out.deferred.as_mut()?.parked;
+        let at = parked.iter().position(|(i, _)| *i == id)?;
+        Some(parked.swap_remove(at).1)
     }
 }
 

@@ -243,6 +243,19 @@ impl Topics {
     ) -> Result<Published, EventError> {
         Ok(self.publish(topic, Message::event(event, data)?))
     }
+
+    /// Sends the event `{"event": .., "data": ..}` to every connection of
+    /// user `id`, on every node. Fails when `data` cannot be serialized,
+    /// and when the app has no [`UserRooms`](crate::UserRooms) (nobody could get it).
+    pub fn emit_to_user(
+        &self,
+        id: &str,
+        event: &str,
+        data: &impl Serialize,
+    ) -> Result<Published, EventError> {
+        let topic = self.configured_user_topic(id, "emit_to_user")?;
+        self.publish_event(&topic, event, data)
+    }
 }
 
 #[cfg(test)]

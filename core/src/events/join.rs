@@ -77,7 +77,7 @@ pub(super) async fn join_or_leave<D: Send + 'static>(
     }
     // Before the app's hook, which cannot overrule it; its own room
     // needs no hook.
-    if !ws.is_own_room(&topic)? {
+    if !is_own_room(ws, &topic)? {
         match hook {
             Some(Hook::Sync(hook)) => hook(ws, &topic)?,
             Some(Hook::Async(hook)) => hook(ws, &topic).await?,
@@ -94,6 +94,20 @@ pub(super) async fn join_or_leave<D: Send + 'static>(
         topic: &topic,
         joined,
     })
+}
+
+/// Whether a client may ask to join `topic`, as far as user rooms go:
+/// `Ok(true)` for its own room, `Ok(false)` for a topic that is no user
+/// room (the app's hook decides), an error for anyone else's.
+fn is_own_room<D>(ws: &Ws<D>, topic: &str) -> Result<bool, EventError> {
+    match ws.topics().user_room_owner(topic) {
+        None => Ok(false),
+        Some(owner) if ws.user_id().as_deref() == Some(owner) => Ok(true),
+        Some(_) => Err(EventError::new(
+            "forbidden",
+            "a user's room can only be joined by that user",
+        )),
+    }
 }
 
 fn reply(value: &impl Serialize) -> Result<String, EventError> {

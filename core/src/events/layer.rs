@@ -239,7 +239,7 @@ impl<D: Send + 'static> Events<D> {
     }
 
     /// Decides which topics a client may join with the built-in event
-    /// [`JOIN_EVENT`] (`wsway.js`: `socket.join(topic)`): `Ok` subscribes
+    /// [`JOIN_EVENT`](crate::JOIN_EVENT) (`wsway.js`: `socket.join(topic)`): `Ok` subscribes
     /// the connection, an `Err` is the client's error (use the code
     /// `forbidden`). Without this hook every such join is refused.
     ///

@@ -13,11 +13,11 @@ use bytes::Bytes;
 
 use crate::connection::codec::Codec;
 use crate::connection::driver::{self, Start};
+use crate::connection::registry::Registry;
 use crate::connection::socket::{Info, Ws};
 use crate::delivery::outbox::Shared;
 use crate::policy::limits::Limits;
 use crate::runtime::Rt;
-use crate::server::registry::Registry;
 use crate::{EventError, Events, Handler, Message, Origins, on_message};
 use sim::{Scripted, Sim, Then};
 

@@ -12,12 +12,12 @@ use std::time::Duration;
 
 use crate::app::application::App;
 use crate::app::readiness::Readiness;
+use crate::connection::registry::Registry;
 use crate::io::Io;
 use crate::message::{CloseCode, Message};
 use crate::runtime::within;
 use crate::runtime::{HyperTimer, Rt, Runtime};
 use crate::server::drain::{self, DrainPlan};
-use crate::server::registry::Registry;
 use crate::server::serve::{ServerInner, serve_connection};
 use crate::topics::pubsub::{Published, Topics};
 use crate::trigger::Trigger;

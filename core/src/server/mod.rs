@@ -1,14 +1,12 @@
 //! Serving an app: the accept loop, each connection's HTTP and upgrade,
-//! the registry of live connections, shutdown and drain, listeners passed
-//! by a process manager, and TLS.
+//! shutdown and drain, listeners passed by a process manager, and TLS.
 //!
 //! Imports: every layer below.
 
 pub(crate) mod activation;
-pub(crate) mod drain;
-pub(crate) mod registry;
-pub(crate) mod serve;
 pub(crate) mod control;
+pub(crate) mod drain;
+pub(crate) mod serve;
 pub(crate) mod shutdown;
 #[cfg(feature = "tls")]
 pub mod tls;

@@ -8,3 +8,4 @@ pub(crate) mod presence;
 pub(crate) mod pubsub;
 pub(crate) mod resume;
 pub(crate) mod rooms;
+pub(crate) mod users;
