@@ -1,4 +1,4 @@
-//! README.md's "Defaults" table, row by row, against the defaults the code
+//! The guide's Defaults table (`docs/defaults.md`), row by row, against the defaults the code
 //! has: a row whose number changes on one side only, or a row added
 //! without a pin here, fails this test.
 
@@ -10,11 +10,11 @@ use crate::{App, Origins, Server};
 
 /// The table's rows: setting, default (the first two cells).
 fn table() -> Vec<(String, String)> {
-    let readme = include_str!("../../README.md");
+    let readme = include_str!("../../docs/defaults.md");
     let section = readme
-        .split("\n## Defaults\n")
+        .split("# Defaults\n")
         .nth(1)
-        .expect("README has a Defaults section");
+        .expect("docs/defaults.md has its Defaults table");
     section
         .lines()
         .skip_while(|l| !l.starts_with("| setting"))
@@ -147,9 +147,9 @@ fn every_row_of_the_readme_defaults_table_is_the_codes_default() {
     assert_eq!(
         rows.iter().map(|(s, _)| s.as_str()).collect::<Vec<_>>(),
         pinned.iter().map(|(s, _)| *s).collect::<Vec<_>>(),
-        "every row is pinned here, in the README's order"
+        "every row is pinned here, in the guide's order"
     );
     for ((setting, readme), (_, code)) in rows.iter().zip(&pinned) {
-        assert_eq!(readme, code, "README's default for {setting}");
+        assert_eq!(readme, code, "the guide's default for {setting}");
     }
 }

@@ -163,6 +163,7 @@ mod server;
 #[cfg(test)]
 mod defaults_table;
 mod fuzzing;
+pub mod guide;
 pub mod testing;
 
 #[cfg(feature = "tls")]

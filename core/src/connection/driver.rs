@@ -792,7 +792,7 @@ fn reason_for(err: &Error) -> &'static str {
 mod tests {
 
     /// What an idle connection holds in wsway's own structures, the figures
-    /// BENCHMARKS.md quotes ("Idle memory"): `cargo test -p wsway --lib
+    /// the benchmarks log quotes (docs/benchmarks-log.md, "Idle memory"): `cargo test -p wsway --lib
     /// idle_sizes -- --nocapture` prints them; the bounds keep them.
     #[test]
     fn idle_sizes() {
@@ -816,7 +816,7 @@ mod tests {
             ),
         ];
         println!("{sizes:?}");
-        // BENCHMARKS.md's figures: a change that grows one must say so there.
+        // The log's figures: a change that grows one must say so there.
         let quoted = [
             ("driver", 544),
             ("codec", 264),
@@ -826,7 +826,7 @@ mod tests {
         for ((name, size), (_, bound)) in sizes.iter().zip(quoted) {
             assert!(
                 *size <= bound,
-                "{name}: {size} B, BENCHMARKS.md says {bound}"
+                "{name}: {size} B, docs/benchmarks-log.md says {bound}"
             );
         }
     }
