@@ -124,3 +124,52 @@ impl hyper::rt::Write for HyperIo {
         Pin::new(&mut *self.0).poll_close(cx)
     }
 }
+
+/// A stream another server upgraded (an axum or hyper host, through
+/// [`AppService`](crate::AppService)), as futures-io: the one way WebSocket
+/// bytes pass through hyper's IO traits, since the host's stream type is
+/// not ours to take back.
+pub(crate) struct Hosted(pub(crate) hyper::upgrade::Upgraded);
+
+impl AsyncRead for Hosted {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        let mut read = hyper::rt::ReadBuf::new(buf);
+        std::task::ready!(hyper::rt::Read::poll_read(
+            Pin::new(&mut self.0),
+            cx,
+            read.unfilled()
+        ))?;
+        Poll::Ready(Ok(read.filled().len()))
+    }
+}
+
+impl AsyncWrite for Hosted {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        hyper::rt::Write::poll_write(Pin::new(&mut self.0), cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        hyper::rt::Write::poll_write_vectored(Pin::new(&mut self.0), cx, bufs)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        hyper::rt::Write::poll_flush(Pin::new(&mut self.0), cx)
+    }
+
+    /// Half-closes: the host's stream shuts down its write side.
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        hyper::rt::Write::poll_shutdown(Pin::new(&mut self.0), cx)
+    }
+}

@@ -198,6 +198,8 @@ pub use policy::throttle::HandshakeLimit;
 pub use server::activation::inherited_listener;
 pub use server::control::{Server, ServerHandle};
 pub use server::drain::RETRY_IN;
+#[cfg(feature = "tower")]
+pub use server::hosted::AppService;
 #[cfg(feature = "tls")]
 pub use server::tls::{Tls, TlsError};
 pub use topics::presence::{Member, PresenceError, PresenceFuture};

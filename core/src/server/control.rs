@@ -148,6 +148,41 @@ impl Server {
         listener: L,
         runtime: impl Runtime,
     ) -> io::Result<ServerHandle> {
+        let timeout = self.shutdown_timeout;
+        let (inner, handle) = self.launch(listener.local_addr()?, runtime)?;
+        let rt = inner.rt.clone();
+        rt.spawn(Box::pin(run(inner, listener, handle.clone(), timeout)));
+        Ok(handle)
+    }
+
+    /// The app as a `tower::Service` for another server to mount (an axum
+    /// router, a hyper server), on `runtime` (the host's: for axum,
+    /// [`wsway_tokio::runtime()`](https://docs.rs/wsway-tokio)), and the
+    /// handle that drains it. See [`AppService`](crate::AppService).
+    #[cfg(feature = "tower")]
+    pub fn into_service(
+        self,
+        runtime: impl Runtime,
+    ) -> io::Result<(crate::AppService, ServerHandle)> {
+        let timeout = self.shutdown_timeout;
+        let unbound = SocketAddr::from(([0, 0, 0, 0], 0));
+        let (inner, handle) = self.launch(unbound, runtime)?;
+        let rt = inner.rt.clone();
+        let (server, stopping) = (inner.clone(), handle.clone());
+        rt.spawn(Box::pin(async move {
+            server.registry.shutting_down.wait().await;
+            finish(&server, &stopping, timeout).await;
+        }));
+        Ok((crate::server::hosted::AppService::new(inner), handle))
+    }
+
+    /// Everything a server runs on but its listener: the shared state, the
+    /// handle, signal handling, the idle sweeper, the backplane, metrics.
+    fn launch(
+        self,
+        local_addr: SocketAddr,
+        runtime: impl Runtime,
+    ) -> io::Result<(Arc<ServerInner>, ServerHandle)> {
         let Server {
             mut app,
             shutdown_timeout,
@@ -159,7 +194,6 @@ impl Server {
         } = self;
         #[cfg(feature = "tls")]
         let tls = tls.map(|tls| Arc::new(crate::server::tls::Acceptor::new(tls)));
-        let local_addr = listener.local_addr()?;
         app.freeze();
         let rt: Rt = Arc::new(runtime);
         let mut http = hyper::server::conn::http1::Builder::new();
@@ -219,13 +253,7 @@ impl Server {
         handle.state.topics.start(rt.clone());
         #[cfg(feature = "metrics")]
         rt.spawn(Box::pin(sample_queues(inner.clone(), handle.clone())));
-        rt.spawn(Box::pin(run(
-            inner,
-            listener,
-            handle.clone(),
-            shutdown_timeout,
-        )));
-        Ok(handle)
+        Ok((inner, handle))
     }
 }
 
@@ -268,9 +296,14 @@ async fn run<L: Listener>(
         }
     }
     drop(listener);
+    finish(&inner, &handle, timeout).await;
+}
 
-    // Connections were told at `shutdown()`; give them the deadline to flush
-    // and finish their closing handshakes, then drop the rest.
+/// The end of a shutdown, listener or not: the connections (told at
+/// `shutdown()`) get the deadline to flush and finish their closing
+/// handshakes, the rest are dropped, the backplane forwards what is left,
+/// and the server is stopped.
+async fn finish(inner: &ServerInner, handle: &ServerHandle, timeout: Duration) {
     let registry = &inner.registry;
     if !within(&inner.rt, timeout, wait_idle(registry)).await {
         crate::observe::terminated_at_deadline(registry.terminate_all());
@@ -454,6 +487,14 @@ impl ServerHandle {
         self.state.readiness.drain();
         self.begin_drain();
         self.state.registry.terminate_all();
+    }
+
+    /// Resolves once the drain has begun: after [`shutdown`](Self::shutdown)
+    /// and its [pre-drain delay](Server::pre_drain_delay). A host that
+    /// mounts the app ([`AppService`](crate::AppService)) stops accepting
+    /// here: `axum::serve(..).with_graceful_shutdown(handle.draining())`.
+    pub async fn draining(self) {
+        self.state.registry.shutting_down.wait().await
     }
 
     /// Resolves once the server has shut down and every connection has ended

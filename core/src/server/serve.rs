@@ -59,7 +59,7 @@ impl ServerInner {
 
 /// An upgrade answered with 101 (its `open` has run), waiting for hyper to
 /// hand the socket back.
-struct Pending {
+pub(crate) struct Pending {
     on_upgrade: OnUpgrade,
     opened: Box<dyn Opened>,
     shared: Arc<Shared>,
@@ -69,7 +69,7 @@ struct Pending {
     deflate: Option<crate::connection::compressor::Session>,
 }
 
-type Slot = Arc<Mutex<Option<Pending>>>;
+pub(crate) type Slot = Arc<Mutex<Option<Pending>>>;
 
 /// Serves one accepted connection, inside its span.
 pub(crate) fn serve_connection(
@@ -216,22 +216,24 @@ async fn until_shutdown<C: Future>(
 }
 
 /// Takes the socket back from hyper and builds the connection's driver.
-async fn upgraded(
+pub(crate) async fn upgraded(
     server: &ServerInner,
     p: Pending,
     task: TaskGuard,
 ) -> Option<BoxFuture<'static, ()>> {
-    // Our own stream comes back: frames never pass through hyper's IO layer.
-    let parts = match p.on_upgrade.await.map(|u| u.downcast::<HyperIo>()) {
-        Ok(Ok(parts)) => parts,
-        _ => {
+    // Our own stream comes back: frames never pass through hyper's IO
+    // layer. A host's (`AppService`) is read through it.
+    let (io, read_buf): (BoxIo, _) = match p.on_upgrade.await.map(|u| u.downcast::<HyperIo>()) {
+        Ok(Ok(parts)) => (parts.io.0, parts.read_buf),
+        Ok(Err(hosted)) => (Box::new(crate::io::Hosted(hosted)), bytes::Bytes::new()),
+        Err(_) => {
             // `open` ran, so `close` is owed even though no frame will flow.
             p.opened.abandon().await;
             return None;
         }
     };
     let limits = p.limits;
-    let codec = Codec::new(parts.io.0, parts.read_buf, limits.codec_config(), p.deflate);
+    let codec = Codec::new(io, read_buf, limits.codec_config(), p.deflate);
     let start = Start {
         codec,
         shared: p.shared,
@@ -294,18 +296,19 @@ impl hyper::service::Service<hyper::Request<Incoming>> for Service {
         let remote = self.remote;
         let slot = self.slot.clone();
         self.asked.store(true, Ordering::Release);
-        Box::pin(async move { Ok(dispatch(&server, req, remote, &slot).await) })
+        Box::pin(async move { Ok(dispatch(&server, req.into_parts().0, remote, &slot).await) })
     }
 }
 
-async fn dispatch(
+/// Answers one request: a plain route, or a WebSocket upgrade (whose
+/// `Pending` lands in `slot`). Request bodies are not read: routes see the
+/// head only.
+pub(crate) async fn dispatch(
     server: &ServerInner,
-    req: hyper::Request<Incoming>,
+    head: http::request::Parts,
     remote: SocketAddr,
     slot: &Slot,
 ) -> Response {
-    // Request bodies are not read: routes see the head only.
-    let (head, _body) = req.into_parts();
     let app = &server.app;
     let Some((entry, pattern, params)) = app.router.at(head.uri.path()) else {
         return fallback(
