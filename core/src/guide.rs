@@ -29,6 +29,9 @@ pub mod defaults {}
 #[doc = include_str!("../../docs/deploying.md")]
 pub mod deploying {}
 
+#[doc = include_str!("../../docs/axum.md")]
+pub mod axum {}
+
 #[doc = include_str!("../../docs/operating.md")]
 pub mod operating {}
 

@@ -216,7 +216,7 @@ impl Handler for Rooms {
     }
 }
 
-runtime_tests! {
+runtime_and_mounted_tests! {
     async fn echo_round_trip(rt) {
         let (_probe, server) = start_probe(rt, Limits::default()).await;
         let mut ws = connect(server.local_addr(), "/probe").await;
@@ -701,18 +701,6 @@ runtime_tests! {
         assert_eq!(flood.log.count("extra Dropped"), episodes, "a send over the limit is dropped");
     }
 
-    async fn too_many_headers_get_431(rt) {
-        let (_probe, server) = start_probe(rt, Limits::default()).await;
-        let extra: String = (0..110).map(|i| format!("X-Filler-{i}: {i}\r\n")).collect();
-        let r = raw(server.local_addr(), &upgrade_request("/probe", &extra)).await;
-        assert_eq!(status_of(&r), 431, "{r}");
-        let huge = format!("X-Huge: {}\r\n", "h".repeat(20_000));
-        let r = raw(server.local_addr(), &upgrade_request("/probe", &huge)).await;
-        assert_eq!(status_of(&r), 431, "a 20 KB head is over the 16 KiB default: {r}");
-        let r = raw(server.local_addr(), &upgrade_request("/probe", "X-One: 1\r\n")).await;
-        assert_eq!(status_of(&r), 101, "{r}");
-    }
-
     async fn oversize_frame_closes_with_1009(rt) {
         let (probe, server) = start_probe(rt, Limits::default().max_frame_size(100)).await;
         let mut ws = connect(server.local_addr(), "/probe").await;
@@ -807,66 +795,6 @@ runtime_tests! {
         let _c = connect(addr, "/probe").await;
     }
 
-    async fn sockets_over_the_connection_limit_get_a_canned_503(rt) {
-        let probe = Probe::default();
-        let server = rt.start(Server::new(probe_app(&probe, Limits::default())).connection_limit(Some(2))).await;
-        let addr = server.local_addr();
-        let a = connect(addr, "/probe").await;
-        let _b = connect(addr, "/probe").await;
-        eventually("two opens", || probe.log.count("open") == 2).await;
-        // The third socket is answered and closed without being served.
-        let over = raw(addr, "").await;
-        assert_eq!(status_of(&over), 503, "{over}");
-        drop(a);
-        // The limit counts sockets: a slot is free once a's task has ended.
-        eventually("a slot to free up", || server.tasks() < 2).await;
-        let mut c = connect(addr, "/probe").await;
-        send_text(&mut c, "in").await;
-        assert_eq!(next_message(&mut c).await, Frame::text("in"));
-    }
-
-    async fn half_a_request_is_dropped_at_the_handshake_timeout(rt) {
-        let probe = Probe::default();
-        let mut app = probe_app(&probe, Limits::default());
-        app.handshake_timeout(Duration::from_millis(300));
-        let server = rt.start(app).await;
-        let started = std::time::Instant::now();
-        let mut stream = async_io::Async::<std::net::TcpStream>::connect(server.local_addr()).await.unwrap();
-        use futures_lite::{AsyncReadExt, AsyncWriteExt};
-        stream.write_all(b"GET /probe HTTP/1.1\r\nHost: x\r\n").await.unwrap();
-        let mut buf = [0u8; 512];
-        let n = within(WAIT, "the server to drop the connection", stream.read(&mut buf)).await;
-        // Dropped: end of stream or a reset, never an answer.
-        assert!(matches!(n, Ok(0) | Err(_)), "the server answered {:?}", n.map(|n| String::from_utf8_lossy(&buf[..n]).into_owned()));
-        let waited = started.elapsed();
-        assert!(waited >= Duration::from_millis(250) && waited < Duration::from_secs(5), "{waited:?}");
-    }
-
-    async fn a_slowloris_that_keeps_trickling_is_still_dropped(rt) {
-        let probe = Probe::default();
-        let mut app = probe_app(&probe, Limits::default());
-        app.handshake_timeout(Duration::from_millis(300));
-        let server = rt.start(app).await;
-        let started = std::time::Instant::now();
-        let mut stream = async_io::Async::<std::net::TcpStream>::connect(server.local_addr()).await.unwrap();
-        use futures_lite::AsyncWriteExt;
-        stream.write_all(b"GET /probe HTTP/1.1\r\n").await.unwrap();
-        // One header byte every 50 ms: always progressing, never finishing.
-        let dropped = within(WAIT, "the server to drop the trickling client", async {
-            for i in 0.. {
-                if stream.write_all(&[b'a' + (i % 26) as u8]).await.is_err() {
-                    return i;
-                }
-                async_io::Timer::after(Duration::from_millis(50)).await;
-            }
-            unreachable!()
-        })
-        .await;
-        let waited = started.elapsed();
-        assert!(waited < Duration::from_secs(3), "dropped only after {waited:?} ({dropped} bytes)");
-        assert_eq!(probe.log.count("open"), 0);
-    }
-
     async fn graceful_shutdown_flushes_then_closes_1001(rt) {
         let probe = Probe::default();
         let server = rt.start(Server::new(probe_app(&probe, Limits::default())).shutdown_timeout(Duration::from_secs(5))).await;
@@ -946,6 +874,80 @@ runtime_tests! {
         assert!(started.elapsed() < Duration::from_secs(3));
         assert_eq!(probe.log.count("close"), 2, "{:?}", probe.log.snapshot());
         drop(stream);
+    }
+
+    own_server_only: {
+        async fn too_many_headers_get_431(rt) {
+            let (_probe, server) = start_probe(rt, Limits::default()).await;
+            let extra: String = (0..110).map(|i| format!("X-Filler-{i}: {i}\r\n")).collect();
+            let r = raw(server.local_addr(), &upgrade_request("/probe", &extra)).await;
+            assert_eq!(status_of(&r), 431, "{r}");
+            let huge = format!("X-Huge: {}\r\n", "h".repeat(20_000));
+            let r = raw(server.local_addr(), &upgrade_request("/probe", &huge)).await;
+            assert_eq!(status_of(&r), 431, "a 20 KB head is over the 16 KiB default: {r}");
+            let r = raw(server.local_addr(), &upgrade_request("/probe", "X-One: 1\r\n")).await;
+            assert_eq!(status_of(&r), 101, "{r}");
+        }
+
+        async fn sockets_over_the_connection_limit_get_a_canned_503(rt) {
+            let probe = Probe::default();
+            let server = rt.start(Server::new(probe_app(&probe, Limits::default())).connection_limit(Some(2))).await;
+            let addr = server.local_addr();
+            let a = connect(addr, "/probe").await;
+            let _b = connect(addr, "/probe").await;
+            eventually("two opens", || probe.log.count("open") == 2).await;
+            // The third socket is answered and closed without being served.
+            let over = raw(addr, "").await;
+            assert_eq!(status_of(&over), 503, "{over}");
+            drop(a);
+            // The limit counts sockets: a slot is free once a's task has ended.
+            eventually("a slot to free up", || server.tasks() < 2).await;
+            let mut c = connect(addr, "/probe").await;
+            send_text(&mut c, "in").await;
+            assert_eq!(next_message(&mut c).await, Frame::text("in"));
+        }
+
+        async fn half_a_request_is_dropped_at_the_handshake_timeout(rt) {
+            let probe = Probe::default();
+            let mut app = probe_app(&probe, Limits::default());
+            app.handshake_timeout(Duration::from_millis(300));
+            let server = rt.start(app).await;
+            let started = std::time::Instant::now();
+            let mut stream = async_io::Async::<std::net::TcpStream>::connect(server.local_addr()).await.unwrap();
+            use futures_lite::{AsyncReadExt, AsyncWriteExt};
+            stream.write_all(b"GET /probe HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+            let mut buf = [0u8; 512];
+            let n = within(WAIT, "the server to drop the connection", stream.read(&mut buf)).await;
+            // Dropped: end of stream or a reset, never an answer.
+            assert!(matches!(n, Ok(0) | Err(_)), "the server answered {:?}", n.map(|n| String::from_utf8_lossy(&buf[..n]).into_owned()));
+            let waited = started.elapsed();
+            assert!(waited >= Duration::from_millis(250) && waited < Duration::from_secs(5), "{waited:?}");
+        }
+
+        async fn a_slowloris_that_keeps_trickling_is_still_dropped(rt) {
+            let probe = Probe::default();
+            let mut app = probe_app(&probe, Limits::default());
+            app.handshake_timeout(Duration::from_millis(300));
+            let server = rt.start(app).await;
+            let started = std::time::Instant::now();
+            let mut stream = async_io::Async::<std::net::TcpStream>::connect(server.local_addr()).await.unwrap();
+            use futures_lite::AsyncWriteExt;
+            stream.write_all(b"GET /probe HTTP/1.1\r\n").await.unwrap();
+            // One header byte every 50 ms: always progressing, never finishing.
+            let dropped = within(WAIT, "the server to drop the trickling client", async {
+                for i in 0.. {
+                    if stream.write_all(&[b'a' + (i % 26) as u8]).await.is_err() {
+                        return i;
+                    }
+                    async_io::Timer::after(Duration::from_millis(50)).await;
+                }
+                unreachable!()
+            })
+            .await;
+            let waited = started.elapsed();
+            assert!(waited < Duration::from_secs(3), "dropped only after {waited:?} ({dropped} bytes)");
+            assert_eq!(probe.log.count("open"), 0);
+        }
     }
 }
 

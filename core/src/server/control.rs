@@ -38,6 +38,9 @@ pub trait Listener: Send + 'static {
 /// `wsway_tokio::start(Server::new(app).shutdown_timeout(..), addr)`.
 pub struct Server {
     app: App,
+    /// The host's address, when mounted (`into_service`).
+    #[cfg_attr(not(feature = "tower"), allow(dead_code))]
+    mounted_at: Option<SocketAddr>,
     pub(crate) shutdown_timeout: Duration,
     signals: bool,
     pub(crate) connection_limit: Option<usize>,
@@ -57,6 +60,7 @@ impl Server {
     pub fn new(app: App) -> Self {
         Server {
             app,
+            mounted_at: None,
             shutdown_timeout: Duration::from_secs(10),
             signals: true,
             connection_limit: None,
@@ -155,6 +159,15 @@ impl Server {
         Ok(handle)
     }
 
+    /// When mounted ([`into_service`](Self::into_service)): the address
+    /// the host listens on, which [`ServerHandle::local_addr`] then reports.
+    /// Default: `0.0.0.0:0` (a mounted app does not know its address).
+    #[cfg(feature = "tower")]
+    pub fn mounted_at(mut self, addr: SocketAddr) -> Self {
+        self.mounted_at = Some(addr);
+        self
+    }
+
     /// The app as a `tower::Service` for another server to mount (an axum
     /// router, a hyper server), on `runtime` (the host's: for axum,
     /// [`wsway_tokio::runtime()`](https://docs.rs/wsway-tokio)), and the
@@ -165,8 +178,10 @@ impl Server {
         runtime: impl Runtime,
     ) -> io::Result<(crate::AppService, ServerHandle)> {
         let timeout = self.shutdown_timeout;
-        let unbound = SocketAddr::from(([0, 0, 0, 0], 0));
-        let (inner, handle) = self.launch(unbound, runtime)?;
+        let at = self
+            .mounted_at
+            .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
+        let (inner, handle) = self.launch(at, runtime)?;
         let rt = inner.rt.clone();
         let (server, stopping) = (inner.clone(), handle.clone());
         rt.spawn(Box::pin(async move {
@@ -185,6 +200,7 @@ impl Server {
     ) -> io::Result<(Arc<ServerInner>, ServerHandle)> {
         let Server {
             mut app,
+            mounted_at: _,
             shutdown_timeout,
             signals,
             connection_limit,

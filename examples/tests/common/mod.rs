@@ -31,6 +31,8 @@ pub enum Runtime {
     Tokio,
     Smol,
     AsyncStd,
+    /// Mounted in an axum app (`Server::into_service`), on tokio.
+    Mounted,
 }
 
 impl Runtime {
@@ -42,7 +44,7 @@ impl Runtime {
     {
         let fut = within(Duration::from_secs(300), "the whole test", body(self));
         match self {
-            Runtime::Tokio => tokio::runtime::Builder::new_multi_thread()
+            Runtime::Tokio | Runtime::Mounted => tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
                 .enable_all()
                 .build()
@@ -61,8 +63,18 @@ impl Runtime {
             Runtime::Tokio => wsway_tokio::start(server, "127.0.0.1:0").await,
             Runtime::Smol => wsway_smol::start(server, "127.0.0.1:0").await,
             Runtime::AsyncStd => wsway_async_std::start(server, "127.0.0.1:0").await,
+            Runtime::Mounted => {
+                let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+                Ok(mount(server, listener))
+            }
         }
         .expect("start")
+    }
+
+    /// Whether the server is mounted in a host, which then owns the
+    /// listener and HTTP itself (header limits, timeouts, connection caps).
+    pub fn is_mounted(self) -> bool {
+        self == Runtime::Mounted
     }
 
     /// Starts `server` on a listening socket bound elsewhere (a restart
@@ -77,6 +89,7 @@ impl Runtime {
             Runtime::Tokio => wsway_tokio::start_on(server, listener),
             Runtime::Smol => wsway_smol::start_on(server, listener),
             Runtime::AsyncStd => wsway_async_std::start_on(server, listener),
+            Runtime::Mounted => Ok(mount(server, listener)),
         }
         .expect("start on the socket")
     }
@@ -88,6 +101,7 @@ impl Runtime {
             Runtime::Tokio => Arc::new(wsway_tokio::runtime()),
             Runtime::Smol => Arc::new(wsway_smol::runtime()),
             Runtime::AsyncStd => Arc::new(wsway_async_std::runtime()),
+            Runtime::Mounted => Arc::new(wsway_tokio::runtime()),
         }
     }
 
@@ -97,6 +111,7 @@ impl Runtime {
             Runtime::Tokio => "tokio",
             Runtime::Smol => "smol",
             Runtime::AsyncStd => "async-std",
+            Runtime::Mounted => "tokio",
         }
     }
 
@@ -121,6 +136,54 @@ macro_rules! runtime_tests {
         }
         mod async_std {
             $( $(#[$meta])* #[test] fn $name() { super::common::Runtime::AsyncStd.run(super::$name) } )*
+        }
+    };
+}
+
+/// Serves `server` mounted in an axum app on `listener` (inside tokio): its
+/// service as axum's fallback, axum stopping when the drain begins.
+pub fn mount(server: Server, listener: std::net::TcpListener) -> ServerHandle {
+    use axum::extract::ConnectInfo;
+    listener.set_nonblocking(true).expect("non-blocking");
+    let addr = listener.local_addr().expect("an address");
+    let (service, handle) = server
+        .mounted_at(addr)
+        .into_service(wsway_tokio::runtime())
+        .expect("into a service");
+    let service = service.remote_addr(|v| v.get::<ConnectInfo<SocketAddr>>().map(|c| c.0));
+    let listener = tokio::net::TcpListener::from_std(listener).expect("a tokio listener");
+    let app = axum::Router::new()
+        .fallback_service(service)
+        .into_make_service_with_connect_info::<SocketAddr>();
+    let draining = handle.clone().draining();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app)
+            .with_graceful_shutdown(draining)
+            .await;
+    });
+    handle
+}
+
+/// [`runtime_tests!`], and each body once more with the server mounted in
+/// an axum app (`mounted::`): the same behaviour, whoever owns the port.
+/// The bodies after `own_server_only:` check what the host owns when
+/// mounted (its HTTP limits and timeouts, its connection cap), so they run
+/// on wsway's own server only.
+#[macro_export]
+macro_rules! runtime_and_mounted_tests {
+    (
+        $($(#[$meta:meta])* async fn $name:ident($rt:ident) $body:block)*
+        own_server_only: {
+            $($(#[$ometa:meta])* async fn $oname:ident($ort:ident) $obody:block)*
+        }
+    ) => {
+        runtime_tests! {
+            $( $(#[$meta])* async fn $name($rt) $body )*
+            $( $(#[$ometa])* async fn $oname($ort) $obody )*
+        }
+
+        mod mounted {
+            $( $(#[$meta])* #[test] fn $name() { super::common::Runtime::Mounted.run(super::$name) } )*
         }
     };
 }
