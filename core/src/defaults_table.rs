@@ -103,6 +103,17 @@ fn every_row_of_the_readme_defaults_table_is_the_codes_default() {
             "connection limit (`Server::connection_limit`, TCP level)",
             unlimited(server.connection_limit),
         ),
+        ("HTTP/2 (`Server::http2`)", {
+            assert_eq!(server.http2, None);
+            "off: HTTP/1.1 only".into()
+        }),
+        (
+            "streams per HTTP/2 connection (`Server::max_streams_per_connection`)",
+            {
+                let on = Server::new(App::new()).http2();
+                format!("{}", on.http2.expect("on"))
+            },
+        ),
         ("shutdown deadline", secs(server.shutdown_timeout)),
         ("pre-drain delay (`Server::pre_drain_delay`)", {
             assert_eq!(server.drain.pre_delay, Duration::ZERO);

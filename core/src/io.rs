@@ -173,3 +173,54 @@ impl AsyncWrite for Hosted {
         hyper::rt::Write::poll_shutdown(Pin::new(&mut self.0), cx)
     }
 }
+
+/// A stream whose first bytes were read to see what it speaks (HTTP/2's
+/// preface or an HTTP/1.1 request), put back in front of the rest.
+#[cfg(feature = "http2")]
+pub(crate) struct Rewind {
+    pub(crate) head: bytes::Bytes,
+    pub(crate) io: BoxIo,
+}
+
+#[cfg(feature = "http2")]
+impl AsyncRead for Rewind {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        if self.head.is_empty() {
+            return Pin::new(&mut *self.io).poll_read(cx, buf);
+        }
+        let n = self.head.len().min(buf.len());
+        buf[..n].copy_from_slice(&self.head.split_to(n));
+        Poll::Ready(Ok(n))
+    }
+}
+
+#[cfg(feature = "http2")]
+impl AsyncWrite for Rewind {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut *self.io).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut *self.io).poll_write_vectored(cx, bufs)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut *self.io).poll_flush(cx)
+    }
+
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut *self.io).poll_close(cx)
+    }
+}

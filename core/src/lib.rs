@@ -120,6 +120,7 @@
 //! |---|---|---|
 //! | `wsway_connections_open` | gauge | |
 //! | `wsway_connections_total` | counter | |
+//! | `wsway_upgrades_total` | counter: WebSockets opened | `http` (`1.1`, or `2` for RFC 8441's CONNECT) |
 //! | `wsway_handshakes_refused_total` | counter | `status` |
 //! | `wsway_messages_received_total`, `wsway_messages_sent_total` | counter | |
 //! | `wsway_received_bytes_total`, `wsway_sent_bytes_total` | counter: payload bytes, before compression | |
@@ -132,6 +133,12 @@
 //! | `wsway_drain_terminated_total` | counter: cut at the shutdown deadline | |
 //! | `wsway_tls_handshake_failures_total` | counter | |
 //! | `wsway_tls_reloads_total` | counter | `result`: `ok`, `error` |
+//!
+//! * **`tower`**: an app as a `tower::Service` (`Server::into_service`),
+//!   mounted in axum or any hyper host ([guide](crate::guide::axum)).
+//! * **`http2`**: WebSockets over HTTP/2 (RFC 8441): `Server::http2` on
+//!   the own server, and extended CONNECT streams from a host that speaks
+//!   HTTP/2 ([guide](crate::guide::http2)).
 
 #![warn(missing_docs)]
 

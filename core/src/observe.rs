@@ -96,7 +96,13 @@ pub(crate) fn route(pattern: &str) {
 
 /// The upgrade is accepted: the connection has its id (and maybe a
 /// subprotocol), and the 101 is on its way.
-pub(crate) fn upgrade_accepted(id: u64, protocol: Option<&str>) {
+pub(crate) fn upgrade_accepted(id: u64, protocol: Option<&str>, version: http::Version) {
+    // Over HTTP/2 the WebSocket is an extended CONNECT stream, opened by 200.
+    let (http, status) = if version == http::Version::HTTP_2 {
+        ("2", 200u16)
+    } else {
+        ("1.1", 101u16)
+    };
     #[cfg(feature = "tracing")]
     {
         let span = tracing::Span::current();
@@ -104,9 +110,11 @@ pub(crate) fn upgrade_accepted(id: u64, protocol: Option<&str>) {
         if let Some(p) = protocol {
             span.record("protocol", p);
         }
-        tracing::info!(status = 101u16, "upgrade accepted");
+        tracing::info!(status, http, "upgrade accepted");
     }
-    let _ = (id, protocol);
+    #[cfg(feature = "metrics")]
+    metrics::counter!("wsway_upgrades_total", "http" => http).increment(1);
+    let _ = (id, protocol, http, status);
 }
 
 /// A socket over the server's connection limit, closed at accept: counted

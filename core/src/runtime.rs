@@ -79,6 +79,22 @@ impl hyper::rt::Timer for HyperTimer {
     }
 }
 
+/// hyper's executor on top of our seam: HTTP/2 runs each stream (and each
+/// stream an extended CONNECT opened) as a task of its own.
+#[cfg(feature = "http2")]
+#[derive(Clone)]
+pub(crate) struct HyperExec(pub(crate) Rt);
+
+#[cfg(feature = "http2")]
+impl<F> hyper::rt::Executor<F> for HyperExec
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    fn execute(&self, fut: F) {
+        self.0.spawn(Box::pin(fut));
+    }
+}
+
 /// Runs `fut` for at most `limit`; true when it finished.
 pub(crate) async fn within(rt: &Rt, limit: Duration, fut: impl Future<Output = ()>) -> bool {
     let mut fut = pin!(fut);

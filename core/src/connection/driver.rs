@@ -178,7 +178,7 @@ async fn drive(link: &mut Link, fut: impl Future<Output = ()>) -> Outcome {
 
 /// A connection whose `open` has run, waiting for its socket.
 ///
-/// `open` runs before the `101` is sent (see `serve::upgrade`), so what it
+/// `open` runs before the `101` is sent (see `answer::upgrade`), so what it
 /// subscribes to is in place, and what it sends is queued, by the time the
 /// client can act on the upgrade: its messages are the first frames after
 /// the `101`.

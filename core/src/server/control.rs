@@ -18,7 +18,8 @@ use crate::message::{CloseCode, Message};
 use crate::runtime::within;
 use crate::runtime::{HyperTimer, Rt, Runtime};
 use crate::server::drain::{self, DrainPlan};
-use crate::server::serve::{ServerInner, serve_connection};
+use crate::server::serve::serve_connection;
+use crate::server::shared::ServerInner;
 use crate::topics::pubsub::{Published, Topics};
 use crate::trigger::Trigger;
 
@@ -47,6 +48,9 @@ pub struct Server {
     pub(crate) drain: DrainPlan,
     #[cfg(feature = "tls")]
     tls: Option<crate::server::tls::Tls>,
+    /// HTTP/2 beside HTTP/1.1: the most streams one connection may open.
+    #[cfg(feature = "http2")]
+    pub(crate) http2: Option<u32>,
 }
 
 impl From<App> for Server {
@@ -67,7 +71,44 @@ impl Server {
             drain: DrainPlan::default(),
             #[cfg(feature = "tls")]
             tls: None,
+            #[cfg(feature = "http2")]
+            http2: None,
         }
+    }
+
+    /// Speaks HTTP/2 beside HTTP/1.1 (feature `http2`): h2c with prior
+    /// knowledge on plain TCP and ALPN `h2` under [TLS](Self::tls) (ALPN
+    /// then offers `h2` and `http/1.1`), announcing
+    /// `SETTINGS_ENABLE_CONNECT_PROTOCOL` so that clients open WebSockets
+    /// as extended CONNECT streams (RFC 8441), many on one connection.
+    /// Each stream is a WebSocket like any other (its limits, backpressure
+    /// through HTTP/2 flow control, its own close); a reset stream ends
+    /// that socket alone (`close` sees 1006). A drain closes every stream
+    /// with its close code, then sends GOAWAY. Default: HTTP/1.1 only.
+    ///
+    /// ```
+    /// # fn f(app: wsway::App) -> wsway::Server {
+    /// wsway::Server::new(app).http2().max_streams_per_connection(256)
+    /// # }
+    /// ```
+    #[cfg(feature = "http2")]
+    pub fn http2(mut self) -> Self {
+        self.http2 = Some(
+            self.http2
+                .unwrap_or(crate::server::http2::DEFAULT_MAX_STREAMS),
+        );
+        self
+    }
+
+    /// With [HTTP/2](Self::http2): the most streams (WebSockets and plain
+    /// requests) open at once on one connection, announced as
+    /// `SETTINGS_MAX_CONCURRENT_STREAMS`; a stream past it is refused with
+    /// `REFUSED_STREAM`, which tells the client to retry it. Turns HTTP/2
+    /// on. Default: 100.
+    #[cfg(feature = "http2")]
+    pub fn max_streams_per_connection(mut self, max: u32) -> Self {
+        self.http2 = Some(max);
+        self
     }
 
     /// Serves `wss://` (and `https://` for the app's plain routes) with
@@ -207,7 +248,11 @@ impl Server {
             drain,
             #[cfg(feature = "tls")]
             tls,
+            #[cfg(feature = "http2")]
+            http2,
         } = self;
+        #[cfg(all(feature = "tls", feature = "http2"))]
+        let tls = tls.map(|tls| tls.offering_h2(http2.is_some()));
         #[cfg(feature = "tls")]
         let tls = tls.map(|tls| Arc::new(crate::server::tls::Acceptor::new(tls)));
         app.freeze();
@@ -220,11 +265,13 @@ impl Server {
         if app.http.max_headers != crate::policy::limits::DEFAULT_MAX_HEADERS {
             http.max_headers(app.http.max_headers);
         }
+        #[cfg(feature = "http2")]
+        let http2 = http2.map(|max| crate::server::http2::builder(&rt, &app, max));
         let registry = Arc::new(Registry::default());
         let _ = registry.drain_close.set((drain.code, drain.reason()));
         let topics = app.topics.clone();
         let readiness = app.readiness.clone();
-        let tick = crate::server::serve::sweep_tick(&app);
+        let tick = crate::server::answer::sweep_tick(&app);
         let inner = Arc::new(ServerInner {
             connection_limit,
             tick,
@@ -233,6 +280,8 @@ impl Server {
             rt: rt.clone(),
             registry: registry.clone(),
             http,
+            #[cfg(feature = "http2")]
+            http2,
             #[cfg(feature = "tls")]
             tls: tls.clone(),
         });

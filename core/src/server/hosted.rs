@@ -8,7 +8,8 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use crate::boxed::BoxFuture;
-use crate::server::serve::{ServerInner, Slot, dispatch, upgraded};
+use crate::server::answer::answer_detached;
+use crate::server::shared::ServerInner;
 use crate::web::body::Response;
 
 /// Where the client's address comes from in a host's request.
@@ -20,7 +21,9 @@ type RemoteOf = fn(&http::Extensions) -> Option<SocketAddr>;
 /// [`Server::into_service`](crate::Server::into_service), with the
 /// [`ServerHandle`](crate::ServerHandle) that drains it.
 ///
-/// An upgrade comes from the host (hyper's HTTP/1.1 upgrade); the
+/// An upgrade comes from the host (hyper's HTTP/1.1 upgrade, or an
+/// HTTP/2 extended CONNECT stream when the host speaks HTTP/2 with
+/// feature `http2` on); the
 /// connection then runs on wsway's own driver on the runtime the service
 /// was given, with everything the own server gives it: typed params,
 /// middleware, origins, `Bearer`, events, history, the backplane, limits,
@@ -75,32 +78,6 @@ impl AppService {
         self.remote_of = from;
         self
     }
-
-    /// Answers one request the host parsed.
-    async fn answer(
-        inner: Arc<ServerInner>,
-        head: http::request::Parts,
-        remote: SocketAddr,
-    ) -> Response {
-        let span = crate::observe::connection_span(remote);
-        let slot: Slot = Arc::default();
-        let res =
-            crate::observe::instrument(dispatch(&inner, head, remote, &slot), span.clone()).await;
-        let pending = slot.lock().unwrap_or_else(|e| e.into_inner()).take();
-        if let Some(p) = pending {
-            // The host writes the 101, then hands over the stream: the
-            // connection runs on a task of its own from there.
-            let task = inner.registry.task();
-            let rt = inner.rt.clone();
-            let run = async move {
-                if let Some(driver) = upgraded(&inner, p, task).await {
-                    driver.await;
-                }
-            };
-            rt.spawn(Box::pin(crate::observe::instrument(run, span)));
-        }
-        res
-    }
 }
 
 impl<B> tower_service::Service<http::Request<B>> for AppService
@@ -121,6 +98,6 @@ where
         let remote = (self.remote_of)(&head.extensions)
             .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
         let inner = self.inner.clone();
-        Box::pin(async move { Ok(Self::answer(inner, head, remote).await) })
+        Box::pin(async move { Ok(answer_detached(inner, head, remote, ()).await) })
     }
 }

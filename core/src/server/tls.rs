@@ -33,6 +33,8 @@ use futures_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 pub struct Tls {
     files: Option<PemFiles>,
     config: Arc<ServerConfig>,
+    /// Whether ALPN offers `h2` (the server speaks HTTP/2).
+    h2: bool,
 }
 
 impl fmt::Debug for Tls {
@@ -52,7 +54,8 @@ impl Tls {
     /// Reads a PEM certificate chain (the server's certificate first) and
     /// its PEM private key (PKCS#8, PKCS#1 or SEC1), now: a missing or bad
     /// file is an error at startup rather than at the first handshake. The
-    /// server offers ALPN `http/1.1`.
+    /// server offers ALPN `http/1.1` (and `h2` first with
+    /// [`Server::http2`](crate::Server::http2)).
     pub fn from_pem_files(
         cert: impl Into<PathBuf>,
         key: impl Into<PathBuf>,
@@ -65,6 +68,7 @@ impl Tls {
         Ok(Tls {
             files: Some(files),
             config,
+            h2: false,
         })
     }
 
@@ -75,8 +79,31 @@ impl Tls {
         Tls {
             files: None,
             config: config.into(),
+            h2: false,
         }
     }
+
+    /// With HTTP/2 on, ALPN offers `h2` before what the configuration
+    /// offered (`http/1.1` when that was nothing).
+    #[cfg(feature = "http2")]
+    pub(crate) fn offering_h2(mut self, on: bool) -> Tls {
+        self.h2 = on;
+        self.config = with_h2(self.config, on);
+        self
+    }
+}
+
+/// `config`, offering ALPN `h2` first when `h2` is on.
+fn with_h2(config: Arc<ServerConfig>, h2: bool) -> Arc<ServerConfig> {
+    if !h2 || config.alpn_protocols.iter().any(|p| p == b"h2") {
+        return config;
+    }
+    let mut config = Arc::unwrap_or_clone(config);
+    if config.alpn_protocols.is_empty() {
+        config.alpn_protocols.push(b"http/1.1".to_vec());
+    }
+    config.alpn_protocols.insert(0, b"h2".to_vec());
+    Arc::new(config)
 }
 
 impl From<ServerConfig> for Tls {
@@ -188,6 +215,7 @@ impl std::error::Error for TlsError {
 pub(crate) struct Acceptor {
     files: Option<PemFiles>,
     current: RwLock<Arc<ServerConfig>>,
+    h2: bool,
 }
 
 impl Acceptor {
@@ -195,6 +223,7 @@ impl Acceptor {
         Acceptor {
             files: tls.files,
             current: RwLock::new(tls.config),
+            h2: tls.h2,
         }
     }
 
@@ -212,6 +241,7 @@ impl Acceptor {
     }
 
     pub(crate) fn set(&self, config: Arc<ServerConfig>) {
+        let config = with_h2(config, self.h2);
         *self.current.write().unwrap_or_else(|e| e.into_inner()) = config;
     }
 

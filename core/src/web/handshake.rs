@@ -1,5 +1,6 @@
-//! The opening handshake (RFC 6455 §4.2): checking an upgrade request and
-//! building the `101 Switching Protocols` answer.
+//! The opening handshake: checking an HTTP/1.1 upgrade request and building
+//! its `101 Switching Protocols` answer (RFC 6455 §4.2), or, over HTTP/2, an
+//! extended CONNECT and its `200` (RFC 8441 §5).
 //!
 //! Every failure is an HTTP status with a body that says what was wrong, sent
 //! before any upgrade.
@@ -25,11 +26,83 @@ pub(crate) fn header_has_token(headers: &HeaderMap, name: header::HeaderName, to
     })
 }
 
+/// Whether a request is HTTP/2's extended CONNECT for a WebSocket: method
+/// CONNECT with `:protocol = websocket` (RFC 8441 §4).
+pub(crate) fn is_extended_connect(head: &http::request::Parts) -> bool {
+    #[cfg(feature = "http2")]
+    return head.method == Method::CONNECT
+        && head
+            .extensions
+            .get::<hyper::ext::Protocol>()
+            .is_some_and(|p| p.as_str().eq_ignore_ascii_case("websocket"));
+    #[cfg(not(feature = "http2"))]
+    {
+        let _ = head;
+        false
+    }
+}
+
 /// The accepted parts of a valid upgrade request.
 #[derive(Debug)]
 pub(crate) struct Handshake {
-    /// Value for `Sec-WebSocket-Accept`.
-    pub(crate) accept: String,
+    /// Value for `Sec-WebSocket-Accept`; `None` over HTTP/2, which has no key.
+    pub(crate) accept: Option<String>,
+}
+
+impl Handshake {
+    /// The answer that opens the WebSocket: `101` over HTTP/1.1, `200` to
+    /// an extended CONNECT.
+    pub(crate) fn response(&self, protocol: Option<&str>, extensions: Option<&str>) -> Response {
+        let mut res = http::Response::new(crate::web::body::Body::empty());
+        let h = res.headers_mut();
+        if let Some(accept) = &self.accept {
+            h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+            h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+            if let Ok(v) = HeaderValue::from_str(accept) {
+                h.insert(header::SEC_WEBSOCKET_ACCEPT, v);
+            }
+        }
+        if let Some(Ok(v)) = protocol.map(HeaderValue::from_str) {
+            h.insert(header::SEC_WEBSOCKET_PROTOCOL, v);
+        }
+        if let Some(Ok(v)) = extensions.map(HeaderValue::from_str) {
+            h.insert(header::SEC_WEBSOCKET_EXTENSIONS, v);
+        }
+        *res.status_mut() = match self.accept {
+            Some(_) => StatusCode::SWITCHING_PROTOCOLS,
+            None => StatusCode::OK,
+        };
+        res
+    }
+}
+
+/// Checks a request for a WebSocket: an extended CONNECT over HTTP/2, an
+/// upgrade otherwise.
+pub(crate) fn check_request(head: &http::request::Parts) -> Result<Handshake, Response> {
+    if is_extended_connect(head) {
+        check_connect(&head.headers)
+    } else {
+        check(&head.method, head.version, &head.headers)
+    }
+}
+
+/// An extended CONNECT carries no key and no `Upgrade`: only the version
+/// is left to check (RFC 8441 §5).
+fn check_connect(headers: &HeaderMap) -> Result<Handshake, Response> {
+    match headers.get(header::SEC_WEBSOCKET_VERSION) {
+        Some(v) if v.as_bytes().trim_ascii() == b"13" => Ok(Handshake { accept: None }),
+        _ => {
+            let mut res = text(
+                StatusCode::BAD_REQUEST,
+                "unsupported `Sec-WebSocket-Version`: this server speaks version 13",
+            );
+            res.headers_mut().insert(
+                header::SEC_WEBSOCKET_VERSION,
+                HeaderValue::from_static("13"),
+            );
+            Err(res)
+        }
+    }
 }
 
 /// Checks an upgrade request. Order matters: each check assumes the ones
@@ -98,7 +171,7 @@ pub(crate) fn check(
         }
     };
     Ok(Handshake {
-        accept: crate::protocol::handshake::accept_key(key),
+        accept: Some(crate::protocol::handshake::accept_key(key)),
     })
 }
 
@@ -139,29 +212,6 @@ pub(crate) fn offered_protocols(headers: &HeaderMap) -> Vec<String> {
         .collect()
 }
 
-/// The `101 Switching Protocols` response.
-pub(crate) fn switching_protocols(
-    accept: &str,
-    protocol: Option<&str>,
-    extensions: Option<&str>,
-) -> Response {
-    let mut res = http::Response::new(crate::web::body::Body::empty());
-    *res.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
-    let h = res.headers_mut();
-    h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
-    h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-    if let Ok(v) = HeaderValue::from_str(accept) {
-        h.insert(header::SEC_WEBSOCKET_ACCEPT, v);
-    }
-    if let Some(Ok(v)) = protocol.map(HeaderValue::from_str) {
-        h.insert(header::SEC_WEBSOCKET_PROTOCOL, v);
-    }
-    if let Some(Ok(v)) = extensions.map(HeaderValue::from_str) {
-        h.insert(header::SEC_WEBSOCKET_EXTENSIONS, v);
-    }
-    res
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -191,7 +241,7 @@ mod tests {
     #[test]
     fn accepts_the_rfc_example() {
         let hs = check(&Method::GET, Version::HTTP_11, &headers(GOOD)).unwrap();
-        assert_eq!(hs.accept, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+        assert_eq!(hs.accept.as_deref(), Some("s3pPLMBiTxaQ9kYGzzhZRbK+xOo="));
     }
 
     #[test]
