@@ -4,60 +4,11 @@
 // `/t/events` route these checks use. Prints one line per check; exits
 // non-zero on the first failure.
 import assert from "node:assert/strict";
-import { chromium } from "playwright-core";
+import { check, logLines, open, say, waitForLine } from "./lib.mjs";
 
 const base = process.argv[2];
 if (!base) throw new Error("usage: node chat.mjs http://127.0.0.1:PORT");
-const executablePath = process.env.CHROMIUM ?? "/usr/bin/chromium";
-
-// A hung browser fails the run instead of hanging CI.
-setTimeout(() => {
-  console.error("browser test: timed out after 90 s");
-  process.exit(2);
-}, 90_000).unref();
-
-const browser = await chromium.launch({
-  executablePath,
-  args: [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-  ],
-});
-
-const check = (name) => console.log(`ok: ${name}`);
-
-async function joinAs(name) {
-  const context = await browser.newContext();
-  const page = await context.newPage();
-  page.on("pageerror", (e) => console.error(`[${name} page error] ${e.message}`));
-  await page.goto(base + "/");
-  await page.fill("input[name=name]", name);
-  await page.fill("input[name=room]", "lobby");
-  await page.click("#join button");
-  await page.waitForFunction(
-    (n) => document.getElementById("status").textContent === `in room lobby as ${n}`,
-    name,
-    { timeout: 10_000 },
-  );
-  return page;
-}
-
-const logLines = (page) => page.$$eval("#log p", (ps) => ps.map((p) => p.textContent));
-
-async function waitForLine(page, text) {
-  await page.waitForFunction(
-    (t) => [...document.querySelectorAll("#log p")].some((p) => p.textContent === t),
-    text,
-    { timeout: 10_000 },
-  ).catch(async () => {
-    assert.fail(`expected the line "${text}", the log shows ${JSON.stringify(await logLines(page))}`);
-  });
-}
-
-async function say(page, text) {
-  await page.fill("input[name=text]", text);
-  await page.click("#say button");
-}
+const { browser, joinAs } = await open(base);
 
 try {
   // Two pages chat through the event layer.

@@ -40,6 +40,9 @@ pub struct Args {
     /// `--no-metrics`: install no recorder and serve no `/metrics` (for
     /// measuring what recording costs).
     pub no_metrics: bool,
+    /// `--http2`: speak HTTP/2 too (h2c, and ALPN `h2` with TLS), with
+    /// WebSockets as extended CONNECT streams (RFC 8441).
+    pub http2: bool,
 }
 
 impl Args {
@@ -52,8 +55,10 @@ impl Args {
     }
 
     /// `server` with the certificate of `--tls-cert` and `--tls-key`, if
-    /// given (read now: a bad file is an error at startup).
+    /// given (read now: a bad file is an error at startup), and HTTP/2 with
+    /// `--http2`.
     pub fn secure(&self, server: Server) -> std::io::Result<Server> {
+        let server = if self.http2 { server.http2() } else { server };
         let Some((cert, key)) = &self.tls else {
             return Ok(server);
         };
@@ -92,6 +97,7 @@ impl Args {
         let mut history = None;
         let (mut cert, mut key) = (None, None);
         let mut no_metrics = false;
+        let mut http2 = false;
         let mut it = args.into_iter();
         while let Some(arg) = it.next() {
             match arg.as_str() {
@@ -108,7 +114,7 @@ impl Args {
                 "-h" | "--help" => {
                     return Err("options: [--port N | N] [--runtime tokio|async-std|smol] \
                          [--redis URL [--presence-heartbeat MS]] [--pre-drain-delay SECONDS] \
-                         [--history N] [--tls-cert PEM --tls-key PEM] [--no-metrics]"
+                         [--history N] [--tls-cert PEM --tls-key PEM] [--http2] [--no-metrics]"
                         .into());
                 }
                 "--pre-drain-delay" => {
@@ -129,6 +135,7 @@ impl Args {
                     );
                 }
                 "--no-metrics" => no_metrics = true,
+                "--http2" => http2 = true,
                 "--tls-cert" => cert = Some(it.next().ok_or("--tls-cert needs a PEM file")?),
                 "--tls-key" => key = Some(it.next().ok_or("--tls-key needs a PEM file")?),
                 other if other.parse::<u16>().is_ok() => port = port_of(other)?,
@@ -143,6 +150,7 @@ impl Args {
         Ok(Args {
             tls,
             no_metrics,
+            http2,
             port,
             runtime,
             redis,

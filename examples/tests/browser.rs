@@ -1,5 +1,7 @@
 //! Headless Chromium through the chat example and `wsway.js`, driven by
-//! `examples/browser/chat.mjs` with Playwright's `playwright-core`.
+//! `examples/browser/chat.mjs` with Playwright's `playwright-core`; and the
+//! chat over https with HTTP/2 (`chat-h2.mjs`), its WebSockets on the
+//! pages' HTTP/2 connection (RFC 8441).
 //!
 //! Needs Debian's `chromium` and `npm ci` in `examples/browser`, which
 //! `.ci/run` installs before running these with `--ignored`. Run by hand
@@ -174,19 +176,10 @@ runtime_tests! {
         };
         let first = serve(&listener);
         let url = format!("http://{}", first.local_addr());
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("browser/chat.mjs");
-        // The browser runs in its own process; wait for it off the runtime.
-        let child = Command::new("node")
-            .arg(&script)
-            .arg(&url)
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("start node");
         let script_done = Arc::new(AtomicBool::new(false));
         let done = script_done.clone();
         let browser = async move {
-            let out = blocking(move || child.wait_with_output()).await;
+            let out = node("chat.mjs", &url).await;
             done.store(true, Ordering::Release);
             out
         };
@@ -212,11 +205,58 @@ runtime_tests! {
         )
         .await;
         assert!(second.is_some(), "the page never asked for the restart");
-        let out = out.expect("browser script output");
         let stdout = String::from_utf8_lossy(&out.stdout);
         let stderr = String::from_utf8_lossy(&out.stderr);
         println!("{stdout}{stderr}");
         assert!(out.status.success(), "the browser script failed ({}):\n{stdout}\n{stderr}", out.status);
         assert_eq!(stdout.matches("ok: ").count(), 13, "every check ran:\n{stdout}");
     }
+
+    #[ignore = "needs Chromium and playwright-core; .ci/run installs them and runs this"]
+    async fn the_chat_over_https_and_http2(rt) {
+        if let Err(missing) = prerequisites() {
+            panic!("the browser test cannot run: {missing}");
+        }
+        let cert = common::tls::Cert::self_signed();
+        let files = common::tls::PemFiles::new(&cert);
+        // Which HTTP each WebSocket arrived on, as the server saw it.
+        let log = Log::default();
+        let mut app = examples::chat::app_with_secret(b"the browser test");
+        let seen = log.clone();
+        app.middleware(wsway::middleware::from_fn(move |req| {
+            let websocket = req.method() == http::Method::CONNECT || req.header("upgrade").is_some();
+            if websocket {
+                seen.push(format!("websocket {:?}", req.version()));
+            }
+            Ok(())
+        }));
+        let server = rt.start(wsway::Server::new(app).tls(files.tls()).http2()).await;
+        let url = format!("https://localhost:{}", server.local_addr().port());
+        let out = within(Duration::from_secs(120), "the browser script", node("chat-h2.mjs", &url)).await;
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        println!("{stdout}{stderr}");
+        assert!(out.status.success(), "the browser script failed ({}):\n{stdout}\n{stderr}", out.status);
+        assert_eq!(stdout.matches("ok: ").count(), 2, "every check ran:\n{stdout}");
+        let websockets = log.snapshot();
+        assert!(websockets.len() >= 2, "both pages connected: {websockets:?}");
+        assert!(websockets.iter().all(|w| w == "websocket HTTP/2.0"), "every WebSocket came over HTTP/2: {websockets:?}");
+    }
+}
+
+/// Runs a script of `examples/browser` on `url`, off the runtime.
+async fn node(script: &str, url: &str) -> std::process::Output {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("browser")
+        .join(script);
+    let child = Command::new("node")
+        .arg(&script)
+        .arg(url)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start node");
+    blocking(move || child.wait_with_output())
+        .await
+        .expect("the script's output")
 }
