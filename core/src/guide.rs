@@ -32,6 +32,9 @@ pub mod deploying {}
 #[doc = include_str!("../../docs/axum.md")]
 pub mod axum {}
 
+#[doc = include_str!("../../docs/http2.md")]
+pub mod http2 {}
+
 #[doc = include_str!("../../docs/operating.md")]
 pub mod operating {}
 
