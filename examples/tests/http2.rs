@@ -50,6 +50,8 @@ impl Handler for Echo {
 fn app(log: &Log) -> App {
     let mut app = App::new();
     app.ws("/echo", Echo { log: log.clone() });
+    app.ws("/small", Echo { log: log.clone() })
+        .limits(|l| l.max_message_size(64));
     app
 }
 
@@ -258,6 +260,26 @@ runtime_and_mounted_tests! {
             echoed
         });
         assert_eq!(echoed.await, 100);
+    }
+
+    async fn a_streams_limits_are_its_own(rt) {
+        let log = Log::default();
+        let server = rt.start(Server::new(app(&log)).http2()).await;
+        let addr = server.local_addr();
+        let seen = log.clone();
+        client(move || async move {
+            let (mut h2, _conn) = connect_h2(addr).await;
+            let mut small = H2Ws::open(&mut h2, addr, "/small").await;
+            let mut echo = H2Ws::open(&mut h2, addr, "/echo").await;
+            // Past the route's 64-byte limit: that stream closes with 1009.
+            small.text(&"x".repeat(100));
+            assert_eq!(small.close_frame().await.0, 1009);
+            // The same message on its neighbour, whose limit is 16 MiB.
+            echo.text(&"x".repeat(100));
+            assert_eq!(echo.text_frame().await, "x".repeat(100));
+            assert_eq!(seen.wait_for("close").await, "close 1009");
+        })
+        .await;
     }
 
     async fn a_reset_stream_ends_its_socket_alone(rt) {
