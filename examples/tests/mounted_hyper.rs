@@ -45,7 +45,7 @@ impl hyper::rt::Write for SmolIo {
         Pin::new(&mut self.0).poll_flush(cx)
     }
 
-    fn poll_shutdown(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Poll::Ready(self.0.get_ref().shutdown(std::net::Shutdown::Write))
     }
 }
