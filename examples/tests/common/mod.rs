@@ -5,6 +5,7 @@
 //! test body works whichever runtime the server under test uses.
 #![allow(dead_code)]
 
+pub mod redis_cluster;
 pub mod redis_server;
 pub mod tls;
 pub mod trace;

@@ -1,0 +1,247 @@
+//! A Redis Cluster of a test's own: three primaries and three replicas
+//! (`redis-server --cluster-enabled yes`, joined by `redis-cli --cluster
+//! create --cluster-replicas 1`) on free loopback ports, persistence off,
+//! that it can kill a primary of and watch fail over.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long a node may be silent before the others fail it over: short, so
+/// a failover test takes seconds.
+const NODE_TIMEOUT_MS: u32 = 1000;
+
+/// A running cluster; dropping it kills every node.
+pub struct RedisCluster {
+    pub nodes: Vec<Node>,
+    dir: PathBuf,
+}
+
+/// One `redis-server` of the cluster.
+pub struct Node {
+    pub port: u16,
+    child: Option<Child>,
+}
+
+impl Node {
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+
+    /// A command to this node alone (no redirection followed).
+    pub fn query<T: redis::FromRedisValue>(&self, cmd: &mut redis::Cmd) -> redis::RedisResult<T> {
+        let client = redis::Client::open(self.url())?;
+        let mut conn = client.get_connection_with_timeout(Duration::from_secs(2))?;
+        cmd.query(&mut conn)
+    }
+
+    /// `kill -9`.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+impl RedisCluster {
+    /// Starts six nodes and joins them: three primaries holding the 16384
+    /// slots between them, a replica each. Returns once every node reports
+    /// `cluster_state:ok`.
+    pub fn start() -> Self {
+        let dir = std::env::temp_dir().join(format!(
+            "wsway-cluster-{}-{}",
+            std::process::id(),
+            free_port()
+        ));
+        std::fs::create_dir_all(&dir).expect("a directory for the nodes' files");
+        let bin = std::env::var("REDIS_SERVER").unwrap_or_else(|_| "redis-server".into());
+        let mut nodes = Vec::new();
+        for _ in 0..6 {
+            let port = free_port();
+            let child = Command::new(&bin)
+                .current_dir(&dir)
+                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+                .args(["--cluster-enabled", "yes"])
+                .args(["--cluster-config-file", &format!("nodes-{port}.conf")])
+                .args(["--cluster-node-timeout", &NODE_TIMEOUT_MS.to_string()])
+                .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap_or_else(|e| {
+                    panic!("cannot start `{bin}` ({e}): `apt-get install redis-server` (as .ci/run does)")
+                });
+            nodes.push(Node {
+                port,
+                child: Some(child),
+            });
+        }
+        let cluster = RedisCluster { nodes, dir };
+        for node in &cluster.nodes {
+            wait_until(Duration::from_secs(10), "a node to answer PING", || {
+                node.query::<String>(&mut redis::cmd("PING")).is_ok()
+            });
+        }
+        let addresses: Vec<String> = cluster
+            .nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port))
+            .collect();
+        let out = Command::new("redis-cli")
+            .args(["--cluster", "create"])
+            .args(&addresses)
+            .args(["--cluster-replicas", "1", "--cluster-yes"])
+            .output()
+            .expect("redis-cli (it comes with redis-server)");
+        assert!(
+            out.status.success(),
+            "redis-cli --cluster create failed:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        cluster.wait_ok();
+        // A replica fails over only with fresh data: wait until each has
+        // synced with its primary.
+        wait_until(Duration::from_secs(30), "every replica to sync", || {
+            let synced = cluster.nodes.iter().filter(|n| {
+                n.query::<String>(redis::cmd("INFO").arg("replication"))
+                    .is_ok_and(|info| {
+                        info.contains("role:slave") && info.contains("master_link_status:up")
+                    })
+            });
+            synced.count() == 3
+        });
+        cluster
+    }
+
+    /// Seed URLs: every node.
+    pub fn seeds(&self) -> Vec<String> {
+        self.nodes.iter().map(Node::url).collect()
+    }
+
+    /// Waits until every running node says `cluster_state:ok` and agrees
+    /// on three primaries that serve every slot.
+    pub fn wait_ok(&self) {
+        wait_until(Duration::from_secs(30), "the cluster to be ok", || {
+            self.nodes.iter().filter(|n| n.is_running()).all(|n| {
+                n.query::<String>(redis::cmd("CLUSTER").arg("INFO"))
+                    .is_ok_and(|info| info.contains("cluster_state:ok"))
+            })
+        });
+    }
+
+    /// Kills the primary of `slot` (`kill -9`) and waits until its
+    /// replica has taken over and the cluster is ok again; returns the
+    /// killed node's index.
+    pub fn fail_over(&mut self, slot: u16) -> usize {
+        let victim = self.primary_of(slot);
+        self.nodes[victim].kill();
+        wait_until(Duration::from_secs(30), "a replica to be promoted", || {
+            self.primary_of(slot) != victim
+        });
+        self.wait_ok();
+        victim
+    }
+
+    /// The node that is primary for `slot` now, as the running nodes see it.
+    pub fn primary_of(&self, slot: u16) -> usize {
+        let node = self
+            .nodes
+            .iter()
+            .find(|n| n.is_running())
+            .expect("a running node");
+        let slots: redis::Value = node
+            .query(redis::cmd("CLUSTER").arg("SLOTS"))
+            .expect("CLUSTER SLOTS");
+        let redis::Value::Array(ranges) = slots else {
+            panic!("CLUSTER SLOTS: {slots:?}")
+        };
+        for range in ranges {
+            let redis::Value::Array(fields) = range else {
+                continue;
+            };
+            let (
+                Some(redis::Value::Int(from)),
+                Some(redis::Value::Int(to)),
+                Some(redis::Value::Array(primary)),
+            ) = (fields.first(), fields.get(1), fields.get(2))
+            else {
+                continue;
+            };
+            if (*from..=*to).contains(&i64::from(slot)) {
+                let Some(redis::Value::Int(port)) = primary.get(1) else {
+                    continue;
+                };
+                return self
+                    .nodes
+                    .iter()
+                    .position(|n| i64::from(n.port) == *port)
+                    .expect("a known node");
+            }
+        }
+        panic!("no primary serves slot {slot}")
+    }
+}
+
+/// The hash slot of a key (or channel), as Redis Cluster computes it:
+/// CRC16 of its hash tag (`{..}`) if it has one, else of the whole key.
+pub fn slot(key: &str) -> u16 {
+    let bytes = key.as_bytes();
+    let tagged = bytes
+        .iter()
+        .position(|&b| b == b'{')
+        .and_then(|open| {
+            let close = bytes[open + 1..].iter().position(|&b| b == b'}')?;
+            (close > 0).then(|| &bytes[open + 1..open + 1 + close])
+        })
+        .unwrap_or(bytes);
+    crc16_xmodem(tagged) % 16384
+}
+
+fn crc16_xmodem(data: &[u8]) -> u16 {
+    let mut crc: u16 = 0;
+    for &byte in data {
+        crc ^= u16::from(byte) << 8;
+        for _ in 0..8 {
+            crc = if crc & 0x8000 != 0 {
+                (crc << 1) ^ 0x1021
+            } else {
+                crc << 1
+            };
+        }
+    }
+    crc
+}
+
+fn wait_until(limit: Duration, what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !done() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+impl Drop for RedisCluster {
+    fn drop(&mut self) {
+        for node in &mut self.nodes {
+            node.kill();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

@@ -1,0 +1,168 @@
+//! What the Redis Cluster support (issue 32) builds on, checked against a
+//! real cluster before wsway-redis relies on it: our slot function agrees
+//! with `CLUSTER KEYSLOT`, and redis-rs' async cluster connection delivers
+//! sharded pub/sub (SSUBSCRIBE / SPUBLISH over RESP3) from every primary,
+//! and, after a primary is killed and its replica promoted, delivers again
+//! once the subscriber sends SSUBSCRIBE anew (redis-rs 1.8.1 does not move
+//! a sharded subscription to the promoted replica by itself: wsway-redis
+//! must).
+//!
+//! Needs `redis-server` and `redis-cli` (Debian's `redis-server`, which
+//! `.ci/run` installs); ignored by the plain `cargo test`.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::redis_cluster::{RedisCluster, slot};
+
+/// One channel per primary: hash tags chosen so that their slots land on
+/// three different primaries.
+fn channel_per_primary(cluster: &RedisCluster) -> Vec<(String, usize)> {
+    let mut picked: Vec<(String, usize)> = Vec::new();
+    for i in 0.. {
+        let channel = format!("wsway:{{room{i}}}");
+        let primary = cluster.primary_of(slot(&channel));
+        if picked.iter().all(|(_, p)| *p != primary) {
+            picked.push((channel, primary));
+        }
+        if picked.len() == 3 {
+            return picked;
+        }
+    }
+    unreachable!()
+}
+
+/// The messages received so far, as (channel, payload).
+type Received = Arc<Mutex<BTreeSet<(String, String)>>>;
+
+fn sink(received: &Received) -> impl Fn(redis::PushInfo) -> Result<(), ()> + Send + Sync + 'static {
+    let received = received.clone();
+    move |push: redis::PushInfo| {
+        if push.kind == redis::PushKind::SMessage {
+            if let [channel, payload] = &push.data[..] {
+                let text = |v: &redis::Value| match v {
+                    redis::Value::BulkString(b) => String::from_utf8_lossy(b).into_owned(),
+                    other => format!("{other:?}"),
+                };
+                received
+                    .lock()
+                    .unwrap()
+                    .insert((text(channel), text(payload)));
+            }
+        }
+        Ok(())
+    }
+}
+
+async fn wait_for(received: &Received, want: &BTreeSet<(String, String)>, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if want.is_subset(&received.lock().unwrap()) {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    false
+}
+
+#[test]
+#[ignore = "needs redis-server and redis-cli; .ci/run installs them and runs this"]
+fn sharded_pubsub_from_every_primary_and_after_a_failover() {
+    let mut cluster = RedisCluster::start();
+    for key in [
+        "wsway:lobby",
+        "wsway:{room}:history",
+        "{}",
+        "a{b}c",
+        "{x}{y}",
+    ] {
+        let keyslot: u16 = cluster.nodes[0]
+            .query(redis::cmd("CLUSTER").arg("KEYSLOT").arg(key))
+            .expect("CLUSTER KEYSLOT");
+        assert_eq!(slot(key), keyslot, "the slot of {key:?}");
+    }
+    let channels = channel_per_primary(&cluster);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let received: Received = Arc::default();
+        let client = redis::cluster::ClusterClientBuilder::new(cluster.seeds())
+            .use_protocol(redis::ProtocolVersion::RESP3)
+            .push_sender(sink(&received))
+            .build()
+            .expect("a cluster client");
+        let mut sub = client.get_async_connection().await.expect("connect");
+        for (channel, _) in &channels {
+            sub.ssubscribe(channel).await.expect("SSUBSCRIBE");
+        }
+        let publisher = redis::cluster::ClusterClient::new(cluster.seeds()).expect("a client");
+        let mut publisher = publisher.get_async_connection().await.expect("connect");
+        let publish_all = |round: &'static str| {
+            let channels = channels.clone();
+            let mut publisher = publisher.clone();
+            async move {
+                let mut want = BTreeSet::new();
+                for (channel, _) in &channels {
+                    // Retried while the cluster fails over (a MOVED, a refused
+                    // connection): what counts is that it lands once.
+                    let deadline = Instant::now() + Duration::from_secs(20);
+                    loop {
+                        let r: redis::RedisResult<i64> =
+                            redis::cmd("SPUBLISH").arg(channel).arg(round).query_async(&mut publisher).await;
+                        match r {
+                            Ok(_) => break,
+                            Err(e) if Instant::now() < deadline => {
+                                eprintln!("SPUBLISH {channel}: {e}, retrying");
+                                tokio::time::sleep(Duration::from_millis(100)).await;
+                            }
+                            Err(e) => panic!("SPUBLISH {channel}: {e}"),
+                        }
+                    }
+                    want.insert((channel.clone(), round.to_owned()));
+                }
+                want
+            }
+        };
+        let want = publish_all("before").await;
+        assert!(wait_for(&received, &want, Duration::from_secs(5)).await, "every primary's message: {:?}", received.lock().unwrap());
+
+        // Kill the primary of the first channel; its replica takes over.
+        let killed = Instant::now();
+        cluster.fail_over(slot(&channels[0].0));
+        eprintln!("failed over in {:?}", killed.elapsed());
+        // What redis-rs does by itself: it refreshes its slot map (a keyed
+        // command on the subscribing connection reaches the new primary),
+        // but it does not move the sharded subscription there. Observed
+        // with redis 1.8.1: PUBSUB SHARDNUMSUB stays 0 on the promoted
+        // replica for 30 s. Recorded here, not asserted: a fix upstream
+        // must not fail this test.
+        let nudge: redis::RedisResult<Option<String>> = redis::cmd("GET")
+            .arg(format!("{}:ping", channels[0].0))
+            .query_async(&mut sub)
+            .await;
+        let want = publish_all("after, unaided").await;
+        let unaided = wait_for(&received, &want, Duration::from_secs(3)).await;
+        eprintln!("after the failover, without a new SSUBSCRIBE: keyed command {nudge:?}, delivered: {unaided}");
+        // What wsway-redis' cluster subscriber does: SSUBSCRIBE again to the
+        // topics of the slots whose primary changed. Delivery resumes at once.
+        sub.ssubscribe(&channels[0].0).await.expect("SSUBSCRIBE after the failover");
+        let owner = cluster.primary_of(slot(&channels[0].0));
+        let numsub: (String, i64) = cluster.nodes[owner]
+            .query(redis::cmd("PUBSUB").arg("SHARDNUMSUB").arg(&channels[0].0))
+            .expect("SHARDNUMSUB");
+        assert_eq!(numsub.1, 1, "subscribed at the promoted replica");
+        let want = publish_all("after, subscribed again").await;
+        assert!(
+            wait_for(&received, &want, Duration::from_secs(5)).await,
+            "every channel delivers after the failover: {:?}",
+            received.lock().unwrap()
+        );
+        drop(sub);
+        let _ = &mut publisher;
+    });
+}
