@@ -313,6 +313,32 @@ runtime_and_mounted_tests! {
     }
 
     own_server_only: {
+    async fn under_tls_alpn_offers_h2_then_http_1_1(rt) {
+        let log = Log::default();
+        let cert = common::tls::Cert::self_signed();
+        let files = common::tls::PemFiles::new(&cert);
+        let server = rt.start(Server::new(app(&log)).tls(files.tls()).http2()).await;
+        let addr = server.local_addr();
+        let alpn = |offer: &[&[u8]]| {
+            let mut client = (*cert.client()).clone();
+            client.alpn_protocols = offer.iter().map(|p| p.to_vec()).collect();
+            std::sync::Arc::new(client)
+        };
+        // A client that offers both gets h2; one that offers only
+        // HTTP/1.1 (or nothing) gets HTTP/1.1, and its WebSocket works.
+        let both = common::tls::tls_connect(addr, &alpn(&[b"h2", b"http/1.1"])).await.expect("TLS");
+        assert_eq!(both.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+        for offer in [&[&b"http/1.1"[..]][..], &[]] {
+            let client = alpn(offer);
+            let tls = common::tls::tls_connect(addr, &client).await.expect("TLS");
+            let agreed = tls.get_ref().1.alpn_protocol().map(<[u8]>::to_vec);
+            assert_eq!(agreed, (!offer.is_empty()).then(|| b"http/1.1".to_vec()), "offered {offer:?}");
+            let mut ws = common::tls::wss(addr, "/echo", &client).await;
+            send_text(&mut ws, "over TLS and HTTP/1.1").await;
+            assert_eq!(next_message(&mut ws).await.into_text().unwrap().as_str(), "over TLS and HTTP/1.1");
+        }
+    }
+
     async fn a_drain_closes_every_stream_then_sends_goaway(rt) {
         let log = Log::default();
         let server = rt.start(Server::new(app(&log)).http2().drain_window(Duration::ZERO)).await;
