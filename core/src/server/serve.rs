@@ -35,28 +35,16 @@ async fn serve_in_span(
     span: crate::observe::Span,
 ) {
     let task = server.registry.task();
+    #[cfg(feature = "http2")]
+    let started = std::time::Instant::now();
     let Some(Secured { io, http, h2 }) = secure(&server, io).await else {
         return;
     };
     #[cfg(feature = "http2")]
-    let io = match &server.http2 {
-        Some(http2) => {
-            let (h2, io) = match h2 {
-                true => (true, io),
-                false if server.is_tls() => (false, io),
-                false => match crate::server::http2::sniff(&server, io).await {
-                    Some(sniffed) => sniffed,
-                    None => return,
-                },
-            };
-            if h2 {
-                crate::server::http2::serve(&server, http2, io, remote).await;
-                return;
-            }
-            io
-        }
-        None => io,
+    let Some((io, http)) = http2_or_not(&server, io, http, h2, started, remote).await else {
+        return;
     };
+    #[cfg(not(feature = "http2"))]
     let _ = h2;
     let slot: Slot = Arc::default();
     let asked = Arc::new(AtomicBool::new(false));
@@ -136,9 +124,7 @@ async fn tls_handshake(
     .await;
     match result {
         Some(Ok(stream)) => {
-            let left = limit.saturating_sub(started.elapsed());
-            let mut http = server.http.clone();
-            http.header_read_timeout(left.max(Duration::from_millis(1)));
+            let http = header_timeout_left(server, started.elapsed());
             let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
             Some(Secured {
                 io: Box::new(stream),
@@ -155,6 +141,50 @@ async fn tls_handshake(
             None
         }
     }
+}
+
+/// Serves the connection over HTTP/2 when it speaks it (ALPN said so, or
+/// its first bytes are the preface) and the server does; else gives it
+/// back for HTTP/1.1, with the settings to serve it with. `None` when it
+/// was served, or sent nothing in time.
+#[cfg(feature = "http2")]
+async fn http2_or_not(
+    server: &Arc<ServerInner>,
+    io: BoxIo,
+    http: Option<hyper::server::conn::http1::Builder>,
+    alpn_h2: bool,
+    started: std::time::Instant,
+    remote: SocketAddr,
+) -> Option<(BoxIo, Option<hyper::server::conn::http1::Builder>)> {
+    let Some(http2) = &server.http2 else {
+        return Some((io, http));
+    };
+    let (h2, io, http) = if alpn_h2 || server.is_tls() {
+        (alpn_h2, io, http)
+    } else {
+        let (h2, io) = crate::server::http2::sniff(server, io).await?;
+        // HTTP/1.1's head gets what the sniff left of the timeout.
+        (h2, io, Some(header_timeout_left(server, started.elapsed())))
+    };
+    if !h2 {
+        return Some((io, http));
+    }
+    crate::server::http2::serve(server, http2, io, remote).await;
+    None
+}
+
+/// HTTP/1.1's settings with what is left of the handshake timeout once
+/// `spent` went on TLS or on telling HTTP/2 from HTTP/1.1: the request head
+/// must arrive within the one timeout all the same.
+#[cfg(any(feature = "tls", feature = "http2"))]
+fn header_timeout_left(
+    server: &ServerInner,
+    spent: Duration,
+) -> hyper::server::conn::http1::Builder {
+    let left = server.app.http.handshake_timeout.saturating_sub(spent);
+    let mut http = server.http.clone();
+    http.header_read_timeout(left.max(Duration::from_millis(1)));
+    http
 }
 
 /// How long a connection accepted but not yet asked anything may wait for
