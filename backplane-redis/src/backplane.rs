@@ -13,13 +13,14 @@ use wsway::{
 };
 
 use crate::config::RedisBuilder;
+use crate::conn::{Conn, Layout, Target};
 use crate::error::ConnectError;
 use crate::frame::{self, NodeId};
 use crate::history;
 use crate::outbound::{Kind, Outbound, Outgoing};
 use crate::presence::{self, Keys, Pending};
 use crate::wait::within;
-use crate::{publisher, subscriber};
+use crate::{publisher, shard_subscriber, subscriber};
 
 /// Topics across nodes over Redis pub/sub: install it with
 /// [`App::backplane`](wsway::App::backplane) and every node sharing the
@@ -61,7 +62,9 @@ pub struct Stats {
 
 pub(crate) struct Inner {
     pub(crate) config: RedisBuilder,
-    pub(crate) client: redis::Client,
+    pub(crate) target: Target,
+    /// Channel and key names: one server's, or a cluster's (hash-tagged).
+    pub(crate) layout: Layout,
     pub(crate) node_id: NodeId,
     pub(crate) outbound: Outbound,
     /// Presence changes for the publisher to write, and the key names.
@@ -69,7 +72,7 @@ pub(crate) struct Inner {
     pub(crate) keys: Keys,
     /// The publisher's connection while it is up (from `connect` until the
     /// publisher starts with it), for presence queries.
-    pub(crate) query: Mutex<Option<redis::aio::MultiplexedConnection>>,
+    pub(crate) query: Mutex<Option<Conn>>,
     /// Topics whose local subscriber count crossed zero since the
     /// subscriber last looked; it settles each against the real count.
     pub(crate) dirty: Mutex<HashSet<Arc<str>>>,
@@ -113,15 +116,46 @@ impl Redis {
         RedisBuilder::new(url)
     }
 
+    /// Connects to a Redis Cluster through any of its `seeds` (`redis://host:port`;
+    /// the other nodes are discovered), with the default settings. Each
+    /// topic lives in one hash slot (its channel and history carry the
+    /// topic as their hash tag), published with `SPUBLISH` and heard with
+    /// `SSUBSCRIBE` only on the shard that holds it. See the crate docs
+    /// for what a failover does.
+    pub async fn connect_cluster<S: Into<String>>(
+        seeds: impl IntoIterator<Item = S>,
+    ) -> Result<Redis, ConnectError> {
+        Self::cluster(seeds).connect().await
+    }
+
+    /// Settings before connecting to a Redis Cluster (see
+    /// [`connect_cluster`](Self::connect_cluster)).
+    pub fn cluster<S: Into<String>>(seeds: impl IntoIterator<Item = S>) -> RedisBuilder {
+        RedisBuilder::new_cluster(seeds.into_iter().map(Into::into).collect())
+    }
+
     pub(crate) async fn open(config: RedisBuilder) -> Result<Redis, ConnectError> {
-        let client = redis::Client::open(config.url.as_str())
-            .map_err(|e| ConnectError::url(&config.url, e))?;
-        let conn = publisher::connect(&client, &config)
+        let target = Target::open(&config).map_err(|e| ConnectError::url(&config.url, e))?;
+        if target.is_cluster() && config.prefix.contains('{') {
+            // The prefix would be every name's hash tag: one slot for all.
+            let e = redis::RedisError::from((
+                redis::ErrorKind::InvalidClientConfig,
+                "on a Redis Cluster the prefix must not contain `{`",
+                config.prefix.clone(),
+            ));
+            return Err(ConnectError::url(&config.url, e));
+        }
+        let conn = target
+            .connect(&config)
             .await
             .map_err(|e| ConnectError::unreachable(&config.url, e))?;
         let node_id = fastrand::u128(..).to_le_bytes();
         let inner = Inner {
-            client,
+            layout: Layout {
+                prefix: config.prefix.clone(),
+                cluster: target.is_cluster(),
+            },
+            target,
             keys: Keys::new(&config.prefix, &node_id),
             node_id,
             outbound: Outbound::new(config.queue_bytes),
@@ -179,11 +213,27 @@ impl Redis {
 
 impl Inner {
     pub(crate) fn channel(&self, topic: &str) -> String {
-        format!("{}{topic}", self.config.prefix)
+        self.layout.channel(topic)
     }
 
     pub(crate) fn topic<'a>(&self, channel: &'a str) -> Option<&'a str> {
-        channel.strip_prefix(self.config.prefix.as_str())
+        self.layout.topic(channel)
+    }
+
+    pub(crate) fn is_cluster(&self) -> bool {
+        self.layout.cluster
+    }
+
+    /// Presence across a Redis Cluster is not written yet: its queries say
+    /// so, rather than answer with this node's members only.
+    fn presence_available(&self) -> Result<(), PresenceError> {
+        match self.is_cluster() {
+            false => Ok(()),
+            true => Err(PresenceError::new(
+                "presence across nodes is not supported on a Redis Cluster yet; \
+                 use one Redis (or a primary behind a failover address) for presence",
+            )),
+        }
     }
 
     pub(crate) fn is_stopping(&self) -> bool {
@@ -221,11 +271,24 @@ impl Inner {
         let mut conn = match self.query_connection() {
             Ok(conn) => conn,
             Err(_) => {
-                let conn = publisher::connect(&self.client, &self.config).await?;
+                let conn = self.target.connect(&self.config).await?;
                 self.set_query_connection(Some(&conn));
                 conn
             }
         };
+        if self.is_cluster() {
+            // Sent whole: a promoted replica has an empty script cache.
+            return redis::cmd("EVAL")
+                .arg(history::FETCH)
+                .arg(2)
+                .arg(&keys.meta)
+                .arg(&keys.stream)
+                .arg(history::new_epoch())
+                .arg(history::millis(history::META_TTL))
+                .arg(after)
+                .query_async(&mut conn)
+                .await;
+        }
         self.fetch_script
             .key(&keys.meta)
             .key(&keys.stream)
@@ -242,9 +305,7 @@ impl Inner {
     }
 
     /// The connection presence queries use, or why there is none.
-    pub(crate) fn query_connection(
-        &self,
-    ) -> Result<redis::aio::MultiplexedConnection, PresenceError> {
+    pub(crate) fn query_connection(&self) -> Result<Conn, PresenceError> {
         self.query
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -252,7 +313,7 @@ impl Inner {
             .ok_or_else(|| PresenceError::new("Redis is unreachable; reconnecting"))
     }
 
-    pub(crate) fn set_query_connection(&self, conn: Option<&redis::aio::MultiplexedConnection>) {
+    pub(crate) fn set_query_connection(&self, conn: Option<&Conn>) {
         *self.query.lock().unwrap_or_else(|e| e.into_inner()) = conn.cloned();
     }
 
@@ -315,7 +376,7 @@ impl Backplane for Redis {
         let topic = topic.to_owned();
         Box::pin(async move {
             inner.until_listening(&topic).await?;
-            let keys = history::Keys::new(&inner.config.prefix, &topic);
+            let keys = inner.layout.history(&topic);
             let reply = match inner.fetch(&keys, after).await {
                 // The publisher notices a dead connection only when it has
                 // something to send: a fetch that finds one opens another.
@@ -327,7 +388,7 @@ impl Backplane for Redis {
             };
             let reply = reply
                 .map_err(|e| HistoryError::new(format!("Redis failed a history fetch: {e}")))?;
-            history::stored(reply, retention.age_limit())
+            history::stored(reply, retention.age_limit(), &inner.node_id)
         })
     }
 
@@ -360,6 +421,7 @@ impl Backplane for Redis {
         // This node's members as they are now, not as written so far.
         let own = local.members(&topic);
         Box::pin(async move {
+            inner.presence_available()?;
             presence::members(inner.query_connection()?, &inner.keys, &topic, own).await
         })
     }
@@ -369,6 +431,7 @@ impl Backplane for Redis {
         let topic = topic.to_owned();
         let own = local.member_count(&topic);
         Box::pin(async move {
+            inner.presence_available()?;
             presence::count(inner.query_connection()?, &inner.keys, &topic, own).await
         })
     }
@@ -384,8 +447,15 @@ impl Backplane for Redis {
             &node,
             publisher::run(self.inner.clone(), node.clone(), first),
         );
-        self.inner
-            .spawn(&node, subscriber::run(self.inner.clone(), node.clone()));
+        match self.inner.is_cluster() {
+            false => self
+                .inner
+                .spawn(&node, subscriber::run(self.inner.clone(), node.clone())),
+            true => self.inner.spawn(
+                &node,
+                shard_subscriber::run(self.inner.clone(), node.clone()),
+            ),
+        }
     }
 
     fn stop(&self) -> BoxTask {

@@ -24,6 +24,8 @@ use crate::error::ConnectError;
 #[derive(Clone, Debug)]
 pub struct RedisBuilder {
     pub(crate) url: String,
+    /// A Redis Cluster's seed nodes (`url` then lists them, for messages).
+    pub(crate) cluster: Option<Vec<String>>,
     pub(crate) prefix: String,
     pub(crate) queue_bytes: usize,
     pub(crate) batch_bytes: usize,
@@ -39,6 +41,7 @@ impl RedisBuilder {
     pub(crate) fn new(url: &str) -> Self {
         RedisBuilder {
             url: url.to_owned(),
+            cluster: None,
             prefix: "wsway:".to_owned(),
             queue_bytes: 8 << 20,
             batch_bytes: 256 << 10,
@@ -48,6 +51,15 @@ impl RedisBuilder {
             ping_timeout: Duration::from_secs(1),
             reconnect_delay: (Duration::from_millis(50), Duration::from_secs(2)),
             presence_heartbeat: Duration::from_secs(5),
+        }
+    }
+
+    /// A Redis Cluster, reached through any of these nodes (`redis://host:port`
+    /// URLs; the rest of the cluster is discovered from them).
+    pub(crate) fn new_cluster(seeds: Vec<String>) -> Self {
+        RedisBuilder {
+            cluster: Some(seeds.clone()),
+            ..RedisBuilder::new(&seeds.join(","))
         }
     }
 

@@ -93,6 +93,17 @@ pub(crate) fn encode_numbered(node: &NodeId, msg: &Message, except: Option<u64>)
     frame
 }
 
+/// The connection a numbered frame's header leaves out, when `node` (this
+/// node) published it: connection ids are a node's own.
+pub(crate) fn except_for(header: &[u8], node: &NodeId) -> Option<u64> {
+    if header.len() != NUMBERED_HEADER || header[0] != VERSION || header[1..HEADER - 1] != node[..]
+    {
+        return None;
+    }
+    let except = u64::from_le_bytes(header[HEADER..].try_into().ok()?);
+    (except != 0).then_some(except)
+}
+
 /// Whether a numbered frame's payload is text (as the store keeps it).
 pub(crate) fn is_text(frame: &[u8]) -> bool {
     frame.get(HEADER - 1) == Some(&NUMBERED_TEXT)

@@ -45,22 +45,33 @@ redis.call('PEXPIRE', KEYS[1], ARGV[2])
     };
 }
 
-/// Numbers, keeps and publishes one message, atomically. ARGV after the
-/// epoch's: channel, frame header, payload, kind, max messages, max age
-/// (ms).
-pub(crate) const PUBLISH: &str = concat!(
-    epoch!(),
-    r"
+/// The publish script's body after the epoch's, publishing with `$publish`.
+macro_rules! publish_body {
+    ($publish:literal) => {
+        concat!(
+            r"
 local s = redis.call('HINCRBY', KEYS[1], 's', 1)
 local t = redis.call('TIME')
 local ms = t[1] * 1000 + math.floor(t[2] / 1000)
 redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[7], '0-' .. s,
-  'k', ARGV[6], 't', ms, 'd', ARGV[5])
+  'k', ARGV[6], 't', ms, 'd', ARGV[5], 'h', ARGV[4])
 redis.call('PEXPIRE', KEYS[2], ARGV[8])
-redis.call('PUBLISH', ARGV[3], ARGV[4] .. e .. ':' .. s .. '\n' .. ARGV[5])
+redis.call('",
+            $publish,
+            r"', ARGV[3], ARGV[4] .. e .. ':' .. s .. '\n' .. ARGV[5])
 return s
 "
-);
+        )
+    };
+}
+
+/// Numbers, keeps and publishes one message, atomically. ARGV after the
+/// epoch's: channel, frame header, payload, kind, max messages, max age
+/// (ms).
+pub(crate) const PUBLISH: &str = concat!(epoch!(), publish_body!("PUBLISH"));
+
+/// [`PUBLISH`] on a cluster: to the topic's shard channel, in its slot.
+pub(crate) const SPUBLISH: &str = concat!(epoch!(), publish_body!("SPUBLISH"));
 
 /// The epoch and the last offset.
 pub(crate) const MARK: &str = concat!(
@@ -89,15 +100,6 @@ pub(crate) struct Keys {
     pub(crate) stream: String,
 }
 
-impl Keys {
-    pub(crate) fn new(prefix: &str, topic: &str) -> Keys {
-        Keys {
-            meta: format!("{prefix}history-meta:{topic}"),
-            stream: format!("{prefix}history:{topic}"),
-        }
-    }
-}
-
 /// A fresh epoch, offered to the scripts in case the topic has none: random,
 /// so that a Redis restarted empty never hands out one a client knows.
 pub(crate) fn new_epoch() -> String {
@@ -107,7 +109,7 @@ pub(crate) fn new_epoch() -> String {
 /// Adds the publish script's call for one message to `pipe`.
 pub(crate) fn publish(
     pipe: &mut redis::Pipeline,
-    sha: &str,
+    script: Script<'_>,
     keys: &Keys,
     channel: &str,
     frame: &[u8],
@@ -115,7 +117,7 @@ pub(crate) fn publish(
 ) {
     let (header, payload) = frame.split_at(frame::NUMBERED_HEADER.min(frame.len()));
     let kind = if frame::is_text(frame) { "t" } else { "b" };
-    call(pipe, sha, keys)
+    call(pipe, script, keys)
         .arg(channel)
         .arg(header)
         .arg(payload)
@@ -125,21 +127,36 @@ pub(crate) fn publish(
         .ignore();
 }
 
+/// How a pipeline calls a script: by its hash where the server has it
+/// loaded (one server: loaded on connecting), whole on a cluster (a
+/// replica promoted after a failover has an empty script cache).
+#[derive(Clone, Copy)]
+pub(crate) enum Script<'a> {
+    Sha(&'a str),
+    Text(&'static str),
+}
+
 /// A script's call with its keys and the epoch's arguments.
-fn call<'a>(pipe: &'a mut redis::Pipeline, sha: &str, keys: &Keys) -> &'a mut redis::Pipeline {
-    pipe.cmd("EVALSHA")
-        .arg(sha)
-        .arg(2)
-        .arg(&keys.meta)
-        .arg(&keys.stream)
-        .arg(new_epoch())
-        .arg(millis(META_TTL))
+fn call<'a>(
+    pipe: &'a mut redis::Pipeline,
+    script: Script<'_>,
+    keys: &Keys,
+) -> &'a mut redis::Pipeline {
+    match script {
+        Script::Sha(sha) => pipe.cmd("EVALSHA").arg(sha),
+        Script::Text(text) => pipe.cmd("EVAL").arg(text),
+    }
+    .arg(2)
+    .arg(&keys.meta)
+    .arg(&keys.stream)
+    .arg(new_epoch())
+    .arg(millis(META_TTL))
 }
 
 /// Adds the mark script's call for `topic` to `pipe` (its reply is read
 /// with [`position`]).
-pub(crate) fn mark(pipe: &mut redis::Pipeline, sha: &str, keys: &Keys) {
-    call(pipe, sha, keys);
+pub(crate) fn mark(pipe: &mut redis::Pipeline, script: Script<'_>, keys: &Keys) {
+    call(pipe, script, keys);
 }
 
 /// Reads the mark script's reply.
@@ -156,7 +173,13 @@ pub(crate) fn millis(d: Duration) -> u64 {
 }
 
 /// Reads the fetch script's answer, leaving out what outlived `max_age`.
-pub(crate) fn stored(reply: Value, max_age: Duration) -> Result<StoredHistory, HistoryError> {
+/// A message this node published leaving a connection out (its header,
+/// kept as `h`, says so) leaves it out again when delivered from here.
+pub(crate) fn stored(
+    reply: Value,
+    max_age: Duration,
+    node: &frame::NodeId,
+) -> Result<StoredHistory, HistoryError> {
     let bad = || HistoryError::new("Redis answered a history fetch in an unexpected shape");
     let Value::Array(mut parts) = reply else {
         return Err(bad());
@@ -196,10 +219,12 @@ pub(crate) fn stored(reply: Value, max_age: Duration) -> Result<StoredHistory, H
         }
         let text = field(b"k") == Some(b"t");
         let message = frame::message(text, field(b"d").ok_or_else(bad)?).map_err(|_| bad())?;
+        let except = field(b"h").and_then(|h| frame::except_for(h, node));
         messages.push(StoredMessage {
             offset,
             age,
             message,
+            except,
         });
     }
     Ok(StoredHistory {

@@ -80,8 +80,22 @@
 //! ([`Handler::gap`](wsway::Handler::gap)). History needs Redis 5.0 or
 //! newer (streams).
 //!
-//! Redis 2.6 or newer. Redis Cluster is not supported yet: point every node at one Redis (or
-//! one primary with replicas behind a failover address).
+//! Redis 2.6 or newer.
+//!
+//! # Redis Cluster
+//!
+//! [`Redis::connect_cluster`] takes a cluster's seed nodes (Redis 7.0 or
+//! newer). Each topic lives in one hash slot: its shard channel and its
+//! history carry the topic as their hash tag, it is published with
+//! `SPUBLISH` on its primary and heard with `SSUBSCRIBE` only where this
+//! node has subscribers. The subscriber reads the slot map every
+//! [`ping_interval`](RedisBuilder::ping_interval) and subscribes again
+//! where a topic's slot went after a failover or a resharding, then
+//! fetches what was missed or tells a gap. Presence across a cluster is
+//! not supported yet (its queries answer
+//! [`PresenceError`](wsway::PresenceError)), nor is detecting writes a
+//! promoted replica lacked. The guide's "Several nodes" has the table of
+//! what a failover does.
 
 #[cfg(not(any(feature = "tokio", feature = "smol")))]
 compile_error!(
@@ -90,12 +104,14 @@ compile_error!(
 
 mod backplane;
 mod config;
+mod conn;
 mod error;
 mod frame;
 mod history;
 mod outbound;
 mod presence;
 mod publisher;
+mod shard_subscriber;
 mod subscriber;
 mod wait;
 

@@ -24,7 +24,6 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use redis::aio::MultiplexedConnection;
 use serde_json::value::RawValue;
 use wsway::{Member, Node, PresenceError};
 
@@ -224,7 +223,7 @@ pub(crate) fn leave(pipe: &mut redis::Pipeline, keys: &Keys) {
 /// The members of `topic` on every live node: the other nodes' from
 /// Redis, this node's (`local`, with their connection ids) as they are now.
 pub(crate) async fn members(
-    mut conn: MultiplexedConnection,
+    mut conn: crate::conn::Conn,
     keys: &Keys,
     topic: &str,
     local: Vec<Member>,
@@ -268,7 +267,7 @@ pub(crate) async fn members(
 /// How many members `topic` has on every live node: the other nodes'
 /// counts from Redis, and this node's `local` count as it is now.
 pub(crate) async fn count(
-    mut conn: MultiplexedConnection,
+    mut conn: crate::conn::Conn,
     keys: &Keys,
     topic: &str,
     local: usize,

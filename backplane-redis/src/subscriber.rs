@@ -21,11 +21,14 @@ pub(crate) async fn run(inner: Arc<Inner>, node: Node) {
     // Topics listened to when a connection broke: what was published on
     // them meanwhile is recovered once a connection listens again.
     let mut broken: HashSet<Arc<str>> = HashSet::new();
+    let crate::conn::Target::Single(client) = &inner.target else {
+        return; // a cluster's is `shard_subscriber`
+    };
     while !inner.is_stopping() && node.is_alive() {
         let opened = within(
             &node,
             inner.config.connect_timeout,
-            inner.client.get_async_pubsub(),
+            client.get_async_pubsub(),
         )
         .await;
         let Some(Ok(pubsub)) = opened else {
@@ -65,7 +68,7 @@ pub(crate) async fn run(inner: Arc<Inner>, node: Node) {
 
 /// The connection broke: nothing is listened to any more, and what was
 /// joins the topics to recover.
-fn forget_listening(inner: &Inner, broken: &mut HashSet<Arc<str>>) {
+pub(crate) fn forget_listening(inner: &Inner, broken: &mut HashSet<Arc<str>>) {
     broken.extend(inner.listening().drain());
     inner.listening_changed.notify(usize::MAX);
 }
@@ -111,7 +114,9 @@ async fn serve(inner: &Inner, node: &Node, sink: &mut PubSubSink, stream: &mut P
         )
         .await;
         match wake {
-            Wake::Frame(Some(msg)) => receive(inner, node, &msg),
+            Wake::Frame(Some(msg)) => {
+                receive(inner, node, msg.get_channel_name(), msg.get_payload_bytes())
+            }
             Wake::Frame(None) | Wake::Stop => return,
             Wake::Dirty => {}
             Wake::Quiet => {
@@ -132,19 +137,7 @@ async fn serve(inner: &Inner, node: &Node, sink: &mut PubSubSink, stream: &mut P
 /// (the hooks only say which topics to look at). On failure the topics are
 /// left dirty for the next connection.
 async fn settle(inner: &Inner, node: &Node, sink: &mut PubSubSink) -> Result<(), ()> {
-    let dirty: Vec<Arc<str>> = inner.dirty().drain().collect();
-    let (mut join, mut leave) = (Vec::new(), Vec::new());
-    {
-        let listening = inner.listening();
-        for topic in &dirty {
-            let wanted = node.subscriber_count(topic) > 0;
-            if wanted && !listening.contains(topic) {
-                join.push(topic.clone());
-            } else if !wanted && listening.contains(topic) {
-                leave.push(topic.clone());
-            }
-        }
-    }
+    let Changes { dirty, join, leave } = changes(inner, node);
     let limit = inner.config.response_timeout;
     let channels =
         |topics: &[Arc<str>]| topics.iter().map(|t| inner.channel(t)).collect::<Vec<_>>();
@@ -178,12 +171,37 @@ async fn settle(inner: &Inner, node: &Node, sink: &mut PubSubSink) -> Result<(),
     Err(())
 }
 
+/// What [`settle`] takes on: the dirty topics, and of them those to
+/// listen to and those to stop listening to.
+pub(crate) struct Changes {
+    pub(crate) dirty: Vec<Arc<str>>,
+    pub(crate) join: Vec<Arc<str>>,
+    pub(crate) leave: Vec<Arc<str>>,
+}
+
+/// Takes the dirty topics and judges each by its real subscriber count.
+pub(crate) fn changes(inner: &Inner, node: &Node) -> Changes {
+    let dirty: Vec<Arc<str>> = inner.dirty().drain().collect();
+    let (mut join, mut leave) = (Vec::new(), Vec::new());
+    let listening = inner.listening();
+    for topic in &dirty {
+        let wanted = node.subscriber_count(topic) > 0;
+        if wanted && !listening.contains(topic) {
+            join.push(topic.clone());
+        } else if !wanted && listening.contains(topic) {
+            leave.push(topic.clone());
+        }
+    }
+    drop(listening);
+    Changes { dirty, join, leave }
+}
+
 /// Hands one frame from Redis to the local subscribers.
-fn receive(inner: &Inner, node: &Node, msg: &redis::Msg) {
-    let Some(topic) = inner.topic(msg.get_channel_name()) else {
+pub(crate) fn receive(inner: &Inner, node: &Node, channel: &str, payload: &[u8]) {
+    let Some(topic) = inner.topic(channel) else {
         return;
     };
-    match frame::decode(msg.get_payload_bytes()) {
+    match frame::decode(payload) {
         // Numbered by the store: delivered from here on every node alike,
         // our own publishes included (skipping the connection they skip).
         Ok((from, Body::Numbered { at, except, msg })) => {
@@ -206,7 +224,7 @@ fn receive(inner: &Inner, node: &Node, msg: &redis::Msg) {
     }
 }
 
-fn signal_gap(inner: &Inner, node: &Node, topic: &str) {
+pub(crate) fn signal_gap(inner: &Inner, node: &Node, topic: &str) {
     if node.gap(topic) > 0 {
         inner.gaps.fetch_add(1, Ordering::Relaxed);
     }

@@ -121,7 +121,7 @@ impl LocalTopics {
                 Admit::Skipped => self.skipped(ring, topic, at),
                 Admit::Duplicate | Admit::NewEpoch | Admit::First => continue,
             }
-            self.append(ring, topic, at, m.message, None);
+            self.append(ring, topic, at, m.message, m.except);
         }
         if ring.last().is_some_and(|l| l.offset < stored.last) {
             // The newest are gone from the store already (expired): the
@@ -460,6 +460,7 @@ mod tests {
                     offset: i as u64 + 1,
                     age: Duration::ZERO,
                     message: log[i].clone(),
+                    except: None,
                 })
                 .collect();
             let stored = StoredHistory {

@@ -31,6 +31,11 @@ pub struct StoredMessage {
     pub age: Duration,
     /// The message as published (without the event layer's `"pos"`).
     pub message: Message,
+    /// A connection of this node its publisher left out
+    /// ([`Ws::publish`](crate::Ws::publish) leaves out the sender):
+    /// delivered from the store, the message leaves it out again. `None`
+    /// for messages another node published.
+    pub except: Option<u64>,
 }
 
 /// A fetch from a history store that failed; the subscribers waiting for
