@@ -39,33 +39,39 @@ impl Target {
 
     /// Opens a command connection and checks that Redis answers.
     pub(crate) async fn connect(&self, config: &RedisBuilder) -> redis::RedisResult<Conn> {
+        // Boxed: connecting is large (a cluster's most), and the future
+        // of `Redis::connect` that holds it often lives on a thread's stack.
         match self {
-            Target::Single(client) => {
-                let settings = redis::AsyncConnectionConfig::new()
-                    .set_connection_timeout(Some(config.connect_timeout))
-                    .set_response_timeout(Some(config.response_timeout));
-                let mut conn = client
-                    .get_multiplexed_async_connection_with_config(&settings)
-                    .await?;
-                // Answers like PING, and lets the pipelines call the
-                // history scripts by their hash.
-                for script in [history::PUBLISH, history::MARK] {
-                    redis::Script::new(script)
-                        .prepare_invoke()
-                        .load_async(&mut conn)
-                        .await?;
-                }
-                Ok(Conn::Single(conn))
-            }
-            Target::Cluster(client) => {
-                let mut conn = client.get_async_connection().await?;
-                // A cluster's scripts are sent whole (EVAL): a replica
-                // promoted after a failover has an empty script cache.
-                redis::cmd("PING").query_async::<()>(&mut conn).await?;
-                Ok(Conn::Cluster(conn))
-            }
+            Target::Single(client) => Box::pin(connect_single(client, config)).await,
+            Target::Cluster(client) => Box::pin(connect_cluster(client)).await,
         }
     }
+}
+
+async fn connect_single(client: &redis::Client, config: &RedisBuilder) -> redis::RedisResult<Conn> {
+    let settings = redis::AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(config.connect_timeout))
+        .set_response_timeout(Some(config.response_timeout));
+    let mut conn = client
+        .get_multiplexed_async_connection_with_config(&settings)
+        .await?;
+    // Answers like PING, and lets the pipelines call the history scripts
+    // by their hash.
+    for script in [history::PUBLISH, history::MARK] {
+        redis::Script::new(script)
+            .prepare_invoke()
+            .load_async(&mut conn)
+            .await?;
+    }
+    Ok(Conn::Single(conn))
+}
+
+async fn connect_cluster(client: &redis::cluster::ClusterClient) -> redis::RedisResult<Conn> {
+    let mut conn = client.get_async_connection().await?;
+    // A cluster's scripts are sent whole (EVAL): a replica promoted after
+    // a failover has an empty script cache.
+    redis::cmd("PING").query_async::<()>(&mut conn).await?;
+    Ok(Conn::Cluster(conn))
 }
 
 /// A command connection: multiplexed, cheap to clone.
