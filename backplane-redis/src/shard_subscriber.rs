@@ -24,7 +24,7 @@ use wsway::Node;
 
 use crate::backplane::Inner;
 use crate::conn;
-use crate::subscriber::{Changes, changes, forget_listening, receive};
+use crate::subscriber::{Changes, changes, forget_listening, receive, recover, recover_broken};
 use crate::wait::{Backoff, within};
 
 /// Pushes from the cluster connection, as redis-rs hands them over.
@@ -94,23 +94,12 @@ pub(crate) async fn run(inner: Arc<Inner>, node: Node) {
         }
         backoff.reset();
         inner.subscribed.store(true, Ordering::Release);
-        let listening = inner.listening().clone();
-        for topic in broken.drain().filter(|t| listening.contains(t)) {
-            recover(&inner, &node, &topic);
-        }
+        recover_broken(&inner, &node, &mut broken);
         first = false;
         serve(&inner, &node, &mut conn, &pushes, &mut owners).await;
         inner.subscribed.store(false, Ordering::Release);
         inner.suspect.store(true, Ordering::Release);
         forget_listening(&inner, &mut broken);
-    }
-}
-
-/// What was published on `topic` while this node did not listen: fetched
-/// from history where there is one, told as a gap where there is not.
-fn recover(inner: &Inner, node: &Node, topic: &str) {
-    if node.recover(topic) > 0 {
-        inner.gaps.fetch_add(1, Ordering::Relaxed);
     }
 }
 

@@ -48,21 +48,30 @@ pub(crate) async fn run(inner: Arc<Inner>, node: Node) {
         }
         backoff.reset();
         inner.subscribed.store(true, Ordering::Release);
-        // What other nodes published while no connection listened never
-        // reached this node: on every topic still listened to, it is
-        // fetched from history where there is one, and told as a gap
-        // where there is not.
-        let listening = inner.listening().clone();
-        for topic in broken.drain().filter(|t| listening.contains(t)) {
-            if node.recover(&topic) > 0 {
-                inner.gaps.fetch_add(1, Ordering::Relaxed);
-            }
-        }
+        recover_broken(&inner, &node, &mut broken);
         first = false;
         serve(&inner, &node, &mut sink, &mut stream).await;
         inner.subscribed.store(false, Ordering::Release);
         inner.suspect.store(true, Ordering::Release);
         forget_listening(&inner, &mut broken);
+    }
+}
+
+/// What other nodes published while no connection listened never reached
+/// this node: on every topic of `broken` still listened to, it is fetched
+/// from history where there is one, and told as a gap where there is not.
+pub(crate) fn recover_broken(inner: &Inner, node: &Node, broken: &mut HashSet<Arc<str>>) {
+    let listening = inner.listening().clone();
+    for topic in broken.drain().filter(|t| listening.contains(t)) {
+        recover(inner, node, &topic);
+    }
+}
+
+/// What was published on `topic` while this node did not listen: fetched
+/// from history where there is one, told as a gap where there is not.
+pub(crate) fn recover(inner: &Inner, node: &Node, topic: &str) {
+    if node.recover(topic) > 0 {
+        inner.gaps.fetch_add(1, Ordering::Relaxed);
     }
 }
 
