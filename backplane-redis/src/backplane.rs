@@ -107,11 +107,14 @@ pub(crate) struct Inner {
 impl Redis {
     /// Connects with the default settings (see [`RedisBuilder`]):
     /// `app.backplane(Redis::connect("redis://127.0.0.1:6379").await?)`.
+    /// A URL `redis+cluster://host:port,host:port` (any of its nodes; the
+    /// others are discovered) is a Redis Cluster, as with
+    /// [`connect_cluster`](Self::connect_cluster).
     pub async fn connect(url: &str) -> Result<Redis, ConnectError> {
         RedisBuilder::new(url).connect().await
     }
 
-    /// Settings before connecting.
+    /// Settings before connecting (a `redis+cluster://` URL: a cluster).
     pub fn builder(url: &str) -> RedisBuilder {
         RedisBuilder::new(url)
     }
@@ -150,13 +153,19 @@ impl Redis {
             .await
             .map_err(|e| ConnectError::unreachable(&config.url, e))?;
         let node_id = fastrand::u128(..).to_le_bytes();
+        let cluster = target.is_cluster();
         let inner = Inner {
             layout: Layout {
                 prefix: config.prefix.clone(),
-                cluster: target.is_cluster(),
+                cluster,
             },
             target,
-            keys: Keys::new(&config.prefix, &node_id),
+            keys: Keys::new(
+                &config.prefix,
+                &node_id,
+                cluster,
+                config.presence_heartbeat * 3,
+            ),
             node_id,
             outbound: Outbound::new(config.queue_bytes),
             presence: Pending::default(),
@@ -222,18 +231,6 @@ impl Inner {
 
     pub(crate) fn is_cluster(&self) -> bool {
         self.layout.cluster
-    }
-
-    /// Presence across a Redis Cluster is not written yet: its queries say
-    /// so, rather than answer with this node's members only.
-    fn presence_available(&self) -> Result<(), PresenceError> {
-        match self.is_cluster() {
-            false => Ok(()),
-            true => Err(PresenceError::new(
-                "presence across nodes is not supported on a Redis Cluster yet; \
-                 use one Redis (or a primary behind a failover address) for presence",
-            )),
-        }
     }
 
     pub(crate) fn is_stopping(&self) -> bool {
@@ -421,7 +418,6 @@ impl Backplane for Redis {
         // This node's members as they are now, not as written so far.
         let own = local.members(&topic);
         Box::pin(async move {
-            inner.presence_available()?;
             presence::members(inner.query_connection()?, &inner.keys, &topic, own).await
         })
     }
@@ -431,7 +427,6 @@ impl Backplane for Redis {
         let topic = topic.to_owned();
         let own = local.member_count(&topic);
         Box::pin(async move {
-            inner.presence_available()?;
             presence::count(inner.query_connection()?, &inner.keys, &topic, own).await
         })
     }

@@ -39,6 +39,12 @@ pub struct RedisBuilder {
 
 impl RedisBuilder {
     pub(crate) fn new(url: &str) -> Self {
+        if let Some(seeds) = cluster_seeds(url) {
+            return RedisBuilder {
+                url: url.to_owned(),
+                ..RedisBuilder::new_cluster(seeds)
+            };
+        }
         RedisBuilder {
             url: url.to_owned(),
             cluster: None,
@@ -133,5 +139,43 @@ impl RedisBuilder {
     /// loop later. After this, the backplane reconnects by itself.
     pub async fn connect(self) -> Result<Redis, ConnectError> {
         Redis::open(self).await
+    }
+}
+
+/// The seed nodes of a cluster URL, `redis+cluster://[user:password@]host:port,host:port`
+/// (the credentials go to every node); `None` for any other URL.
+fn cluster_seeds(url: &str) -> Option<Vec<String>> {
+    let rest = url.strip_prefix("redis+cluster://")?;
+    let (auth, hosts) = match rest.rsplit_once('@') {
+        Some((auth, hosts)) => (format!("{auth}@"), hosts),
+        None => (String::new(), rest),
+    };
+    let seeds = hosts
+        .trim_end_matches('/')
+        .split(',')
+        .filter(|h| !h.is_empty())
+        .map(|h| format!("redis://{auth}{h}"))
+        .collect();
+    Some(seeds)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RedisBuilder;
+
+    #[test]
+    fn a_cluster_url_names_its_seeds() {
+        let b = RedisBuilder::new("redis+cluster://u:p@10.0.0.1:7000,10.0.0.2:7001/");
+        assert_eq!(
+            b.cluster.as_deref(),
+            Some(
+                &[
+                    "redis://u:p@10.0.0.1:7000".to_owned(),
+                    "redis://u:p@10.0.0.2:7001".to_owned()
+                ][..]
+            )
+        );
+        assert_eq!(b.url, "redis+cluster://u:p@10.0.0.1:7000,10.0.0.2:7001/");
+        assert_eq!(RedisBuilder::new("redis://127.0.0.1:6379").cluster, None);
     }
 }

@@ -10,6 +10,19 @@
 //! - `P nodes` and `P node-topics:N` — which nodes there are and where
 //!   each has members, so the sweep can clear a dead node's entries.
 //!
+//! On a Redis Cluster a topic's presence lives in the topic's own slot (a
+//! script may only touch one slot), so liveness is kept per topic too:
+//!
+//! - `P{=TOPIC}:presence` and `P{=TOPIC}:count` — as above;
+//! - `P{=TOPIC}:alive` — hash, field `N` → the time (the primary's clock,
+//!   in ms) until which node `N` counts as alive there.
+//!
+//! Each heartbeat renews this node's deadline in every topic where it has
+//! members, clears the entries of nodes whose deadline has passed, and
+//! sets the topic's keys to expire with the deadline (a topic every node
+//! left behind disappears by itself). This is Centrifugo's per-channel
+//! presence: a heartbeat costs one script per topic with local members.
+//!
 //! Readers count only members whose node key exists, so a crashed node's
 //! members vanish within three heartbeats even before any sweep. A node
 //! answers for itself from its own table, not from Redis: its queries see
@@ -83,28 +96,116 @@ end
 return 0
 ";
 
+/// On a cluster: members of a topic whose node's deadline there has not
+/// passed. KEYS: presence, alive.
+const CLUSTER_MEMBERS: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local alive, out = {}, {}
+local a = redis.call('HGETALL', KEYS[2])
+for i = 1, #a, 2 do
+  alive[a[i]] = (tonumber(a[i + 1]) or 0) >= now
+end
+local h = redis.call('HGETALL', KEYS[1])
+for i = 1, #h, 2 do
+  local node = string.match(h[i], '^([^:]+):')
+  if node and alive[node] then
+    out[#out + 1] = h[i]
+    out[#out + 1] = h[i + 1]
+  end
+end
+return out
+";
+
+/// On a cluster: the member count of a topic over the other nodes (ARGV[1]
+/// is this one) whose deadline there has not passed. KEYS: count, alive.
+const CLUSTER_COUNT: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local total = 0
+local h = redis.call('HGETALL', KEYS[1])
+for i = 1, #h, 2 do
+  if h[i] ~= ARGV[1] then
+    local deadline = tonumber(redis.call('HGET', KEYS[2], h[i])) or 0
+    if deadline >= now then
+      total = total + (tonumber(h[i + 1]) or 0)
+    end
+  end
+end
+return total
+";
+
+/// On a cluster, this node's heartbeat in one topic: clears the entries of
+/// nodes whose deadline passed, renews this node's (ARGV[1]) by ARGV[2] ms
+/// and lets the topic's keys expire then. Returns 1 if this node's deadline
+/// was still there (0: its entries may be gone, and are to be written
+/// again). KEYS: presence, count, alive.
+const CLUSTER_BEAT: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local ttl = tonumber(ARGV[2])
+local a = redis.call('HGETALL', KEYS[3])
+local had = 0
+for i = 1, #a, 2 do
+  local n = a[i]
+  if (tonumber(a[i + 1]) or 0) < now then
+    redis.call('HDEL', KEYS[3], n)
+    redis.call('HDEL', KEYS[2], n)
+    for _, f in ipairs(redis.call('HKEYS', KEYS[1])) do
+      if string.sub(f, 1, #n + 1) == n .. ':' then
+        redis.call('HDEL', KEYS[1], f)
+      end
+    end
+  elseif n == ARGV[1] then
+    had = 1
+  end
+end
+redis.call('HSET', KEYS[3], ARGV[1], now + ttl)
+for i = 1, 3 do
+  redis.call('PEXPIRE', KEYS[i], ttl)
+end
+return had
+";
+
 /// Redis key names for one app prefix and this node.
 pub(crate) struct Keys {
     prefix: String,
     /// This node's id in hex.
     node: String,
+    /// A cluster's names: each topic's keys carry it as their hash tag.
+    cluster: bool,
+    /// How long entries outlive the node's last heartbeat.
+    ttl: Duration,
 }
 
 impl Keys {
-    pub(crate) fn new(prefix: &str, node_id: &[u8]) -> Self {
+    pub(crate) fn new(prefix: &str, node_id: &[u8], cluster: bool, ttl: Duration) -> Self {
         let node = node_id.iter().map(|b| format!("{b:02x}")).collect();
         Keys {
             prefix: prefix.to_owned(),
             node,
+            cluster,
+            ttl,
         }
     }
 
     fn members(&self, topic: &str) -> String {
-        format!("{}presence:{topic}", self.prefix)
+        match self.cluster {
+            false => format!("{}presence:{topic}", self.prefix),
+            true => format!("{}{{={topic}}}:presence", self.prefix),
+        }
     }
 
     fn count(&self, topic: &str) -> String {
-        format!("{}count:{topic}", self.prefix)
+        match self.cluster {
+            false => format!("{}count:{topic}", self.prefix),
+            true => format!("{}{{={topic}}}:count", self.prefix),
+        }
+    }
+
+    /// A topic's deadlines, on a cluster.
+    fn deadlines(&self, topic: &str) -> String {
+        format!("{}{{={topic}}}:alive", self.prefix)
     }
 
     /// A member's id in presence lists (its hash field): `NODE:CONN`.
@@ -150,6 +251,12 @@ impl Pending {
         self.lock().extend(node.tracked());
     }
 
+    /// Everything this node tracks in `topic` is to be written again.
+    pub(crate) fn mark_topic(&self, node: &Node, topic: &str) {
+        let tracked = node.tracked().into_iter().filter(|(t, _)| &**t == topic);
+        self.lock().extend(tracked);
+    }
+
     pub(crate) fn is_empty(&self) -> bool {
         self.lock().is_empty()
     }
@@ -184,22 +291,53 @@ pub(crate) fn write(
     }
     for topic in topics {
         let count = node.member_count(topic);
-        if count > 0 {
-            pipe.hset(keys.count(topic), &keys.node, count).ignore();
-            pipe.sadd(keys.topics(), &**topic).ignore();
-        } else {
-            pipe.hdel(keys.count(topic), &keys.node).ignore();
-            pipe.srem(keys.topics(), &**topic).ignore();
+        match (count > 0, keys.cluster) {
+            (true, false) => {
+                pipe.hset(keys.count(topic), &keys.node, count).ignore();
+                pipe.sadd(keys.topics(), &**topic).ignore();
+            }
+            (false, false) => {
+                pipe.hdel(keys.count(topic), &keys.node).ignore();
+                pipe.srem(keys.topics(), &**topic).ignore();
+            }
+            (true, true) => {
+                pipe.hset(keys.count(topic), &keys.node, count).ignore();
+                // Sets the deadline and the keys' expiry (new keys have none).
+                beat_topic(pipe, keys, topic).ignore();
+            }
+            (false, true) => {
+                pipe.hdel(keys.count(topic), &keys.node).ignore();
+                pipe.hdel(keys.deadlines(topic), &keys.node).ignore();
+            }
         }
     }
+}
+
+/// Adds this node's heartbeat in `topic` on a cluster (see
+/// [`CLUSTER_BEAT`]); its reply is 0 when the node's entries there may be
+/// gone.
+pub(crate) fn beat_topic<'a>(
+    pipe: &'a mut redis::Pipeline,
+    keys: &Keys,
+    topic: &str,
+) -> &'a mut redis::Pipeline {
+    let ms = keys.ttl.as_millis().clamp(1, i64::MAX as u128) as i64;
+    pipe.cmd("EVAL")
+        .arg(CLUSTER_BEAT)
+        .arg(3)
+        .arg(keys.members(topic))
+        .arg(keys.count(topic))
+        .arg(keys.deadlines(topic))
+        .arg(&keys.node)
+        .arg(ms)
 }
 
 /// Adds the heartbeat: extend this node's liveness key (the reply, the one
 /// the pipeline returns, is 0 when the key had gone: everything must be
 /// written again), set it in case it had, register the node, and sweep
 /// the dead ones. Plain commands that every Redis since 2.6 knows.
-pub(crate) fn heartbeat(pipe: &mut redis::Pipeline, keys: &Keys, ttl: Duration) {
-    let ms = ttl.as_millis().clamp(1, i64::MAX as u128) as i64;
+pub(crate) fn heartbeat(pipe: &mut redis::Pipeline, keys: &Keys) {
+    let ms = keys.ttl.as_millis().clamp(1, i64::MAX as u128) as i64;
     pipe.pexpire(keys.alive(), ms);
     pipe.pset_ex(keys.alive(), 1, ms as u64).ignore();
     pipe.sadd(keys.nodes(), &keys.node).ignore();
@@ -228,14 +366,20 @@ pub(crate) async fn members(
     topic: &str,
     local: Vec<Member>,
 ) -> Result<Vec<Member>, PresenceError> {
-    let flat: Vec<Vec<u8>> = redis::cmd("EVAL")
-        .arg(MEMBERS)
-        .arg(1)
-        .arg(keys.members(topic))
-        .arg(&keys.prefix)
-        .query_async(&mut conn)
-        .await
-        .map_err(unavailable)?;
+    let mut query = redis::cmd("EVAL");
+    match keys.cluster {
+        false => query
+            .arg(MEMBERS)
+            .arg(1)
+            .arg(keys.members(topic))
+            .arg(&keys.prefix),
+        true => query
+            .arg(CLUSTER_MEMBERS)
+            .arg(2)
+            .arg(keys.members(topic))
+            .arg(keys.deadlines(topic)),
+    };
+    let flat: Vec<Vec<u8>> = query.query_async(&mut conn).await.map_err(unavailable)?;
     let own = format!("{}:", keys.node);
     let mut members = Vec::with_capacity(flat.len() / 2 + local.len());
     for pair in flat.chunks_exact(2) {
@@ -272,15 +416,22 @@ pub(crate) async fn count(
     topic: &str,
     local: usize,
 ) -> Result<usize, PresenceError> {
-    let n: i64 = redis::cmd("EVAL")
-        .arg(COUNT)
-        .arg(1)
-        .arg(keys.count(topic))
-        .arg(&keys.prefix)
-        .arg(&keys.node)
-        .query_async(&mut conn)
-        .await
-        .map_err(unavailable)?;
+    let mut query = redis::cmd("EVAL");
+    match keys.cluster {
+        false => query
+            .arg(COUNT)
+            .arg(1)
+            .arg(keys.count(topic))
+            .arg(&keys.prefix)
+            .arg(&keys.node),
+        true => query
+            .arg(CLUSTER_COUNT)
+            .arg(2)
+            .arg(keys.count(topic))
+            .arg(keys.deadlines(topic))
+            .arg(&keys.node),
+    };
+    let n: i64 = query.query_async(&mut conn).await.map_err(unavailable)?;
     Ok(n.max(0) as usize + local)
 }
 

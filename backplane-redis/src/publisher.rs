@@ -74,11 +74,18 @@ pub(crate) async fn run(inner: Arc<Inner>, node: Node, mut conn: Option<Conn>) {
         }
         let (gaps, batch) = inner.outbound.take(inner.config.batch_bytes);
         if inner.is_cluster() {
-            // Presence across a cluster is not written yet (see the crate
-            // docs): its queries say so instead of answering wrongly.
-            let _ = inner.presence.take();
-            next_beat = Instant::now() + beat;
-            if cluster_round(&inner, &node, &mut c, gaps, batch).await {
+            let changes = inner.presence.take();
+            let beating = Instant::now() >= next_beat;
+            if beating {
+                next_beat = Instant::now() + beat;
+            }
+            let round = Round {
+                gaps,
+                batch,
+                changes,
+                beating,
+            };
+            if cluster_round(&inner, &node, &mut c, round).await {
                 conn = Some(c);
             } else {
                 inner.set_query_connection(None);
@@ -154,7 +161,7 @@ fn pipeline(
 ) -> redis::Pipeline {
     let mut pipe = redis::pipe();
     if beating {
-        presence::heartbeat(&mut pipe, &inner.keys, inner.config.presence_heartbeat * 3);
+        presence::heartbeat(&mut pipe, &inner.keys);
     }
     presence::write(&mut pipe, &inner.keys, node, changes);
     let gap_note = frame::encode_gap(&inner.node_id);
@@ -188,62 +195,27 @@ fn pipeline(
     pipe
 }
 
-/// One round on a cluster: the gap notes and the batch grouped by the slot
-/// of their topic (a pipeline may not cross slots), each slot's pipeline
-/// in order, all of them at once. A slot whose pipeline fails turns its
-/// publishes into gap notes, as on one server; the others are sent. Gives
-/// whether every pipeline got its answer (else the connection is suspect).
-async fn cluster_round(
-    inner: &Inner,
-    node: &Node,
-    conn: &mut Conn,
+/// What one round sends: gap notes, the batch, presence changes, and
+/// whether it carries the heartbeat.
+struct Round {
     gaps: Vec<Arc<str>>,
     batch: Vec<Outgoing>,
-) -> bool {
-    let mut parts: Vec<Part> = Vec::new();
-    let mut part_of = std::collections::HashMap::new();
-    let mut part = |topic: &str, parts: &mut Vec<Part>| {
-        *part_of.entry(inner.layout.slot(topic)).or_insert_with(|| {
-            parts.push(Part::default());
-            parts.len() - 1
-        })
-    };
-    let gap_note = frame::encode_gap(&inner.node_id);
-    for topic in gaps {
-        let at = part(&topic, &mut parts);
-        parts[at]
-            .pipe
-            .cmd("SPUBLISH")
-            .arg(inner.channel(&topic))
-            .arg(&gap_note[..])
-            .ignore();
-        parts[at].gaps.push(topic);
-    }
-    for out in batch {
-        let at = part(&out.topic, &mut parts);
-        let p = &mut parts[at];
-        let channel = inner.channel(&out.topic);
-        let keys = inner.layout.history(&out.topic);
-        match out.kind {
-            Kind::Plain => {
-                p.pipe
-                    .cmd("SPUBLISH")
-                    .arg(channel)
-                    .arg(&out.frame[..])
-                    .ignore();
-            }
-            Kind::Numbered(retention) => {
-                let script = Script::Text(history::SPUBLISH);
-                history::publish(&mut p.pipe, script, &keys, &channel, &out.frame, retention);
-            }
-            Kind::Mark => history::mark(&mut p.pipe, Script::Text(history::MARK), &keys),
-        }
-        p.batch.push(out);
-    }
+    changes: Vec<(Arc<str>, u64)>,
+    beating: bool,
+}
+
+/// One round on a cluster: split by the slot of each topic (a pipeline may
+/// not cross slots), each slot's pipeline in order, all of them at once.
+/// A slot whose pipeline fails turns its publishes into gap notes, as on
+/// one server, and its presence writes are made again later; the others
+/// are sent. Gives whether every pipeline got its answer (else the
+/// connection is suspect).
+async fn cluster_round(inner: &Inner, node: &Node, conn: &mut Conn, round: Round) -> bool {
+    let parts = split_by_slot(inner, node, round);
     let limit = inner.config.response_timeout;
     let sends = parts.iter().map(|p| {
         let mut conn = conn.clone();
-        let pipe = &p.pipe;
+        let pipe = slot_pipeline(inner, node, p);
         async move {
             within(
                 node,
@@ -258,6 +230,15 @@ async fn cluster_round(
     for (part, result) in parts.into_iter().zip(results) {
         match result {
             Some(Ok(replies)) => {
+                let mut replies = replies.into_iter();
+                // A topic where this node's heartbeat found its entries
+                // gone (the slot's primary restarted empty, or failed over
+                // before they reached its replica): written again.
+                for (topic, reply) in part.beats.iter().zip(replies.by_ref()) {
+                    if reply == redis::Value::Int(0) {
+                        inner.presence.mark_topic(node, topic);
+                    }
+                }
                 let marks = part.batch.iter().filter(|o| o.kind == Kind::Mark);
                 for (out, reply) in marks.zip(replies) {
                     node.listening_from(&out.topic, history::position(reply));
@@ -275,6 +256,7 @@ async fn cluster_round(
                     }
                 }
                 inner.outbound.failed(part.gaps, part.batch);
+                inner.presence.restore(part.changes);
             }
         }
     }
@@ -285,9 +267,93 @@ async fn cluster_round(
 /// One slot's share of a round.
 #[derive(Default)]
 struct Part {
-    pipe: redis::Pipeline,
+    /// Topics where this node's heartbeat is renewed (their replies first).
+    beats: Vec<Arc<str>>,
+    changes: Vec<(Arc<str>, u64)>,
     gaps: Vec<Arc<str>>,
     batch: Vec<Outgoing>,
+}
+
+fn split_by_slot(inner: &Inner, node: &Node, round: Round) -> Vec<Part> {
+    let mut parts: Vec<Part> = Vec::new();
+    let mut part_of = std::collections::HashMap::new();
+    let mut part = |topic: &str| -> usize {
+        *part_of.entry(inner.layout.slot(topic)).or_insert_with(|| {
+            parts.push(Part::default());
+            parts.len() - 1
+        })
+    };
+    let mut at = Vec::new();
+    if round.beating {
+        let mut topics: Vec<Arc<str>> = node.tracked().into_iter().map(|(t, _)| t).collect();
+        topics.sort_unstable();
+        topics.dedup();
+        for topic in topics {
+            at.push((part(&topic), Item::Beat(topic)));
+        }
+    }
+    for change in round.changes {
+        at.push((part(&change.0), Item::Change(change)));
+    }
+    for topic in round.gaps {
+        at.push((part(&topic), Item::Gap(topic)));
+    }
+    for out in round.batch {
+        at.push((part(&out.topic), Item::Out(out)));
+    }
+    for (i, item) in at {
+        let p = &mut parts[i];
+        match item {
+            Item::Beat(topic) => p.beats.push(topic),
+            Item::Change(change) => p.changes.push(change),
+            Item::Gap(topic) => p.gaps.push(topic),
+            Item::Out(out) => p.batch.push(out),
+        }
+    }
+    parts
+}
+
+enum Item {
+    Beat(Arc<str>),
+    Change((Arc<str>, u64)),
+    Gap(Arc<str>),
+    Out(Outgoing),
+}
+
+/// A slot's pipeline: heartbeats (their replies first), presence writes
+/// (before the publishes, as on one server), gap notes, then the batch in
+/// order (marks' replies after the heartbeats').
+fn slot_pipeline(inner: &Inner, node: &Node, part: &Part) -> redis::Pipeline {
+    let mut pipe = redis::pipe();
+    for topic in &part.beats {
+        presence::beat_topic(&mut pipe, &inner.keys, topic);
+    }
+    presence::write(&mut pipe, &inner.keys, node, &part.changes);
+    let gap_note = frame::encode_gap(&inner.node_id);
+    for topic in &part.gaps {
+        pipe.cmd("SPUBLISH")
+            .arg(inner.channel(topic))
+            .arg(&gap_note[..])
+            .ignore();
+    }
+    for out in &part.batch {
+        let channel = inner.channel(&out.topic);
+        let keys = inner.layout.history(&out.topic);
+        match out.kind {
+            Kind::Plain => {
+                pipe.cmd("SPUBLISH")
+                    .arg(channel)
+                    .arg(&out.frame[..])
+                    .ignore();
+            }
+            Kind::Numbered(retention) => {
+                let script = Script::Text(history::SPUBLISH);
+                history::publish(&mut pipe, script, &keys, &channel, &out.frame, retention);
+            }
+            Kind::Mark => history::mark(&mut pipe, Script::Text(history::MARK), &keys),
+        }
+    }
+    pipe
 }
 
 /// Runs every future to its end, at once; their outputs in order.
@@ -324,6 +390,11 @@ async fn goodbye(inner: &Inner, node: &Node, conn: Option<Conn>) {
     let Some(mut c) = conn else {
         return;
     };
+    if inner.is_cluster() {
+        // Each member's leave was written as it closed; what is left
+        // expires with this node's deadlines.
+        return;
+    }
     let mut pipe = redis::pipe();
     presence::leave(&mut pipe, &inner.keys);
     let _ = within(

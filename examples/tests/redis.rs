@@ -1,6 +1,8 @@
 //! Several nodes sharing topics through `wsway-redis`, against a real
 //! `redis-server` that each test starts on a free port (persistence off),
-//! kills, restarts and pauses.
+//! kills, restarts and pauses. The bodies in `redis_tests!` run against
+//! one Redis (`single::`) and a Redis Cluster of three primaries and
+//! three replicas (`cluster::`).
 //!
 //! Needs Debian's `redis-server`, which `.ci/run` installs before running
 //! these with `--ignored`. Run by hand without it, a test fails and says
@@ -13,6 +15,7 @@ use std::time::Duration;
 
 use async_tungstenite::tungstenite::Message as Frame;
 use common::redis_server::RedisServer;
+use common::shared_redis::{Kind, SharedRedis};
 use common::*;
 use futures_util::StreamExt;
 use wsway::{Accept, App, Handler, Message, Request, Response, ServerHandle, Ws};
@@ -137,8 +140,8 @@ async fn user_node(rt: Runtime, redis: Redis) -> (wsway::Topics, ServerHandle) {
 
 /// Quick reconnects and a quick liveness probe, so the failure tests run in
 /// seconds.
-async fn quick(redis: &RedisServer, queue_bytes: usize) -> Redis {
-    Redis::builder(&redis.url())
+async fn quick(builder: wsway_redis::RedisBuilder, queue_bytes: usize) -> Redis {
+    builder
         .reconnect_delay(Duration::from_millis(20), Duration::from_millis(200))
         .connect_timeout(Duration::from_millis(500))
         .response_timeout(Duration::from_millis(500))
@@ -363,104 +366,12 @@ async fn until(ws: &mut Client, want: &str) -> Vec<String> {
 }
 
 runtime_tests! {
-    #[ignore = "needs redis-server; .ci/run installs it and runs this"]
-    async fn two_nodes_share_a_room_exactly_once_in_order(rt) {
-        let redis = RedisServer::start();
-        let (ra, rb) = (quick(&redis, 8 << 20).await, quick(&redis, 8 << 20).await);
-        let (a, b) = (node(rt, ra.clone()).await, node(rt, rb.clone()).await);
-        let mut sender = connect(a.local_addr(), "/room/lobby").await;
-        let mut peers = [
-            connect(a.local_addr(), "/room/lobby").await,
-            connect(b.local_addr(), "/room/lobby").await,
-            connect(b.local_addr(), "/room/lobby").await,
-        ];
-        eventually("both nodes to listen to the room", || redis.numsub("wsway:lobby") == 2).await;
 
-        const N: u32 = 300;
-        for i in 0..N {
-            let frame = if i % 2 == 0 {
-                Frame::text(format!("m{i}"))
-            } else {
-                Frame::binary(i.to_be_bytes().to_vec())
-            };
-            send(&mut sender, frame).await;
-        }
-        send_text(&mut sender, "end").await;
-        for (p, peer) in peers.iter_mut().enumerate() {
-            for i in 0..N {
-                let got = next_message(peer).await;
-                if i % 2 == 0 {
-                    assert_eq!(got, Frame::text(format!("m{i}")), "peer {p}, message {i}");
-                } else {
-                    assert_eq!(got, Frame::binary(i.to_be_bytes().to_vec()), "peer {p}, message {i}: binary stays binary");
-                }
-            }
-            // Exactly once: nothing repeated before the marker.
-            assert_eq!(text(peer).await, "end", "peer {p}");
-        }
-        // Node B got every frame once; node A skipped its own.
-        assert_eq!(rb.stats().received, u64::from(N) + 1);
-        assert_eq!(ra.stats().received, 0, "a node never delivers its own publish twice");
-
-        // The other way, and from the server side: everyone, the sender too.
-        let r = b.publish("lobby", "from b");
-        assert_eq!((r.delivered, r.forwarded), (2, wsway::Forwarded::Queued));
-        for ws in std::iter::once(&mut sender).chain(peers.iter_mut()) {
-            assert_eq!(text(ws).await, "from b");
-        }
-        // The publisher got nothing of its own 300: its next message is "from b".
-        assert_eq!(ra.stats().received, 1);
-    }
-
-    #[ignore = "needs redis-server; .ci/run installs it and runs this"]
-    async fn emit_to_user_reaches_that_user_on_every_node(rt) {
-        let redis = RedisServer::start();
-        let (ra, rb) = (quick(&redis, 8 << 20).await, quick(&redis, 8 << 20).await);
-        let (a, b) = (user_node(rt, ra).await, user_node(rt, rb).await);
-        let (topics_a, a) = a;
-        let (_, b) = b;
-        let signed_in = |addr, user: &str| {
-            let auth = format!("Bearer t-{user}");
-            connect_request(addr, request_with(addr, "/me", &[("authorization", &auth)]))
-        };
-        let mut ann_on_a = signed_in(a.local_addr(), "ann").await;
-        let mut ann_on_b = signed_in(b.local_addr(), "ann").await;
-        let mut bob_on_b = signed_in(b.local_addr(), "bob").await;
-        eventually("both nodes to listen to ann's room", || redis.numsub("wsway:user:ann") == 2).await;
-
-        let sent = topics_a.publish_to_user("ann", "for ann").unwrap();
-        assert_eq!(sent.delivered, 1, "one of ann's connections is on this node");
-        topics_a.publish_to_user("bob", "for bob").unwrap();
-        assert_eq!(text(&mut ann_on_a).await, "for ann");
-        assert_eq!(text(&mut ann_on_b).await, "for ann", "and the other on the other node");
-        assert_eq!(text(&mut bob_on_b).await, "for bob", "bob's first message is his own");
-    }
-
-    #[ignore = "needs redis-server; .ci/run installs it and runs this"]
-    async fn channels_follow_local_subscribers(rt) {
-        let redis = RedisServer::start();
-        let server = node(rt, quick(&redis, 8 << 20).await).await;
-        let mut ws = connect(server.local_addr(), "/room/base").await;
-        eventually("the base channel", || redis.channels("wsway:") == ["wsway:base"]).await;
-        for i in 0..1000 {
-            let topic = format!("t{}", i % 10);
-            send_text(&mut ws, &format!("sub {topic}")).await;
-            assert_eq!(text(&mut ws).await, format!("joined {topic}"));
-            if i == 0 {
-                eventually("a channel per topic with a subscriber", || redis.numsub("wsway:t0") == 1).await;
-            }
-            send_text(&mut ws, &format!("unsub {topic}")).await;
-            assert_eq!(text(&mut ws).await, format!("left {topic}"));
-        }
-        eventually("only the base channel after 1000 cycles", || redis.channels("wsway:") == ["wsway:base"]).await;
-        drop(ws);
-        eventually("no channel once the last subscriber left", || redis.channels("wsway:").is_empty()).await;
-    }
 
     #[ignore = "needs redis-server; .ci/run installs it and runs this"]
     async fn redis_killed_and_restarted(rt) {
         let mut redis = RedisServer::start();
-        let (ra, rb) = (quick(&redis, 8 << 20).await, quick(&redis, 8 << 20).await);
+        let (ra, rb) = (quick(Redis::builder(&redis.url()), 8 << 20).await, quick(Redis::builder(&redis.url()), 8 << 20).await);
         let (a, b) = (node(rt, ra.clone()).await, node(rt, rb.clone()).await);
         let mut on_a = connect(a.local_addr(), "/room/r").await;
         let mut also_a = connect(a.local_addr(), "/room/r").await;
@@ -496,7 +407,7 @@ runtime_tests! {
     async fn redis_paused_bounds_the_queue_and_the_gap_is_told(rt) {
         let redis = RedisServer::start();
         const QUEUE: usize = 64 << 10;
-        let (ra, rb) = (quick(&redis, QUEUE).await, quick(&redis, QUEUE).await);
+        let (ra, rb) = (quick(Redis::builder(&redis.url()), QUEUE).await, quick(Redis::builder(&redis.url()), QUEUE).await);
         let (a, b) = (node(rt, ra.clone()).await, node(rt, rb.clone()).await);
         let mut on_a = connect(a.local_addr(), "/room/r").await;
         let mut on_b = connect(b.local_addr(), "/room/r").await;
@@ -550,81 +461,6 @@ runtime_tests! {
         assert!(ra.stats().dropped > 0);
     }
 
-    #[ignore = "needs redis-server; .ci/run installs it and runs this"]
-    async fn a_gap_on_one_node_reaches_the_members_of_another_whose_subscription_held(rt) {
-        let redis = RedisServer::start();
-        // Only A loses publishes: a small queue, behind writes Redis holds.
-        const QUEUE: usize = 8 << 10;
-        let (ra, rb) = (quick(&redis, QUEUE).await, quick(&redis, 8 << 20).await);
-        let (a, b) = (node(rt, ra.clone()).await, node(rt, rb.clone()).await);
-        let mut on_b = connect(b.local_addr(), "/room/r").await;
-        eventually("B to listen", || redis.numsub("wsway:r") == 1).await;
-        let subscriptions = redis.subscription_ids();
-
-        // Writes paused (PUBLISH among them); subscriptions and their
-        // pings go on, so B never loses its own.
-        redis.query::<()>(redis::cmd("CLIENT").arg("PAUSE").arg(10_000).arg("WRITE")).expect("CLIENT PAUSE");
-        let mut dropped = 0;
-        for i in 0..200u32 {
-            let mut payload = vec![b'x'; 1024];
-            payload[..4].copy_from_slice(&i.to_be_bytes());
-            if matches!(a.publish("r", Message::binary(payload)).forwarded, wsway::Forwarded::Dropped) {
-                dropped += 1;
-            }
-        }
-        assert!(dropped > 100, "only {dropped} of 200 dropped behind an 8 KiB queue");
-        // Past the liveness probe's 400 ms: a subscription that were to
-        // break would have broken by now.
-        Runtime::Smol.sleep(Duration::from_millis(800)).await;
-        assert!(rb.is_subscribed(), "B's subscription broke while writes were paused");
-        redis.query::<()>(redis::cmd("CLIENT").arg("UNPAUSE")).expect("CLIENT UNPAUSE");
-
-        // B's member hears of the gap, from A's note alone; what it got
-        // around it came once each, in order.
-        let mut seen = Vec::new();
-        loop {
-            match next_message(&mut on_b).await {
-                Frame::Text(t) if t == "gap r" => break,
-                Frame::Binary(m) => seen.push(u32::from_be_bytes(m[..4].try_into().unwrap())),
-                other => panic!("{other:?}"),
-            }
-        }
-        assert!(seen.len() < 200 && seen.windows(2).all(|w| w[0] < w[1]), "{seen:?}");
-        a.publish("r", "after");
-        loop {
-            match next_message(&mut on_b).await {
-                Frame::Text(t) if t == "after" => break,
-                Frame::Binary(m) => {
-                    let n = u32::from_be_bytes(m[..4].try_into().unwrap());
-                    assert!(seen.last().is_none_or(|&l| n > l), "{n} after {seen:?}");
-                    seen.push(n);
-                }
-                other => panic!("{other:?}"),
-            }
-        }
-        assert_eq!(redis.subscription_ids(), subscriptions, "a subscription was made again");
-        assert_eq!(rb.stats().gaps, 1, "{:?}", rb.stats());
-        assert!(ra.stats().dropped >= dropped, "{:?}", ra.stats());
-    }
-
-    #[ignore = "needs redis-server; .ci/run installs it and runs this"]
-    async fn two_bench_server_processes_share_rooms(rt) {
-        let redis = RedisServer::start();
-        let url = redis.url();
-        let bin = env!("CARGO_BIN_EXE_bench-server");
-        let one = Example::spawn_with(bin, rt, &["--redis", &url]);
-        let two = Example::spawn_with(bin, rt, &["--redis", &url]);
-        let mut here = connect(one.addr, "/room/lobby").await;
-        let mut there = connect(two.addr, "/room/lobby").await;
-        eventually("both processes to listen to the room", || redis.numsub("wsway:lobby") == 2).await;
-        send_text(&mut here, "hello across processes").await;
-        // /room publishes to self: both members get it, once.
-        assert_eq!(text(&mut here).await, "hello across processes");
-        assert_eq!(text(&mut there).await, "hello across processes");
-        send_text(&mut there, "and back").await;
-        assert_eq!(text(&mut here).await, "and back");
-        assert_eq!(text(&mut there).await, "and back");
-    }
 
     async fn presence_on_one_node_has_the_same_api(rt) {
         let server = lone_node(rt).await;
@@ -633,35 +469,6 @@ runtime_tests! {
         let members = who(&mut ann).await;
         let ids: Vec<&str> = members.iter().map(|(_, id)| id.as_str()).collect();
         assert!(ids.iter().all(|id| id.parse::<u64>().is_ok()), "connection ids: {ids:?}");
-    }
-
-    #[ignore = "needs redis-server; .ci/run installs it and runs this"]
-    async fn presence_spans_nodes_and_a_leave_shows_at_once(rt) {
-        let redis = RedisServer::start();
-        // Heartbeats far apart: whatever shows at once here is not the TTL.
-        let slow = || async {
-            Redis::builder(&redis.url())
-                .presence_heartbeat(Duration::from_secs(20))
-                .connect()
-                .await
-                .expect("connect")
-        };
-        let (a, b) = (node(rt, slow().await).await, node(rt, slow().await).await);
-        let (_ann, mut bob) = presence_in_a_room(a.local_addr(), b.local_addr()).await;
-        // A node that stops takes its members with it at once.
-        let started = std::time::Instant::now();
-        a.shutdown();
-        within(WAIT, "node A to stop", a.stopped()).await;
-        loop {
-            if names(&who(&mut bob).await) == ["bob"] {
-                break;
-            }
-            assert!(started.elapsed() < Duration::from_secs(10), "node A's members outlived its stop");
-            rt.sleep(Duration::from_millis(20)).await;
-        }
-        assert_eq!(count(&mut bob).await, 1);
-        let nodes: Vec<String> = redis.query(redis::cmd("SMEMBERS").arg("wsway:nodes")).unwrap();
-        assert_eq!(nodes.len(), 1, "the stopped node left the registry: {nodes:?}");
     }
 
     #[ignore = "needs redis-server; .ci/run installs it and runs this"]
@@ -699,78 +506,6 @@ runtime_tests! {
             rt.sleep(Duration::from_millis(20)).await;
         }
         assert_eq!(count(&mut ann).await, 2);
-    }
-
-    #[ignore = "needs redis-server; .ci/run installs it and runs this"]
-    async fn two_chat_processes_share_rooms_and_a_crashed_ones_members_vanish(rt) {
-        let redis = RedisServer::start();
-        let url = redis.url();
-        let bin = env!("CARGO_BIN_EXE_chat");
-        const BEAT_MS: u64 = 1000;
-        let beat = BEAT_MS.to_string();
-        let one = Example::spawn_with(bin, rt, &["--redis", &url, "--presence-heartbeat", &beat]);
-        let two = Example::spawn_with(bin, rt, &["--redis", &url, "--presence-heartbeat", &beat]);
-        let mut ann = chat_join(one.addr, "den", "ann").await;
-        eventually("process one to listen to the room", || redis.numsub("wsway:room:den") == 1).await;
-        let mut bob = chat_join(two.addr, "den", "bob").await;
-        // bob's join crossed processes, after his presence.
-        assert_eq!(next_json(&mut ann).await, serde_json::json!({"event": "chat:join", "data": {"name": "bob"}}));
-        let who = serde_json::json!({"event": "chat:who", "id": 1});
-        let both = serde_json::json!({"id": 1, "ok": true, "data": {"members": ["ann", "bob"], "count": 2}});
-        assert_eq!(call(&mut ann, who.clone()).await, both);
-        assert_eq!(call(&mut bob, who.clone()).await, both);
-        let hi = serde_json::json!({"event": "chat:message", "data": {"name": "ann", "text": "hi bob"}});
-        // The room keeps history: the line is numbered in Redis and comes
-        // back to ann's process as to bob's, so her ack may come first.
-        let first = call(&mut ann, serde_json::json!({"event": "chat:send", "data": {"text": "hi bob"}, "id": 2})).await;
-        let mut got = [first, next_json(&mut ann).await];
-        got.sort_by_key(|v| v.to_string());
-        let ack = serde_json::json!({"id": 2, "ok": true, "data": {"sent": true}});
-        assert_eq!(got, [hi.clone(), ack], "the line and its ack");
-        assert_eq!(next_json(&mut bob).await, hi);
-
-        // Where each member's entry sits: fields are `NODE:CONN`.
-        let hash = |key: &str| -> std::collections::HashMap<String, String> {
-            redis.query(redis::cmd("HGETALL").arg(key)).expect("HGETALL")
-        };
-        let node_of = |field: &String| field.split(':').next().unwrap().to_owned();
-        let entries = hash("wsway:presence:room:den");
-        assert_eq!(entries.len(), 2, "{entries:?}");
-        let (dead, live): (Vec<_>, Vec<_>) = entries.iter().partition(|(_, meta)| meta.contains("\"ann\""));
-        let (dead, live) = (node_of(dead[0].0), node_of(live[0].0));
-
-        one.signal("-KILL");
-        let killed = std::time::Instant::now();
-        // The liveness key lives three heartbeats past the last one: a
-        // reader polling every POLL sees ann gone by then, plus one poll,
-        // counted from when the poll asks (its round trip is not Redis').
-        const POLL: Duration = Duration::from_millis(100);
-        let bound = Duration::from_millis(3 * BEAT_MS) + POLL;
-        let alone = serde_json::json!({"id": 1, "ok": true, "data": {"members": ["bob"], "count": 1}});
-        let vanished = loop {
-            let asked = killed.elapsed();
-            if call(&mut bob, who.clone()).await == alone {
-                break asked;
-            }
-            assert!(asked < bound, "ann was still listed {asked:?} after her process died (bound {bound:?})");
-            rt.sleep(POLL).await;
-        };
-        eprintln!("a crashed process's member was gone {vanished:?} after the kill (heartbeat {BEAT_MS} ms)");
-
-        // The live node's next heartbeat sweeps the dead one's entries out
-        // of the hashes themselves, not only out of what readers see.
-        let swept = || {
-            let members = hash("wsway:presence:room:den");
-            let counts = hash("wsway:count:room:den");
-            let nodes: Vec<String> = redis.query(redis::cmd("SMEMBERS").arg("wsway:nodes")).expect("SMEMBERS");
-            let topics: bool = redis.query(redis::cmd("EXISTS").arg(format!("wsway:node-topics:{dead}"))).expect("EXISTS");
-            members.keys().all(|f| node_of(f) == live)
-                && members.len() == 1
-                && counts.keys().collect::<Vec<_>>() == [&live]
-                && nodes == [live.clone()]
-                && !topics
-        };
-        eventually_for(Duration::from_millis(BEAT_MS) + POLL, "the sweep to clear the dead node's entries", swept).await;
     }
 
     #[ignore = "needs redis-server; .ci/run installs it and runs this"]
@@ -956,5 +691,285 @@ runtime_tests! {
         redis.signal("-CONT");
         assert!(noticed <= Duration::from_millis(2050), "a paused Redis was noticed after {noticed:?}");
         eventually("the node to listen again", || backplane.is_subscribed()).await;
+    }
+}
+
+// Against one Redis (`single::`) and a Redis Cluster (`cluster::`).
+redis_tests! {
+    async fn two_nodes_share_a_room_exactly_once_in_order(rt, kind) {
+        let redis = SharedRedis::start(kind);
+        let (ra, rb) = (quick(redis.builder(), 8 << 20).await, quick(redis.builder(), 8 << 20).await);
+        let (a, b) = (node(rt, ra.clone()).await, node(rt, rb.clone()).await);
+        let mut sender = connect(a.local_addr(), "/room/lobby").await;
+        let mut peers = [
+            connect(a.local_addr(), "/room/lobby").await,
+            connect(b.local_addr(), "/room/lobby").await,
+            connect(b.local_addr(), "/room/lobby").await,
+        ];
+        eventually("both nodes to listen to the room", || redis.listeners("lobby") == 2).await;
+
+        const N: u32 = 300;
+        for i in 0..N {
+            let frame = if i % 2 == 0 {
+                Frame::text(format!("m{i}"))
+            } else {
+                Frame::binary(i.to_be_bytes().to_vec())
+            };
+            send(&mut sender, frame).await;
+        }
+        send_text(&mut sender, "end").await;
+        for (p, peer) in peers.iter_mut().enumerate() {
+            for i in 0..N {
+                let got = next_message(peer).await;
+                if i % 2 == 0 {
+                    assert_eq!(got, Frame::text(format!("m{i}")), "peer {p}, message {i}");
+                } else {
+                    assert_eq!(got, Frame::binary(i.to_be_bytes().to_vec()), "peer {p}, message {i}: binary stays binary");
+                }
+            }
+            // Exactly once: nothing repeated before the marker.
+            assert_eq!(text(peer).await, "end", "peer {p}");
+        }
+        // Node B got every frame once; node A skipped its own.
+        assert_eq!(rb.stats().received, u64::from(N) + 1);
+        assert_eq!(ra.stats().received, 0, "a node never delivers its own publish twice");
+
+        // The other way, and from the server side: everyone, the sender too.
+        let r = b.publish("lobby", "from b");
+        assert_eq!((r.delivered, r.forwarded), (2, wsway::Forwarded::Queued));
+        for ws in std::iter::once(&mut sender).chain(peers.iter_mut()) {
+            assert_eq!(text(ws).await, "from b");
+        }
+        // The publisher got nothing of its own 300: its next message is "from b".
+        assert_eq!(ra.stats().received, 1);
+    }
+    async fn emit_to_user_reaches_that_user_on_every_node(rt, kind) {
+        let redis = SharedRedis::start(kind);
+        let (ra, rb) = (quick(redis.builder(), 8 << 20).await, quick(redis.builder(), 8 << 20).await);
+        let (a, b) = (user_node(rt, ra).await, user_node(rt, rb).await);
+        let (topics_a, a) = a;
+        let (_, b) = b;
+        let signed_in = |addr, user: &str| {
+            let auth = format!("Bearer t-{user}");
+            connect_request(addr, request_with(addr, "/me", &[("authorization", &auth)]))
+        };
+        let mut ann_on_a = signed_in(a.local_addr(), "ann").await;
+        let mut ann_on_b = signed_in(b.local_addr(), "ann").await;
+        let mut bob_on_b = signed_in(b.local_addr(), "bob").await;
+        eventually("both nodes to listen to ann's room, and B to bob's", || {
+            redis.listeners("user:ann") == 2 && redis.listeners("user:bob") == 1
+        })
+        .await;
+
+        let sent = topics_a.publish_to_user("ann", "for ann").unwrap();
+        assert_eq!(sent.delivered, 1, "one of ann's connections is on this node");
+        topics_a.publish_to_user("bob", "for bob").unwrap();
+        assert_eq!(text(&mut ann_on_a).await, "for ann");
+        assert_eq!(text(&mut ann_on_b).await, "for ann", "and the other on the other node");
+        assert_eq!(text(&mut bob_on_b).await, "for bob", "bob's first message is his own");
+    }
+    async fn channels_follow_local_subscribers(rt, kind) {
+        let redis = SharedRedis::start(kind);
+        let server = node(rt, quick(redis.builder(), 8 << 20).await).await;
+        let mut ws = connect(server.local_addr(), "/room/base").await;
+        eventually("the base channel", || redis.topics() == ["base"]).await;
+        for i in 0..1000 {
+            let topic = format!("t{}", i % 10);
+            send_text(&mut ws, &format!("sub {topic}")).await;
+            assert_eq!(text(&mut ws).await, format!("joined {topic}"));
+            if i == 0 {
+                eventually("a channel per topic with a subscriber", || redis.listeners("t0") == 1).await;
+            }
+            send_text(&mut ws, &format!("unsub {topic}")).await;
+            assert_eq!(text(&mut ws).await, format!("left {topic}"));
+        }
+        eventually("only the base channel after 1000 cycles", || redis.topics() == ["base"]).await;
+        drop(ws);
+        eventually("no channel once the last subscriber left", || redis.topics().is_empty()).await;
+    }
+    async fn a_gap_on_one_node_reaches_the_members_of_another_whose_subscription_held(rt, kind) {
+        let redis = SharedRedis::start(kind);
+        // Only A loses publishes: a small queue, behind writes Redis holds.
+        const QUEUE: usize = 8 << 10;
+        let (ra, rb) = (quick(redis.builder(), QUEUE).await, quick(redis.builder(), 8 << 20).await);
+        let (a, b) = (node(rt, ra.clone()).await, node(rt, rb.clone()).await);
+        let mut on_b = connect(b.local_addr(), "/room/r").await;
+        eventually("B to listen", || redis.listeners("r") == 1).await;
+        let subscriptions = redis.subscription_ids();
+
+        // Writes paused (PUBLISH among them); subscriptions and their
+        // pings go on, so B never loses its own.
+        redis.pause_writes("r", 10_000);
+        let mut dropped = 0;
+        for i in 0..200u32 {
+            let mut payload = vec![b'x'; 1024];
+            payload[..4].copy_from_slice(&i.to_be_bytes());
+            if matches!(a.publish("r", Message::binary(payload)).forwarded, wsway::Forwarded::Dropped) {
+                dropped += 1;
+            }
+        }
+        assert!(dropped > 100, "only {dropped} of 200 dropped behind an 8 KiB queue");
+        // Past the liveness probe's 400 ms: a subscription that were to
+        // break would have broken by now.
+        Runtime::Smol.sleep(Duration::from_millis(800)).await;
+        assert!(rb.is_subscribed(), "B's subscription broke while writes were paused");
+        redis.unpause("r");
+
+        // B's member hears of the gap, from A's note alone; what it got
+        // around it came once each, in order.
+        let mut seen = Vec::new();
+        loop {
+            match next_message(&mut on_b).await {
+                Frame::Text(t) if t == "gap r" => break,
+                Frame::Binary(m) => seen.push(u32::from_be_bytes(m[..4].try_into().unwrap())),
+                other => panic!("{other:?}"),
+            }
+        }
+        assert!(seen.len() < 200 && seen.windows(2).all(|w| w[0] < w[1]), "{seen:?}");
+        a.publish("r", "after");
+        loop {
+            match next_message(&mut on_b).await {
+                Frame::Text(t) if t == "after" => break,
+                Frame::Binary(m) => {
+                    let n = u32::from_be_bytes(m[..4].try_into().unwrap());
+                    assert!(seen.last().is_none_or(|&l| n > l), "{n} after {seen:?}");
+                    seen.push(n);
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(redis.subscription_ids(), subscriptions, "a subscription was made again");
+        assert_eq!(rb.stats().gaps, 1, "{:?}", rb.stats());
+        assert!(ra.stats().dropped >= dropped, "{:?}", ra.stats());
+    }
+    async fn two_bench_server_processes_share_rooms(rt, kind) {
+        let redis = SharedRedis::start(kind);
+        let url = redis.url();
+        let bin = env!("CARGO_BIN_EXE_bench-server");
+        let one = Example::spawn_with(bin, rt, &["--redis", &url]);
+        let two = Example::spawn_with(bin, rt, &["--redis", &url]);
+        let mut here = connect(one.addr, "/room/lobby").await;
+        let mut there = connect(two.addr, "/room/lobby").await;
+        eventually("both processes to listen to the room", || redis.listeners("lobby") == 2).await;
+        send_text(&mut here, "hello across processes").await;
+        // /room publishes to self: both members get it, once.
+        assert_eq!(text(&mut here).await, "hello across processes");
+        assert_eq!(text(&mut there).await, "hello across processes");
+        send_text(&mut there, "and back").await;
+        assert_eq!(text(&mut here).await, "and back");
+        assert_eq!(text(&mut there).await, "and back");
+    }
+    async fn presence_spans_nodes_and_a_leave_shows_at_once(rt, kind) {
+        let redis = SharedRedis::start(kind);
+        // Heartbeats far apart: whatever shows at once here is not the TTL.
+        let slow = || async {
+            redis.builder()
+                .presence_heartbeat(Duration::from_secs(20))
+                .connect()
+                .await
+                .expect("connect")
+        };
+        let (a, b) = (node(rt, slow().await).await, node(rt, slow().await).await);
+        let (_ann, mut bob) = presence_in_a_room(a.local_addr(), b.local_addr()).await;
+        // A node that stops takes its members with it at once.
+        let started = std::time::Instant::now();
+        a.shutdown();
+        within(WAIT, "node A to stop", a.stopped()).await;
+        loop {
+            if names(&who(&mut bob).await) == ["bob"] {
+                break;
+            }
+            assert!(started.elapsed() < Duration::from_secs(10), "node A's members outlived its stop");
+            rt.sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(count(&mut bob).await, 1);
+        // It left the registry: the node set on one Redis, the room's
+        // deadlines on a cluster.
+        let registry: Vec<String> = match kind {
+            Kind::Single => redis.query_at("lobby", redis::cmd("SMEMBERS").arg("wsway:nodes")),
+            Kind::Cluster => redis.query_at("lobby", redis::cmd("HKEYS").arg("wsway:{=lobby}:alive")),
+        };
+        assert_eq!(registry.len(), 1, "the stopped node left the registry: {registry:?}");
+    }
+    async fn two_chat_processes_share_rooms_and_a_crashed_ones_members_vanish(rt, kind) {
+        let redis = SharedRedis::start(kind);
+        let url = redis.url();
+        let bin = env!("CARGO_BIN_EXE_chat");
+        const BEAT_MS: u64 = 1000;
+        let beat = BEAT_MS.to_string();
+        let one = Example::spawn_with(bin, rt, &["--redis", &url, "--presence-heartbeat", &beat]);
+        let two = Example::spawn_with(bin, rt, &["--redis", &url, "--presence-heartbeat", &beat]);
+        let mut ann = chat_join(one.addr, "den", "ann").await;
+        eventually("process one to listen to the room", || redis.listeners("room:den") == 1).await;
+        let mut bob = chat_join(two.addr, "den", "bob").await;
+        // bob's join crossed processes, after his presence.
+        assert_eq!(next_json(&mut ann).await, serde_json::json!({"event": "chat:join", "data": {"name": "bob"}}));
+        let who = serde_json::json!({"event": "chat:who", "id": 1});
+        let both = serde_json::json!({"id": 1, "ok": true, "data": {"members": ["ann", "bob"], "count": 2}});
+        assert_eq!(call(&mut ann, who.clone()).await, both);
+        assert_eq!(call(&mut bob, who.clone()).await, both);
+        let hi = serde_json::json!({"event": "chat:message", "data": {"name": "ann", "text": "hi bob"}});
+        // The room keeps history: the line is numbered in Redis and comes
+        // back to ann's process as to bob's, so her ack may come first.
+        let first = call(&mut ann, serde_json::json!({"event": "chat:send", "data": {"text": "hi bob"}, "id": 2})).await;
+        let mut got = [first, next_json(&mut ann).await];
+        got.sort_by_key(|v| v.to_string());
+        let ack = serde_json::json!({"id": 2, "ok": true, "data": {"sent": true}});
+        assert_eq!(got, [hi.clone(), ack], "the line and its ack");
+        assert_eq!(next_json(&mut bob).await, hi);
+
+        // Where each member's entry sits: fields are `NODE:CONN`.
+        let hash = |key: &str| -> std::collections::HashMap<String, String> {
+            redis.query_at("room:den", redis::cmd("HGETALL").arg(key))
+        };
+        let key = |name: &str| match kind {
+            Kind::Single => format!("wsway:{name}:room:den"),
+            Kind::Cluster => format!("wsway:{{=room:den}}:{name}"),
+        };
+        let node_of = |field: &String| field.split(':').next().unwrap().to_owned();
+        let entries = hash(&key("presence"));
+        assert_eq!(entries.len(), 2, "{entries:?}");
+        let (dead, live): (Vec<_>, Vec<_>) = entries.iter().partition(|(_, meta)| meta.contains("\"ann\""));
+        let (dead, live) = (node_of(dead[0].0), node_of(live[0].0));
+
+        one.signal("-KILL");
+        let killed = std::time::Instant::now();
+        // The liveness key lives three heartbeats past the last one: a
+        // reader polling every POLL sees ann gone by then, plus one poll,
+        // counted from when the poll asks (its round trip is not Redis').
+        const POLL: Duration = Duration::from_millis(100);
+        let bound = Duration::from_millis(3 * BEAT_MS) + POLL;
+        let alone = serde_json::json!({"id": 1, "ok": true, "data": {"members": ["bob"], "count": 1}});
+        let vanished = loop {
+            let asked = killed.elapsed();
+            if call(&mut bob, who.clone()).await == alone {
+                break asked;
+            }
+            assert!(asked < bound, "ann was still listed {asked:?} after her process died (bound {bound:?})");
+            rt.sleep(POLL).await;
+        };
+        eprintln!("a crashed process's member was gone {vanished:?} after the kill (heartbeat {BEAT_MS} ms)");
+
+        // The live node's next heartbeat sweeps the dead one's entries out
+        // of the hashes themselves, not only out of what readers see.
+        let swept = || {
+            let members = hash(&key("presence"));
+            let counts = hash(&key("count"));
+            // The registry: the node set and each node's topics on one
+            // Redis, the room's deadlines on a cluster.
+            let registry = match kind {
+                Kind::Single => {
+                    let nodes: Vec<String> = redis.query_at("room:den", redis::cmd("SMEMBERS").arg("wsway:nodes"));
+                    let topics: bool = redis.query_at("room:den", redis::cmd("EXISTS").arg(format!("wsway:node-topics:{dead}")));
+                    nodes == [live.clone()] && !topics
+                }
+                Kind::Cluster => hash(&key("alive")).keys().collect::<Vec<_>>() == [&live],
+            };
+            members.keys().all(|f| node_of(f) == live)
+                && members.len() == 1
+                && counts.keys().collect::<Vec<_>>() == [&live]
+                && registry
+        };
+        eventually_for(Duration::from_millis(BEAT_MS) + POLL, "the sweep to clear the dead node's entries", swept).await;
     }
 }

@@ -7,6 +7,7 @@
 
 pub mod redis_cluster;
 pub mod redis_server;
+pub mod shared_redis;
 pub mod tls;
 pub mod trace;
 
