@@ -130,6 +130,7 @@ async fn serve(
             return;
         }
         let mut check_now = false;
+        let mut dropped = Vec::new();
         for push in pushes.take() {
             match push.kind {
                 PushKind::SMessage => {
@@ -141,14 +142,28 @@ async fn serve(
                     }
                 }
                 // The server dropped a subscription (its slot went to
-                // another shard), or a node's connection broke: look at
-                // the slot map now rather than at the next check.
-                PushKind::SUnsubscribe | PushKind::Disconnection => check_now = true,
+                // another shard; it may be back already, so the slot map
+                // alone would not tell): subscribed again at once. Our own
+                // unsubscriptions are no longer in `owners`.
+                PushKind::SUnsubscribe => {
+                    check_now = true;
+                    if let Some(Value::BulkString(channel)) = push.data.first() {
+                        let topic = std::str::from_utf8(channel)
+                            .ok()
+                            .and_then(|c| inner.topic(c));
+                        if let Some((topic, _)) = topic.and_then(|t| owners.get_key_value(t)) {
+                            dropped.push(topic.clone());
+                        }
+                    }
+                }
+                // A node's connection broke: look at the slot map now
+                // rather than at the next check.
+                PushKind::Disconnection => check_now = true,
                 _ => {}
             }
         }
         if check_now || Instant::now() >= next_check {
-            if check(inner, node, conn, owners).await.is_err() {
+            if check(inner, node, conn, owners, dropped).await.is_err() {
                 return;
             }
             next_check = Instant::now() + inner.config.ping_interval;
@@ -239,19 +254,22 @@ async fn slot_map(inner: &Inner, node: &Node, conn: &mut ClusterConnection) -> R
 }
 
 /// Subscribes again, where their slot went, to the topics whose primary
-/// changed since they were subscribed, and recovers what they missed.
+/// changed since they were subscribed or whose subscription the server
+/// `dropped`, and recovers what they missed.
 async fn check(
     inner: &Inner,
     node: &Node,
     conn: &mut ClusterConnection,
     owners: &mut Owners,
+    dropped: Vec<Arc<str>>,
 ) -> Result<(), ()> {
     let map = slot_map(inner, node, conn).await?;
+    let dropped: HashSet<Arc<str>> = dropped.into_iter().collect();
     let moved: Vec<(Arc<str>, String)> = owners
         .iter()
         .filter_map(|(topic, was)| {
             let now = map.owner(conn::slot(&inner.channel(topic)))?;
-            (now != was).then(|| (topic.clone(), now.to_owned()))
+            (now != was || dropped.contains(topic)).then(|| (topic.clone(), now.to_owned()))
         })
         .collect();
     for (topic, now) in moved {

@@ -386,6 +386,92 @@ runtime_tests! {
         assert_eq!(tally.out_of_order, 0, "{tally:?}");
         assert!(tally.lost_told > 0 || tally.delivered == (published * PER_ROOM) as u64, "{tally:?}");
     }
+
+    /// A slot holding a live room (with history) moves to another primary
+    /// and back, ten times, with `redis-cli --cluster reshard`, while a node publishes
+    /// to it every 5 ms: each member, on the publishing node and on the
+    /// other, gets every publish once, in order, and no gap.
+    #[ignore = "needs redis-server and redis-cli; .ci/run installs them and runs this"]
+    async fn a_slot_migrating_while_publishing_loses_and_repeats_nothing(rt) {
+        const MOVES: usize = 10;
+        let cluster = RedisCluster::start();
+        let (from, to) = (cluster.primary_of(0), cluster.primary_of(16383));
+        let target = cluster.first_slot(from);
+        let room = (0..)
+            .map(|i| format!("mig{i}"))
+            .find(|r| slot(&format!("wsway:{{={r}}}")) == target)
+            .expect("a room in the slot");
+        let mut nodes = Vec::new();
+        for _ in 0..2 {
+            let redis = wsway_redis::Redis::cluster(cluster.seeds())
+                .ping_interval(Duration::from_millis(200))
+                .connect()
+                .await
+                .expect("connect to the cluster");
+            let mut app = wsway::App::new();
+            app.ws("/seat/:room", Seat);
+            app.history("mig*", wsway::Retention::messages(100_000));
+            app.backplane(redis);
+            nodes.push(rt.start(app).await);
+        }
+        let path = format!("/seat/{room}");
+        let here = connect(nodes[0].local_addr(), &path).await;
+        let there = connect(nodes[1].local_addr(), &path).await;
+        eventually("both nodes to listen", || listeners(&cluster, &room) == 2).await;
+
+        let mut accepted = Vec::new();
+        let mut refused = 0;
+        let mut moving = None;
+        let mut cluster = Some(cluster);
+        let publishing = async {
+            let mut seq = 0u64;
+            let mut done_at = None;
+            loop {
+                seq += 1;
+                match nodes[0].publish(&room, format!("0 {seq}")).forwarded {
+                    wsway::Forwarded::Queued | wsway::Forwarded::Backpressured => accepted.push(seq),
+                    _ => refused += 1,
+                }
+                if seq == 100 {
+                    let c = cluster.take().expect("the cluster");
+                    moving = Some(std::thread::spawn(move || {
+                        let started = Instant::now();
+                        for _ in 0..MOVES {
+                            c.move_first_slot(target, to);
+                            c.move_first_slot(target, from);
+                        }
+                        eprintln!("moved the slot there and back {MOVES} times in {:?}", started.elapsed());
+                        c
+                    }));
+                }
+                if done_at.is_none() && moving.as_ref().is_some_and(|m| m.is_finished()) {
+                    done_at = Some(seq + 200);
+                }
+                if done_at == Some(seq) {
+                    break;
+                }
+                assert!(seq < 20_000, "the migration did not end");
+                rt.sleep(Duration::from_millis(5)).await;
+            }
+            let cluster = moving.take().expect("a migration").join().expect("the migration thread");
+            nodes[0].publish(&room, "end");
+            cluster
+        };
+        let watchers = futures_util::future::join(watch(here), watch(there));
+        let ((here, there), _cluster) = futures_util::future::join(watchers, publishing).await;
+        for (who, seen) in [("the publishing node's member", here), ("the other node's member", there)] {
+            let mut tally = Tally::default();
+            tally.add(&accepted, &seen);
+            eprintln!("{who}: {} accepted, {refused} refused: {tally:?}", accepted.len());
+            assert_eq!(
+                (tally.delivered, tally.duplicated, tally.out_of_order, tally.lost_told + tally.lost_silent),
+                (accepted.len() as u64, 0, 0, 0),
+                "{who}: {tally:?}"
+            );
+            assert_eq!(tally.told_spare, 0, "{who}: a gap was told: {tally:?}");
+        }
+        assert_eq!(refused, 0);
+    }
 }
 
 /// `/seat/:room`: subscribes to its room and reports a gap as `gap`.
@@ -394,7 +480,10 @@ struct Seat;
 impl wsway::Handler for Seat {
     type Data = String;
 
-    async fn before_upgrade(&self, req: &wsway::Request) -> Result<wsway::Accept<String>, wsway::Response> {
+    async fn before_upgrade(
+        &self,
+        req: &wsway::Request,
+    ) -> Result<wsway::Accept<String>, wsway::Response> {
         Ok(wsway::Accept::new(req.params()?))
     }
 
@@ -416,14 +505,24 @@ type Seen = Vec<Option<u64>>;
 async fn watch(mut ws: Client) -> Seen {
     let mut seen = Seen::new();
     loop {
-        let frame = within(Duration::from_secs(30), "the room's end", ws.next()).await;
+        let last = seen[seen.len().saturating_sub(3)..].to_vec();
+        let what = format!(
+            "the room's end (after {} messages, the last {last:?})",
+            seen.len()
+        );
+        let frame = within(Duration::from_secs(30), &what, ws.next()).await;
         let Some(Ok(Frame::Text(t))) = frame else {
             panic!("a member's socket ended: {frame:?}");
         };
         match t.as_str() {
             "end" => return seen,
             "gap" => seen.push(None),
-            t => seen.push(Some(t.rsplit(' ').next().and_then(|s| s.parse().ok()).expect("a number"))),
+            t => seen.push(Some(
+                t.rsplit(' ')
+                    .next()
+                    .and_then(|s| s.parse().ok())
+                    .expect("a number"),
+            )),
         }
     }
 }
@@ -452,8 +551,11 @@ impl Tally {
         }
         // Where each received number sits in `seen`: a lost one is told
         // when a gap notice sits between the received ones around it.
-        let at: std::collections::HashMap<u64, usize> =
-            seen.iter().enumerate().filter_map(|(i, s)| Some((s.as_ref().copied()?, i))).collect();
+        let at: std::collections::HashMap<u64, usize> = seen
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| Some((s.as_ref().copied()?, i)))
+            .collect();
         let mut received_before = None;
         let mut useful_gaps = std::collections::HashSet::new();
         for (k, &s) in accepted.iter().enumerate() {
@@ -465,7 +567,10 @@ impl Tally {
                 }
                 None => {
                     let from = received_before.map_or(0, |i| i + 1);
-                    let to = accepted[k..].iter().find_map(|n| at.get(n).copied()).unwrap_or(seen.len());
+                    let to = accepted[k..]
+                        .iter()
+                        .find_map(|n| at.get(n).copied())
+                        .unwrap_or(seen.len());
                     match (from..to).find(|&i| seen[i].is_none()) {
                         Some(i) => {
                             self.lost_told += 1;

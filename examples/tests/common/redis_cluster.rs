@@ -156,19 +156,85 @@ impl RedisCluster {
         victim
     }
 
+    /// Moves `slot` (with its keys) to the primary `to`, as an operator
+    /// does: `redis-cli --cluster reshard`, which moves the lowest slots of
+    /// the source first, so `slot` must be the first its primary holds.
+    pub fn move_first_slot(&self, slot: u16, to: usize) {
+        let from = self.primary_of(slot);
+        let id = |n: usize| -> String {
+            self.nodes[n]
+                .query(redis::cmd("CLUSTER").arg("MYID"))
+                .expect("CLUSTER MYID")
+        };
+        let out = Command::new("redis-cli")
+            .args([
+                "--cluster",
+                "reshard",
+                &format!("127.0.0.1:{}", self.nodes[from].port),
+            ])
+            .args(["--cluster-from", &id(from), "--cluster-to", &id(to)])
+            .args(["--cluster-slots", "1", "--cluster-yes"])
+            .output()
+            .expect("redis-cli (it comes with redis-server)");
+        assert!(
+            out.status.success(),
+            "redis-cli --cluster reshard failed:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // Every node agrees before the next reshard (redis-cli checks).
+        wait_until(
+            Duration::from_secs(30),
+            "every node to see the slot moved",
+            || {
+                self.nodes.iter().filter(|n| n.is_running()).all(|n| {
+                    Self::ranges_at(&self.nodes, n)
+                        .iter()
+                        .any(|r| (r.0..=r.1).contains(&slot) && r.2 == to)
+                })
+            },
+        );
+        self.wait_ok();
+    }
+
+    /// The first slot `node` (a primary) holds.
+    pub fn first_slot(&self, node: usize) -> u16 {
+        self.ranges()
+            .into_iter()
+            .filter(|r| r.2 == node)
+            .map(|r| r.0)
+            .min()
+            .expect("a primary holds slots")
+    }
+
     /// The node that is primary for `slot` now, as the running nodes see it.
     pub fn primary_of(&self, slot: u16) -> usize {
+        self.ranges()
+            .into_iter()
+            .find(|r| (r.0..=r.1).contains(&slot))
+            .unwrap_or_else(|| panic!("no primary serves slot {slot}"))
+            .2
+    }
+
+    /// The slot ranges and their primaries, as (first, last, node), from
+    /// CLUSTER SLOTS on a running node.
+    fn ranges(&self) -> Vec<(u16, u16, usize)> {
         let node = self
             .nodes
             .iter()
             .find(|n| n.is_running())
             .expect("a running node");
+        Self::ranges_at(&self.nodes, node)
+    }
+
+    fn ranges_at(nodes: &[Node], node: &Node) -> Vec<(u16, u16, usize)> {
         let slots: redis::Value = node
             .query(redis::cmd("CLUSTER").arg("SLOTS"))
             .expect("CLUSTER SLOTS");
         let redis::Value::Array(ranges) = slots else {
             panic!("CLUSTER SLOTS: {slots:?}")
         };
+        let mut out = Vec::new();
         for range in ranges {
             let redis::Value::Array(fields) = range else {
                 continue;
@@ -181,18 +247,16 @@ impl RedisCluster {
             else {
                 continue;
             };
-            if (*from..=*to).contains(&i64::from(slot)) {
-                let Some(redis::Value::Int(port)) = primary.get(1) else {
-                    continue;
-                };
-                return self
-                    .nodes
-                    .iter()
-                    .position(|n| i64::from(n.port) == *port)
-                    .expect("a known node");
-            }
+            let Some(redis::Value::Int(port)) = primary.get(1) else {
+                continue;
+            };
+            let node = nodes
+                .iter()
+                .position(|n| i64::from(n.port) == *port)
+                .expect("a known node");
+            out.push((*from as u16, *to as u16, node));
         }
-        panic!("no primary serves slot {slot}")
+        out
     }
 }
 
