@@ -91,11 +91,11 @@
 //! node has subscribers. The subscriber reads the slot map every
 //! [`ping_interval`](RedisBuilder::ping_interval) and subscribes again
 //! where a topic's slot went after a failover or a resharding, then
-//! fetches what was missed or tells a gap. Presence across a cluster is
-//! not supported yet (its queries answer
-//! [`PresenceError`](wsway::PresenceError)), nor is detecting writes a
-//! promoted replica lacked. The guide's "Several nodes" has the table of
-//! what a failover does.
+//! fetches what was missed or tells a gap. Presence is kept per topic in
+//! the topic's slot, with each node's liveness as a deadline there. A
+//! `redis+cluster://host:port,host:port` URL also picks a cluster.
+//! Detecting writes a promoted replica lacked is not done yet. The
+//! guide's "Several nodes" has the table of what a failover does.
 
 #[cfg(not(any(feature = "tokio", feature = "smol")))]
 compile_error!(
