@@ -209,11 +209,17 @@ async fn count(ws: &mut Client) -> usize {
 /// Presence in one room as two nodes see it (or one node twice): tracked
 /// members with their metadata, counted, and gone at once when they close
 /// or untrack. No polling: a member's presence change is visible before
-/// anything it publishes afterwards arrives.
-async fn presence_in_a_room(a: std::net::SocketAddr, b: std::net::SocketAddr) -> (Client, Client) {
+/// anything it publishes afterwards arrives. `listening` says when both
+/// nodes hear the room (a plain publish made before cannot reach a node).
+async fn presence_in_a_room(
+    a: std::net::SocketAddr,
+    b: std::net::SocketAddr,
+    listening: impl FnMut() -> bool,
+) -> (Client, Client) {
     let mut ann = connect(a, "/room/lobby").await;
     let mut al = connect(a, "/room/lobby").await;
     let mut bob = connect(b, "/room/lobby").await;
+    eventually("both nodes to listen to the room", listening).await;
     for (ws, name) in [(&mut ann, "ann"), (&mut al, "al"), (&mut bob, "bob")] {
         assert_eq!(ask(ws, &format!("track {name}"), "tracked").await, "");
     }
@@ -465,7 +471,7 @@ runtime_tests! {
     async fn presence_on_one_node_has_the_same_api(rt) {
         let server = lone_node(rt).await;
         let addr = server.local_addr();
-        let (mut ann, _bob) = presence_in_a_room(addr, addr).await;
+        let (mut ann, _bob) = presence_in_a_room(addr, addr, || true).await;
         let members = who(&mut ann).await;
         let ids: Vec<&str> = members.iter().map(|(_, id)| id.as_str()).collect();
         assert!(ids.iter().all(|id| id.parse::<u64>().is_ok()), "connection ids: {ids:?}");
@@ -870,7 +876,7 @@ redis_tests! {
                 .expect("connect")
         };
         let (a, b) = (node(rt, slow().await).await, node(rt, slow().await).await);
-        let (_ann, mut bob) = presence_in_a_room(a.local_addr(), b.local_addr()).await;
+        let (_ann, mut bob) = presence_in_a_room(a.local_addr(), b.local_addr(), || redis.listeners("lobby") == 2).await;
         // A node that stops takes its members with it at once.
         let started = std::time::Instant::now();
         a.shutdown();
