@@ -153,19 +153,14 @@ impl Redis {
             .await
             .map_err(|e| ConnectError::unreachable(&config.url, e))?;
         let node_id = fastrand::u128(..).to_le_bytes();
-        let cluster = target.is_cluster();
+        let layout = Layout {
+            prefix: config.prefix.clone(),
+            cluster: target.is_cluster(),
+        };
         let inner = Inner {
-            layout: Layout {
-                prefix: config.prefix.clone(),
-                cluster,
-            },
+            keys: Keys::new(layout.clone(), &node_id, config.presence_heartbeat * 3),
+            layout,
             target,
-            keys: Keys::new(
-                &config.prefix,
-                &node_id,
-                cluster,
-                config.presence_heartbeat * 3,
-            ),
             node_id,
             outbound: Outbound::new(config.queue_bytes),
             presence: Pending::default(),

@@ -139,16 +139,19 @@ impl Layout {
     }
 
     pub(crate) fn history(&self, topic: &str) -> history::Keys {
+        history::Keys {
+            meta: self.key(topic, "history-meta"),
+            stream: self.key(topic, "history"),
+        }
+    }
+
+    /// A topic's key `name`: `Pname:topic` on one server, `P{=topic}:name`
+    /// (in the topic's slot) on a cluster.
+    pub(crate) fn key(&self, topic: &str, name: &str) -> String {
         let p = &self.prefix;
         match self.cluster {
-            false => history::Keys {
-                meta: format!("{p}history-meta:{topic}"),
-                stream: format!("{p}history:{topic}"),
-            },
-            true => history::Keys {
-                meta: format!("{p}{{={topic}}}:history-meta"),
-                stream: format!("{p}{{={topic}}}:history"),
-            },
+            false => format!("{p}{name}:{topic}"),
+            true => format!("{p}{{={topic}}}:{name}"),
         }
     }
 

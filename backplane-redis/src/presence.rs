@@ -40,6 +40,8 @@ use std::time::Duration;
 use serde_json::value::RawValue;
 use wsway::{Member, Node, PresenceError};
 
+use crate::conn::Layout;
+
 /// Members of a topic whose node is alive.
 const MEMBERS: &str = r"
 local alive, out = {}, {}
@@ -167,45 +169,40 @@ end
 return had
 ";
 
-/// Redis key names for one app prefix and this node.
+/// Redis key names for one app's layout and this node.
 pub(crate) struct Keys {
-    prefix: String,
+    layout: Layout,
     /// This node's id in hex.
     node: String,
-    /// A cluster's names: each topic's keys carry it as their hash tag.
-    cluster: bool,
     /// How long entries outlive the node's last heartbeat.
     ttl: Duration,
 }
 
 impl Keys {
-    pub(crate) fn new(prefix: &str, node_id: &[u8], cluster: bool, ttl: Duration) -> Self {
+    pub(crate) fn new(layout: Layout, node_id: &[u8], ttl: Duration) -> Self {
         let node = node_id.iter().map(|b| format!("{b:02x}")).collect();
-        Keys {
-            prefix: prefix.to_owned(),
-            node,
-            cluster,
-            ttl,
-        }
+        Keys { layout, node, ttl }
+    }
+
+    fn cluster(&self) -> bool {
+        self.layout.cluster
+    }
+
+    fn prefix(&self) -> &str {
+        &self.layout.prefix
     }
 
     fn members(&self, topic: &str) -> String {
-        match self.cluster {
-            false => format!("{}presence:{topic}", self.prefix),
-            true => format!("{}{{={topic}}}:presence", self.prefix),
-        }
+        self.layout.key(topic, "presence")
     }
 
     fn count(&self, topic: &str) -> String {
-        match self.cluster {
-            false => format!("{}count:{topic}", self.prefix),
-            true => format!("{}{{={topic}}}:count", self.prefix),
-        }
+        self.layout.key(topic, "count")
     }
 
     /// A topic's deadlines, on a cluster.
     fn deadlines(&self, topic: &str) -> String {
-        format!("{}{{={topic}}}:alive", self.prefix)
+        self.layout.key(topic, "alive")
     }
 
     /// A member's id in presence lists (its hash field): `NODE:CONN`.
@@ -218,15 +215,15 @@ impl Keys {
     }
 
     fn alive(&self) -> String {
-        format!("{}node:{}", self.prefix, self.node)
+        format!("{}node:{}", self.prefix(), self.node)
     }
 
     fn nodes(&self) -> String {
-        format!("{}nodes", self.prefix)
+        format!("{}nodes", self.prefix())
     }
 
     fn topics(&self) -> String {
-        format!("{}node-topics:{}", self.prefix, self.node)
+        format!("{}node-topics:{}", self.prefix(), self.node)
     }
 }
 
@@ -251,9 +248,12 @@ impl Pending {
         self.lock().extend(node.tracked());
     }
 
-    /// Everything this node tracks in `topic` is to be written again.
-    pub(crate) fn mark_topic(&self, node: &Node, topic: &str) {
-        let tracked = node.tracked().into_iter().filter(|(t, _)| &**t == topic);
+    /// Everything this node tracks in `topics` is to be written again.
+    pub(crate) fn mark_topics(&self, node: &Node, topics: &[&Arc<str>]) {
+        let tracked = node
+            .tracked()
+            .into_iter()
+            .filter(|(t, _)| topics.contains(&t));
         self.lock().extend(tracked);
     }
 
@@ -291,7 +291,7 @@ pub(crate) fn write(
     }
     for topic in topics {
         let count = node.member_count(topic);
-        match (count > 0, keys.cluster) {
+        match (count > 0, keys.cluster()) {
             (true, false) => {
                 pipe.hset(keys.count(topic), &keys.node, count).ignore();
                 pipe.sadd(keys.topics(), &**topic).ignore();
@@ -344,7 +344,7 @@ pub(crate) fn heartbeat(pipe: &mut redis::Pipeline, keys: &Keys) {
     pipe.cmd("EVAL")
         .arg(SWEEP)
         .arg(0)
-        .arg(&keys.prefix)
+        .arg(keys.prefix())
         .ignore();
 }
 
@@ -354,7 +354,7 @@ pub(crate) fn leave(pipe: &mut redis::Pipeline, keys: &Keys) {
     pipe.cmd("EVAL")
         .arg(SWEEP)
         .arg(0)
-        .arg(&keys.prefix)
+        .arg(keys.prefix())
         .ignore();
 }
 
@@ -367,12 +367,12 @@ pub(crate) async fn members(
     local: Vec<Member>,
 ) -> Result<Vec<Member>, PresenceError> {
     let mut query = redis::cmd("EVAL");
-    match keys.cluster {
+    match keys.cluster() {
         false => query
             .arg(MEMBERS)
             .arg(1)
             .arg(keys.members(topic))
-            .arg(&keys.prefix),
+            .arg(keys.prefix()),
         true => query
             .arg(CLUSTER_MEMBERS)
             .arg(2)
@@ -417,12 +417,12 @@ pub(crate) async fn count(
     local: usize,
 ) -> Result<usize, PresenceError> {
     let mut query = redis::cmd("EVAL");
-    match keys.cluster {
+    match keys.cluster() {
         false => query
             .arg(COUNT)
             .arg(1)
             .arg(keys.count(topic))
-            .arg(&keys.prefix)
+            .arg(keys.prefix())
             .arg(&keys.node),
         true => query
             .arg(CLUSTER_COUNT)

@@ -231,13 +231,18 @@ async fn cluster_round(inner: &Inner, node: &Node, conn: &mut Conn, round: Round
         match result {
             Some(Ok(replies)) => {
                 let mut replies = replies.into_iter();
-                // A topic where this node's heartbeat found its entries
+                // Topics where this node's heartbeat found its entries
                 // gone (the slot's primary restarted empty, or failed over
                 // before they reached its replica): written again.
-                for (topic, reply) in part.beats.iter().zip(replies.by_ref()) {
-                    if reply == redis::Value::Int(0) {
-                        inner.presence.mark_topic(node, topic);
-                    }
+                let lost: Vec<&Arc<str>> = part
+                    .beats
+                    .iter()
+                    .zip(replies.by_ref())
+                    .filter(|(_, reply)| *reply == redis::Value::Int(0))
+                    .map(|(topic, _)| topic)
+                    .collect();
+                if !lost.is_empty() {
+                    inner.presence.mark_topics(node, &lost);
                 }
                 let marks = part.batch.iter().filter(|o| o.kind == Kind::Mark);
                 for (out, reply) in marks.zip(replies) {
@@ -275,49 +280,44 @@ struct Part {
 }
 
 fn split_by_slot(inner: &Inner, node: &Node, round: Round) -> Vec<Part> {
-    let mut parts: Vec<Part> = Vec::new();
-    let mut part_of = std::collections::HashMap::new();
-    let mut part = |topic: &str| -> usize {
-        *part_of.entry(inner.layout.slot(topic)).or_insert_with(|| {
-            parts.push(Part::default());
-            parts.len() - 1
-        })
-    };
-    let mut at = Vec::new();
+    let mut parts = Parts::default();
+    let slot_of = |topic: &str| inner.layout.slot(topic);
     if round.beating {
         let mut topics: Vec<Arc<str>> = node.tracked().into_iter().map(|(t, _)| t).collect();
         topics.sort_unstable();
         topics.dedup();
         for topic in topics {
-            at.push((part(&topic), Item::Beat(topic)));
+            parts.of(slot_of(&topic)).beats.push(topic);
         }
     }
     for change in round.changes {
-        at.push((part(&change.0), Item::Change(change)));
+        parts.of(slot_of(&change.0)).changes.push(change);
     }
     for topic in round.gaps {
-        at.push((part(&topic), Item::Gap(topic)));
+        parts.of(slot_of(&topic)).gaps.push(topic);
     }
     for out in round.batch {
-        at.push((part(&out.topic), Item::Out(out)));
+        parts.of(slot_of(&out.topic)).batch.push(out);
     }
-    for (i, item) in at {
-        let p = &mut parts[i];
-        match item {
-            Item::Beat(topic) => p.beats.push(topic),
-            Item::Change(change) => p.changes.push(change),
-            Item::Gap(topic) => p.gaps.push(topic),
-            Item::Out(out) => p.batch.push(out),
-        }
-    }
-    parts
+    parts.parts
 }
 
-enum Item {
-    Beat(Arc<str>),
-    Change((Arc<str>, u64)),
-    Gap(Arc<str>),
-    Out(Outgoing),
+/// A round's parts, one per slot, in the order their slots first came.
+#[derive(Default)]
+struct Parts {
+    parts: Vec<Part>,
+    index: std::collections::HashMap<u16, usize>,
+}
+
+impl Parts {
+    fn of(&mut self, slot: u16) -> &mut Part {
+        let parts = &mut self.parts;
+        let at = *self.index.entry(slot).or_insert_with(|| {
+            parts.push(Part::default());
+            parts.len() - 1
+        });
+        &mut self.parts[at]
+    }
 }
 
 /// A slot's pipeline: heartbeats (their replies first), presence writes

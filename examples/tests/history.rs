@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use common::redis_server::RedisServer;
+use common::shared_redis::{Kind, SharedRedis};
 use common::*;
 use serde_json::json;
 use wsway::{App, Events, Retention, ServerHandle, Topics};
@@ -32,9 +32,8 @@ enum Store {
 /// A node of the app under test on its store, and the Redis it uses.
 struct Node {
     server: ServerHandle,
-    redis: Option<RedisServer>,
-    /// Held for the node's life (dropping it stops the cluster).
-    _cluster: Option<common::redis_cluster::RedisCluster>,
+    /// Held for the node's life (dropping it stops the Redis).
+    redis: Option<SharedRedis>,
 }
 
 impl Deref for Node {
@@ -47,23 +46,16 @@ impl Deref for Node {
 impl Store {
     async fn start(self, rt: Runtime, mut app: App) -> Node {
         let redis = match self {
-            Store::Redis => Some(RedisServer::start()),
-            _ => None,
+            Store::InProcess => None,
+            Store::Redis => Some(SharedRedis::start(Kind::Single)),
+            Store::Cluster => Some(SharedRedis::start(Kind::Cluster)),
         };
-        let cluster = match self {
-            Store::Cluster => Some(common::redis_cluster::RedisCluster::start()),
-            _ => None,
-        };
-        let builder = match (&redis, &cluster) {
-            (Some(redis), _) => Some(wsway_redis::Redis::builder(&redis.url())),
-            (_, Some(cluster)) => Some(wsway_redis::Redis::cluster(cluster.seeds())),
-            _ => None,
-        };
-        if let Some(builder) = builder {
+        if let Some(redis) = &redis {
             // Room for the 25 MiB burst below (the default 8 MiB queue
             // would drop some of it on the way to Redis, and say so), and
             // quick reconnects.
-            let backplane = builder
+            let backplane = redis
+                .builder()
                 .queue_bytes(64 << 20)
                 .reconnect_delay(Duration::from_millis(20), Duration::from_millis(200))
                 .connect()
@@ -73,7 +65,6 @@ impl Store {
         Node {
             server: rt.start(app).await,
             redis,
-            _cluster: cluster,
         }
     }
 }
@@ -391,7 +382,7 @@ runtime_tests! {
             assert_eq!(got, n);
             epoch = pos.split(':').next().unwrap().to_owned();
         }
-        let redis = server.redis.as_mut().unwrap();
+        let redis = server.redis.as_mut().unwrap().single_mut();
         redis.kill();
         redis.restart();
         let back = std::time::Instant::now();
@@ -412,7 +403,7 @@ runtime_tests! {
     #[ignore = "needs redis-server: .ci/run installs it and runs these"]
     async fn a_node_that_loses_its_subscription_recovers_from_history(rt) {
         let server = Store::Redis.start(rt, app()).await;
-        let redis = server.redis.as_ref().unwrap();
+        let url = server.redis.as_ref().unwrap().url();
         let mut ws = connect(server.local_addr(), "/r/a").await;
         server.subscribed("room:a", 1).await;
         let (ticker, publishing) = Ticker::start(server.topics(), 100);
@@ -424,7 +415,7 @@ runtime_tests! {
             // The node's subscription connection is dropped and cannot
             // come back for a while (Redis takes no new connection): what
             // is published meanwhile never reaches the node live.
-            let mut admin = ::redis::Client::open(redis.url())
+            let mut admin = ::redis::Client::open(url.as_str())
                 .and_then(|c| c.get_connection())
                 .expect("an admin connection");
             let config = |max: &str| ::redis::cmd("CONFIG").arg("SET").arg("maxclients").arg(max).clone();

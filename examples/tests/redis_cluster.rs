@@ -167,20 +167,36 @@ fn sharded_pubsub_from_every_primary_and_after_a_failover() {
     });
 }
 
+/// Settings for a node on the cluster, checking its slot map every 200 ms.
+fn quick(cluster: &RedisCluster) -> wsway_redis::RedisBuilder {
+    wsway_redis::Redis::cluster(cluster.seeds()).ping_interval(Duration::from_millis(200))
+}
+
+/// A wsway node of `app` on the cluster, with `settings`.
+async fn node_of(
+    rt: common::Runtime,
+    settings: wsway_redis::RedisBuilder,
+    mut app: wsway::App,
+) -> (wsway_redis::Redis, wsway::ServerHandle) {
+    let redis = settings.connect().await.expect("connect to the cluster");
+    app.backplane(redis.clone());
+    (redis, rt.start(app).await)
+}
+
 /// A wsway node of the bench app (`/room/:name`, its publishes reaching
-/// the sender too) on the cluster, checking its slot map every 200 ms.
+/// the sender too) on the cluster.
 async fn cluster_node(
     rt: common::Runtime,
     cluster: &RedisCluster,
 ) -> (wsway_redis::Redis, wsway::ServerHandle) {
-    let redis = wsway_redis::Redis::cluster(cluster.seeds())
-        .ping_interval(Duration::from_millis(200))
-        .connect()
-        .await
-        .expect("connect to the cluster");
-    let mut app = examples::bench::app();
-    app.backplane(redis.clone());
-    (redis, rt.start(app).await)
+    node_of(rt, quick(cluster), examples::bench::app()).await
+}
+
+/// An app whose `/seat/:room` is a [`Seat`].
+fn seats() -> wsway::App {
+    let mut app = wsway::App::new();
+    app.ws("/seat/:room", Seat);
+    app
 }
 
 /// Rooms whose channels land on three different primaries.
@@ -200,12 +216,8 @@ fn rooms_per_primary(cluster: &RedisCluster) -> Vec<String> {
 }
 
 /// How many connections listen to a room's shard channel, at its primary.
-fn listeners(cluster: &RedisCluster, room: &str) -> i64 {
-    let channel = format!("wsway:{{={room}}}");
-    let owner = cluster.primary_of(slot(&channel));
-    cluster.nodes[owner]
-        .query::<(String, i64)>(redis::cmd("PUBSUB").arg("SHARDNUMSUB").arg(&channel))
-        .map_or(0, |(_, n)| n)
+fn listeners(cluster: &RedisCluster, room: &str) -> usize {
+    cluster.shard_listeners(&format!("wsway:{{={room}}}"))
 }
 
 use async_tungstenite::tungstenite::Message as Frame;
@@ -301,16 +313,8 @@ runtime_tests! {
         let cluster = RedisCluster::start();
         let mut nodes = Vec::new();
         for _ in 0..3 {
-            let redis = wsway_redis::Redis::cluster(cluster.seeds())
-                .ping_interval(Duration::from_millis(200))
-                .response_timeout(Duration::from_millis(500))
-                .connect()
-                .await
-                .expect("connect to the cluster");
-            let mut app = wsway::App::new();
-            app.ws("/seat/:room", Seat);
-            app.backplane(redis);
-            nodes.push(rt.start(app).await);
+            let settings = quick(&cluster).response_timeout(Duration::from_millis(500));
+            nodes.push(node_of(rt, settings, seats()).await.1);
         }
         let rooms: Vec<String> = (0..ROOMS).map(|r| format!("load{r}")).collect();
         let primaries: BTreeSet<usize> = rooms.iter().map(|r| cluster.primary_of(slot(&format!("wsway:{{={r}}}")))).collect();
@@ -403,16 +407,9 @@ runtime_tests! {
             .expect("a room in the slot");
         let mut nodes = Vec::new();
         for _ in 0..2 {
-            let redis = wsway_redis::Redis::cluster(cluster.seeds())
-                .ping_interval(Duration::from_millis(200))
-                .connect()
-                .await
-                .expect("connect to the cluster");
-            let mut app = wsway::App::new();
-            app.ws("/seat/:room", Seat);
+            let mut app = seats();
             app.history("mig*", wsway::Retention::messages(100_000));
-            app.backplane(redis);
-            nodes.push(rt.start(app).await);
+            nodes.push(node_of(rt, quick(&cluster), app).await.1);
         }
         let path = format!("/seat/{room}");
         let here = connect(nodes[0].local_addr(), &path).await;

@@ -100,18 +100,10 @@ impl RedisCluster {
             .iter()
             .map(|n| format!("127.0.0.1:{}", n.port))
             .collect();
-        let out = Command::new("redis-cli")
-            .args(["--cluster", "create"])
-            .args(&addresses)
-            .args(["--cluster-replicas", "1", "--cluster-yes"])
-            .output()
-            .expect("redis-cli (it comes with redis-server)");
-        assert!(
-            out.status.success(),
-            "redis-cli --cluster create failed:\n{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let mut create = vec!["--cluster", "create"];
+        create.extend(addresses.iter().map(String::as_str));
+        create.extend(["--cluster-replicas", "1", "--cluster-yes"]);
+        redis_cli(&create);
         cluster.wait_ok();
         // A replica fails over only with fresh data: wait until each has
         // synced with its primary.
@@ -166,22 +158,20 @@ impl RedisCluster {
                 .query(redis::cmd("CLUSTER").arg("MYID"))
                 .expect("CLUSTER MYID")
         };
-        let out = Command::new("redis-cli")
-            .args([
-                "--cluster",
-                "reshard",
-                &format!("127.0.0.1:{}", self.nodes[from].port),
-            ])
-            .args(["--cluster-from", &id(from), "--cluster-to", &id(to)])
-            .args(["--cluster-slots", "1", "--cluster-yes"])
-            .output()
-            .expect("redis-cli (it comes with redis-server)");
-        assert!(
-            out.status.success(),
-            "redis-cli --cluster reshard failed:\n{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let at = format!("127.0.0.1:{}", self.nodes[from].port);
+        let (from_id, to_id) = (id(from), id(to));
+        redis_cli(&[
+            "--cluster",
+            "reshard",
+            &at,
+            "--cluster-from",
+            &from_id,
+            "--cluster-to",
+            &to_id,
+            "--cluster-slots",
+            "1",
+            "--cluster-yes",
+        ]);
         // Every node agrees before the next reshard (redis-cli checks).
         wait_until(
             Duration::from_secs(30),
@@ -195,6 +185,15 @@ impl RedisCluster {
             },
         );
         self.wait_ok();
+    }
+
+    /// How many connections listen to shard `channel`, at its primary (0
+    /// while it does not answer).
+    pub fn shard_listeners(&self, channel: &str) -> usize {
+        let owner = self.primary_of(slot(channel));
+        self.nodes[owner]
+            .query::<(String, usize)>(redis::cmd("PUBSUB").arg("SHARDNUMSUB").arg(channel))
+            .map_or(0, |(_, n)| n)
     }
 
     /// The first slot `node` (a primary) holds.
@@ -288,6 +287,21 @@ fn crc16_xmodem(data: &[u8]) -> u16 {
         }
     }
     crc
+}
+
+/// Runs `redis-cli` (it comes with redis-server) and checks it succeeded.
+fn redis_cli(args: &[&str]) {
+    let out = Command::new("redis-cli")
+        .args(args)
+        .output()
+        .expect("redis-cli (it comes with redis-server)");
+    assert!(
+        out.status.success(),
+        "redis-cli {} failed:\n{}{}",
+        args[..2].join(" "),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 fn wait_until(limit: Duration, what: &str, mut done: impl FnMut() -> bool) {

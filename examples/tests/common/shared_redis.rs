@@ -27,6 +27,14 @@ impl SharedRedis {
         }
     }
 
+    /// The one server, for what only one server does (kill, restart).
+    pub fn single_mut(&mut self) -> &mut RedisServer {
+        match self {
+            SharedRedis::Single(r) => r,
+            SharedRedis::Cluster(_) => panic!("this test needs one Redis, not a cluster"),
+        }
+    }
+
     /// Settings for a node on it, with wsway-redis' defaults.
     pub fn builder(&self) -> wsway_redis::RedisBuilder {
         match self {
@@ -70,13 +78,10 @@ impl SharedRedis {
     /// How many connections (nodes) listen to `topic`'s channel.
     pub fn listeners(&self, topic: &str) -> usize {
         let channel = self.channel(topic);
-        let which = match self {
-            SharedRedis::Single(_) => "NUMSUB",
-            SharedRedis::Cluster(_) => "SHARDNUMSUB",
-        };
-        let (_, n): (String, usize) =
-            self.query_at(topic, redis::cmd("PUBSUB").arg(which).arg(&channel));
-        n
+        match self {
+            SharedRedis::Single(r) => r.numsub(&channel),
+            SharedRedis::Cluster(c) => c.shard_listeners(&channel),
+        }
     }
 
     /// The topics with a listening node, sorted.
