@@ -271,7 +271,7 @@ impl Inner {
         if self.is_cluster() {
             // Sent whole: a promoted replica has an empty script cache.
             return redis::cmd("EVAL")
-                .arg(history::FETCH)
+                .arg(history::CLUSTER_FETCH)
                 .arg(2)
                 .arg(&keys.meta)
                 .arg(&keys.stream)

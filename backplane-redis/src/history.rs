@@ -8,13 +8,15 @@
 //!   text or `b` binary), `t` (Redis time in ms) and `d` (the payload);
 //!   capped at the retention's message count, and gone once its newest
 //!   entry is older than the retention's age;
-//! - `P history-meta:TOPIC` — a hash: `e` the epoch, `s` the last offset.
-//!   It outlives the stream by [`META_TTL`], so a client that was away
+//! - `P history-meta:TOPIC` — a hash: `e` the epoch, `s` the last offset
+//!   and, on a cluster, `r` the replication id of the primary that wrote
+//!   it last. It outlives the stream by [`META_TTL`], so a client that was away
 //!   while nothing was published hears that it missed nothing.
 //!
 //! An epoch is made (by whichever script finds none) when the topic has
-//! no meta: the first publish, or Redis restarted empty; a new epoch
-//! starts a new stream. Positions from
+//! no meta: the first publish, or Redis restarted empty, or (on a
+//! cluster) a replica promoted since the last write, which may lack what
+//! the old primary wrote after it; a new epoch starts a new stream. Positions from
 //! before then are in another epoch, and their clients are told the state
 //! was lost.
 
@@ -45,6 +47,36 @@ redis.call('PEXPIRE', KEYS[1], ARGV[2])
     };
 }
 
+/// The start of every script on a cluster: [`epoch!`], after ending the
+/// epoch when its meta was last written before this server, a replica
+/// then, was promoted. Replication is asynchronous: what the old primary
+/// wrote after that may be missing here, and numbering on from the offset
+/// found would hand out positions some subscribers already hold for other
+/// messages. Which primary last wrote is kept in the meta as `r`, its
+/// replication id; a promoted replica has a new one and keeps the old as
+/// `master_replid2`. A slot moved by a resharding keeps its keys whole:
+/// their `r` is another shard's, and the epoch goes on.
+macro_rules! cluster_epoch {
+    () => {
+        concat!(
+            r"
+local repl = redis.call('INFO', 'replication')
+local id = string.match(repl, 'master_replid:(%w+)')
+local by = redis.call('HGET', KEYS[1], 'r')
+if by and by == string.match(repl, 'master_replid2:(%w+)') then
+  redis.call('DEL', KEYS[1])
+end
+",
+            epoch!(),
+            r"
+if by ~= id then
+  redis.call('HSET', KEYS[1], 'r', id)
+end
+"
+        )
+    };
+}
+
 /// The publish script's body after the epoch's, publishing with `$publish`.
 macro_rules! publish_body {
     ($publish:literal) => {
@@ -71,28 +103,42 @@ return s
 pub(crate) const PUBLISH: &str = concat!(epoch!(), publish_body!("PUBLISH"));
 
 /// [`PUBLISH`] on a cluster: to the topic's shard channel, in its slot.
-pub(crate) const SPUBLISH: &str = concat!(epoch!(), publish_body!("SPUBLISH"));
+pub(crate) const SPUBLISH: &str = concat!(cluster_epoch!(), publish_body!("SPUBLISH"));
 
-/// The epoch and the last offset.
-pub(crate) const MARK: &str = concat!(
-    epoch!(),
-    r"
+/// The mark script's body after the epoch's.
+macro_rules! mark_body {
+    () => {
+        r"
 return {e, redis.call('HGET', KEYS[1], 's')}
 "
-);
+    };
+}
 
-/// The epoch, the last offset, Redis's time and the entries after an
-/// offset. ARGV after the epoch's: the offset.
-pub(crate) const FETCH: &str = concat!(
-    epoch!(),
-    r"
+/// The epoch and the last offset.
+pub(crate) const MARK: &str = concat!(epoch!(), mark_body!());
+
+/// [`MARK`] on a cluster.
+pub(crate) const CLUSTER_MARK: &str = concat!(cluster_epoch!(), mark_body!());
+
+/// The fetch script's body after the epoch's.
+macro_rules! fetch_body {
+    () => {
+        r"
 local s = redis.call('HGET', KEYS[1], 's')
 local t = redis.call('TIME')
 local ms = t[1] * 1000 + math.floor(t[2] / 1000)
 local from = '0-' .. (tonumber(ARGV[3]) + 1)
 return {e, s, ms, redis.call('XRANGE', KEYS[2], from, '+')}
 "
-);
+    };
+}
+
+/// The epoch, the last offset, Redis's time and the entries after an
+/// offset. ARGV after the epoch's: the offset.
+pub(crate) const FETCH: &str = concat!(epoch!(), fetch_body!());
+
+/// [`FETCH`] on a cluster.
+pub(crate) const CLUSTER_FETCH: &str = concat!(cluster_epoch!(), fetch_body!());
 
 /// A topic's stream and meta keys.
 pub(crate) struct Keys {

@@ -94,7 +94,11 @@
 //! fetches what was missed or tells a gap. Presence is kept per topic in
 //! the topic's slot, with each node's liveness as a deadline there. A
 //! `redis+cluster://host:port,host:port` URL also picks a cluster.
-//! Detecting writes a promoted replica lacked is not done yet. The
+//! A replica promoted after a crash may lack the primary's last writes
+//! (replication is asynchronous), so a topic's history meta records the
+//! replication id of the primary that wrote it, and the first script run
+//! by the replica that replaced it starts a new epoch: subscribers are
+//! told a gap rather than skip new messages numbered like lost ones. The
 //! guide's "Several nodes" has the table of what a failover does.
 
 #[cfg(not(any(feature = "tokio", feature = "smol")))]

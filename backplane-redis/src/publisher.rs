@@ -350,7 +350,7 @@ fn slot_pipeline(inner: &Inner, node: &Node, part: &Part) -> redis::Pipeline {
                 let script = Script::Text(history::SPUBLISH);
                 history::publish(&mut pipe, script, &keys, &channel, &out.frame, retention);
             }
-            Kind::Mark => history::mark(&mut pipe, Script::Text(history::MARK), &keys),
+            Kind::Mark => history::mark(&mut pipe, Script::Text(history::CLUSTER_MARK), &keys),
         }
     }
     pipe

@@ -29,6 +29,11 @@ impl Node {
         format!("redis://127.0.0.1:{}/", self.port)
     }
 
+    /// The process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     pub fn is_running(&self) -> bool {
         self.child.is_some()
     }
@@ -38,6 +43,18 @@ impl Node {
         let client = redis::Client::open(self.url())?;
         let mut conn = client.get_connection_with_timeout(Duration::from_secs(2))?;
         cmd.query(&mut conn)
+    }
+
+    /// `kill -STOP` (`true`) or `kill -CONT` (`false`): a node that stopped
+    /// answers nothing, replication included, until it goes on.
+    pub fn pause(&self, stopped: bool) {
+        let child = self.child.as_ref().expect("a running node");
+        let signal = if stopped { "-STOP" } else { "-CONT" };
+        let status = Command::new("kill")
+            .args([signal, &child.id().to_string()])
+            .status()
+            .expect("kill(1)");
+        assert!(status.success(), "kill {signal} failed");
     }
 
     /// `kill -9`.
@@ -61,6 +78,74 @@ impl RedisCluster {
     /// slots between them, a replica each. Returns once every node reports
     /// `cluster_state:ok`.
     pub fn start() -> Self {
+        let cluster = Self::spawn(6);
+        let addresses: Vec<String> = cluster
+            .nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port))
+            .collect();
+        let mut create = vec!["--cluster", "create"];
+        create.extend(addresses.iter().map(String::as_str));
+        create.extend(["--cluster-replicas", "1", "--cluster-yes"]);
+        redis_cli(&create);
+        cluster.wait_ok();
+        // A replica fails over only with fresh data: wait until each has
+        // synced with its primary.
+        wait_until(Duration::from_secs(30), "every replica to sync", || {
+            let synced = cluster.nodes.iter().filter(|n| {
+                n.query::<String>(redis::cmd("INFO").arg("replication"))
+                    .is_ok_and(|info| {
+                        info.contains("role:slave") && info.contains("master_link_status:up")
+                    })
+            });
+            synced.count() == 3
+        });
+        cluster
+    }
+
+    /// Starts `n` primaries and no replica, the slots split evenly between
+    /// them in order (one node may be a whole cluster; `redis-cli --cluster
+    /// create` wants three): what a benchmark compares.
+    pub fn start_primaries(n: u16) -> Self {
+        let cluster = Self::spawn(usize::from(n));
+        for (i, node) in cluster.nodes.iter().enumerate() {
+            let i = i as u16;
+            let (first, last) = (16384 * i / n, 16384 * (i + 1) / n - 1);
+            let _: () = node
+                .query(
+                    redis::cmd("CLUSTER")
+                        .arg("ADDSLOTSRANGE")
+                        .arg(first)
+                        .arg(last),
+                )
+                .expect("CLUSTER ADDSLOTSRANGE");
+            if i > 0 {
+                let _: () = node
+                    .query(
+                        redis::cmd("CLUSTER")
+                            .arg("MEET")
+                            .arg("127.0.0.1")
+                            .arg(cluster.nodes[0].port),
+                    )
+                    .expect("CLUSTER MEET");
+            }
+        }
+        wait_until(
+            Duration::from_secs(30),
+            "every node to know the others",
+            || {
+                cluster.nodes.iter().all(|node| {
+                    node.query::<String>(redis::cmd("CLUSTER").arg("INFO"))
+                        .is_ok_and(|info| info.contains(&format!("cluster_known_nodes:{n}\r\n")))
+                })
+            },
+        );
+        cluster.wait_ok();
+        cluster
+    }
+
+    /// Starts `n` cluster-enabled nodes that know nothing of each other.
+    fn spawn(n: usize) -> Self {
         let dir = std::env::temp_dir().join(format!(
             "wsway-cluster-{}-{}",
             std::process::id(),
@@ -69,7 +154,7 @@ impl RedisCluster {
         std::fs::create_dir_all(&dir).expect("a directory for the nodes' files");
         let bin = std::env::var("REDIS_SERVER").unwrap_or_else(|_| "redis-server".into());
         let mut nodes = Vec::new();
-        for _ in 0..6 {
+        for _ in 0..n {
             let port = free_port();
             let child = Command::new(&bin)
                 .current_dir(&dir)
@@ -95,28 +180,17 @@ impl RedisCluster {
                 node.query::<String>(&mut redis::cmd("PING")).is_ok()
             });
         }
-        let addresses: Vec<String> = cluster
+        cluster
+    }
+
+    /// A `redis+cluster://` URL naming every node.
+    pub fn url(&self) -> String {
+        let hosts: Vec<String> = self
             .nodes
             .iter()
             .map(|n| format!("127.0.0.1:{}", n.port))
             .collect();
-        let mut create = vec!["--cluster", "create"];
-        create.extend(addresses.iter().map(String::as_str));
-        create.extend(["--cluster-replicas", "1", "--cluster-yes"]);
-        redis_cli(&create);
-        cluster.wait_ok();
-        // A replica fails over only with fresh data: wait until each has
-        // synced with its primary.
-        wait_until(Duration::from_secs(30), "every replica to sync", || {
-            let synced = cluster.nodes.iter().filter(|n| {
-                n.query::<String>(redis::cmd("INFO").arg("replication"))
-                    .is_ok_and(|info| {
-                        info.contains("role:slave") && info.contains("master_link_status:up")
-                    })
-            });
-            synced.count() == 3
-        });
-        cluster
+        format!("redis+cluster://{}", hosts.join(","))
     }
 
     /// Seed URLs: every node.
@@ -141,11 +215,30 @@ impl RedisCluster {
     pub fn fail_over(&mut self, slot: u16) -> usize {
         let victim = self.primary_of(slot);
         self.nodes[victim].kill();
+        self.wait_promoted(slot, victim);
+        victim
+    }
+
+    /// Waits until the primary of `slot` is another node than `was` and
+    /// the cluster is ok again.
+    pub fn wait_promoted(&self, slot: u16, was: usize) {
         wait_until(Duration::from_secs(30), "a replica to be promoted", || {
-            self.primary_of(slot) != victim
+            self.primary_of(slot) != was
         });
         self.wait_ok();
-        victim
+    }
+
+    /// The replica of the primary `node`.
+    pub fn replica_of(&self, node: usize) -> usize {
+        let of = format!("master_port:{}\r\n", self.nodes[node].port);
+        self.nodes
+            .iter()
+            .position(|n| {
+                n.is_running()
+                    && n.query::<String>(redis::cmd("INFO").arg("replication"))
+                        .is_ok_and(|info| info.contains("role:slave") && info.contains(&of))
+            })
+            .expect("a replica of the primary")
     }
 
     /// Moves `slot` (with its keys) to the primary `to`, as an operator
