@@ -5,7 +5,13 @@
 //! cargo bench -p examples --bench nodes -- [--runtime tokio|smol|async-std]
 //!     [--latency-rate 1000] [--latency-seconds 10]
 //!     [--nodes 3] [--clients 300] [--rooms 10] [--rate 2000] [--seconds 30]
+//!     [--cluster]
 //! ```
+//!
+//! With `--cluster`, the exactly-once run goes to a Redis Cluster instead,
+//! twice in one run: one primary holding every slot, then three primaries
+//! (no replicas), with the same rooms (30 by default, ten per third of the
+//! slots), reporting deliveries per second and each primary's CPU.
 //!
 //! Starts its own `redis-server` (persistence off) and the servers, each
 //! with `--redis`. Every payload carries its room, its sender, the sender's
@@ -25,6 +31,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_tungstenite::tungstenite::Message as Frame;
+use common::redis_cluster::RedisCluster;
 use common::redis_server::RedisServer;
 use common::{Example, Runtime, connect};
 use futures_util::StreamExt;
@@ -40,6 +47,7 @@ struct Options {
     rooms: usize,
     rate: u64,
     seconds: u64,
+    cluster: bool,
 }
 
 fn options() -> Options {
@@ -52,7 +60,9 @@ fn options() -> Options {
         rooms: 10,
         rate: 2000,
         seconds: 30,
+        cluster: false,
     };
+    let mut rooms_given = false;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let mut value = || -> u64 {
@@ -74,11 +84,18 @@ fn options() -> Options {
             "--latency-seconds" => o.latency_seconds = value(),
             "--nodes" => o.nodes = value() as usize,
             "--clients" => o.clients = value() as usize,
-            "--rooms" => o.rooms = value() as usize,
+            "--rooms" => {
+                o.rooms = value() as usize;
+                rooms_given = true;
+            }
+            "--cluster" => o.cluster = true,
             "--rate" => o.rate = value(),
             "--seconds" => o.seconds = value(),
             other => panic!("unknown argument {other}"),
         }
+    }
+    if o.cluster && !rooms_given {
+        o.rooms = 30;
     }
     o
 }
@@ -353,14 +370,13 @@ fn report(m: &Members, expected: &HashMap<u16, u64>) -> bool {
     missing == 0 && t.duplicates == 0 && t.out_of_order == 0 && t.foreign == 0 && t.malformed == 0
 }
 
-fn spawn_nodes(o: &Options, redis: &RedisServer, n: usize) -> Vec<Example> {
-    let url = redis.url();
+fn spawn_nodes(o: &Options, url: &str, n: usize) -> Vec<Example> {
     (0..n)
         .map(|_| {
             Example::spawn_with(
                 env!("CARGO_BIN_EXE_bench-server"),
                 o.runtime,
-                &["--redis", &url],
+                &["--redis", url],
             )
         })
         .collect()
@@ -368,7 +384,7 @@ fn spawn_nodes(o: &Options, redis: &RedisServer, n: usize) -> Vec<Example> {
 
 async fn latency(o: &Options, epoch: Instant) -> bool {
     let redis = RedisServer::start();
-    let nodes = spawn_nodes(o, &redis, 2);
+    let nodes = spawn_nodes(o, &redis.url(), 2);
     let addrs: Vec<SocketAddr> = nodes.iter().map(|n| n.addr).collect();
     // One publisher on node 0, ten listeners on node 1.
     let placement: Vec<(u16, usize)> = std::iter::once((0, 0))
@@ -389,15 +405,23 @@ async fn latency(o: &Options, epoch: Instant) -> bool {
     report(&m, &sent)
 }
 
-async fn cluster(o: &Options, epoch: Instant) -> bool {
-    let redis = RedisServer::start();
-    let nodes = spawn_nodes(o, &redis, o.nodes);
+/// Where the nodes meet: its URL, and the Redis processes whose CPU counts.
+struct Store {
+    url: String,
+    name: String,
+    pids: Vec<u32>,
+}
+
+/// Every client publishes in turn to its room, which has members on every
+/// node; each must get every message once, in order.
+async fn several(o: &Options, store: &Store, room_ids: &[u16], epoch: Instant) -> bool {
+    let nodes = spawn_nodes(o, &store.url, o.nodes);
     let addrs: Vec<SocketAddr> = nodes.iter().map(|n| n.addr).collect();
-    let (rooms, n) = (o.rooms, o.nodes);
+    let (rooms, n) = (room_ids.len(), o.nodes);
     // Client c is in room c % rooms, on node (c / rooms) % nodes: every
     // room has members on every node.
     let placement: Vec<(u16, usize)> = (0..o.clients)
-        .map(|c| ((c % rooms) as u16, (c / rooms) % n))
+        .map(|c| (room_ids[c % rooms], (c / rooms) % n))
         .collect();
     let owners: Arc<Vec<usize>> = Arc::new(placement.iter().map(|p| p.1).collect());
     let node_of: Arc<dyn Fn(u32) -> usize + Send + Sync> =
@@ -405,7 +429,8 @@ async fn cluster(o: &Options, epoch: Instant) -> bool {
     let mut m = join(&addrs, &placement, node_of, epoch).await;
     probe(&mut m).await;
     println!(
-        "cluster: {} processes, {} clients in {} rooms, {} msg/s × 64 B for {} s (every client publishes in turn), {}",
+        "several nodes on {}: {} processes, {} clients in {} rooms, {} msg/s × 64 B for {} s (every client publishes in turn), {}",
+        store.name,
         n,
         o.clients,
         rooms,
@@ -414,24 +439,103 @@ async fn cluster(o: &Options, epoch: Instant) -> bool {
         o.runtime.name()
     );
     let pids: Vec<u32> = nodes.iter().map(Example::pid).collect();
+    // What Redis spends with nothing published (its cron, the cluster
+    // bus, the nodes' pings), to tell apart from what publishing costs.
+    let idle_for = Duration::from_secs(3);
+    let idle_before: Vec<f64> = store.pids.iter().map(|&p| cpu_seconds(p)).collect();
+    async_io::Timer::after(idle_for).await;
+    let idle: Vec<f64> = store
+        .pids
+        .iter()
+        .zip(&idle_before)
+        .map(|(&p, b)| (cpu_seconds(p) - b) / idle_for.as_secs_f64())
+        .collect();
     let cpu_before: Vec<f64> = pids.iter().map(|&p| cpu_seconds(p)).collect();
-    let redis_before = cpu_seconds(redis.pid());
+    let redis_before: Vec<f64> = store.pids.iter().map(|&p| cpu_seconds(p)).collect();
     let started = Instant::now();
     let senders: Vec<usize> = (0..o.clients).collect();
     let sent = drive(&mut m, &senders, o.rate, o.seconds, epoch).await;
     let elapsed = started.elapsed().as_secs_f64();
     drain(&m, &sent).await;
     let ok = report(&m, &sent);
-    let cpu: Vec<String> = pids
-        .iter()
-        .zip(&cpu_before)
-        .map(|(&p, b)| format!("{:.2}", (cpu_seconds(p) - b) / elapsed))
-        .collect();
+    let busy = |pids: &[u32], before: &[f64]| -> Vec<f64> {
+        pids.iter()
+            .zip(before)
+            .map(|(&p, b)| (cpu_seconds(p) - b) / elapsed)
+            .collect()
+    };
+    let show = |v: &[f64]| {
+        v.iter()
+            .map(|c| format!("{c:.2}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let published: u64 = sent.values().sum();
+    let delivered: u64 = m.tallies.iter().map(|t| t.lock().unwrap().received).sum();
+    let redis_cpu = busy(&store.pids, &redis_before);
+    // Each publish goes to Redis once and comes back to every node.
+    let from_redis = published as f64 * n as f64 / elapsed;
     println!(
-        "  server CPU (cores busy) per process: {}; redis-server {:.2}",
-        cpu.join(", "),
-        (cpu_seconds(redis.pid()) - redis_before) / elapsed
+        "  deliveries/s: {:.0} to clients, {from_redis:.0} from Redis to nodes",
+        delivered as f64 / elapsed
     );
+    let over_idle: f64 = redis_cpu.iter().zip(&idle).map(|(c, i)| c - i).sum();
+    println!(
+        "  CPU (cores busy): nodes {}; Redis per primary {} (idle {}; over idle, total {over_idle:.2}, µs per delivery from Redis: {:.2})",
+        show(&busy(&pids, &cpu_before)),
+        show(&redis_cpu),
+        show(&idle),
+        over_idle * 1e6 / from_redis
+    );
+    ok
+}
+
+/// Rooms `0..` picked so that each third of the slots (the three
+/// primaries' shares, as `start_primaries(3)` splits them) holds a third.
+fn rooms_over_thirds(count: usize) -> Vec<u16> {
+    let third = |id: u16| {
+        let slot = u32::from(common::redis_cluster::slot(&format!("wsway:{{=r{id}}}")));
+        (0..3u32).rfind(|&i| slot >= 16384 * i / 3).unwrap_or(0) as usize
+    };
+    let mut per = [0usize; 3];
+    let mut picked = Vec::new();
+    for id in 0..u16::MAX {
+        let t = third(id);
+        if per[t] < count.div_ceil(3) {
+            per[t] += 1;
+            picked.push(id);
+        }
+        if picked.len() == count {
+            break;
+        }
+    }
+    picked
+}
+
+async fn on_one_redis(o: &Options, epoch: Instant) -> bool {
+    let redis = RedisServer::start();
+    let store = Store {
+        url: redis.url(),
+        name: "one Redis".into(),
+        pids: vec![redis.pid()],
+    };
+    let rooms: Vec<u16> = (0..o.rooms as u16).collect();
+    several(o, &store, &rooms, epoch).await
+}
+
+/// The same rooms on one primary, then on three.
+async fn on_clusters(o: &Options, epoch: Instant) -> bool {
+    let rooms = rooms_over_thirds(o.rooms);
+    let mut ok = true;
+    for primaries in [1, 3] {
+        let cluster = RedisCluster::start_primaries(primaries);
+        let store = Store {
+            url: cluster.url(),
+            name: format!("a Redis Cluster of {primaries} primaries"),
+            pids: cluster.nodes.iter().filter_map(|n| n.pid()).collect(),
+        };
+        ok &= several(o, &store, &rooms, epoch).await;
+    }
     ok
 }
 
@@ -439,8 +543,11 @@ fn main() {
     let o = options();
     let epoch = Instant::now();
     let ok = smol::block_on(async {
+        if o.cluster {
+            return on_clusters(&o, epoch).await;
+        }
         let a = latency(&o, epoch).await;
-        let b = cluster(&o, epoch).await;
+        let b = on_one_redis(&o, epoch).await;
         a && b
     });
     if !ok {
