@@ -1,23 +1,23 @@
 //! Presence as a connection sees it, on every backplane: tracked in
 //! `open`, a connection is in the list (and the count) that `open` reads
 //! next; gone in `close`, it is in neither there. In process that is one
-//! table. With Redis (two nodes on one `redis-server`) a node answers for
-//! itself from its own table, so its queries see its own changes before
-//! they are written; 50 connections alternate between the nodes. Each
+//! table. With Redis (two nodes on one `redis-server`, or on a Redis
+//! Cluster) a node answers for itself from its own table, so its queries
+//! see its own changes before they are written; 50 connections alternate
+//! between the nodes. Each
 //! finds its own entry by [`Ws::member_id`](wsway::Ws::member_id).
 
 mod common;
 
-use common::redis_server::RedisServer;
+use common::shared_redis::{Kind, SharedRedis};
 use common::*;
 use wsway::{Accept, App, CloseCode, Handler, Request, Response, ServerHandle, Ws};
-use wsway_redis::Redis;
 
 /// Where presence is kept.
 #[derive(Clone, Copy, Debug)]
 enum Backplane {
     InProcess,
-    Redis,
+    Redis(Kind),
 }
 
 /// `/p/:name`: tracks itself in `room` on open and reports what `open`
@@ -83,18 +83,18 @@ async fn nodes(
     rt: Runtime,
     backplane: Backplane,
     log: &Log,
-) -> (ServerHandle, ServerHandle, Option<RedisServer>) {
+) -> (ServerHandle, ServerHandle, Option<SharedRedis>) {
     match backplane {
         Backplane::InProcess => {
             let a = rt.start(app(log)).await;
             (a.clone(), a, None)
         }
-        Backplane::Redis => {
-            let redis = RedisServer::start();
+        Backplane::Redis(kind) => {
+            let redis = SharedRedis::start(kind);
             let mut nodes = Vec::new();
             for _ in 0..2 {
                 let mut app = app(log);
-                app.backplane(Redis::connect(&redis.url()).await.expect("connect"));
+                app.backplane(redis.builder().connect().await.expect("connect"));
                 nodes.push(rt.start(app).await);
             }
             let b = nodes.pop().unwrap();
@@ -147,6 +147,11 @@ runtime_tests! {
 
     #[ignore = "needs redis-server; .ci/run installs it and runs this"]
     async fn a_nodes_queries_see_its_own_presence_changes_on_redis(rt) {
-        read_your_writes(rt, Backplane::Redis).await;
+        read_your_writes(rt, Backplane::Redis(Kind::Single)).await;
+    }
+
+    #[ignore = "needs redis-server and redis-cli; .ci/run installs them and runs this"]
+    async fn a_nodes_queries_see_its_own_presence_changes_on_a_cluster(rt) {
+        read_your_writes(rt, Backplane::Redis(Kind::Cluster)).await;
     }
 }

@@ -478,43 +478,6 @@ runtime_tests! {
     }
 
     #[ignore = "needs redis-server; .ci/run installs it and runs this"]
-    async fn presence_is_written_again_when_redis_comes_back_empty(rt) {
-        let mut redis = RedisServer::start();
-        let beat = Duration::from_millis(200);
-        let quick_beat = || async {
-            Redis::builder(&redis.url())
-                .reconnect_delay(Duration::from_millis(20), Duration::from_millis(200))
-                .ping_interval(Duration::from_millis(200))
-                .ping_timeout(Duration::from_millis(200))
-                .presence_heartbeat(beat)
-                .connect()
-                .await
-                .expect("connect")
-        };
-        let (a, b) = (node(rt, quick_beat().await).await, node(rt, quick_beat().await).await);
-        let mut ann = connect(a.local_addr(), "/room/r").await;
-        let mut bob = connect(b.local_addr(), "/room/r").await;
-        ask(&mut ann, "track ann", "tracked").await;
-        ask(&mut bob, "track bob", "tracked").await;
-        eventually("both nodes to listen", || redis.numsub("wsway:r") == 2).await;
-        redis.kill();
-        assert!(ask(&mut bob, "who", "who").await.starts_with("error: presence is unavailable"), "no partial answer while Redis is away");
-        redis.restart();
-        until(&mut bob, "gap r").await;
-        let started = std::time::Instant::now();
-        loop {
-            if let Ok(members) = serde_json::from_str::<serde_json::Value>(&ask(&mut bob, "who", "who").await)
-                && members.as_array().map(Vec::len) == Some(2)
-            {
-                break;
-            }
-            assert!(started.elapsed() < Duration::from_secs(10), "presence was not written again");
-            rt.sleep(Duration::from_millis(20)).await;
-        }
-        assert_eq!(count(&mut ann).await, 2);
-    }
-
-    #[ignore = "needs redis-server; .ci/run installs it and runs this"]
     async fn two_chat_processes_behind_one_socket_restart_in_turn(rt) {
         use std::os::fd::AsRawFd;
         use std::sync::atomic::{AtomicBool, Ordering};
@@ -864,6 +827,58 @@ redis_tests! {
         send_text(&mut there, "and back").await;
         assert_eq!(text(&mut here).await, "and back");
         assert_eq!(text(&mut there).await, "and back");
+    }
+    /// The store loses the room's presence: one Redis restarted empty, or
+    /// on a cluster the room's shard flushed (a primary restarted empty
+    /// with no replica to take over). Each node finds its liveness gone at
+    /// its next heartbeat and writes its members there again.
+    async fn presence_is_written_again_when_the_store_loses_it(rt, kind) {
+        let mut redis = SharedRedis::start(kind);
+        let beat = Duration::from_millis(200);
+        let quick_beat = |builder: wsway_redis::RedisBuilder| async {
+            builder
+                .reconnect_delay(Duration::from_millis(20), Duration::from_millis(200))
+                .ping_interval(Duration::from_millis(200))
+                .ping_timeout(Duration::from_millis(200))
+                .presence_heartbeat(beat)
+                .connect()
+                .await
+                .expect("connect")
+        };
+        let (a, b) = (
+            node(rt, quick_beat(redis.builder()).await).await,
+            node(rt, quick_beat(redis.builder()).await).await,
+        );
+        let mut ann = connect(a.local_addr(), "/room/r").await;
+        let mut bob = connect(b.local_addr(), "/room/r").await;
+        ask(&mut ann, "track ann", "tracked").await;
+        ask(&mut bob, "track bob", "tracked").await;
+        eventually("both nodes to listen", || redis.listeners("r") == 2).await;
+        assert_eq!(count(&mut bob).await, 2);
+        match kind {
+            Kind::Single => {
+                let server = redis.single_mut();
+                server.kill();
+                assert!(ask(&mut bob, "who", "who").await.starts_with("error: presence is unavailable"), "no partial answer while Redis is away");
+                server.restart();
+                until(&mut bob, "gap r").await;
+            }
+            Kind::Cluster => {
+                let _: () = redis.query_at("r", &mut redis::cmd("FLUSHALL"));
+            }
+        }
+        // Each node writes its own again, at its own next heartbeat: bob
+        // sees ann once node A has, ann counts bob once node B has.
+        let started = std::time::Instant::now();
+        loop {
+            let listed = serde_json::from_str::<serde_json::Value>(&ask(&mut bob, "who", "who").await)
+                .is_ok_and(|members| members.as_array().map(Vec::len) == Some(2));
+            if listed && count(&mut ann).await == 2 {
+                break;
+            }
+            assert!(started.elapsed() < Duration::from_secs(10), "presence was not written again");
+            rt.sleep(Duration::from_millis(20)).await;
+        }
     }
     async fn presence_spans_nodes_and_a_leave_shows_at_once(rt, kind) {
         let redis = SharedRedis::start(kind);

@@ -47,14 +47,7 @@ impl SharedRedis {
     pub fn url(&self) -> String {
         match self {
             SharedRedis::Single(r) => r.url(),
-            SharedRedis::Cluster(c) => format!(
-                "redis+cluster://{}",
-                c.nodes
-                    .iter()
-                    .map(|n| format!("127.0.0.1:{}", n.port))
-                    .collect::<Vec<_>>()
-                    .join(",")
-            ),
+            SharedRedis::Cluster(c) => c.url(),
         }
     }
 
