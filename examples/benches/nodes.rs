@@ -5,13 +5,15 @@
 //! cargo bench -p examples --bench nodes -- [--runtime tokio|smol|async-std]
 //!     [--latency-rate 1000] [--latency-seconds 10]
 //!     [--nodes 3] [--clients 300] [--rooms 10] [--rate 2000] [--seconds 30]
-//!     [--cluster]
+//!     [--cluster] [--history]
 //! ```
 //!
 //! With `--cluster`, the exactly-once run goes to a Redis Cluster instead,
 //! twice in one run: one primary holding every slot, then three primaries
 //! (no replicas), with the same rooms (30 by default, ten per third of the
-//! slots), reporting deliveries per second and each primary's CPU.
+//! slots), reporting deliveries per second and each primary's CPU. With
+//! `--history`, the rooms keep their last 1000 messages in Redis: each
+//! publish is numbered, kept and published by one script on its primary.
 //!
 //! Starts its own `redis-server` (persistence off) and the servers, each
 //! with `--redis`. Every payload carries its room, its sender, the sender's
@@ -48,6 +50,7 @@ struct Options {
     rate: u64,
     seconds: u64,
     cluster: bool,
+    history: bool,
 }
 
 fn options() -> Options {
@@ -61,6 +64,7 @@ fn options() -> Options {
         rate: 2000,
         seconds: 30,
         cluster: false,
+        history: false,
     };
     let mut rooms_given = false;
     let mut args = std::env::args().skip(1);
@@ -89,6 +93,7 @@ fn options() -> Options {
                 rooms_given = true;
             }
             "--cluster" => o.cluster = true,
+            "--history" => o.history = true,
             "--rate" => o.rate = value(),
             "--seconds" => o.seconds = value(),
             other => panic!("unknown argument {other}"),
@@ -373,11 +378,12 @@ fn report(m: &Members, expected: &HashMap<u16, u64>) -> bool {
 fn spawn_nodes(o: &Options, url: &str, n: usize) -> Vec<Example> {
     (0..n)
         .map(|_| {
-            Example::spawn_with(
-                env!("CARGO_BIN_EXE_bench-server"),
-                o.runtime,
-                &["--redis", url],
-            )
+            let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_bench-server"));
+            cmd.args(["--port", "0", "--runtime", o.runtime.name(), "--redis", url]);
+            if o.history {
+                cmd.env("BENCH_HISTORY", "1000");
+            }
+            Example::spawn_command(cmd)
         })
         .collect()
 }
@@ -429,11 +435,12 @@ async fn several(o: &Options, store: &Store, room_ids: &[u16], epoch: Instant) -
     let mut m = join(&addrs, &placement, node_of, epoch).await;
     probe(&mut m).await;
     println!(
-        "several nodes on {}: {} processes, {} clients in {} rooms, {} msg/s × 64 B for {} s (every client publishes in turn), {}",
+        "several nodes on {}: {} processes, {} clients in {} rooms{}, {} msg/s × 64 B for {} s (every client publishes in turn), {}",
         store.name,
         n,
         o.clients,
         rooms,
+        if o.history { " keeping history" } else { "" },
         o.rate,
         o.seconds,
         o.runtime.name()
