@@ -11,12 +11,23 @@
 use std::sync::Arc;
 
 use crate::delivery::history::{
-    self, Admit, Position, Replay, Retention, Ring, StoredHistory, StoredMessage, positioned,
+    self, Admit, LeftOut, Position, Replay, Retention, Ring, StoredHistory, StoredMessage,
+    positioned,
 };
 use crate::delivery::outbox::{Behind, CatchUp, Shared};
 use crate::message::Message;
 use crate::runtime::Rt;
 use crate::topics::pubsub::{LocalTopics, Published, Topics, TopicsInner};
+
+/// Whom a message at `at` leaves out (`except`), and what it gets in its
+/// place: the sender of an event-layer push gets its position.
+fn left_out(topic: &str, at: Position, msg: &Message, except: Option<u64>) -> Option<LeftOut> {
+    let evented = msg.as_text().is_some_and(|t| t.starts_with("{\"event\":"));
+    except.map(|conn| LeftOut {
+        conn,
+        note: evented.then(|| history::position_note(topic, at).into_codec()),
+    })
+}
 
 impl LocalTopics {
     /// Publishes on a topic that keeps history in process: gives the
@@ -48,13 +59,10 @@ impl LocalTopics {
         msg: Message,
         except: Option<u64>,
     ) -> Published {
-        // The sender of an event-layer push gets its position instead.
-        let evented = msg.as_text().is_some_and(|t| t.starts_with("{\"event\":"));
-        let note = except
-            .filter(|_| evented)
-            .map(|_| history::position_note(topic, at).into_codec());
+        let left_out = left_out(topic, at, &msg, except);
+        let note = left_out.as_ref().and_then(|l| l.note.clone());
         let frame = positioned(msg, topic, at).into_codec();
-        ring.record(frame.clone());
+        ring.record(frame.clone(), left_out);
         self.deliver_frame(topic, frame, except, Some(at), note)
     }
 
@@ -96,7 +104,19 @@ impl LocalTopics {
             let frame = |offset, msg| positioned(msg, topic, Position { epoch, offset });
             messages
                 .into_iter()
-                .map(|m| (m.offset, m.age, frame(m.offset, m.message).into_codec()))
+                .map(|m| {
+                    let at = Position {
+                        epoch,
+                        offset: m.offset,
+                    };
+                    let left_out = left_out(topic, at, &m.message, m.except);
+                    (
+                        m.offset,
+                        m.age,
+                        frame(m.offset, m.message).into_codec(),
+                        left_out,
+                    )
+                })
                 .collect()
         };
         if ring.epoch() != Some(epoch) {
@@ -231,7 +251,12 @@ impl TopicsInner {
     ) {
         match ring.replay(since, authoritative) {
             Replay::Missed(frames) => {
-                for (offset, frame) in frames {
+                for replayed in frames {
+                    let offset = replayed.offset;
+                    // A replay leaves out whom the live delivery left out.
+                    let Some(frame) = replayed.for_conn(sub.id) else {
+                        continue;
+                    };
                     if !sub.push(frame, true).is_accepted() {
                         let last = Position {
                             offset: offset - 1,

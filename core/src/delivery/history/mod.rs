@@ -22,7 +22,7 @@ use std::time::Instant;
 use crate::message::Message;
 
 pub use position::{DEFAULT_HISTORY_AGE, Position, Retention};
-pub(crate) use ring::{Admit, Replay, Ring};
+pub(crate) use ring::{Admit, LeftOut, Replay, Ring};
 pub use store::{HistoryError, HistoryFuture, StoredHistory, StoredMessage};
 
 /// Which topics keep history (exact names, or prefixes ending in `*`),

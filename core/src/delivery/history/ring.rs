@@ -33,13 +33,45 @@ struct Entry {
     offset: u64,
     at: Instant,
     frame: crate::protocol::Outgoing,
+    left_out: Option<LeftOut>,
 }
+
+/// The connection a message was published leaving out, and what it gets
+/// in its place (an event-layer push's position), so that a replay from
+/// the window leaves it out too.
+#[derive(Clone)]
+pub(crate) struct LeftOut {
+    pub(crate) conn: u64,
+    pub(crate) note: Option<crate::protocol::Outgoing>,
+}
+
+/// One message of a [`Replay::Missed`].
+pub(crate) struct Replayed {
+    pub(crate) offset: u64,
+    pub(crate) frame: crate::protocol::Outgoing,
+    pub(crate) left_out: Option<LeftOut>,
+}
+
+impl Replayed {
+    /// What `conn` gets of it: the message, the note in its place, or
+    /// nothing.
+    pub(crate) fn for_conn(self, conn: u64) -> Option<crate::protocol::Outgoing> {
+        match self.left_out {
+            Some(l) if l.conn == conn => l.note,
+            _ => Some(self.frame),
+        }
+    }
+}
+
+/// A message from the store for [`Ring::prepend`]: its offset, its age,
+/// its frame, and whom it leaves out.
+pub(crate) type Older = (u64, Duration, crate::protocol::Outgoing, Option<LeftOut>);
 
 /// What a resuming subscriber gets.
 pub(crate) enum Replay {
     /// The messages after its position with their offsets, oldest first
     /// (maybe none).
-    Missed(Vec<(u64, crate::protocol::Outgoing)>),
+    Missed(Vec<Replayed>),
     /// Its position is no longer in history.
     Lost,
     /// A window cannot tell: the store must be asked.
@@ -113,13 +145,14 @@ impl Ring {
     }
 
     /// Keeps `frame` as the message at the next position.
-    pub(crate) fn record(&mut self, frame: crate::protocol::Outgoing) {
+    pub(crate) fn record(&mut self, frame: crate::protocol::Outgoing, left_out: Option<LeftOut>) {
         self.told = false;
         let now = Instant::now();
         self.entries.push_back(Entry {
             offset: self.next,
             at: now,
             frame,
+            left_out,
         });
         self.next += 1;
         self.trim(now);
@@ -146,17 +179,22 @@ impl Ring {
     /// Puts older messages from the store in front of the window, when they
     /// join it without a hole (`older` is oldest first, each with its age;
     /// what the window holds already is skipped).
-    pub(crate) fn prepend(&mut self, mut older: Vec<(u64, Duration, crate::protocol::Outgoing)>) {
+    pub(crate) fn prepend(&mut self, mut older: Vec<Older>) {
         let oldest = self.oldest();
-        older.retain(|(o, _, _)| *o < oldest);
-        let joins = older.last().is_some_and(|(o, _, _)| o + 1 == self.oldest());
+        older.retain(|(o, ..)| *o < oldest);
+        let joins = older.last().is_some_and(|(o, ..)| o + 1 == self.oldest());
         if !joins {
             return;
         }
         let now = Instant::now();
-        for (offset, age, frame) in older.into_iter().rev() {
+        for (offset, age, frame, left_out) in older.into_iter().rev() {
             let at = now.checked_sub(age).unwrap_or(now);
-            self.entries.push_front(Entry { offset, at, frame });
+            self.entries.push_front(Entry {
+                offset,
+                at,
+                frame,
+                left_out,
+            });
         }
         self.trim(now);
     }
@@ -195,7 +233,11 @@ impl Ring {
                 self.entries
                     .iter()
                     .filter(|e| e.offset > since.offset)
-                    .map(|e| (e.offset, e.frame.clone()))
+                    .map(|e| Replayed {
+                        offset: e.offset,
+                        frame: e.frame.clone(),
+                        left_out: e.left_out.clone(),
+                    })
                     .collect(),
             )
         } else if authoritative {
@@ -218,11 +260,43 @@ mod tests {
         match r {
             Replay::Missed(v) => Some(
                 v.iter()
-                    .map(|(_, m)| std::str::from_utf8(&m.payload).unwrap().to_owned())
+                    .map(|m| std::str::from_utf8(&m.frame.payload).unwrap().to_owned())
                     .collect(),
             ),
             Replay::Lost | Replay::Unknown => None,
         }
+    }
+
+    #[test]
+    fn a_replay_leaves_out_whom_the_publish_left_out() {
+        let mut r = Ring::numbering(Retention::messages(3), 0xab);
+        let from = r.next_position();
+        let note = text("your position");
+        let left_out = LeftOut {
+            conn: 7,
+            note: Some(note.clone()),
+        };
+        r.record(text("mine"), Some(left_out));
+        r.record(text("theirs"), None);
+        let since = Position {
+            offset: from.offset - 1,
+            ..from
+        };
+        let for_conn = |r: &mut Ring, conn| -> Vec<String> {
+            let Replay::Missed(v) = r.replay(since, true) else {
+                panic!("held")
+            };
+            v.into_iter()
+                .filter_map(|m| m.for_conn(conn))
+                .map(|m| std::str::from_utf8(&m.payload).unwrap().to_owned())
+                .collect()
+        };
+        assert_eq!(
+            for_conn(&mut r, 7),
+            ["your position", "theirs"],
+            "the sender"
+        );
+        assert_eq!(for_conn(&mut r, 8), ["mine", "theirs"], "another");
     }
 
     #[test]
@@ -231,7 +305,7 @@ mod tests {
         let start = r.next_position();
         assert_eq!(start.offset, 1);
         for m in ["a", "b", "c", "d"] {
-            r.record(text(m));
+            r.record(text(m), None);
         }
         let at = |offset| Position {
             epoch: start.epoch,
@@ -262,7 +336,7 @@ mod tests {
         assert!(matches!(w.replay(at(7, 3), false), Replay::Unknown));
         assert_eq!(w.admit(at(7, 5)), Admit::First);
         w.restart(7, 5);
-        w.record(text("e"));
+        w.record(text("e"), None);
         assert_eq!(w.admit(at(7, 6)), Admit::Next);
         assert_eq!(w.admit(at(7, 5)), Admit::Duplicate);
         assert_eq!(w.admit(at(7, 8)), Admit::Skipped);
@@ -272,9 +346,9 @@ mod tests {
         // goes in front when it joins without a hole.
         assert!(matches!(w.replay(at(7, 2), false), Replay::Unknown));
         let z = Duration::ZERO;
-        w.prepend(vec![(2, z, text("b")), (3, z, text("c"))]);
+        w.prepend(vec![(2, z, text("b"), None), (3, z, text("c"), None)]);
         assert_eq!(w.last(), Some(at(7, 5)), "a hole (4 is missing): kept out");
-        w.prepend(vec![(3, z, text("c")), (4, z, text("d"))]);
+        w.prepend(vec![(3, z, text("c"), None), (4, z, text("d"), None)]);
         assert_eq!(
             texts(w.replay(at(7, 2), true)),
             Some(vec!["c".into(), "d".into(), "e".into()])
