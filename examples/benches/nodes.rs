@@ -378,8 +378,8 @@ fn report(m: &Members, expected: &HashMap<u16, u64>) -> bool {
 fn spawn_nodes(o: &Options, url: &str, n: usize) -> Vec<Example> {
     (0..n)
         .map(|_| {
-            let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_bench-server"));
-            cmd.args(["--port", "0", "--runtime", o.runtime.name(), "--redis", url]);
+            let bin = env!("CARGO_BIN_EXE_bench-server");
+            let mut cmd = Example::command(bin, o.runtime, &["--redis", url]);
             if o.history {
                 cmd.env("BENCH_HISTORY", "1000");
             }
@@ -501,8 +501,8 @@ async fn several(o: &Options, store: &Store, room_ids: &[u16], epoch: Instant) -
 /// primaries' shares, as `start_primaries(3)` splits them) holds a third.
 fn rooms_over_thirds(count: usize) -> Vec<u16> {
     let third = |id: u16| {
-        let slot = u32::from(common::redis_cluster::slot(&format!("wsway:{{=r{id}}}")));
-        (0..3u32).rfind(|&i| slot >= 16384 * i / 3).unwrap_or(0) as usize
+        let slot = common::redis_cluster::slot(&format!("wsway:{{=r{id}}}"));
+        common::redis_cluster::share_of(slot, 3)
     };
     let mut per = [0usize; 3];
     let mut picked = Vec::new();

@@ -310,7 +310,87 @@ runtime_tests! {
     /// what it missed, and tells all its members there.
     #[ignore = "needs redis-server and redis-cli; .ci/run installs them and runs this"]
     async fn a_primary_killed_under_load_loses_nothing_silently(rt) {
-        killed_under_load(rt).await;
+        const ROOMS: usize = 30;
+        const PER_ROOM: usize = 10;
+        let cluster = RedisCluster::start();
+        let mut nodes = Vec::new();
+        for _ in 0..3 {
+            let settings = quick(&cluster).response_timeout(Duration::from_millis(500));
+            nodes.push(node_of(rt, settings, seats()).await.1);
+        }
+        let rooms: Vec<String> = (0..ROOMS).map(|r| format!("load{r}")).collect();
+        let primaries: BTreeSet<usize> = rooms.iter().map(|r| cluster.primary_of(slot(&format!("wsway:{{={r}}}")))).collect();
+        assert_eq!(primaries.len(), 3, "the rooms spread over every shard");
+        let mut members = Vec::new();
+        for (r, room) in rooms.iter().enumerate() {
+            for i in 0..PER_ROOM {
+                let node = &nodes[(r + i) % 3];
+                members.push((r, connect(node.local_addr(), &format!("/seat/{room}")).await));
+            }
+        }
+        eventually("every node to listen to its rooms", || {
+            rooms.iter().all(|r| listeners(&cluster, r) == 3)
+        })
+        .await;
+
+        // Publish, kill a primary (on a thread: the failover takes seconds),
+        // and go on two seconds past its end.
+        let victim_slot = slot(&format!("wsway:{{={}}}", rooms[0]));
+        let mut accepted: Vec<Vec<u64>> = vec![Vec::new(); ROOMS];
+        let (mut refused, mut seq) = (0u64, 0u64);
+        let mut failover = None;
+        let mut cluster = Some(cluster);
+        let mut done_at = None;
+        let watchers = futures_util::future::join_all(
+            members.drain(..).map(|(r, ws)| async move { (r, watch(ws).await) }),
+        );
+        let publishing = async {
+            loop {
+                seq += 1;
+                for (r, room) in rooms.iter().enumerate() {
+                    let sent = nodes[r % 3].publish(room, format!("{r} {seq}"));
+                    match sent.forwarded {
+                        wsway::Forwarded::Queued | wsway::Forwarded::Backpressured => accepted[r].push(seq),
+                        _ => refused += 1,
+                    }
+                }
+                if seq == 50 {
+                    let mut c = cluster.take().expect("the cluster");
+                    failover = Some(std::thread::spawn(move || {
+                        let killed = Instant::now();
+                        c.fail_over(victim_slot);
+                        eprintln!("failed over in {:?}", killed.elapsed());
+                        c
+                    }));
+                }
+                if done_at.is_none() && failover.as_ref().is_some_and(|f| f.is_finished()) {
+                    done_at = Some(seq + 100);
+                }
+                if done_at == Some(seq) {
+                    break;
+                }
+                assert!(seq < 5_000, "the failover did not end");
+                rt.sleep(Duration::from_millis(20)).await;
+            }
+            // The rooms' ends, once every node listens again.
+            let cluster = failover.take().expect("a failover").join().expect("the failover thread");
+            eventually("every node to listen again", || rooms.iter().all(|r| listeners(&cluster, r) == 3)).await;
+            for (r, room) in rooms.iter().enumerate() {
+                nodes[r % 3].publish(room, "end");
+            }
+            cluster
+        };
+        let (seen, _cluster) = futures_util::future::join(watchers, publishing).await;
+        let mut tally = Tally::default();
+        for (r, seen) in &seen {
+            tally.add(&accepted[*r], seen);
+        }
+        let published: usize = accepted.iter().map(Vec::len).sum();
+        eprintln!("{published} publishes accepted, {refused} refused; over {} members: {tally:?}", seen.len());
+        assert_eq!(tally.lost_silent, 0, "{tally:?}");
+        assert_eq!(tally.duplicated, 0, "{tally:?}");
+        assert_eq!(tally.out_of_order, 0, "{tally:?}");
+        assert!(tally.lost_told > 0 || tally.delivered == (published * PER_ROOM) as u64, "{tally:?}");
     }
 
     /// A primary dies holding writes its replica never got (the replica
@@ -482,116 +562,6 @@ runtime_tests! {
         }
         assert_eq!(refused, 0);
     }
-}
-
-/// [`a_primary_killed_under_load_loses_nothing_silently`]'s run; returns
-/// the counts over every member.
-async fn killed_under_load(rt: Runtime) -> Tally {
-    const ROOMS: usize = 30;
-    const PER_ROOM: usize = 10;
-    let cluster = RedisCluster::start();
-    let mut nodes = Vec::new();
-    for _ in 0..3 {
-        let settings = quick(&cluster).response_timeout(Duration::from_millis(500));
-        nodes.push(node_of(rt, settings, seats()).await.1);
-    }
-    let rooms: Vec<String> = (0..ROOMS).map(|r| format!("load{r}")).collect();
-    let primaries: BTreeSet<usize> = rooms
-        .iter()
-        .map(|r| cluster.primary_of(slot(&format!("wsway:{{={r}}}"))))
-        .collect();
-    assert_eq!(primaries.len(), 3, "the rooms spread over every shard");
-    let mut members = Vec::new();
-    for (r, room) in rooms.iter().enumerate() {
-        for i in 0..PER_ROOM {
-            let node = &nodes[(r + i) % 3];
-            members.push((
-                r,
-                connect(node.local_addr(), &format!("/seat/{room}")).await,
-            ));
-        }
-    }
-    eventually("every node to listen to its rooms", || {
-        rooms.iter().all(|r| listeners(&cluster, r) == 3)
-    })
-    .await;
-
-    // Publish, kill a primary (on a thread: the failover takes seconds),
-    // and go on two seconds past its end.
-    let victim_slot = slot(&format!("wsway:{{={}}}", rooms[0]));
-    let mut accepted: Vec<Vec<u64>> = vec![Vec::new(); ROOMS];
-    let (mut refused, mut seq) = (0u64, 0u64);
-    let mut failover = None;
-    let mut cluster = Some(cluster);
-    let mut done_at = None;
-    let watchers = futures_util::future::join_all(
-        members
-            .drain(..)
-            .map(|(r, ws)| async move { (r, watch(ws).await) }),
-    );
-    let publishing = async {
-        loop {
-            seq += 1;
-            for (r, room) in rooms.iter().enumerate() {
-                let sent = nodes[r % 3].publish(room, format!("{r} {seq}"));
-                match sent.forwarded {
-                    wsway::Forwarded::Queued | wsway::Forwarded::Backpressured => {
-                        accepted[r].push(seq)
-                    }
-                    _ => refused += 1,
-                }
-            }
-            if seq == 50 {
-                let mut c = cluster.take().expect("the cluster");
-                failover = Some(std::thread::spawn(move || {
-                    let killed = Instant::now();
-                    c.fail_over(victim_slot);
-                    eprintln!("failed over in {:?}", killed.elapsed());
-                    c
-                }));
-            }
-            if done_at.is_none() && failover.as_ref().is_some_and(|f| f.is_finished()) {
-                done_at = Some(seq + 100);
-            }
-            if done_at == Some(seq) {
-                break;
-            }
-            assert!(seq < 5_000, "the failover did not end");
-            rt.sleep(Duration::from_millis(20)).await;
-        }
-        // The rooms' ends, once every node listens again.
-        let cluster = failover
-            .take()
-            .expect("a failover")
-            .join()
-            .expect("the failover thread");
-        eventually("every node to listen again", || {
-            rooms.iter().all(|r| listeners(&cluster, r) == 3)
-        })
-        .await;
-        for (r, room) in rooms.iter().enumerate() {
-            nodes[r % 3].publish(room, "end");
-        }
-        cluster
-    };
-    let (seen, _cluster) = futures_util::future::join(watchers, publishing).await;
-    let mut tally = Tally::default();
-    for (r, seen) in &seen {
-        tally.add(&accepted[*r], seen);
-    }
-    let published: usize = accepted.iter().map(Vec::len).sum();
-    eprintln!(
-        "{published} publishes accepted, {refused} refused; over {} members: {tally:?}",
-        seen.len()
-    );
-    assert_eq!(tally.lost_silent, 0, "{tally:?}");
-    assert_eq!(tally.duplicated, 0, "{tally:?}");
-    assert_eq!(tally.out_of_order, 0, "{tally:?}");
-    assert!(
-        tally.lost_told > 0 || tally.delivered == (published * PER_ROOM) as u64,
-        "{tally:?}"
-    );
-    tally
 }
 
 /// How many messages that followed a hole may reach a member before its

@@ -506,10 +506,16 @@ impl Example {
 
     /// As [`spawn`](Self::spawn), with more arguments (`--redis URL`).
     pub fn spawn_with(bin: &str, rt: Runtime, extra: &[&str]) -> Example {
+        Self::spawn_command(Self::command(bin, rt, extra))
+    }
+
+    /// The command [`spawn_with`](Self::spawn_with) runs, to add to (an
+    /// environment variable) before [`spawn_command`](Self::spawn_command).
+    pub fn command(bin: &str, rt: Runtime, extra: &[&str]) -> std::process::Command {
         let mut cmd = std::process::Command::new(bin);
         cmd.args(["--port", "0", "--runtime", rt.name()])
             .args(extra);
-        Self::spawn_command(cmd)
+        cmd
     }
 
     /// As [`spawn_with`](Self::spawn_with), serving the listening socket

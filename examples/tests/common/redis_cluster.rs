@@ -110,7 +110,7 @@ impl RedisCluster {
         let cluster = Self::spawn(usize::from(n));
         for (i, node) in cluster.nodes.iter().enumerate() {
             let i = i as u16;
-            let (first, last) = (16384 * i / n, 16384 * (i + 1) / n - 1);
+            let (first, last) = (share_start(i, n), share_start(i + 1, n) - 1);
             let _: () = node
                 .query(
                     redis::cmd("CLUSTER")
@@ -350,6 +350,17 @@ impl RedisCluster {
         }
         out
     }
+}
+
+/// The first slot of the `i`th of `n` even shares, as
+/// [`RedisCluster::start_primaries`] hands them out (`i == n`: 16384).
+fn share_start(i: u16, n: u16) -> u16 {
+    (16384 * u32::from(i) / u32::from(n)) as u16
+}
+
+/// Which of `n` primaries [`RedisCluster::start_primaries`] gives `slot`.
+pub fn share_of(slot: u16, n: u16) -> usize {
+    (0..n).rfind(|&i| slot >= share_start(i, n)).unwrap_or(0) as usize
 }
 
 /// The hash slot of a key (or channel), as Redis Cluster computes it:
