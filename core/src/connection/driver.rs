@@ -505,6 +505,10 @@ impl<H: Handler> Driver<H> {
                     if let Some(job) = out.deferred.as_mut().and_then(|d| d.take_job()) {
                         return Poll::Ready(Event::Job(job));
                     }
+                } else {
+                    // Accepted behind a gap that will not be reported now:
+                    // out ahead of the close.
+                    out.release_held();
                 }
                 let tripped = std::mem::take(&mut out.backpressure_tripped);
                 let resident = out.deferred.as_ref().is_some_and(|d| d.resident.is_some());

@@ -102,8 +102,10 @@ pub trait Handler: Send + Sync + 'static {
     /// for a while (Redis restarted, say), or another node had to drop
     /// what it could not forward. Nothing is ever delivered twice; this is
     /// the signal to refetch what matters. Runs at most once per topic for
-    /// each loss the backplane notices, never while closing. Default:
-    /// nothing ([`Events`](crate::Events) pushes the event `wsway:gap`).
+    /// each loss the backplane notices, never while closing. What it sends
+    /// goes out ahead of every message that followed the hole: messages
+    /// queued from elsewhere wait until it returns. Default: nothing
+    /// ([`Events`](crate::Events) pushes the event `wsway:gap`).
     fn gap(&self, ws: &mut Ws<Self::Data>, topic: &str) -> impl Future<Output = ()> + Send {
         let _ = (ws, topic);
         async {}

@@ -115,10 +115,9 @@ pub(crate) struct Outbox {
     pub(crate) reading_paused: bool,
     /// Set when backpressure closed the connection, so the driver reports it.
     pub(crate) backpressure_tripped: bool,
-    /// Topics on which the backplane may have lost messages, for
-    /// `Handler::gap`. Boxed: rare, and one pointer on every connection.
-    #[allow(clippy::box_collection)] // one word per connection, not three
-    pub(crate) gaps: Option<Box<Vec<Arc<str>>>>,
+    /// Gaps noted and not yet reported, and what waits behind them.
+    /// Boxed: rare, and one pointer on every connection.
+    gaps: Option<Box<Gaps>>,
     /// Topics that keep history on which this subscriber fell behind (a
     /// publish was refused over the backpressure limit), with the last
     /// position it was given: live publishes skip it there until it has
@@ -128,6 +127,21 @@ pub(crate) struct Outbox {
     /// Timer ticks and reply callbacks for the connection's task. Boxed:
     /// rare.
     pub(crate) deferred: Option<Box<Deferred>>,
+}
+
+/// Topics on which the backplane may have lost messages, for
+/// `Handler::gap`, and what was queued from elsewhere since the first was
+/// noted: it waits until every report is out (their callbacks returned),
+/// so a report goes ahead of every message that followed its hole.
+#[derive(Default)]
+struct Gaps {
+    topics: Vec<Arc<str>>,
+    held: VecDeque<crate::protocol::Outgoing>,
+    /// Payload bytes in `held`.
+    bytes: usize,
+    /// A held message went over the backpressure limit: `drain` is owed
+    /// again once these have been written too.
+    over: bool,
 }
 
 /// A topic a subscriber fell behind on: the last position it was given,
@@ -166,7 +180,7 @@ impl Outbox {
     }
 
     fn buffered(&self) -> usize {
-        self.queued + self.writing
+        self.queued + self.writing + self.gaps.as_ref().map_or(0, |g| g.bytes)
     }
 
     /// True when the queue has drained and topics are to be caught up.
@@ -185,12 +199,23 @@ impl Outbox {
         if self.over_limit {
             return None;
         }
-        let gaps = self.gaps.as_mut()?;
-        let topic = gaps.pop();
-        if gaps.is_empty() {
-            self.gaps = None;
+        let topic = self.gaps.as_mut()?.topics.pop();
+        if topic.is_none() {
+            // Every gap was reported (the last callback has returned):
+            // what waited behind them goes out now.
+            self.release_held();
         }
         topic
+    }
+
+    /// Moves what waited behind the gaps to the end of the queue; the
+    /// gaps not yet reported are dropped with them.
+    pub(crate) fn release_held(&mut self) {
+        if let Some(gaps) = self.gaps.take() {
+            self.queue.extend(gaps.held);
+            self.queued += gaps.bytes;
+            self.over_limit |= gaps.over;
+        }
     }
 }
 
@@ -250,7 +275,7 @@ impl Shared {
             if out.closing || out.closed {
                 return false;
             }
-            let gaps = out.gaps.get_or_insert_with(Box::default);
+            let gaps = &mut out.gaps.get_or_insert_with(Box::default).topics;
             if !gaps.contains(topic) {
                 gaps.push(topic.clone());
             }
@@ -384,6 +409,10 @@ impl Shared {
             .collect()
     }
 
+    /// Queues `msg`. `wake` is false only on the connection's own task
+    /// (its callbacks), where the driver writes right after; a message from
+    /// anywhere else waits behind a gap noted and not yet reported, so the
+    /// report arrives before whatever followed the hole.
     pub(crate) fn push(&self, msg: crate::protocol::Outgoing, wake: bool) -> SendStatus {
         let len = msg.len();
         let status = {
@@ -391,7 +420,15 @@ impl Shared {
             if out.closing || out.closed {
                 return SendStatus::Closed;
             }
-            let buffered = out.buffered();
+            // The connection's own sends go ahead of what waits behind a
+            // gap, so they are measured without it: the gap's report must
+            // get through once the queue ahead of it has drained.
+            let held = wake && out.gaps.is_some();
+            let buffered = if wake {
+                out.buffered()
+            } else {
+                out.queued + out.writing
+            };
             if buffered > self.limit {
                 if self.close_on_backpressure && out.request.is_none() {
                     out.closing = true;
@@ -408,10 +445,20 @@ impl Shared {
                 crate::observe::dropped();
                 return SendStatus::Dropped { buffered };
             }
-            out.queue.push_back(msg);
-            out.queued += len;
             let buffered = buffered + len;
-            if buffered > self.limit {
+            let over = buffered > self.limit;
+            match out.gaps.as_mut().filter(|_| held) {
+                Some(gaps) => {
+                    gaps.held.push_back(msg);
+                    gaps.bytes += len;
+                    gaps.over |= over;
+                }
+                None => {
+                    out.queue.push_back(msg);
+                    out.queued += len;
+                }
+            }
+            if over {
                 out.over_limit = true;
                 crate::observe::backpressured();
                 SendStatus::Backpressure { buffered }
@@ -519,6 +566,7 @@ impl Shared {
             out.queue = VecDeque::new();
             out.queued = 0;
             out.writing = 0;
+            out.gaps = None;
             let mut deferred = out.deferred.take();
             // The resident body outlives the close, to clean up (see
             // `resident`); the rest of what was deferred ends here.
@@ -557,7 +605,7 @@ impl Shared {
 
     pub(crate) fn is_idle_queue(&self) -> bool {
         let out = self.lock();
-        out.queued == 0 && out.writing == 0
+        out.queued == 0 && out.writing == 0 && out.gaps.is_none()
     }
 
     pub(crate) fn buffered(&self) -> usize {
@@ -681,5 +729,62 @@ mod tests {
                 .unwrap_err()
                 .is_closed()
         );
+    }
+
+    fn sizes(s: &Shared) -> Vec<usize> {
+        let mut batch = VecDeque::new();
+        s.take_queue(&mut batch);
+        batch.iter().map(|m| m.len()).collect()
+    }
+
+    #[test]
+    fn a_gap_report_goes_ahead_of_what_followed_the_hole() {
+        let s = Shared::new(1, 100, false);
+        let topic: Arc<str> = "room".into();
+        s.push(text(1), true);
+        assert!(s.push_gap(&topic));
+        // Published after the hole, before the driver reported it.
+        s.push(text(2), true);
+        assert_eq!(sizes(&s), [1], "what followed the hole waits");
+        assert_eq!(s.lock().take_gap(), Some(topic));
+        // The report, sent from the gap callback on the connection's task.
+        s.push(text(3), false);
+        assert_eq!(sizes(&s), [3]);
+        assert_eq!(s.lock().take_gap(), None);
+        assert_eq!(sizes(&s), [2], "released once every gap was reported");
+        assert!(s.lock().gaps.is_none());
+    }
+
+    #[test]
+    fn a_gap_report_gets_through_a_full_queue_and_drain_is_owed_again() {
+        let s = Shared::new(1, 100, false);
+        assert!(s.push_gap(&"room".into()));
+        assert!(matches!(
+            s.push(text(120), true),
+            SendStatus::Backpressure { .. }
+        ));
+        assert!(matches!(s.push(text(1), true), SendStatus::Dropped { .. }));
+        assert!(s.lock().take_gap().is_none(), "waits for the drain");
+        assert!(s.flushed(), "nothing ahead of the gap: drain owed");
+        assert!(s.lock().take_gap().is_some());
+        assert_eq!(
+            s.push(text(3), false),
+            SendStatus::Queued { buffered: 3 },
+            "measured without what waits behind it"
+        );
+        assert_eq!(sizes(&s), [3]);
+        assert_eq!(s.lock().take_gap(), None);
+        assert_eq!(sizes(&s), [120]);
+        assert!(s.flushed(), "drain owed again for what waited");
+    }
+
+    #[test]
+    fn a_close_releases_what_waited_behind_a_gap() {
+        let s = Shared::new(1, 100, false);
+        assert!(s.push_gap(&"room".into()));
+        s.push(text(2), true);
+        assert!(!s.is_idle_queue());
+        s.lock().release_held();
+        assert_eq!(sizes(&s), [2]);
     }
 }
