@@ -312,14 +312,13 @@ runtime_tests! {
         killed_under_load(rt, false).await;
     }
 
-    /// [`killed_under_load`] with rooms that keep history: each node knows
-    /// what it missed, so exactly the members who missed a message are
-    /// told, and a notice is never spare.
+    /// [`killed_under_load`] with rooms that keep history: a node fetches
+    /// what it missed, and the failed shard's rooms start a new epoch, told
+    /// to every member there (a promoted replica cannot show it holds
+    /// every write), ahead of what follows.
     #[ignore = "needs redis-server and redis-cli; .ci/run installs them and runs this"]
-    async fn a_primary_killed_under_load_tells_exactly_who_missed_what(rt) {
-        let tally = killed_under_load(rt, true).await;
-        assert_eq!(tally.told_spare, 0, "{tally:?}");
-        assert_eq!(tally.told_unharmed, 0, "{tally:?}");
+    async fn a_primary_killed_under_load_with_history_loses_nothing_silently(rt) {
+        killed_under_load(rt, true).await;
     }
 
     /// A primary dies holding writes its replica never got (the replica
@@ -504,6 +503,8 @@ async fn killed_under_load(rt: common::Runtime, history: bool) -> Tally {
     let cluster = RedisCluster::start();
     let mut nodes = Vec::new();
     for _ in 0..3 {
+        // Below the default 2 s, which rides through most of a failover:
+        // more publishes fail, and more gaps are told.
         let settings = quick(&cluster).response_timeout(Duration::from_millis(500));
         let mut app = seats();
         if history {
