@@ -75,8 +75,12 @@ struct Current {
 /// [`decode`](Self::decode) until it returns `Ok(None)`, then read more.
 pub struct Decoder {
     config: DecoderConfig,
-    current: Option<Current>,
-    message: Option<Partial>,
+    /// A frame whose payload has not all arrived. Boxed, as `message`: a
+    /// frame that arrives whole needs neither, and an idle connection
+    /// holds one word for each.
+    current: Option<Box<Current>>,
+    /// A message whose fragments are still arriving.
+    message: Option<Box<Partial>>,
 }
 
 impl Decoder {
@@ -101,6 +105,9 @@ impl Decoder {
                 };
                 self.check(&header)?;
                 let _ = buf.split_to(len);
+                if let Some(whole) = self.whole(&header, buf)? {
+                    return Ok(Some(whole));
+                }
                 self.start(header)?;
             }
             let Some(cur) = self.current.as_mut() else {
@@ -170,6 +177,40 @@ impl Decoder {
         }
     }
 
+    /// A frame whose payload is all in `buf` and that is a message or a
+    /// control frame by itself: its bytes become it without a copy, and
+    /// nothing is kept. `None` for any other (the slow path keeps state).
+    fn whole(&self, h: &Header, buf: &mut BytesMut) -> Result<Option<Incoming>, ProtocolError> {
+        let alone = h.opcode.is_control()
+            || (h.fin && h.opcode != Opcode::Continuation && self.message.is_none());
+        if !alone || (buf.len() as u64) < h.len {
+            return Ok(None);
+        }
+        // At most the buffer's length (checked above), so it fits.
+        let mut payload = buf.split_to(h.len as usize);
+        if let Some(key) = h.mask {
+            mask::apply(&mut payload, key, 0);
+        }
+        let payload = payload.freeze();
+        let compressed = h.rsv1;
+        Ok(Some(match h.opcode {
+            Opcode::Text => {
+                if !compressed {
+                    std::str::from_utf8(&payload).map_err(|_| ProtocolError::InvalidUtf8)?;
+                }
+                Incoming::Text {
+                    payload,
+                    compressed,
+                }
+            }
+            Opcode::Binary => Incoming::Binary {
+                payload,
+                compressed,
+            },
+            opcode => control_frame(opcode, payload)?,
+        }))
+    }
+
     /// The rules a header must meet before any of its payload is read.
     fn check(&self, h: &Header) -> Result<(), ProtocolError> {
         if self.config.require_mask && h.mask.is_none() {
@@ -211,13 +252,13 @@ impl Decoder {
         let remaining = usize::try_from(header.len).map_err(|_| ProtocolError::LengthOverflow)?;
         match header.opcode {
             Opcode::Text | Opcode::Binary => {
-                self.message = Some(Partial {
+                self.message = Some(Box::new(Partial {
                     text: header.opcode == Opcode::Text,
                     compressed: header.rsv1,
                     payload: BytesMut::new(),
                     fragments: 1,
                     utf8: Utf8::default(),
-                });
+                }));
             }
             Opcode::Continuation => {
                 if let Some(m) = self.message.as_mut() {
@@ -229,12 +270,12 @@ impl Decoder {
             }
             _ => {}
         }
-        self.current = Some(Current {
+        self.current = Some(Box::new(Current {
             header,
             remaining,
             done: 0,
             control: BytesMut::new(),
-        });
+        }));
         Ok(())
     }
 }
@@ -315,6 +356,41 @@ mod tests {
             payload: Bytes::copy_from_slice(s.as_bytes()),
             compressed: false,
         }
+    }
+
+    #[test]
+    fn what_arrives_whole_leaves_no_state_behind() {
+        let mut d = Decoder::new(config());
+        let mut wire = frame(Opcode::Text, true, false, b"hello");
+        wire.extend(frame(Opcode::Ping, true, false, b"p"));
+        let mut buf = BytesMut::from(&wire[..]);
+        assert_eq!(d.decode(&mut buf).unwrap(), Some(text("hello")));
+        assert!(d.current.is_none() && d.message.is_none());
+        assert_eq!(
+            d.decode(&mut buf).unwrap(),
+            Some(Incoming::Ping(Bytes::from_static(b"p")))
+        );
+        assert!(d.current.is_none() && d.message.is_none() && buf.is_empty());
+        // A ping whole between fragments: the message waits for the rest.
+        let mut wire = frame(Opcode::Text, false, false, b"hel");
+        wire.extend(frame(Opcode::Ping, true, false, b"p"));
+        wire.extend(frame(Opcode::Continuation, true, false, b"lo"));
+        let mut buf = BytesMut::from(&wire[..]);
+        assert_eq!(
+            d.decode(&mut buf).unwrap(),
+            Some(Incoming::Ping(Bytes::from_static(b"p")))
+        );
+        assert!(d.message.is_some(), "the first fragment is kept");
+        assert_eq!(d.decode(&mut buf).unwrap(), Some(text("hello")));
+        assert!(d.current.is_none() && d.message.is_none());
+        // Whole, and still checked.
+        let mut buf = BytesMut::from(&frame(Opcode::Close, true, false, &[0x03, 0xe8])[..]);
+        assert!(matches!(
+            d.decode(&mut buf),
+            Ok(Some(Incoming::Close(Some(_))))
+        ));
+        let mut buf = BytesMut::from(&frame(Opcode::Text, true, false, &[0xff])[..]);
+        assert_eq!(d.decode(&mut buf), Err(ProtocolError::InvalidUtf8));
     }
 
     #[test]
