@@ -66,11 +66,23 @@ impl Node {
     }
 }
 
+/// A free port for a cluster node: its bus listens 10 000 above it, so
+/// that one must be free too, and at most 65 535 (redis-server refuses to
+/// start otherwise, and half the ephemeral range is above 55 535).
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
+    for _ in 0..1000 {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let bus_free = port
+            .checked_add(10_000)
+            .is_some_and(|bus| TcpListener::bind(("127.0.0.1", bus)).is_ok());
+        if bus_free {
+            return port;
+        }
+    }
+    panic!("no free port with a free cluster bus port 10 000 above it")
 }
 
 impl RedisCluster {
