@@ -105,35 +105,24 @@ impl Decoder {
                 };
                 self.check(&header)?;
                 let _ = buf.split_to(len);
-                if let Some(whole) = self.whole(&header, buf)? {
-                    return Ok(Some(whole));
+                if alone(&header) && buf.len() as u64 >= header.len {
+                    return whole(&header, buf).map(Some);
                 }
                 self.start(header)?;
             }
             let Some(cur) = self.current.as_mut() else {
                 continue;
             };
-            // A whole single-frame message already in `buf`: its bytes
-            // become the message without a copy.
-            let whole = !cur.header.opcode.is_control()
-                && cur.header.fin
-                && cur.done == 0
-                && buf.len() >= cur.remaining
-                && self.message.as_ref().is_some_and(|m| m.fragments == 1);
-            if whole {
-                let mut payload = buf.split_to(cur.remaining);
-                if let Some(key) = cur.header.mask {
-                    mask::apply(&mut payload, key, 0);
-                }
+            // A frame that stands alone whose payload came after its
+            // header, now all here: as if it had come with it. (The
+            // message it started, if any, holds nothing yet.)
+            if alone(&cur.header) && cur.done == 0 && buf.len() >= cur.remaining {
+                let header = cur.header;
                 self.current = None;
-                if let Some(mut m) = self.message.take() {
-                    if m.text && !m.compressed {
-                        std::str::from_utf8(&payload).map_err(|_| ProtocolError::InvalidUtf8)?;
-                    }
-                    m.payload = payload;
-                    return Ok(Some(m.into_incoming()));
+                if !header.opcode.is_control() {
+                    self.message = None;
                 }
-                continue;
+                return whole(&header, buf).map(Some);
             }
             let take = cur.remaining.min(buf.len());
             if take == 0 && cur.remaining > 0 {
@@ -175,40 +164,6 @@ impl Decoder {
                 return Ok(Some(m.into_incoming()));
             }
         }
-    }
-
-    /// A frame whose payload is all in `buf` and that is a message or a
-    /// control frame by itself: its bytes become it without a copy, and
-    /// nothing is kept. `None` for any other (the slow path keeps state).
-    fn whole(&self, h: &Header, buf: &mut BytesMut) -> Result<Option<Incoming>, ProtocolError> {
-        let alone = h.opcode.is_control()
-            || (h.fin && h.opcode != Opcode::Continuation && self.message.is_none());
-        if !alone || (buf.len() as u64) < h.len {
-            return Ok(None);
-        }
-        // At most the buffer's length (checked above), so it fits.
-        let mut payload = buf.split_to(h.len as usize);
-        if let Some(key) = h.mask {
-            mask::apply(&mut payload, key, 0);
-        }
-        let payload = payload.freeze();
-        let compressed = h.rsv1;
-        Ok(Some(match h.opcode {
-            Opcode::Text => {
-                if !compressed {
-                    std::str::from_utf8(&payload).map_err(|_| ProtocolError::InvalidUtf8)?;
-                }
-                Incoming::Text {
-                    payload,
-                    compressed,
-                }
-            }
-            Opcode::Binary => Incoming::Binary {
-                payload,
-                compressed,
-            },
-            opcode => control_frame(opcode, payload)?,
-        }))
     }
 
     /// The rules a header must meet before any of its payload is read.
@@ -295,6 +250,41 @@ impl Partial {
             }
         }
     }
+}
+
+/// Whether a frame is a message or a control frame by itself (a data
+/// frame that starts a message and ends it; [`Decoder::check`] has made
+/// sure no other message is under way then).
+fn alone(h: &Header) -> bool {
+    h.opcode.is_control() || (h.fin && h.opcode != Opcode::Continuation)
+}
+
+/// A frame that stands [`alone`], its payload all in `buf`: its bytes
+/// become the item without a copy, and the decoder keeps nothing.
+fn whole(h: &Header, buf: &mut BytesMut) -> Result<Incoming, ProtocolError> {
+    // At most the buffer's length (the callers check), so it fits.
+    let mut payload = buf.split_to(h.len as usize);
+    if let Some(key) = h.mask {
+        mask::apply(&mut payload, key, 0);
+    }
+    let payload = payload.freeze();
+    let compressed = h.rsv1;
+    Ok(match h.opcode {
+        Opcode::Text => {
+            if !compressed {
+                std::str::from_utf8(&payload).map_err(|_| ProtocolError::InvalidUtf8)?;
+            }
+            Incoming::Text {
+                payload,
+                compressed,
+            }
+        }
+        Opcode::Binary => Incoming::Binary {
+            payload,
+            compressed,
+        },
+        opcode => control_frame(opcode, payload)?,
+    })
 }
 
 fn control_frame(opcode: Opcode, payload: Bytes) -> Result<Incoming, ProtocolError> {
