@@ -6,8 +6,10 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
-use tokio::io::{AsyncRead as _, AsyncWrite as _, ReadBuf};
+use std::sync::Arc;
+
 use tokio::net::{TcpListener, TcpStream};
+use wsway::rt::TryWrite;
 
 pub(crate) struct Listener(pub(crate) TcpListener);
 
@@ -30,7 +32,11 @@ impl wsway::rt::Listener for Listener {
         let (stream, addr) = self.0.accept().await?;
         // Small frames should leave at once, not wait for Nagle's timer.
         stream.set_nodelay(true)?;
-        Ok((Stream(stream), addr))
+        Ok((Stream(Arc::new(Socket(stream))), addr))
+    }
+
+    fn try_writer(io: &Stream) -> Option<Arc<dyn TryWrite>> {
+        Some(io.0.clone())
     }
 
     fn local_addr(&self) -> io::Result<SocketAddr> {
@@ -38,43 +44,74 @@ impl wsway::rt::Listener for Listener {
     }
 }
 
-/// A tokio `TcpStream` implementing futures-io's traits.
-pub(crate) struct Stream(TcpStream);
+/// A tokio `TcpStream` implementing futures-io's traits, shared with the
+/// [`TryWrite`] handle core writes through from other tasks.
+pub(crate) struct Stream(Arc<Socket>);
+
+/// The socket both handles share.
+pub(crate) struct Socket(TcpStream);
+
+impl TryWrite for Socket {
+    fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
+        self.0.try_write(buf)
+    }
+}
 
 impl futures_io::AsyncRead for Stream {
     fn poll_read(
-        mut self: Pin<&mut Self>,
+        self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut [u8],
     ) -> Poll<io::Result<usize>> {
-        let mut buf = ReadBuf::new(buf);
-        ready!(Pin::new(&mut self.0).poll_read(cx, &mut buf))?;
-        Poll::Ready(Ok(buf.filled().len()))
+        // What tokio's own `poll_read` does, through `&TcpStream`.
+        let socket = &self.0.0;
+        loop {
+            ready!(socket.poll_read_ready(cx))?;
+            match socket.try_read(buf) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                read => return Poll::Ready(read),
+            }
+        }
     }
 }
 
 impl futures_io::AsyncWrite for Stream {
     fn poll_write(
-        mut self: Pin<&mut Self>,
+        self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.0).poll_write(cx, buf)
+        let socket = &self.0.0;
+        loop {
+            ready!(socket.poll_write_ready(cx))?;
+            match socket.try_write(buf) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                written => return Poll::Ready(written),
+            }
+        }
     }
 
     fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
+        self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.0).poll_write_vectored(cx, bufs)
+        let socket = &self.0.0;
+        loop {
+            ready!(socket.poll_write_ready(cx))?;
+            match socket.try_write_vectored(bufs) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                written => return Poll::Ready(written),
+            }
+        }
     }
 
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.0).poll_flush(cx)
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
     }
 
-    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.0).poll_shutdown(cx)
+    /// Half-closes (FIN), as tokio's `poll_shutdown` does.
+    fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(socket2::SockRef::from(&self.0.0).shutdown(std::net::Shutdown::Write))
     }
 }

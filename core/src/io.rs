@@ -16,6 +16,22 @@ impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Io for T {}
 
 pub(crate) type BoxIo = Box<dyn Io>;
 
+/// The write side of a connected socket, usable from any task without
+/// waiting: what lets a publish write to an idle subscriber at once, as
+/// Bun and uWebSockets do inside `publish`, instead of waking the
+/// subscriber's task to do it.
+///
+/// An adapter offers one through [`Listener::try_writer`](crate::rt::Listener::try_writer)
+/// when its stream is a plain TCP socket that can be shared (tokio's and
+/// async-io's can). Core calls it only while the connection's own task is
+/// not writing, under the connection's outbox lock, so writes never
+/// interleave; what the socket does not take is handed to that task.
+pub trait TryWrite: Send + Sync + 'static {
+    /// Writes as much of `buf` as the socket takes now, without waiting:
+    /// the count written, or `WouldBlock` when it takes nothing.
+    fn try_write(&self, buf: &[u8]) -> io::Result<usize>;
+}
+
 /// Wraps a stream whose `poll_close` only flushes (async-io's and
 /// async-std's TCP streams) so that closing half-closes it (a TCP FIN).
 ///
@@ -33,6 +49,11 @@ impl<S> HalfClose<S> {
     /// `|s| s.get_ref().shutdown(std::net::Shutdown::Write)`.
     pub fn new(inner: S, shutdown: fn(&S) -> io::Result<()>) -> Self {
         HalfClose { inner, shutdown }
+    }
+
+    /// The wrapped stream.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
     }
 }
 

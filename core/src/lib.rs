@@ -221,7 +221,7 @@ pub use web::router::RouteError;
 /// What an adapter crate implements or uses: the runtime seam, the listener,
 /// and the stream contract. Applications never need this module.
 pub mod rt {
-    pub use crate::io::{HalfClose, Io};
+    pub use crate::io::{HalfClose, Io, TryWrite};
     pub use crate::runtime::{BoxSleep, BoxTask, Runtime};
     pub use crate::server::control::Listener;
 

@@ -244,6 +244,18 @@ pub(crate) fn sending(batch: &std::collections::VecDeque<crate::protocol::Outgoi
     let _ = batch;
 }
 
+/// A message was written straight to the socket by the task that sent it.
+#[inline]
+pub(crate) fn sent(msg: &crate::protocol::Outgoing) {
+    #[cfg(feature = "metrics")]
+    {
+        let hot = hot();
+        hot.sent.increment(1);
+        hot.sent_bytes.increment(msg.len() as u64);
+    }
+    let _ = msg;
+}
+
 /// A send was queued over the backpressure limit.
 #[inline]
 pub(crate) fn backpressured() {

@@ -75,7 +75,19 @@ fn app() -> App {
     let mut app = App::new();
     app.ws("/t/:topic", Member);
     app.ws("/greet/:topic", Greeter);
+    // Room for everything a slow reader is sent (see below).
+    app.ws("/slow/:topic", Member)
+        .limits(|l| l.backpressure_limit(64 << 20));
     app
+}
+
+/// The `i`th message of the slow reader's test: its number, then filler
+/// whose letter and length depend on `i`, so a frame cut short, spliced
+/// into another or out of place shows.
+fn numbered(i: usize) -> String {
+    let letter = char::from(b'a' + (i % 26) as u8);
+    let len = 500 + i * 79_193 % 600_000;
+    format!("{i:05} {}", letter.to_string().repeat(len))
 }
 
 runtime_tests! {
@@ -159,6 +171,50 @@ runtime_tests! {
         for ws in &mut subs {
             assert_eq!(next_message(ws).await, Frame::text(payload.clone()));
         }
+    }
+
+    async fn a_slow_reader_gets_every_publish_whole_and_in_order(rt) {
+        // Publishes from outside the connection are written to its socket
+        // by the publishing task while its driver is not writing; what the
+        // socket does not take is finished and queued by the driver. 18 MB
+        // in frames of up to 600 kB, for a reader that does not read at
+        // first, overflow the socket's buffers in the middle of a frame,
+        // and both paths take turns, half of them while it reads.
+        // Its own replies ("subs") go through its queue in between.
+        let app = app();
+        let topics = app.topics();
+        let server = rt.start(app).await;
+        let mut ws = connect(server.local_addr(), "/slow/feed").await;
+        eventually("subscribed", || server.subscriber_count("feed") == 1).await;
+        const N: usize = 60;
+        for i in 0..N / 2 {
+            assert_eq!(topics.publish("feed", numbered(i)).delivered, 1, "message {i}");
+        }
+        let publisher = std::thread::spawn(move || {
+            for i in N / 2..N {
+                assert_eq!(topics.publish("feed", numbered(i)).delivered, 1, "message {i}");
+            }
+        });
+        // Its replies were queued behind what was published before them,
+        // and may come last.
+        let (mut next, mut asked, mut replies) = (0, 0, 0);
+        while next < N || replies < 3 {
+            if next % 20 == 10 && asked == next / 20 {
+                send_text(&mut ws, "subs").await;
+                asked += 1;
+            }
+            match next_message(&mut ws).await {
+                Frame::Text(t) if t.as_str() == "everyone,feed" => replies += 1,
+                Frame::Text(t) => {
+                    assert!(t.as_str() == numbered(next), "message {next} is not whole and next: {:?}", &t.as_str()[..12.min(t.len())]);
+                    next += 1;
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        publisher.join().unwrap();
+        send_text(&mut ws, "subs").await;
+        assert_eq!(next_message(&mut ws).await, Frame::text("everyone,feed"), "nothing more");
     }
 
     async fn bench_rooms_include_the_sender(rt) {

@@ -186,6 +186,14 @@ impl Codec {
         Ok(())
     }
 
+    /// Puts `rest` (the end of a frame another task began writing to the
+    /// socket) ahead of everything not yet written: it must be next on the
+    /// wire.
+    pub(crate) fn put_front(&mut self, rest: &[u8]) {
+        self.write
+            .splice(self.written..self.written, rest.iter().copied());
+    }
+
     /// Starts the closing handshake (or fails the connection) with `frame`;
     /// nothing but the reply is read after it.
     pub(crate) fn close(&mut self, frame: CloseFrame) -> Result<(), CodecError> {

@@ -62,6 +62,9 @@ struct Link {
     batch: VecDeque<crate::protocol::Outgoing>,
     /// The codec holds bytes not yet flushed.
     flushing: bool,
+    /// The outbox knows the driver holds the wire (see `Shared::push`):
+    /// nobody else writes to the socket until the next `flushed`.
+    claimed: bool,
     drain_owed: bool,
     /// A write failed while a callback ran; the driver ends with it next.
     failed: Option<CodecError>,
@@ -73,11 +76,16 @@ impl Link {
     fn pump(&mut self, cx: &mut Context<'_>) -> Result<(), CodecError> {
         loop {
             if self.flushing {
+                if !self.claimed {
+                    let front = self.shared.claim_wire();
+                    self.take_wire(front);
+                }
                 match self.codec.poll_flush(cx) {
                     Poll::Pending => return Ok(()),
                     Poll::Ready(Err(e)) => return Err(e),
                     Poll::Ready(Ok(())) => {
                         self.flushing = false;
+                        self.claimed = false;
                         if self.shared.flushed() {
                             self.drain_owed = true;
                         }
@@ -96,9 +104,13 @@ impl Link {
     /// replies to the messages it sent before that close were accepted and
     /// must still go out ahead of ours.
     fn stage(&mut self) -> Result<bool, CodecError> {
-        self.shared.take_queue(&mut self.batch);
+        let front = self.shared.take_queue(&mut self.batch);
+        let had_front = front.is_some();
+        if had_front || !self.batch.is_empty() {
+            self.take_wire(front);
+        }
         if self.batch.is_empty() {
-            return Ok(false);
+            return Ok(had_front);
         }
         if !self.codec.can_write() {
             // The peer's close was read before these were queued: they can
@@ -114,12 +126,23 @@ impl Link {
         Ok(true)
     }
 
+    /// The outbox now knows the driver holds the wire; the rest of a frame
+    /// another task began goes ahead of the codec's own bytes.
+    fn take_wire(&mut self, front: Option<bytes::Bytes>) {
+        self.claimed = true;
+        if let Some(rest) = front {
+            self.codec.put_front(&rest);
+            self.flushing = true;
+        }
+    }
+
     /// Drops what `take_queue` moved into the batch and settles the byte
     /// count it moved with them, so the queue reads as idle again (a close
     /// frame waits for an idle queue).
     fn discard_batch(&mut self) {
         self.batch.clear();
         self.shared.flushed();
+        self.claimed = false;
     }
 
     fn pump_or_remember(&mut self, cx: &mut Context<'_>) {
@@ -128,6 +151,15 @@ impl Link {
                 self.failed = Some(e);
             }
         }
+    }
+}
+
+impl Drop for Link {
+    /// Other tasks stop writing to the socket with the driver, so it
+    /// closes with the driver's end even while handles on the connection
+    /// live on.
+    fn drop(&mut self) {
+        self.shared.stop_direct();
     }
 }
 
@@ -153,7 +185,10 @@ fn poll_callback<F: Future<Output = ()>>(
         Poll::Ready(Err(panic)) => Poll::Ready(Outcome::Panicked(panic_message(&panic))),
         Poll::Pending => {
             shared.waker.register(cx.waker());
-            if matches!(shared.lock().request, Some(CloseRequest::Terminate)) {
+            if matches!(
+                shared.lock().request.as_deref(),
+                Some(CloseRequest::Terminate)
+            ) {
                 Poll::Ready(Outcome::Aborted)
             } else {
                 Poll::Pending
@@ -327,6 +362,7 @@ pub(crate) fn run<H: Handler>(opened: Opened<H>, start: Start) -> BoxFuture<'sta
             shared,
             batch: VecDeque::new(),
             flushing: false,
+            claimed: false,
             drain_owed: false,
             failed: None,
         },
@@ -513,7 +549,7 @@ impl<H: Handler> Driver<H> {
                 let tripped = std::mem::take(&mut out.backpressure_tripped);
                 let resident = out.deferred.as_ref().is_some_and(|d| d.resident.is_some());
                 (
-                    out.request.take(),
+                    out.request.take().map(|r| *r),
                     out.shutdown,
                     tripped,
                     out.reading_paused,
@@ -526,8 +562,10 @@ impl<H: Handler> Driver<H> {
                     if tripped {
                         // Nothing queued will get through to a peer that
                         // does not read: close at once instead of behind it.
-                        self.link.shared.take_queue(&mut self.link.batch);
+                        let front = self.link.shared.take_queue(&mut self.link.batch);
                         self.link.discard_batch();
+                        // Begun by another task: it must still end.
+                        self.link.take_wire(front);
                         self.begin_close(code, &reason);
                         return Poll::Ready(Event::Error(Error::new(ErrorKind::Backpressure)));
                     }
@@ -905,6 +943,7 @@ mod tests {
             shared: shared.clone(),
             batch: VecDeque::new(),
             flushing: false,
+            claimed: false,
             drain_owed: false,
             failed: None,
         };

@@ -11,15 +11,18 @@
 //! [`Handle`]: crate::Handle
 
 use std::any::Any;
+use std::cell::OnceCell;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use atomic_waker::AtomicWaker;
+use bytes::Bytes;
 
 use crate::delivery::deferred::Deferred;
 use crate::delivery::history::Position;
 use crate::error::{Error, ErrorKind, check_close, check_control};
+use crate::io::TryWrite;
 use crate::message::CloseCode;
 
 /// What happened to a message given to [`Ws::send`](crate::Ws::send) or [`Handle::send`](crate::Handle::send).
@@ -108,7 +111,8 @@ pub(crate) struct Outbox {
     over_limit: bool,
     closing: bool,
     closed: bool,
-    pub(crate) request: Option<CloseRequest>,
+    /// Boxed: rare, and one pointer on every connection.
+    pub(crate) request: Option<Box<CloseRequest>>,
     pub(crate) shutdown: bool,
     /// A message waits for the connection's resident body to take it: the
     /// driver reads nothing more until then (see `resident`).
@@ -127,6 +131,17 @@ pub(crate) struct Outbox {
     /// Timer ticks and reply callbacks for the connection's task. Boxed:
     /// rare.
     pub(crate) deferred: Option<Box<Deferred>>,
+    /// The socket, for writing from other tasks while the driver is not
+    /// (see `push`): set once the upgrade is written, for streams that
+    /// allow it.
+    direct: Option<Arc<dyn TryWrite>>,
+    /// The driver holds the wire: it has bytes to write, or is writing.
+    /// Only while it does not may another task write to `direct`.
+    wire: bool,
+    /// The rest of a frame another task began writing: it goes out before
+    /// anything else (the driver puts it ahead of its own bytes).
+    /// Boxed: rare (the socket took part of a frame).
+    front: Option<Box<Bytes>>,
 }
 
 /// Topics on which the backplane may have lost messages, for
@@ -206,6 +221,37 @@ impl Outbox {
             self.release_held();
         }
         topic
+    }
+
+    /// Writes `msg` to the socket from the caller's task, when nothing
+    /// could be ahead of it: the driver does not hold the wire, nothing is
+    /// queued or held behind a gap. `None` when it must be queued instead
+    /// (the socket took nothing, or failed: the driver will see that);
+    /// `Some(true)` when the driver must write the rest.
+    fn write_now(
+        &mut self,
+        msg: &crate::protocol::Outgoing,
+        framed: &OnceCell<Bytes>,
+    ) -> Option<bool> {
+        if self.wire || self.queued != 0 || self.gaps.is_some() {
+            return None;
+        }
+        let socket = self.direct.as_ref()?;
+        let frame = framed.get_or_init(|| {
+            let mut buf = Vec::with_capacity(msg.len() + crate::protocol::frame::MAX_HEADER);
+            msg.encode(&mut buf);
+            Bytes::from(buf)
+        });
+        let n = socket.try_write(frame).ok().filter(|&n| n > 0)?;
+        if n == frame.len() {
+            return Some(false);
+        }
+        // Part of the frame is on the wire: the rest must follow before
+        // anything else, and only the driver writes now.
+        self.front = Some(Box::new(frame.slice(n..)));
+        self.wire = true;
+        self.writing += msg.len();
+        Some(true)
     }
 
     /// Moves what waited behind the gaps to the end of the queue; the
@@ -414,11 +460,38 @@ impl Shared {
     /// anywhere else waits behind a gap noted and not yet reported, so the
     /// report arrives before whatever followed the hole.
     pub(crate) fn push(&self, msg: crate::protocol::Outgoing, wake: bool) -> SendStatus {
+        self.push_framed(msg, wake, &OnceCell::new())
+    }
+
+    /// As [`push`](Self::push); `framed` holds the message as a frame once
+    /// one subscriber needed it, so a publish is framed once for all.
+    ///
+    /// From another task, to a connection whose driver is not writing and
+    /// has nothing queued, the frame is written to the socket here and
+    /// now; only what the socket does not take is left to the driver.
+    /// What the caller sees (the status, the order, the drain) is the
+    /// same as through the queue.
+    pub(crate) fn push_framed(
+        &self,
+        msg: crate::protocol::Outgoing,
+        wake: bool,
+        framed: &OnceCell<Bytes>,
+    ) -> SendStatus {
         let len = msg.len();
         let status = {
             let mut out = self.lock();
             if out.closing || out.closed {
                 return SendStatus::Closed;
+            }
+            if wake && len <= self.limit {
+                if let Some(written) = out.write_now(&msg, framed) {
+                    drop(out);
+                    crate::observe::sent(&msg);
+                    if written {
+                        self.waker.wake();
+                    }
+                    return SendStatus::Queued { buffered: len };
+                }
             }
             // The connection's own sends go ahead of what waits behind a
             // gap, so they are measured without it: the gap's report must
@@ -433,10 +506,10 @@ impl Shared {
                 if self.close_on_backpressure && out.request.is_none() {
                     out.closing = true;
                     out.backpressure_tripped = true;
-                    out.request = Some(CloseRequest::Graceful(
+                    out.request = Some(Box::new(CloseRequest::Graceful(
                         CloseCode::POLICY,
                         "backpressure limit".to_owned(),
-                    ));
+                    )));
                     drop(out);
                     self.waker.wake();
                     crate::observe::dropped();
@@ -507,7 +580,7 @@ impl Shared {
                 return Err(Error::new(ErrorKind::Closed));
             }
             out.closing = true;
-            out.request = Some(CloseRequest::Graceful(code, reason.to_owned()));
+            out.request = Some(Box::new(CloseRequest::Graceful(code, reason.to_owned())));
         }
         if wake {
             self.waker.wake();
@@ -522,7 +595,7 @@ impl Shared {
                 return;
             }
             out.closing = true;
-            out.request = Some(CloseRequest::Terminate);
+            out.request = Some(Box::new(CloseRequest::Terminate));
         }
         self.waker.wake();
     }
@@ -533,18 +606,47 @@ impl Shared {
     }
 
     /// Moves everything queued into `batch` for the driver to write.
-    pub(crate) fn take_queue(&self, batch: &mut VecDeque<crate::protocol::Outgoing>) {
+    /// Moves everything queued into `batch` for the driver to write. When
+    /// anything moved (or another task left the rest of a frame, which is
+    /// returned), the driver holds the wire from here until `flushed`.
+    pub(crate) fn take_queue(
+        &self,
+        batch: &mut VecDeque<crate::protocol::Outgoing>,
+    ) -> Option<Bytes> {
         let mut out = self.lock();
         std::mem::swap(batch, &mut out.queue);
         out.writing += out.queued;
         out.queued = 0;
+        out.wire |= !batch.is_empty();
+        out.front.take().map(|b| *b)
     }
 
-    /// Everything handed to the codec is on the wire. Returns true when a
-    /// `drain` is owed.
+    /// The driver is about to write bytes of its own (a pong, a close):
+    /// it holds the wire from here until `flushed`. Returns the rest of a
+    /// frame another task began, to go out first.
+    pub(crate) fn claim_wire(&self) -> Option<Bytes> {
+        let mut out = self.lock();
+        out.wire = true;
+        out.front.take().map(|b| *b)
+    }
+
+    /// Lets other tasks write to the socket while the driver does not.
+    pub(crate) fn write_directly(&self, socket: Arc<dyn TryWrite>) {
+        self.lock().direct = Some(socket);
+    }
+
+    /// The driver no longer writes: other tasks must not either, and the
+    /// socket closes once the driver drops its own handle on it.
+    pub(crate) fn stop_direct(&self) {
+        self.lock().direct = None;
+    }
+
+    /// Everything handed to the codec is on the wire, and the driver lets
+    /// go of it. Returns true when a `drain` is owed.
     pub(crate) fn flushed(&self) -> bool {
         let mut out = self.lock();
         out.writing = 0;
+        out.wire = false;
         if out.over_limit && out.queued == 0 {
             out.over_limit = false;
             return true;
@@ -567,6 +669,8 @@ impl Shared {
             out.queued = 0;
             out.writing = 0;
             out.gaps = None;
+            out.front = None;
+            out.direct = None;
             let mut deferred = out.deferred.take();
             // The resident body outlives the close, to clean up (see
             // `resident`); the rest of what was deferred ends here.
@@ -605,7 +709,7 @@ impl Shared {
 
     pub(crate) fn is_idle_queue(&self) -> bool {
         let out = self.lock();
-        out.queued == 0 && out.writing == 0 && out.gaps.is_none()
+        out.queued == 0 && out.writing == 0 && out.gaps.is_none() && out.front.is_none()
     }
 
     pub(crate) fn buffered(&self) -> usize {
@@ -711,7 +815,7 @@ mod tests {
         ));
         assert_eq!(s.push(text(1), false), SendStatus::Closed);
         assert!(matches!(
-            s.lock().request,
+            s.lock().request.as_deref(),
             Some(CloseRequest::Graceful(CloseCode::POLICY, _))
         ));
     }
@@ -786,5 +890,119 @@ mod tests {
         assert!(!s.is_idle_queue());
         s.lock().release_held();
         assert_eq!(sizes(&s), [2]);
+    }
+
+    /// A socket that takes `room` more bytes, then would block.
+    struct Socket {
+        room: Mutex<usize>,
+        wire: Mutex<Vec<u8>>,
+    }
+
+    impl TryWrite for Socket {
+        fn try_write(&self, buf: &[u8]) -> std::io::Result<usize> {
+            let mut room = self.room.lock().unwrap();
+            let n = buf.len().min(*room);
+            if n == 0 {
+                return Err(std::io::ErrorKind::WouldBlock.into());
+            }
+            *room -= n;
+            self.wire.lock().unwrap().extend_from_slice(&buf[..n]);
+            Ok(n)
+        }
+    }
+
+    fn direct(room: usize) -> (Shared, Arc<Socket>) {
+        let socket = Arc::new(Socket {
+            room: Mutex::new(room),
+            wire: Mutex::default(),
+        });
+        let s = Shared::new(1, 100, false);
+        s.write_directly(socket.clone());
+        (s, socket)
+    }
+
+    fn frame(msg: &crate::protocol::Outgoing) -> Vec<u8> {
+        let mut out = Vec::new();
+        msg.encode(&mut out);
+        out
+    }
+
+    #[test]
+    fn an_idle_connection_is_written_to_at_once() {
+        let (s, socket) = direct(1000);
+        assert_eq!(s.push(text(10), true), SendStatus::Queued { buffered: 10 });
+        assert_eq!(*socket.wire.lock().unwrap(), frame(&text(10)));
+        assert!(s.is_idle_queue(), "nothing left for the driver");
+        // Its own task's sends are the driver's to write, right after.
+        assert_eq!(s.push(text(5), false), SendStatus::Queued { buffered: 5 });
+        assert_eq!(socket.wire.lock().unwrap().len(), 12);
+    }
+
+    #[test]
+    fn the_rest_of_a_frame_goes_first_and_what_follows_waits() {
+        let (s, socket) = direct(4);
+        let (a, b) = (text(10), text(20));
+        assert_eq!(s.push(a.clone(), true), SendStatus::Queued { buffered: 10 });
+        assert_eq!(socket.wire.lock().unwrap().len(), 4);
+        assert!(!s.is_idle_queue(), "the rest is owed");
+        *socket.room.lock().unwrap() = 1000;
+        // The driver holds the wire now: queued, counted as before.
+        assert_eq!(s.push(b.clone(), true), SendStatus::Queued { buffered: 30 });
+        assert_eq!(socket.wire.lock().unwrap().len(), 4);
+        let mut batch = VecDeque::new();
+        let rest = s.take_queue(&mut batch).expect("the rest of the frame");
+        assert_eq!(&rest[..], &frame(&a)[4..]);
+        assert_eq!(batch, [b]);
+        assert!(!s.flushed(), "no drain owed");
+        // Written and let go of: the next goes straight out again.
+        assert_eq!(s.push(text(1), true), SendStatus::Queued { buffered: 1 });
+        assert_eq!(socket.wire.lock().unwrap().len(), 4 + 3);
+    }
+
+    #[test]
+    fn nothing_is_written_past_the_driver_or_a_queue() {
+        let (s, socket) = direct(1000);
+        // The driver is writing bytes of its own.
+        assert!(s.claim_wire().is_none());
+        assert_eq!(s.push(text(10), true), SendStatus::Queued { buffered: 10 });
+        assert!(socket.wire.lock().unwrap().is_empty());
+        s.flushed();
+        // Something queued is ahead of it.
+        assert_eq!(s.push(text(10), true), SendStatus::Queued { buffered: 20 });
+        assert!(socket.wire.lock().unwrap().is_empty());
+        let mut batch = VecDeque::new();
+        assert!(s.take_queue(&mut batch).is_none());
+        s.flushed();
+        // A gap not yet reported: what follows waits behind its report.
+        s.push_gap(&Arc::from("t"));
+        s.push(text(10), true);
+        assert!(socket.wire.lock().unwrap().is_empty());
+        s.lock().release_held();
+        s.take_queue(&mut batch);
+        s.flushed();
+        // Over the limit, a message takes the queue (and its drain).
+        assert_eq!(
+            s.push(text(101), true),
+            SendStatus::Backpressure { buffered: 101 }
+        );
+        assert!(socket.wire.lock().unwrap().is_empty());
+        s.take_queue(&mut batch);
+        assert!(s.flushed(), "drain owed as through the queue");
+        // The socket full: queued as before.
+        *socket.room.lock().unwrap() = 0;
+        assert_eq!(s.push(text(10), true), SendStatus::Queued { buffered: 10 });
+        s.take_queue(&mut batch);
+        s.flushed();
+        // Closing: refused, and the socket is let go of once closed.
+        *socket.room.lock().unwrap() = 1000;
+        s.set_closing();
+        assert_eq!(s.push(text(1), true), SendStatus::Closed);
+        s.set_closed();
+        assert!(socket.wire.lock().unwrap().is_empty());
+        assert_eq!(
+            Arc::strong_count(&socket),
+            1,
+            "no handle on the socket left"
+        );
     }
 }

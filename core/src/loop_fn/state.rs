@@ -85,10 +85,13 @@ impl LoopState {
             if inner.socket_gone {
                 return;
             }
+            // Paused before the message can be taken: a `recv` on another
+            // thread may take it at once, and its resume must come after
+            // this pause, or reading would stay paused with nothing unread.
+            self.shared.pause_reading();
             inner.inbox.push_back(msg);
             inner.waker.take()
         };
-        self.shared.pause_reading();
         if let Some(w) = waker {
             w.wake();
         }

@@ -19,7 +19,7 @@ use crate::connection::driver::Start;
 use crate::connection::registry::{Registration, Reservation, TaskGuard};
 use crate::connection::socket::Info;
 use crate::delivery::outbox::Shared;
-use crate::io::{BoxIo, HyperIo};
+use crate::io::{BoxIo, HyperIo, TryWrite};
 use crate::policy::limits::Limits;
 use crate::policy::origin;
 use crate::server::shared::ServerInner;
@@ -63,7 +63,7 @@ pub(crate) async fn answer_detached(
         let task = server.registry.task();
         let rt = server.rt.clone();
         let run = async move {
-            if let Some(driver) = upgraded(&server, p, task).await {
+            if let Some(driver) = upgraded(&server, p, task, None).await {
                 driver.await;
             }
             drop(keep);
@@ -74,15 +74,24 @@ pub(crate) async fn answer_detached(
 }
 
 /// Takes the socket back from hyper and builds the connection's driver.
+/// `writer` is the socket's own [`TryWrite`], when it has one.
 pub(crate) async fn upgraded(
     server: &ServerInner,
     p: Pending,
     task: TaskGuard,
+    writer: Option<Arc<dyn TryWrite>>,
 ) -> Option<BoxFuture<'static, ()>> {
     // Our own stream comes back: frames never pass through hyper's IO
     // layer. A host's (`AppService`) is read through it.
     let (io, read_buf): (BoxIo, _) = match p.on_upgrade.await.map(|u| u.downcast::<HyperIo>()) {
-        Ok(Ok(parts)) => (parts.io.0, parts.read_buf),
+        Ok(Ok(parts)) => {
+            // hyper has written the 101 by now: others may write frames.
+            // Not with compression, whose frames depend on the session.
+            if let Some(writer) = writer.filter(|_| p.deflate.is_none()) {
+                p.shared.write_directly(writer);
+            }
+            (parts.io.0, parts.read_buf)
+        }
         Ok(Err(hosted)) => (Box::new(crate::io::Hosted(hosted)), bytes::Bytes::new()),
         Err(_) => {
             // `open` ran, so `close` is owed even though no frame will flow.

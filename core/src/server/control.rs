@@ -33,6 +33,17 @@ pub trait Listener: Send + 'static {
 
     /// The address it listens on.
     fn local_addr(&self) -> io::Result<SocketAddr>;
+
+    /// A second handle on `io`'s socket that other tasks may write to
+    /// without waiting (see [`TryWrite`](crate::rt::TryWrite)), or `None`
+    /// (the default) when the stream cannot be shared: then every write
+    /// goes through the connection's own task. Core uses it only for a
+    /// plain WebSocket over HTTP/1.1 without compression, once the
+    /// upgrade's response is written.
+    fn try_writer(io: &Self::Io) -> Option<std::sync::Arc<dyn crate::rt::TryWrite>> {
+        let _ = io;
+        None
+    }
 }
 
 /// Server settings around an [`App`]. Adapters start it on their runtime:
@@ -352,7 +363,8 @@ async fn run<L: Listener>(
                     refuse(io, inner.is_tls());
                 }
                 Some(Ok((io, remote))) => {
-                    let task = serve_connection(inner.clone(), Box::new(io), remote);
+                    let writer = L::try_writer(&io);
+                    let task = serve_connection(inner.clone(), Box::new(io), remote, writer);
                     inner.rt.spawn(Box::pin(task));
                 }
                 // Out of file descriptors and the like: back off instead of spinning.

@@ -13,30 +13,41 @@ use std::time::Duration;
 use hyper::body::Incoming;
 
 use crate::boxed::BoxFuture;
-use crate::io::{BoxIo, HyperIo};
+use crate::io::{BoxIo, HyperIo, TryWrite};
 use crate::server::answer::{Slot, dispatch, upgraded};
 use crate::server::shared::ServerInner;
 use crate::web::body::Response;
 
 /// Serves one accepted connection, inside its span.
+/// `writer` is the socket's [`TryWrite`] when the adapter offers one; it
+/// is kept for a WebSocket over plain HTTP/1.1 only.
 pub(crate) fn serve_connection(
     server: Arc<ServerInner>,
     io: BoxIo,
     remote: SocketAddr,
+    writer: Option<Arc<dyn TryWrite>>,
 ) -> impl Future<Output = ()> + Send {
     let span = crate::observe::connection_span(remote);
-    crate::observe::instrument(serve_in_span(server, io, remote, span.clone()), span)
+    crate::observe::instrument(
+        serve_in_span(server, io, remote, writer, span.clone()),
+        span,
+    )
 }
 
 async fn serve_in_span(
     server: Arc<ServerInner>,
     io: BoxIo,
     remote: SocketAddr,
+    mut writer: Option<Arc<dyn TryWrite>>,
     span: crate::observe::Span,
 ) {
     let task = server.registry.task();
     #[cfg(feature = "http2")]
     let started = std::time::Instant::now();
+    if server.is_tls() {
+        // Bytes on the socket are TLS records: only the session writes.
+        writer = None;
+    }
     let Some(Secured { io, http, h2 }) = secure(&server, io).await else {
         return;
     };
@@ -68,7 +79,7 @@ async fn serve_in_span(
     }
     let pending = slot.lock().unwrap_or_else(|e| e.into_inner()).take();
     if let Some(p) = pending {
-        if let Some(driver) = upgraded(&server, p, task).await {
+        if let Some(driver) = upgraded(&server, p, task, writer).await {
             // A task's memory is sized for its largest state, and hyper's
             // connection is large: the WebSocket gets a task of its own,
             // holding the driver alone, for the rest of its life.

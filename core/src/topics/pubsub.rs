@@ -338,6 +338,8 @@ impl LocalTopics {
         let Some((name, subs)) = topics.get_key_value(topic) else {
             return report;
         };
+        // Framed once, by the first subscriber written to directly.
+        let framed = std::cell::OnceCell::new();
         for sub in subs {
             if Some(sub.id) == except {
                 // Behind, it catches up from history, where it is anyway.
@@ -353,7 +355,7 @@ impl LocalTopics {
                 continue;
             }
             // A clone shares the payload buffer: no copy per subscriber.
-            match sub.push(frame.clone(), true) {
+            match sub.push_framed(frame.clone(), true, &framed) {
                 SendStatus::Queued { .. } => report.delivered += 1,
                 SendStatus::Backpressure { .. } => {
                     report.delivered += 1;
