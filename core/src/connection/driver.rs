@@ -381,7 +381,8 @@ pub(crate) fn run<H: Handler>(opened: Opened<H>, start: Start) -> BoxFuture<'sta
         registration,
         _task: task,
     };
-    Box::pin(driver.run())
+    // Corked: what its callbacks publish goes out when each poll ends.
+    Box::pin(crate::delivery::cork::Corked::new(driver.run()))
 }
 
 impl<H: Handler> Driver<H> {

@@ -5,6 +5,7 @@
 //! Imports: the base modules, `web` and `policy`. Nothing here names a
 //! connection's `Ws` or a topic's subscribers.
 
+pub(crate) mod cork;
 pub(crate) mod deferred;
 pub(crate) mod history;
 pub(crate) mod outbox;

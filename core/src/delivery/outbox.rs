@@ -75,6 +75,11 @@ pub enum ReadyState {
     Closed = 3,
 }
 
+thread_local! {
+    /// Where a corked write encodes a subscriber's frames (see `uncork`).
+    static SCRATCH: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
 /// A close the driver has been asked to perform.
 #[derive(Debug)]
 pub(crate) enum CloseRequest {
@@ -142,6 +147,8 @@ pub(crate) struct Outbox {
     /// anything else (the driver puts it ahead of its own bytes).
     /// Boxed: rare (the socket took part of a frame).
     front: Option<Box<Bytes>>,
+    /// A corked poll will write the queue when it ends (see `cork`).
+    corked: bool,
 }
 
 /// Topics on which the backplane may have lost messages, for
@@ -252,6 +259,54 @@ impl Outbox {
         self.wire = true;
         self.writing += msg.len();
         Some(true)
+    }
+
+    /// Writes everything queued to the socket in one write, from the
+    /// caller's task, when the driver is not writing; true when the driver
+    /// must be woken (to write it, or the rest of it).
+    fn write_queue_now(&mut self) -> bool {
+        if self.queue.is_empty() {
+            // Its driver took it first, or nothing was accepted.
+            return false;
+        }
+        if self.wire || self.over_limit || self.closing || self.gaps.is_some() {
+            return true;
+        }
+        let Some(socket) = self.direct.as_ref() else {
+            return true;
+        };
+        // Encoded into this thread's scratch buffer: no allocation per
+        // subscriber, and only a rest the socket did not take is copied.
+        let written = SCRATCH.with(|scratch| {
+            let mut frames = scratch.take();
+            frames.clear();
+            for msg in &self.queue {
+                msg.encode(&mut frames);
+            }
+            let written = match socket.try_write(&frames) {
+                Ok(n) if n == frames.len() => Some(None),
+                Ok(n) if n > 0 => Some(Some(Bytes::copy_from_slice(&frames[n..]))),
+                _ => None,
+            };
+            // A burst's worth is kept for the next; a rare huge one is not.
+            if frames.capacity() <= 64 << 10 {
+                scratch.set(frames);
+            }
+            written
+        });
+        let Some(rest) = written else {
+            return true;
+        };
+        crate::observe::sending(&self.queue);
+        self.queue.clear();
+        let Some(rest) = rest else {
+            self.queued = 0;
+            return false;
+        };
+        self.front = Some(Box::new(rest));
+        self.wire = true;
+        self.writing += std::mem::take(&mut self.queued);
+        true
     }
 
     /// Moves what waited behind the gaps to the end of the queue; the
@@ -493,56 +548,100 @@ impl Shared {
                     return SendStatus::Queued { buffered: len };
                 }
             }
-            // The connection's own sends go ahead of what waits behind a
-            // gap, so they are measured without it: the gap's report must
-            // get through once the queue ahead of it has drained.
-            let held = wake && out.gaps.is_some();
-            let buffered = if wake {
-                out.buffered()
-            } else {
-                out.queued + out.writing
-            };
-            if buffered > self.limit {
-                if self.close_on_backpressure && out.request.is_none() {
-                    out.closing = true;
-                    out.backpressure_tripped = true;
-                    out.request = Some(Box::new(CloseRequest::Graceful(
-                        CloseCode::POLICY,
-                        "backpressure limit".to_owned(),
-                    )));
-                    drop(out);
-                    self.waker.wake();
-                    crate::observe::dropped();
-                    return SendStatus::Closed;
-                }
-                crate::observe::dropped();
-                return SendStatus::Dropped { buffered };
+            self.enqueue(&mut out, msg, wake)
+        };
+        if wake || status == SendStatus::Closed {
+            self.waker.wake();
+        }
+        status
+    }
+
+    /// As [`push`](Self::push) from another task, during a corked poll of
+    /// the publishing connection's task (see `cork`): queued, and written
+    /// with whatever else this subscriber is given when that poll ends.
+    pub(crate) fn push_corked(self: &Arc<Self>, msg: crate::protocol::Outgoing) -> SendStatus {
+        let (status, first) = {
+            let mut out = self.lock();
+            if out.closing || out.closed {
+                return SendStatus::Closed;
             }
-            let buffered = buffered + len;
-            let over = buffered > self.limit;
-            match out.gaps.as_mut().filter(|_| held) {
-                Some(gaps) => {
-                    gaps.held.push_back(msg);
-                    gaps.bytes += len;
-                    gaps.over |= over;
-                }
-                None => {
-                    out.queue.push_back(msg);
-                    out.queued += len;
-                }
-            }
-            if over {
-                out.over_limit = true;
-                crate::observe::backpressured();
-                SendStatus::Backpressure { buffered }
-            } else {
-                SendStatus::Queued { buffered }
-            }
+            let status = self.enqueue(&mut out, msg, true);
+            let first = status.is_accepted() && !std::mem::replace(&mut out.corked, true);
+            (status, first)
+        };
+        if status == SendStatus::Closed || (first && !crate::delivery::cork::reached(self.clone()))
+        {
+            self.waker.wake();
+        }
+        status
+    }
+
+    /// The corked poll that reached this subscriber has ended: what it was
+    /// given is written now if its driver is not writing, else the driver
+    /// is woken to.
+    pub(crate) fn uncork(&self) {
+        let wake = {
+            let mut out = self.lock();
+            out.corked = false;
+            out.write_queue_now()
         };
         if wake {
             self.waker.wake();
         }
-        status
+    }
+
+    /// Queues `msg` (behind a gap not yet reported, when `elsewhere`: from
+    /// another task), within the backpressure limit. `Closed` when that
+    /// limit closes the connection: the caller wakes the driver.
+    fn enqueue(
+        &self,
+        out: &mut Outbox,
+        msg: crate::protocol::Outgoing,
+        elsewhere: bool,
+    ) -> SendStatus {
+        let len = msg.len();
+        // The connection's own sends go ahead of what waits behind a
+        // gap, so they are measured without it: the gap's report must
+        // get through once the queue ahead of it has drained.
+        let held = elsewhere && out.gaps.is_some();
+        let buffered = if elsewhere {
+            out.buffered()
+        } else {
+            out.queued + out.writing
+        };
+        if buffered > self.limit {
+            crate::observe::dropped();
+            if self.close_on_backpressure && out.request.is_none() {
+                out.closing = true;
+                out.backpressure_tripped = true;
+                out.request = Some(Box::new(CloseRequest::Graceful(
+                    CloseCode::POLICY,
+                    "backpressure limit".to_owned(),
+                )));
+                return SendStatus::Closed;
+            }
+            return SendStatus::Dropped { buffered };
+        }
+        let buffered = buffered + len;
+        let over = buffered > self.limit;
+        match out.gaps.as_mut().filter(|_| held) {
+            Some(gaps) => {
+                gaps.held.push_back(msg);
+                gaps.bytes += len;
+                gaps.over |= over;
+            }
+            None => {
+                out.queue.push_back(msg);
+                out.queued += len;
+            }
+        }
+        if over {
+            out.over_limit = true;
+            crate::observe::backpressured();
+            SendStatus::Backpressure { buffered }
+        } else {
+            SendStatus::Queued { buffered }
+        }
     }
 
     /// Control frames bypass the backpressure limit: they are tiny and keep
@@ -776,6 +875,7 @@ impl Shared {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::future::Future;
 
     fn text(n: usize) -> crate::protocol::Outgoing {
         crate::protocol::Outgoing::binary(vec![0; n].into())
@@ -896,10 +996,12 @@ mod tests {
     struct Socket {
         room: Mutex<usize>,
         wire: Mutex<Vec<u8>>,
+        writes: AtomicU32,
     }
 
     impl TryWrite for Socket {
         fn try_write(&self, buf: &[u8]) -> std::io::Result<usize> {
+            self.writes.fetch_add(1, Ordering::Relaxed);
             let mut room = self.room.lock().unwrap();
             let n = buf.len().min(*room);
             if n == 0 {
@@ -915,6 +1017,7 @@ mod tests {
         let socket = Arc::new(Socket {
             room: Mutex::new(room),
             wire: Mutex::default(),
+            writes: AtomicU32::new(0),
         });
         let s = Shared::new(1, 100, false);
         s.write_directly(socket.clone());
@@ -1004,5 +1107,30 @@ mod tests {
             1,
             "no handle on the socket left"
         );
+    }
+
+    #[test]
+    fn what_a_corked_poll_publishes_leaves_in_one_write_per_subscriber() {
+        let (s, socket) = direct(1000);
+        let s = Arc::new(s);
+        let (a, b) = (text(10), text(20));
+        let mut poll = std::pin::pin!(crate::delivery::cork::Corked::new(async {
+            assert_eq!(
+                s.push_corked(a.clone()),
+                SendStatus::Queued { buffered: 10 }
+            );
+            assert_eq!(
+                s.push_corked(b.clone()),
+                SendStatus::Queued { buffered: 30 }
+            );
+            assert!(socket.wire.lock().unwrap().is_empty(), "corked");
+        }));
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        assert!(poll.as_mut().poll(&mut cx).is_ready());
+        let mut both = frame(&a);
+        both.extend(frame(&b));
+        assert_eq!(*socket.wire.lock().unwrap(), both);
+        assert_eq!(socket.writes.load(Ordering::Relaxed), 1);
+        assert!(s.is_idle_queue());
     }
 }

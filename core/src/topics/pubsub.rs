@@ -340,6 +340,7 @@ impl LocalTopics {
         };
         // Framed once, by the first subscriber written to directly.
         let framed = std::cell::OnceCell::new();
+        let corked = crate::delivery::cork::is_on();
         for sub in subs {
             if Some(sub.id) == except {
                 // Behind, it catches up from history, where it is anyway.
@@ -355,7 +356,14 @@ impl LocalTopics {
                 continue;
             }
             // A clone shares the payload buffer: no copy per subscriber.
-            match sub.push_framed(frame.clone(), true, &framed) {
+            // Corked (published from a connection's task): written with
+            // the rest of that poll's publishes; else straight away.
+            let status = if corked {
+                sub.push_corked(frame.clone())
+            } else {
+                sub.push_framed(frame.clone(), true, &framed)
+            };
+            match status {
                 SendStatus::Queued { .. } => report.delivered += 1,
                 SendStatus::Backpressure { .. } => {
                     report.delivered += 1;
