@@ -318,11 +318,12 @@ impl Inner {
     fn spawn(self: &Arc<Self>, node: &Node, task: impl Future<Output = ()> + Send + 'static) {
         self.running.fetch_add(1, Ordering::AcqRel);
         let inner = self.clone();
-        node.runtime().spawn(Box::pin(async move {
+        // Corked: a batch read from Redis reaches each member in one write.
+        node.runtime().spawn(Box::pin(wsway::rt::corked(async move {
             task.await;
             inner.running.fetch_sub(1, Ordering::AcqRel);
             inner.exited.notify(usize::MAX);
-        }));
+        })));
     }
 }
 

@@ -225,6 +225,15 @@ pub mod rt {
     pub use crate::runtime::{BoxSleep, BoxTask, Runtime};
     pub use crate::server::control::Listener;
 
+    /// Runs `fut` corked: what it publishes during one poll is written to
+    /// each subscriber when that poll ends, in one write per subscriber,
+    /// instead of one per message. Connections' tasks are corked already;
+    /// a backplane's task that delivers what it received in batches
+    /// wants this too.
+    pub fn corked<F: std::future::Future>(fut: F) -> impl std::future::Future<Output = F::Output> {
+        crate::delivery::cork::Corked::new(fut)
+    }
+
     /// What every adapter's `run` does inside its runtime: waits for the
     /// server to start, prints `listening on ADDR` to stderr, and waits
     /// for it to stop.

@@ -557,23 +557,24 @@ impl Shared {
     }
 
     /// As [`push`](Self::push) from another task, during a corked poll of
-    /// the publishing connection's task (see `cork`): queued, and written
-    /// with whatever else this subscriber is given when that poll ends.
-    pub(crate) fn push_corked(self: &Arc<Self>, msg: crate::protocol::Outgoing) -> SendStatus {
+    /// the publishing connection's task (see `cork`): queued, to be
+    /// written with whatever else this subscriber is given when that poll
+    /// ends. The flag is true the first time in the poll: the caller then
+    /// notes the subscriber for `uncork`.
+    pub(crate) fn push_corked(&self, msg: crate::protocol::Outgoing) -> (SendStatus, bool) {
         let (status, first) = {
             let mut out = self.lock();
             if out.closing || out.closed {
-                return SendStatus::Closed;
+                return (SendStatus::Closed, false);
             }
             let status = self.enqueue(&mut out, msg, true);
             let first = status.is_accepted() && !std::mem::replace(&mut out.corked, true);
             (status, first)
         };
-        if status == SendStatus::Closed || (first && !crate::delivery::cork::reached(self.clone()))
-        {
+        if status == SendStatus::Closed {
             self.waker.wake();
         }
-        status
+        (status, first)
     }
 
     /// The corked poll that reached this subscriber has ended: what it was
@@ -1114,15 +1115,16 @@ mod tests {
         let (s, socket) = direct(1000);
         let s = Arc::new(s);
         let (a, b) = (text(10), text(20));
+        let push = |msg: &crate::protocol::Outgoing| {
+            let (status, first) = s.push_corked(msg.clone());
+            if first {
+                assert!(crate::delivery::cork::reached(s.clone()));
+            }
+            status
+        };
         let mut poll = std::pin::pin!(crate::delivery::cork::Corked::new(async {
-            assert_eq!(
-                s.push_corked(a.clone()),
-                SendStatus::Queued { buffered: 10 }
-            );
-            assert_eq!(
-                s.push_corked(b.clone()),
-                SendStatus::Queued { buffered: 30 }
-            );
+            assert_eq!(push(&a), SendStatus::Queued { buffered: 10 });
+            assert_eq!(push(&b), SendStatus::Queued { buffered: 30 });
             assert!(socket.wire.lock().unwrap().is_empty(), "corked");
         }));
         let mut cx = std::task::Context::from_waker(std::task::Waker::noop());

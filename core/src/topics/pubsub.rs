@@ -359,7 +359,11 @@ impl LocalTopics {
             // Corked (published from a connection's task): written with
             // the rest of that poll's publishes; else straight away.
             let status = if corked {
-                sub.push_corked(frame.clone())
+                let (status, first) = sub.push_corked(frame.clone());
+                if first && !crate::delivery::cork::reached(sub.clone()) {
+                    sub.waker.wake();
+                }
+                status
             } else {
                 sub.push_framed(frame.clone(), true, &framed)
             };
