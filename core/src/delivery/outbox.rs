@@ -7,6 +7,15 @@
 //! batches; that is what makes a [`Handle`] usable from any task on any
 //! runtime.
 //!
+//! On a socket others may write to (plain TCP on tokio and smol, see
+//! [`TryWrite`]), a send from another task to a connection whose driver
+//! is not writing and has nothing queued is written by the sender, and a
+//! publish from a connection's task at the end of that task's poll (see
+//! `cork`): no wake, no poll of the subscriber's task. "The driver holds
+//! the wire" (`wire`) is the one rule that keeps the two from
+//! interleaving: others write only while it does not, and what the socket
+//! did not take of their frame (`front`) is the driver's to finish first.
+//!
 //! [`Ws`]: crate::Ws
 //! [`Handle`]: crate::Handle
 
