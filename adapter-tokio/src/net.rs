@@ -51,6 +51,21 @@ pub(crate) struct Stream(Arc<Socket>);
 /// The socket both handles share.
 pub(crate) struct Socket(TcpStream);
 
+/// Whether a read that fills less than its buffer shows the socket
+/// drained: with epoll and kqueue (edge-triggered), as tokio's own
+/// `poll_read` assumes on the same targets.
+const SHORT_READ_DRAINS: bool = cfg!(any(
+    target_os = "linux",
+    target_os = "android",
+    target_os = "macos",
+    target_os = "ios",
+    target_os = "freebsd",
+    target_os = "netbsd",
+    target_os = "openbsd",
+    target_os = "dragonfly",
+    target_os = "illumos",
+));
+
 impl TryWrite for Socket {
     fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
         self.0.try_write(buf)
@@ -63,11 +78,27 @@ impl futures_io::AsyncRead for Stream {
         cx: &mut Context<'_>,
         buf: &mut [u8],
     ) -> Poll<io::Result<usize>> {
-        // What tokio's own `poll_read` does, through `&TcpStream`.
+        // What tokio's own `poll_read` does, through `&TcpStream`: a read
+        // that fills less than `buf` drains the socket, so its readiness is
+        // cleared then (as of before the read), saving the next read's
+        // `WouldBlock`.
         let socket = &self.0.0;
         loop {
             ready!(socket.poll_read_ready(cx))?;
-            match socket.try_read(buf) {
+            let mut short = None;
+            let read = socket.try_io(tokio::io::Interest::READABLE, || {
+                use std::io::Read as _;
+                let n = (&*socket2::SockRef::from(socket)).read(buf)?;
+                if SHORT_READ_DRAINS && n > 0 && n < buf.len() {
+                    short = Some(n);
+                    return Err(io::ErrorKind::WouldBlock.into());
+                }
+                Ok(n)
+            });
+            if let Some(n) = short {
+                return Poll::Ready(Ok(n));
+            }
+            match read {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
                 read => return Poll::Ready(read),
             }
