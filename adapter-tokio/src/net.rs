@@ -112,14 +112,7 @@ impl futures_io::AsyncWrite for Stream {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        let socket = &self.0.0;
-        loop {
-            ready!(socket.poll_write_ready(cx))?;
-            match socket.try_write(buf) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                written => return Poll::Ready(written),
-            }
-        }
+        poll_write_with(&self.0.0, cx, |socket| socket.try_write(buf))
     }
 
     fn poll_write_vectored(
@@ -127,14 +120,7 @@ impl futures_io::AsyncWrite for Stream {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        let socket = &self.0.0;
-        loop {
-            ready!(socket.poll_write_ready(cx))?;
-            match socket.try_write_vectored(bufs) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                written => return Poll::Ready(written),
-            }
-        }
+        poll_write_with(&self.0.0, cx, |socket| socket.try_write_vectored(bufs))
     }
 
     fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -144,5 +130,22 @@ impl futures_io::AsyncWrite for Stream {
     /// Half-closes (FIN), as tokio's `poll_shutdown` does.
     fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
         Poll::Ready(socket2::SockRef::from(&self.0.0).shutdown(std::net::Shutdown::Write))
+    }
+}
+
+/// What tokio's own `poll_write` does, through `&TcpStream`: waits until
+/// the socket is writable, then writes with `write`, again while it would
+/// block.
+fn poll_write_with(
+    socket: &TcpStream,
+    cx: &mut Context<'_>,
+    write: impl Fn(&TcpStream) -> io::Result<usize>,
+) -> Poll<io::Result<usize>> {
+    loop {
+        ready!(socket.poll_write_ready(cx))?;
+        match write(socket) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            written => return Poll::Ready(written),
+        }
     }
 }

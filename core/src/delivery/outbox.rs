@@ -249,25 +249,15 @@ impl Outbox {
         msg: &crate::protocol::Outgoing,
         framed: &OnceCell<Bytes>,
     ) -> Option<bool> {
-        if self.wire || self.queued != 0 || self.gaps.is_some() {
+        if self.queued != 0 || !self.may_write_now() {
             return None;
         }
-        let socket = self.direct.as_ref()?;
         let frame = framed.get_or_init(|| {
             let mut buf = Vec::with_capacity(msg.len() + crate::protocol::frame::MAX_HEADER);
             msg.encode(&mut buf);
             Bytes::from(buf)
         });
-        let n = socket.try_write(frame).ok().filter(|&n| n > 0)?;
-        if n == frame.len() {
-            return Some(false);
-        }
-        // Part of the frame is on the wire: the rest must follow before
-        // anything else, and only the driver writes now.
-        self.front = Some(Box::new(frame.slice(n..)));
-        self.wire = true;
-        self.writing += msg.len();
-        Some(true)
+        self.write_frames(frame, msg.len())
     }
 
     /// Writes everything queued to the socket in one write, from the
@@ -278,12 +268,10 @@ impl Outbox {
             // Its driver took it first, or nothing was accepted.
             return false;
         }
-        if self.wire || self.over_limit || self.closing || self.gaps.is_some() {
+        if self.over_limit || self.closing || !self.may_write_now() {
             return true;
         }
-        let Some(socket) = self.direct.as_ref() else {
-            return true;
-        };
+        let payload = self.queued;
         // Encoded into this thread's scratch buffer: no allocation per
         // subscriber, and only a rest the socket did not take is copied.
         let written = SCRATCH.with(|scratch| {
@@ -292,30 +280,45 @@ impl Outbox {
             for msg in &self.queue {
                 msg.encode(&mut frames);
             }
-            let written = match socket.try_write(&frames) {
-                Ok(n) if n == frames.len() => Some(None),
-                Ok(n) if n > 0 => Some(Some(Bytes::copy_from_slice(&frames[n..]))),
-                _ => None,
-            };
+            let written = self.write_frames(&frames, payload);
             // A burst's worth is kept for the next; a rare huge one is not.
             if frames.capacity() <= 64 << 10 {
                 scratch.set(frames);
             }
             written
         });
-        let Some(rest) = written else {
+        let Some(rest_owed) = written else {
             return true;
         };
         crate::observe::sending(&self.queue);
         self.queue.clear();
-        let Some(rest) = rest else {
-            self.queued = 0;
-            return false;
-        };
-        self.front = Some(Box::new(rest));
+        self.queued = 0;
+        rest_owed
+    }
+
+    /// Whether another task may write to the socket now: there is one to
+    /// write to, the driver does not hold the wire, and no gap's report
+    /// must go out first.
+    fn may_write_now(&self) -> bool {
+        self.direct.is_some() && !self.wire && self.gaps.is_none()
+    }
+
+    /// Writes `frames`, which carry `payload` bytes of messages, to the
+    /// socket. `None` when it took nothing; `Some(true)` when it took
+    /// part, and the driver, which holds the wire from here, must write
+    /// the rest.
+    fn write_frames(&mut self, frames: &[u8], payload: usize) -> Option<bool> {
+        let socket = self.direct.as_ref()?;
+        let n = socket.try_write(frames).ok().filter(|&n| n > 0)?;
+        if n == frames.len() {
+            return Some(false);
+        }
+        // Part of a frame is on the wire: the rest must follow before
+        // anything else, and only the driver writes now.
+        self.front = Some(Box::new(Bytes::copy_from_slice(&frames[n..])));
         self.wire = true;
-        self.writing += std::mem::take(&mut self.queued);
-        true
+        self.writing += payload;
+        Some(true)
     }
 
     /// Moves what waited behind the gaps to the end of the queue; the
