@@ -164,35 +164,11 @@ impl RedisCluster {
             free_port()
         ));
         std::fs::create_dir_all(&dir).expect("a directory for the nodes' files");
-        let bin = std::env::var("REDIS_SERVER").unwrap_or_else(|_| "redis-server".into());
-        let mut nodes = Vec::new();
+        let mut nodes: Vec<Node> = Vec::new();
         for _ in 0..n {
-            let port = free_port();
-            let child = Command::new(&bin)
-                .current_dir(&dir)
-                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-                .args(["--cluster-enabled", "yes"])
-                .args(["--cluster-config-file", &format!("nodes-{port}.conf")])
-                .args(["--cluster-node-timeout", &NODE_TIMEOUT_MS.to_string()])
-                .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap_or_else(|e| {
-                    panic!("cannot start `{bin}` ({e}): `apt-get install redis-server` (as .ci/run does)")
-                });
-            nodes.push(Node {
-                port,
-                child: Some(child),
-            });
+            nodes.push(start_node(&dir, &nodes));
         }
-        let cluster = RedisCluster { nodes, dir };
-        for node in &cluster.nodes {
-            wait_until(Duration::from_secs(10), "a node to answer PING", || {
-                node.query::<String>(&mut redis::cmd("PING")).is_ok()
-            });
-        }
-        cluster
+        RedisCluster { nodes, dir }
     }
 
     /// A `redis+cluster://` URL naming every node.
@@ -403,6 +379,61 @@ fn crc16_xmodem(data: &[u8]) -> u16 {
         }
     }
     crc
+}
+
+/// Starts one cluster-enabled node on a free port none of `others` uses
+/// (nor their buses) and waits until it answers. A port found free can be
+/// taken before redis-server binds it (by another test's client or
+/// server): then redis-server exits, and the node starts again on another
+/// port. The node that answers must be this process, not another test's.
+fn start_node(dir: &std::path::Path, others: &[Node]) -> Node {
+    let bin = std::env::var("REDIS_SERVER").unwrap_or_else(|_| "redis-server".into());
+    let clashes = |port: u16| {
+        others.iter().any(|o| {
+            [o.port, o.port + 10_000].contains(&port)
+                || [o.port, o.port + 10_000].contains(&(port + 10_000))
+        })
+    };
+    for _ in 0..5 {
+        let port = free_port();
+        if clashes(port) {
+            continue;
+        }
+        let child = Command::new(&bin)
+            .current_dir(dir)
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--cluster-enabled", "yes"])
+            .args(["--cluster-config-file", &format!("nodes-{port}.conf")])
+            .args(["--cluster-node-timeout", &NODE_TIMEOUT_MS.to_string()])
+            .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot start `{bin}` ({e}): `apt-get install redis-server` (as .ci/run does)"
+                )
+            });
+        let mut node = Node {
+            port,
+            child: Some(child),
+        };
+        let pid = node.pid().expect("just started");
+        let mut exited = false;
+        wait_until(Duration::from_secs(10), "a node to answer PING", || {
+            let child = node.child.as_mut().expect("just started");
+            exited = child.try_wait().is_ok_and(|status| status.is_some());
+            exited
+                || node
+                    .query::<String>(redis::cmd("INFO").arg("server"))
+                    .is_ok_and(|info| info.contains(&format!("process_id:{pid}\r\n")))
+        });
+        if !exited {
+            return node;
+        }
+        node.child = None;
+    }
+    panic!("redis-server exited at once on five free ports in a row")
 }
 
 /// Runs `redis-cli` (it comes with redis-server) and checks it succeeded.

@@ -12,14 +12,21 @@ pub struct RedisServer {
 }
 
 impl RedisServer {
+    /// Starts on a free port. A port found free can be taken before
+    /// redis-server binds it (by another test's client or server): then
+    /// it starts again on another.
     pub fn start() -> Self {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        let mut server = RedisServer { port, child: None };
-        server.restart();
-        server
+        for _ in 0..5 {
+            let port = TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .expect("a free port")
+                .port();
+            let mut server = RedisServer { port, child: None };
+            if server.try_start() {
+                return server;
+            }
+        }
+        panic!("redis-server exited at once on five free ports in a row")
     }
 
     /// The server's process id.
@@ -33,6 +40,16 @@ impl RedisServer {
 
     /// Starts (again) on the same port, empty, and waits until it answers.
     pub fn restart(&mut self) {
+        assert!(
+            self.try_start(),
+            "redis-server exited at once: is port {} taken?",
+            self.port
+        );
+    }
+
+    /// Starts on `self.port` and waits until this process (not another
+    /// test's server) answers; `false` if it exited instead.
+    fn try_start(&mut self) -> bool {
         let bin = std::env::var("REDIS_SERVER").unwrap_or_else(|_| "redis-server".into());
         let child = Command::new(&bin)
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
@@ -45,9 +62,19 @@ impl RedisServer {
                     "cannot start `{bin}` ({e}): `apt-get install redis-server` (as .ci/run does)"
                 )
             });
+        let ours = format!("process_id:{}\r\n", child.id());
         self.child = Some(child);
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while self.query::<()>(&mut redis::cmd("PING")).is_err() {
+        loop {
+            let child = self.child.as_mut().expect("just started");
+            if child.try_wait().is_ok_and(|status| status.is_some()) {
+                self.child = None;
+                return false;
+            }
+            let info = self.query::<String>(redis::cmd("INFO").arg("server"));
+            if info.is_ok_and(|info| info.contains(&ours)) {
+                return true;
+            }
             assert!(
                 std::time::Instant::now() < deadline,
                 "redis-server did not answer on {}",
