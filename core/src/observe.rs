@@ -113,7 +113,11 @@ pub(crate) fn upgrade_accepted(id: u64, protocol: Option<&str>, version: http::V
         tracing::info!(status, http, "upgrade accepted");
     }
     #[cfg(feature = "metrics")]
-    metrics::counter!("wsway_upgrades_total", "http" => http).increment(1);
+    if version == http::Version::HTTP_2 {
+        hot().upgrades_h2.increment(1);
+    } else {
+        hot().upgrades_h1.increment(1);
+    }
     let _ = (id, protocol, http, status);
 }
 
@@ -173,21 +177,23 @@ pub(crate) fn tls_reloaded(failed: Option<&dyn std::fmt::Display>) {
 pub(crate) fn connection_opened() {
     #[cfg(feature = "metrics")]
     {
-        metrics::gauge!("wsway_connections_open").increment(1.0);
-        metrics::counter!("wsway_connections_total").increment(1);
+        let hot = hot();
+        hot.connections_open.increment(1.0);
+        hot.connections_total.increment(1);
     }
 }
 
 /// A WebSocket connection left the registry.
 pub(crate) fn connection_gone() {
     #[cfg(feature = "metrics")]
-    metrics::gauge!("wsway_connections_open").decrement(1.0);
+    hot().connections_open.decrement(1.0);
 }
 
-/// The per-message counters, registered once: the facade's macros look
-/// the key up in the recorder on every call, which per message would cost
-/// more than the count. Registered on first use, so the recorder must be
-/// installed before the first message.
+/// The metrics every message or connection touches, registered once: the
+/// facade's macros build the key (labels allocated) and look it up in the
+/// recorder on every call, which per message or handshake costs more than
+/// the count. Registered on first use, so the recorder must be installed
+/// before the first connection.
 #[cfg(feature = "metrics")]
 struct Hot {
     received: metrics::Counter,
@@ -196,7 +202,19 @@ struct Hot {
     sent_bytes: metrics::Counter,
     backpressured: metrics::Counter,
     dropped: metrics::Counter,
+    connections_open: metrics::Gauge,
+    connections_total: metrics::Counter,
+    upgrades_h1: metrics::Counter,
+    upgrades_h2: metrics::Counter,
+    /// `wsway_closes_total` by code and initiator, as they occur (a few
+    /// kinds in practice; past [`CACHED_CLOSES`], looked up per close).
+    closes: std::sync::Mutex<Vec<(u16, Initiator, metrics::Counter)>>,
 }
+
+/// How many kinds of close `Hot` keeps: a peer picks its close code, and
+/// thousands of kinds would make the search cost more than the lookup.
+#[cfg(feature = "metrics")]
+const CACHED_CLOSES: usize = 32;
 
 #[cfg(feature = "metrics")]
 fn hot() -> &'static Hot {
@@ -208,6 +226,11 @@ fn hot() -> &'static Hot {
         sent_bytes: metrics::counter!("wsway_sent_bytes_total"),
         backpressured: metrics::counter!("wsway_sends_backpressured_total"),
         dropped: metrics::counter!("wsway_sends_dropped_total"),
+        connections_open: metrics::gauge!("wsway_connections_open"),
+        connections_total: metrics::counter!("wsway_connections_total"),
+        upgrades_h1: metrics::counter!("wsway_upgrades_total", "http" => "1.1"),
+        upgrades_h2: metrics::counter!("wsway_upgrades_total", "http" => "2"),
+        closes: std::sync::Mutex::default(),
     })
 }
 
@@ -307,12 +330,23 @@ pub(crate) fn closed(code: CloseCode, by: Initiator) {
     #[cfg(feature = "tracing")]
     tracing::info!(code = code.0, by = by.as_str(), "closed");
     #[cfg(feature = "metrics")]
-    metrics::counter!(
-        "wsway_closes_total",
-        "code" => code.0.to_string(),
-        "by" => by.as_str()
-    )
-    .increment(1);
+    {
+        let mut closes = hot().closes.lock().unwrap_or_else(|e| e.into_inner());
+        match closes.iter().find(|(c, b, _)| (*c, *b) == (code.0, by)) {
+            Some((_, _, counter)) => counter.increment(1),
+            None => {
+                let counter = metrics::counter!(
+                    "wsway_closes_total",
+                    "code" => code.0.to_string(),
+                    "by" => by.as_str()
+                );
+                counter.increment(1);
+                if closes.len() < CACHED_CLOSES {
+                    closes.push((code.0, by, counter));
+                }
+            }
+        }
+    }
     let _ = (code, by);
 }
 
