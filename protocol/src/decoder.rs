@@ -84,6 +84,11 @@ pub struct Decoder {
 }
 
 impl Decoder {
+    /// The limits this decoder enforces.
+    pub fn config(&self) -> &DecoderConfig {
+        &self.config
+    }
+
     /// A decoder for one connection, with these limits.
     pub fn new(config: DecoderConfig) -> Self {
         Decoder {

@@ -468,8 +468,9 @@ pub(crate) trait Accepted: Send {
 
 /// A connection whose `open` has run, waiting for its socket.
 pub(crate) trait Opened: Send {
-    /// The socket is here: the connection's whole life as one future.
-    fn run(self: Box<Self>, start: Start) -> BoxFuture<'static, ()>;
+    /// The socket is here: the connection's whole life as one future, in
+    /// `span`.
+    fn run(self: Box<Self>, start: Start, span: crate::observe::Span) -> BoxFuture<'static, ()>;
     /// The socket never came: `close` runs with 1006.
     fn abandon(self: Box<Self>) -> BoxFuture<'static, ()>;
 }
@@ -518,8 +519,8 @@ impl<H: Handler> Accepted for AcceptedWith<H> {
 }
 
 impl<H: Handler> Opened for driver::Opened<H> {
-    fn run(self: Box<Self>, start: Start) -> BoxFuture<'static, ()> {
-        driver::run(*self, start)
+    fn run(self: Box<Self>, start: Start, span: crate::observe::Span) -> BoxFuture<'static, ()> {
+        driver::run(*self, start, span)
     }
 
     fn abandon(self: Box<Self>) -> BoxFuture<'static, ()> {

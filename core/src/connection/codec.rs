@@ -34,8 +34,6 @@ pub(crate) struct Codec {
     decoder: Decoder,
     /// permessage-deflate, when agreed in the handshake.
     deflate: Option<Box<Session>>,
-    /// The message limit, for inflating.
-    max_message: usize,
     /// Bytes read and not yet decoded; released whenever it runs empty, so
     /// a quiet connection holds no read buffer.
     read: BytesMut,
@@ -62,7 +60,6 @@ impl Codec {
             io,
             decoder: Decoder::new(config),
             deflate: deflate.map(Box::new),
-            max_message: config.max_message,
             read: BytesMut::from(&prefix[..]),
             write: Vec::new(),
             written: 0,
@@ -128,7 +125,7 @@ impl Codec {
             return Err(CodecError::Protocol(ProtocolError::ReservedBits));
         };
         let inflated = session
-            .inflate(&payload, self.max_message, text)
+            .inflate(&payload, self.decoder.config().max_message, text)
             .map_err(CodecError::Protocol)?;
         let payload = Bytes::from(inflated);
         Ok(if text {

@@ -29,7 +29,7 @@ use crate::message::{CloseCode, Message, Text, close_frame};
 use crate::observe::Initiator;
 use crate::policy::limits::{Limits, RateCount, RateVerdict};
 use crate::protocol::{CloseFrame, Incoming};
-use crate::runtime::{BoxSleep, Rt};
+use crate::runtime::BoxSleep;
 
 /// Messages handled back to back before the driver flushes what they produced.
 const READ_BUDGET: u32 = 64;
@@ -48,7 +48,6 @@ pub(crate) struct Start {
     pub(crate) codec: Codec,
     pub(crate) shared: Arc<Shared>,
     pub(crate) limits: Arc<Limits>,
-    pub(crate) rt: Rt,
     pub(crate) registration: Registration,
     /// Counts this connection as running until the driver ends.
     pub(crate) task: TaskGuard,
@@ -308,7 +307,6 @@ struct Driver<H: Handler> {
     opened: Option<Box<Outcome>>,
     link: Link,
     limits: Arc<Limits>,
-    rt: Rt,
     // The closing state is boxed: it exists for a moment at the end of a
     // connection, and every byte inline here is paid by every open one.
     closing: Option<Box<Closing>>,
@@ -336,7 +334,11 @@ struct Driver<H: Handler> {
 /// The driver is built before the future, so the future holds it once
 /// (not beside the arguments it was built from): its size is what every
 /// open connection costs.
-pub(crate) fn run<H: Handler>(opened: Opened<H>, start: Start) -> BoxFuture<'static, ()> {
+pub(crate) fn run<H: Handler>(
+    opened: Opened<H>,
+    start: Start,
+    span: crate::observe::Span,
+) -> BoxFuture<'static, ()> {
     let Opened {
         handler,
         ws,
@@ -346,7 +348,6 @@ pub(crate) fn run<H: Handler>(opened: Opened<H>, start: Start) -> BoxFuture<'sta
         codec,
         shared,
         limits,
-        rt,
         registration,
         task,
     } = start;
@@ -367,7 +368,6 @@ pub(crate) fn run<H: Handler>(opened: Opened<H>, start: Start) -> BoxFuture<'sta
             failed: None,
         },
         limits,
-        rt,
         closing: None,
         peer_close: None,
         error_reported: false,
@@ -381,8 +381,11 @@ pub(crate) fn run<H: Handler>(opened: Opened<H>, start: Start) -> BoxFuture<'sta
         registration,
         _task: task,
     };
-    // Corked: what its callbacks publish goes out when each poll ends.
-    Box::pin(crate::delivery::cork::Corked::new(driver.run()))
+    // Corked: what its callbacks publish goes out when each poll ends. In
+    // its span inside the one box: a second box around it would cost every
+    // connection another allocation.
+    let corked = crate::delivery::cork::Corked::new(driver.run());
+    Box::pin(crate::observe::instrument(corked, span))
 }
 
 impl<H: Handler> Driver<H> {
@@ -501,7 +504,7 @@ impl<H: Handler> Driver<H> {
         self.link.shared.set_closing();
         self.closing = Some(Box::new(Closing {
             frame: Some(close_frame(code, reason)),
-            timer: self.rt.sleep(self.limits.close_timeout),
+            timer: self.ws.runtime().sleep(self.limits.close_timeout),
         }));
     }
 
@@ -602,7 +605,7 @@ impl<H: Handler> Driver<H> {
             // signal came are answered. The grace, not a pause in the input,
             // ends it: a client that never stops sending is closed too.
             if shutdown && !self.shutdown_seen {
-                let rt = &self.rt;
+                let rt = self.ws.runtime();
                 let grace = self
                     .shutdown_grace
                     .get_or_insert_with(|| rt.sleep(SHUTDOWN_GRACE));
@@ -787,7 +790,7 @@ impl<H: Handler> Driver<H> {
     /// hangs up, so the frame is not destroyed by a reset for unread data.
     async fn linger(&mut self, frame: CloseFrame) {
         let link = &mut self.link;
-        let mut timer = self.rt.sleep(self.limits.close_timeout);
+        let mut timer = self.ws.runtime().sleep(self.limits.close_timeout);
         let mut frame = Some(frame);
         poll_fn(|cx| {
             if timer.as_mut().poll(cx).is_ready() {
@@ -871,13 +874,13 @@ mod tests {
         println!("{sizes:?}");
         // The log's figures: a change that grows one must say so there.
         let quoted = [
-            ("driver", 432),
-            ("codec", 152),
+            ("driver", 408),
+            ("codec", 144),
             ("decoder", 48),
             ("outbox", 184),
             ("ws", 72),
-            ("info", 184),
-            ("task", 616),
+            ("info", 152),
+            ("task", 592),
         ];
         assert_eq!(sizes.len(), quoted.len(), "a bound for every structure");
         for ((name, size), (_, bound)) in sizes.iter().zip(quoted) {

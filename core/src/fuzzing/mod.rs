@@ -302,14 +302,13 @@ fn run<H: Handler<Data = D>, D: Default + Send + 'static>(
         codec: Codec::new(Box::new(io), Bytes::new(), limits.codec_config(), None),
         shared: shared.clone(),
         limits: Arc::new(limits),
-        rt: rt.clone(),
         registration,
         task: registry.task(),
     };
     let info = Arc::new(Info {
         remote_addr: ([127, 0, 0, 1], 9).into(),
         path: "/fuzz".into(),
-        params: Vec::new(),
+        params: Box::default(),
         query: None,
         protocol: None,
         publish_to_self: false,
@@ -324,7 +323,7 @@ fn run<H: Handler<Data = D>, D: Default + Send + 'static>(
     sim.run(
         async move {
             let opened = driver::open(Arc::new(handler), ws).await;
-            driver::run(opened, start).await
+            driver::run(opened, start, crate::observe::current_span()).await
         },
         1000,
     );

@@ -62,8 +62,9 @@ pub(crate) async fn answer_detached(
     if let Some(p) = pending {
         let task = server.registry.task();
         let rt = server.rt.clone();
+        let driver_span = span.clone();
         let run = async move {
-            if let Some(driver) = upgraded(&server, p, task, None).await {
+            if let Some(driver) = upgraded(p, task, None, driver_span).await {
                 driver.await;
             }
             drop(keep);
@@ -73,13 +74,14 @@ pub(crate) async fn answer_detached(
     res
 }
 
-/// Takes the socket back from hyper and builds the connection's driver.
-/// `writer` is the socket's own [`TryWrite`], when it has one.
+/// Takes the socket back from hyper and builds the connection's driver, to
+/// run in `span`. `writer` is the socket's own [`TryWrite`], when it has
+/// one.
 pub(crate) async fn upgraded(
-    server: &ServerInner,
     p: Pending,
     task: TaskGuard,
     writer: Option<Arc<dyn TryWrite>>,
+    span: crate::observe::Span,
 ) -> Option<BoxFuture<'static, ()>> {
     // Our own stream comes back: frames never pass through hyper's IO
     // layer. A host's (`AppService`) is read through it.
@@ -105,11 +107,10 @@ pub(crate) async fn upgraded(
         codec,
         shared: p.shared,
         limits,
-        rt: server.rt.clone(),
         registration: p.registration,
         task,
     };
-    Some(p.opened.run(start))
+    Some(p.opened.run(start, span))
 }
 
 /// Enters the connection in the registry (counted, reachable by the drain
@@ -304,12 +305,12 @@ async fn upgrade(
     let (deflate, extensions) = deflate.unzip();
     let info = Info {
         remote_addr: remote,
-        path: req.path().to_owned(),
-        query: req.uri().query().map(str::to_owned),
-        protocol: accepted.protocol().map(str::to_owned),
+        path: req.path().into(),
+        query: req.uri().query().map(Box::from),
+        protocol: accepted.protocol().map(Box::from),
         publish_to_self: ws.publish_to_self,
         rt: server.rt.clone(),
-        params: req.params,
+        params: req.params.into_boxed_slice(),
         values: req.values,
         state: req.state,
         extensions: extensions.map(String::into_boxed_str),

@@ -79,13 +79,12 @@ async fn serve_in_span(
     }
     let pending = slot.lock().unwrap_or_else(|e| e.into_inner()).take();
     if let Some(p) = pending {
-        if let Some(driver) = upgraded(&server, p, task, writer).await {
+        if let Some(driver) = upgraded(p, task, writer, span).await {
             // A task's memory is sized for its largest state, and hyper's
             // connection is large: the WebSocket gets a task of its own,
-            // holding the driver alone, for the rest of its life.
-            server
-                .rt
-                .spawn(Box::pin(crate::observe::instrument(driver, span)));
+            // holding the driver alone (in its span), for the rest of its
+            // life.
+            server.rt.spawn(driver);
         }
     }
 }
