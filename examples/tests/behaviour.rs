@@ -662,8 +662,11 @@ runtime_and_mounted_tests! {
 
         // Not reading: the server holds what it accepted, over its limit,
         // and refuses more.
-        eventually("the queue over its limit", || {
+        // Over the limit as soon as `send` says so, but `open` tries its
+        // extra send just after: wait for that too.
+        eventually("the queue over its limit, and the send after it", || {
             flood.handle.lock().unwrap().as_ref().is_some_and(|h| h.buffered_amount() > 256 * 1024)
+                && flood.log.count("extra") > 0
         }).await;
         assert_eq!(flood.log.count("extra Dropped"), flood.log.count("status Backpressure"));
         // 1000 messages of 64 KiB are far more than the limit and every
