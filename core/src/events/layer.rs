@@ -373,53 +373,59 @@ impl<D: Default + Send + 'static> Handler for Events<D> {
         }
     }
 
-    async fn message(&self, ws: &mut Ws<D>, msg: Message) {
-        let Some(text) = msg.as_text() else {
-            let err = EventError::new(
-                "unsupported",
-                "binary frames are not events; send JSON text",
-            );
-            ws.send(Message::text(envelope::nack(None, &err)));
-            return;
-        };
-        let call = match envelope::parse(text) {
-            Ok(envelope::Frame::Call(call)) => call,
-            Ok(envelope::Frame::Reply(reply)) => return ack::deliver(ws, reply),
-            Err((id, err)) => {
-                ws.send(Message::text(envelope::nack(id.as_ref(), &err)));
+    // Not an `async fn`, and the call taken apart as it is parsed: every
+    // connection's task holds this future's largest state, and rustc would
+    // keep the message twice (an `async fn`'s argument is kept beside what
+    // it is moved into) and the parsed call beside its parts.
+    #[allow(clippy::manual_async_fn)]
+    fn message(&self, ws: &mut Ws<D>, msg: Message) -> impl Future<Output = ()> + Send {
+        async move {
+            let Some(text) = msg.as_text() else {
+                let err = EventError::new(
+                    "unsupported",
+                    "binary frames are not events; send JSON text",
+                );
+                ws.send(Message::text(envelope::nack(None, &err)));
                 return;
-            }
-        };
-        let envelope::Incoming {
-            event,
-            data,
-            id,
-            target,
-        } = call;
-        let dispatched = self.dispatch(ws, &event, data, id.is_some(), target.as_deref());
-        let outcome = AssertUnwindSafe(dispatched)
-            .catch_unwind()
-            .await
-            .unwrap_or_else(|panic| Err(EventError::internal(panic_message(&panic))));
-        match outcome {
-            Ok(reply) => {
-                if let Some(id) = &id {
-                    ws.send(Message::text(envelope::ack(id, &reply)));
+            };
+            let (event, data, id, target) = match envelope::parse(text) {
+                Ok(envelope::Frame::Call(envelope::Incoming {
+                    event,
+                    data,
+                    id,
+                    target,
+                })) => (event, data, id, target),
+                Ok(envelope::Frame::Reply(reply)) => return ack::deliver(ws, reply),
+                Err((id, err)) => {
+                    ws.send(Message::text(envelope::nack(id.as_ref(), &err)));
+                    return;
                 }
-            }
-            Err(mut err) => {
-                // A handler's error may quote the connection's token (a
-                // session store's message): neither the client nor the
-                // failure hook sees it.
-                if let Some(credential) = ws.value::<crate::policy::auth::Credential>() {
-                    err.scrub(&credential.0);
+            };
+            let dispatched = self.dispatch(ws, &event, data, id.is_some(), target.as_deref());
+            let outcome = AssertUnwindSafe(dispatched)
+                .catch_unwind()
+                .await
+                .unwrap_or_else(|panic| Err(EventError::internal(panic_message(&panic))));
+            match outcome {
+                Ok(reply) => {
+                    if let Some(id) = &id {
+                        ws.send(Message::text(envelope::ack(id, &reply)));
+                    }
                 }
-                if err.is_internal() {
-                    self.report(&event, &err);
-                }
-                ws.send(Message::text(envelope::nack(id.as_ref(), &err)));
-                if let Some((code, reason)) = err.close_request() {
-                    let _ = ws.close(*code, reason);
+                Err(mut err) => {
+                    // A handler's error may quote the connection's token (a
+                    // session store's message): neither the client nor the
+                    // failure hook sees it.
+                    if let Some(credential) = ws.value::<crate::policy::auth::Credential>() {
+                        err.scrub(&credential.0);
+                    }
+                    if err.is_internal() {
+                        self.report(&event, &err);
+                    }
+                    ws.send(Message::text(envelope::nack(id.as_ref(), &err)));
+                    if let Some((code, reason)) = err.close_request() {
+                        let _ = ws.close(*code, reason);
+                    }
                 }
             }
         }
