@@ -197,17 +197,36 @@ fn poll_callback<F: Future<Output = ()>>(
 }
 
 /// Runs one callback to completion while writing whatever it queues.
-async fn drive(link: &mut Link, fut: impl Future<Output = ()>) -> Outcome {
-    let mut fut = pin!(AssertUnwindSafe(fut).catch_unwind());
-    poll_fn(|cx| {
-        let polled = poll_callback(fut.as_mut(), &link.shared, cx);
+fn drive<F: Future<Output = ()>>(link: &mut Link, fut: F) -> Drive<'_, F> {
+    Drive {
+        link,
+        fut: AssertUnwindSafe(fut).catch_unwind(),
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// [`drive`]'s future. Not an `async fn`: one would hold the callback's
+    /// future twice (its argument, and the pinned copy it polls), and the
+    /// callback's state is the largest part of a connection's memory.
+    struct Drive<'a, F> {
+        link: &'a mut Link,
+        #[pin]
+        fut: CatchUnwind<AssertUnwindSafe<F>>,
+    }
+}
+
+impl<F: Future<Output = ()>> Future for Drive<'_, F> {
+    type Output = Outcome;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Outcome> {
+        let this = self.project();
+        let polled = poll_callback(this.fut, &this.link.shared, cx);
         if polled.is_pending() {
             // The callback is waiting on something else: keep the socket moving.
-            link.pump_or_remember(cx);
+            this.link.pump_or_remember(cx);
         }
         polled
-    })
-    .await
+    }
 }
 
 /// A connection whose `open` has run, waiting for its socket.
@@ -410,63 +429,101 @@ impl<H: Handler> Driver<H> {
             return end;
         }
         loop {
-            let event = poll_fn(|cx| self.poll_event(cx)).await;
-            let outcome = match event {
-                Event::Message(msg) => {
-                    if let Some(limit) = &self.limits.rate_limit {
-                        let rate = self.rate.get_or_insert_with(|| Box::new(RateCount::new()));
-                        if let RateVerdict::Over(first) = rate.count(limit, msg.len()) {
-                            let err = Error::new(ErrorKind::RateLimited);
-                            if !limit.drop_excess {
-                                Box::pin(self.report(err)).await;
-                                self.begin_close(CloseCode::POLICY, "rate limit");
-                            } else if first {
-                                // Not fatal: reported once per window, and a
-                                // later fatal error is still reported.
-                                let _ = Box::pin(drive(
-                                    &mut self.link,
-                                    self.handler.error(&mut self.ws, &err),
-                                ))
-                                .await;
-                            }
-                            continue;
+            // rustc keeps a local in this future across every await in its
+            // scope once it was borrowed or matched apart, beside the
+            // callback's state, in every connection's memory. So the event
+            // and the message are looked at in a scope that ends first, and
+            // what is awaited after takes them whole.
+            let (msg, over_rate) = {
+                let event = poll_fn(|cx| self.poll_event(cx)).await;
+                let msg = match event {
+                    Event::Message(msg) => msg,
+                    Event::End(end) => return end,
+                    other => {
+                        if let Some(end) = Box::pin(self.handle(other)).await {
+                            return end;
                         }
+                        continue;
                     }
-                    drive(&mut self.link, self.handler.message(&mut self.ws, msg)).await
-                }
-                Event::Drain => drive(&mut self.link, self.handler.drain(&mut self.ws)).await,
-                Event::CatchUp => {
-                    self.ws.catch_up();
-                    Outcome::Done
-                }
-                Event::Job(job) => {
-                    let ws = &mut self.ws;
-                    Box::pin(drive(&mut self.link, async move {
-                        crate::delivery::deferred::run(ws, job)
-                    }))
-                    .await
-                }
-                Event::Gap(topic) => {
-                    Box::pin(drive(
-                        &mut self.link,
-                        self.handler.gap(&mut self.ws, &topic),
-                    ))
-                    .await
-                }
-                Event::Error(err) => {
-                    let code = err.close_code().unwrap_or(CloseCode::GOING_AWAY);
-                    let reason = reason_for(&err);
-                    Box::pin(self.report(err)).await;
-                    self.begin_close(code, reason);
-                    continue;
-                }
-                Event::End(end) => return end,
+                };
+                let over_rate = self.over_rate(msg.len());
+                (msg, over_rate)
             };
+            if let Some(first) = over_rate {
+                drop(msg);
+                Box::pin(self.rate_limited(first)).await;
+                continue;
+            }
+            let outcome = drive(&mut self.link, self.handler.message(&mut self.ws, msg)).await;
             if !matches!(outcome, Outcome::Done) || self.link.failed.is_some() {
                 if let Some(end) = Box::pin(self.after_callback(outcome)).await {
                     return end;
                 }
             }
+        }
+    }
+
+    /// Handles one event (the loop above handles messages itself, inline):
+    /// `Some` when the connection ends.
+    async fn handle(&mut self, event: Event) -> Option<End> {
+        let outcome = match event {
+            Event::Message(msg) => {
+                drive(&mut self.link, self.handler.message(&mut self.ws, msg)).await
+            }
+            Event::Drain => drive(&mut self.link, self.handler.drain(&mut self.ws)).await,
+            Event::CatchUp => {
+                self.ws.catch_up();
+                Outcome::Done
+            }
+            Event::Job(job) => {
+                let ws = &mut self.ws;
+                drive(&mut self.link, async move {
+                    crate::delivery::deferred::run(ws, job)
+                })
+                .await
+            }
+            Event::Gap(topic) => {
+                drive(&mut self.link, self.handler.gap(&mut self.ws, &topic)).await
+            }
+            Event::Error(err) => {
+                let code = err.close_code().unwrap_or(CloseCode::GOING_AWAY);
+                let reason = reason_for(&err);
+                self.report(err).await;
+                self.begin_close(code, reason);
+                return None;
+            }
+            Event::End(end) => return Some(end),
+        };
+        if !matches!(outcome, Outcome::Done) || self.link.failed.is_some() {
+            return self.after_callback(outcome).await;
+        }
+        None
+    }
+
+    /// Counts a message of `len` bytes against the route's rate limit:
+    /// `Some(first)` when it is over (`first`: the first time in this
+    /// window).
+    fn over_rate(&mut self, len: usize) -> Option<bool> {
+        let limit = self.limits.rate_limit.as_ref()?;
+        let rate = self.rate.get_or_insert_with(|| Box::new(RateCount::new()));
+        match rate.count(limit, len) {
+            RateVerdict::Over(first) => Some(first),
+            RateVerdict::Within => None,
+        }
+    }
+
+    /// A message over the rate limit: close with 1008, or, with
+    /// `drop_excess`, drop it and report once per window.
+    async fn rate_limited(&mut self, first: bool) {
+        let err = Error::new(ErrorKind::RateLimited);
+        let drop_excess = (self.limits.rate_limit.as_ref()).is_some_and(|limit| limit.drop_excess);
+        if !drop_excess {
+            self.report(err).await;
+            self.begin_close(CloseCode::POLICY, "rate limit");
+        } else if first {
+            // Not fatal: reported once per window, and a later fatal error
+            // is still reported.
+            let _ = drive(&mut self.link, self.handler.error(&mut self.ws, &err)).await;
         }
     }
 
@@ -870,6 +927,11 @@ mod tests {
             ),
             // The connection's task: the driver and the futures it awaits.
             ("task", output_size(Driver::<Idle>::run)),
+            // The same with the event layer's callbacks, which most apps use.
+            (
+                "task, event layer",
+                output_size(Driver::<crate::Events<()>>::run),
+            ),
         ];
         println!("{sizes:?}");
         // The log's figures: a change that grows one must say so there.
@@ -880,7 +942,8 @@ mod tests {
             ("outbox", 184),
             ("ws", 72),
             ("info", 152),
-            ("task", 592),
+            ("task", 456),
+            ("task, event layer", 752),
         ];
         assert_eq!(sizes.len(), quoted.len(), "a bound for every structure");
         for ((name, size), (_, bound)) in sizes.iter().zip(quoted) {
