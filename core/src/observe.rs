@@ -189,6 +189,32 @@ pub(crate) fn connection_gone() {
     hot().connections_open.decrement(1.0);
 }
 
+/// A moment as microseconds since the first one taken in this process, in
+/// 4 bytes: what a connection keeps of when its ping left. It wraps every
+/// 71 minutes, which only a round trip that long would notice (pings go
+/// out only with an idle timeout, which ends a connection that silent).
+#[cfg(feature = "metrics")]
+#[derive(Clone, Copy)]
+pub(crate) struct Stamp(u32);
+
+#[cfg(feature = "metrics")]
+impl Stamp {
+    fn epoch() -> std::time::Instant {
+        static EPOCH: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+        *EPOCH.get_or_init(std::time::Instant::now)
+    }
+
+    pub(crate) fn now() -> Self {
+        // Truncated to 32 bits on purpose: differences wrap correctly.
+        Stamp(Self::epoch().elapsed().as_micros() as u32)
+    }
+
+    /// Time since `self`.
+    pub(crate) fn elapsed(self) -> Duration {
+        Duration::from_micros(u64::from(Self::now().0.wrapping_sub(self.0)))
+    }
+}
+
 /// The metrics every message or connection touches, registered once: the
 /// facade's macros build the key (labels allocated) and look it up in the
 /// recorder on every call, which per message or handshake costs more than

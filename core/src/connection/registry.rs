@@ -38,16 +38,16 @@ impl Drop for Reservation {
 
 /// A connection in the registry; removes it when dropped.
 pub(crate) struct Registration {
-    registry: Arc<Registry>,
+    /// Its registry is the connection's.
+    slot: Reservation,
     id: u64,
-    _slot: Reservation,
 }
 
 impl Registration {
     /// The code and reason this connection closes with when the server
     /// drains.
     pub(crate) fn drain_close(&self) -> (crate::message::CloseCode, &str) {
-        match self.registry.drain_close.get() {
+        match self.slot.registry.drain_close.get() {
             Some((code, reason)) => (*code, reason),
             None => (
                 crate::message::CloseCode::GOING_AWAY,
@@ -59,7 +59,7 @@ impl Registration {
 
 impl Drop for Registration {
     fn drop(&mut self) {
-        self.registry.lock().remove(&self.id);
+        self.slot.registry.lock().remove(&self.id);
         crate::observe::connection_gone();
     }
 }
@@ -124,11 +124,7 @@ impl Registry {
         if self.shutting_down.is_fired() {
             shared.shutdown();
         }
-        let reg = Registration {
-            registry: self.clone(),
-            id,
-            _slot: slot,
-        };
+        let reg = Registration { slot, id };
         (shared, reg)
     }
 
