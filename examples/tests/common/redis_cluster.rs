@@ -5,7 +5,9 @@
 
 use std::net::TcpListener;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
+
+use super::redis_server;
 use std::time::{Duration, Instant};
 
 /// How long a node may be silent before the others fail it over: short, so
@@ -385,9 +387,8 @@ fn crc16_xmodem(data: &[u8]) -> u16 {
 /// (nor their buses) and waits until it answers. A port found free can be
 /// taken before redis-server binds it (by another test's client or
 /// server): then redis-server exits, and the node starts again on another
-/// port. The node that answers must be this process, not another test's.
+/// port.
 fn start_node(dir: &std::path::Path, others: &[Node]) -> Node {
-    let bin = std::env::var("REDIS_SERVER").unwrap_or_else(|_| "redis-server".into());
     let clashes = |port: u16| {
         others.iter().any(|o| {
             [o.port, o.port + 10_000].contains(&port)
@@ -399,39 +400,23 @@ fn start_node(dir: &std::path::Path, others: &[Node]) -> Node {
         if clashes(port) {
             continue;
         }
-        let child = Command::new(&bin)
-            .current_dir(dir)
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--cluster-enabled", "yes"])
-            .args(["--cluster-config-file", &format!("nodes-{port}.conf")])
-            .args(["--cluster-node-timeout", &NODE_TIMEOUT_MS.to_string()])
-            .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!(
-                    "cannot start `{bin}` ({e}): `apt-get install redis-server` (as .ci/run does)"
-                )
-            });
-        let mut node = Node {
-            port,
-            child: Some(child),
-        };
-        let pid = node.pid().expect("just started");
-        let mut exited = false;
-        wait_until(Duration::from_secs(10), "a node to answer PING", || {
-            let child = node.child.as_mut().expect("just started");
-            exited = child.try_wait().is_ok_and(|status| status.is_some());
-            exited
-                || node
-                    .query::<String>(redis::cmd("INFO").arg("server"))
-                    .is_ok_and(|info| info.contains(&format!("process_id:{pid}\r\n")))
-        });
-        if !exited {
-            return node;
+        let config = format!("nodes-{port}.conf");
+        let timeout = NODE_TIMEOUT_MS.to_string();
+        let extra = [
+            "--cluster-enabled",
+            "yes",
+            "--cluster-config-file",
+            &config,
+            "--cluster-node-timeout",
+            &timeout,
+        ];
+        let mut child = redis_server::spawn(port, &extra, Some(dir));
+        if redis_server::wait_answering(&mut child, port) {
+            return Node {
+                port,
+                child: Some(child),
+            };
         }
-        node.child = None;
     }
     panic!("redis-server exited at once on five free ports in a row")
 }

@@ -50,38 +50,10 @@ impl RedisServer {
     /// Starts on `self.port` and waits until this process (not another
     /// test's server) answers; `false` if it exited instead.
     fn try_start(&mut self) -> bool {
-        let bin = std::env::var("REDIS_SERVER").unwrap_or_else(|_| "redis-server".into());
-        let child = Command::new(&bin)
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!(
-                    "cannot start `{bin}` ({e}): `apt-get install redis-server` (as .ci/run does)"
-                )
-            });
-        let ours = format!("process_id:{}\r\n", child.id());
-        self.child = Some(child);
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        loop {
-            let child = self.child.as_mut().expect("just started");
-            if child.try_wait().is_ok_and(|status| status.is_some()) {
-                self.child = None;
-                return false;
-            }
-            let info = self.query::<String>(redis::cmd("INFO").arg("server"));
-            if info.is_ok_and(|info| info.contains(&ours)) {
-                return true;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "redis-server did not answer on {}",
-                self.port
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let mut child = spawn(self.port, &[], None);
+        let answered = wait_answering(&mut child, self.port);
+        self.child = answered.then_some(child);
+        answered
     }
 
     /// `kill -9`: no goodbye to any client.
@@ -144,5 +116,50 @@ impl Drop for RedisServer {
     fn drop(&mut self) {
         // SIGKILL ends a stopped process too.
         self.kill();
+    }
+}
+
+/// Starts `redis-server` (`$REDIS_SERVER` if set) on loopback `port`,
+/// persistence off, with `extra` arguments, in `dir` if given.
+pub fn spawn(port: u16, extra: &[&str], dir: Option<&std::path::Path>) -> Child {
+    let bin = std::env::var("REDIS_SERVER").unwrap_or_else(|_| "redis-server".into());
+    let mut cmd = Command::new(&bin);
+    if let Some(dir) = dir {
+        cmd.current_dir(dir);
+    }
+    cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(extra)
+        .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!("cannot start `{bin}` ({e}): `apt-get install redis-server` (as .ci/run does)")
+        })
+}
+
+/// Waits until `child`, just started on `port`, answers there (true), or
+/// exits (false: a port found free can be taken before redis-server binds
+/// it, by another test's client or server). The server that answers must
+/// be `child`, not another test's.
+pub fn wait_answering(child: &mut Child, port: u16) -> bool {
+    let ours = format!("process_id:{}\r\n", child.id());
+    let url = format!("redis://127.0.0.1:{port}/");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        if child.try_wait().is_ok_and(|status| status.is_some()) {
+            return false;
+        }
+        let info = redis::Client::open(url.as_str())
+            .and_then(|c| c.get_connection_with_timeout(Duration::from_secs(2)))
+            .and_then(|mut conn| redis::cmd("INFO").arg("server").query::<String>(&mut conn));
+        if info.is_ok_and(|info| info.contains(&ours)) {
+            return true;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "redis-server did not answer on {port}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
