@@ -458,6 +458,8 @@ impl<H: Handler> Driver<H> {
                 continue;
             }
             let outcome = drive(&mut self.link, self.handler.message(&mut self.ws, msg)).await;
+            // Not through a method taking `&outcome`: a borrowed local is
+            // kept in this future (see above).
             if !matches!(outcome, Outcome::Done) || self.link.failed.is_some() {
                 if let Some(end) = Box::pin(self.after_callback(outcome)).await {
                     return end;

@@ -62,14 +62,16 @@ pub(crate) async fn answer_detached(
     if let Some(p) = pending {
         let task = server.registry.task();
         let rt = server.rt.clone();
-        let driver_span = span.clone();
+        // The wait for the stream is in the span; the driver enters it on
+        // its own, so it is not entered twice per poll.
         let run = async move {
-            if let Some(driver) = upgraded(p, task, None, driver_span).await {
+            let upgraded = upgraded(p, task, None, span.clone());
+            if let Some(driver) = crate::observe::instrument(upgraded, span).await {
                 driver.await;
             }
             drop(keep);
         };
-        rt.spawn(Box::pin(crate::observe::instrument(run, span)));
+        rt.spawn(Box::pin(run));
     }
     res
 }
