@@ -100,6 +100,10 @@ fn every_row_of_the_readme_defaults_table_is_the_codes_default() {
         ("max request headers", http.max_headers.to_string()),
         ("max request head", size(http.max_header_bytes)),
         (
+            "max request body (`App::max_body_bytes`, read by `Request::bytes` / `json`)",
+            size(http.max_body_bytes),
+        ),
+        (
             "connection limit (`Server::connection_limit`, TCP level)",
             unlimited(server.connection_limit),
         ),

@@ -74,7 +74,7 @@
 //! | `delivery` | a connection's outbox ([`SendStatus`], backpressure, deferred work) and topics' history ([`Position`], [`Retention`]) |
 //! | `topics` | [`Topics`] and the [`Backplane`] seam, presence, resume, [`UserRooms`] |
 //! | `connection` | the driver (reads, writes, timers, close), the codec, [`Ws`], [`Handle`], [`Timer`], the [`Handler`] trait, the registry of live connections |
-//! | `events`, `loop_fn` | the faces on top of `Handler`: [`Events`], and [`Socket`] for [`ws_fn`] |
+//! | `events`, `loop_fn`, `api` | the faces: on top of `Handler`, [`Events`] and [`Socket`] for [`ws_fn`]; on top of [`Topics`], the server API ([`App::server_api`]) |
 //! | `app` | [`App`] and route [`Group`]s |
 //! | `server` | [`Server`], the accept loop, one TCP connection's HTTP and upgrade, shutdown and drain, [`ServerHandle`], [`inherited_listener`], TLS |
 //!
@@ -91,6 +91,7 @@
 //! | [`Limits::origins`] | the request's own host, and clients without `Origin` | 403 before the upgrade |
 //! | [`Limits::rate_limit`] | off | close 1008, or drop the excess and call `error` |
 //! | [`App::max_headers`], [`App::max_header_bytes`] | 100 headers, 16 KiB | 431 |
+//! | [`App::max_body_bytes`] | 1 MiB | 413 from [`Request::bytes`] / [`Request::json`] |
 //! | [`Server::connection_limit`] | none | canned 503 at accept, nothing allocated |
 //! | [`App::handshake_timeout`] | 10 s | connection dropped |
 //! | [`HandshakeLimit`] | off (opt in as middleware) | 429 with `Retry-After` |
@@ -161,6 +162,7 @@ mod topics;
 
 mod connection;
 
+mod api;
 mod events;
 mod loop_fn;
 
@@ -177,6 +179,7 @@ pub mod testing;
 pub use server::tls;
 pub use web::middleware;
 
+pub use api::{ApiKey, ApiKeyError};
 pub use app::application::{App, CLIENT_JS, WsRoute};
 pub use app::group::Group;
 pub use connection::handle::Handle;
@@ -212,7 +215,7 @@ pub use server::tls::{Tls, TlsError};
 pub use topics::presence::{Member, PresenceError, PresenceFuture};
 pub use topics::pubsub::{Backplane, Forwarded, InProcess, LocalTopics, Node, Published, Topics};
 pub use topics::rooms::{DEFAULT_USER_ROOM, NoUserRooms, UserRooms};
-pub use web::body::{Body, Html, IntoResponse, Response, StatusCode, text};
+pub use web::body::{Body, Html, IntoResponse, Json, Response, StatusCode, text};
 pub use web::extract::Rejection;
 pub use web::middleware::Middleware;
 pub use web::request::Request;

@@ -23,7 +23,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("delivery", &["delivery"]),
     ("topics", &["topics"]),
     ("connection", &["connection"]),
-    ("faces", &["events", "loop_fn"]),
+    ("faces", &["events", "loop_fn", "api"]),
     ("app", &["app"]),
     ("server", &["server"]),
 ];

@@ -57,9 +57,11 @@ impl Default for App {
 pub(crate) struct Entry {
     pub(crate) ws: Option<WsEntry>,
     pub(crate) get: Option<Arc<dyn HttpHandler>>,
+    pub(crate) post: Option<Arc<dyn HttpHandler>>,
     /// The enclosing groups' middleware, outermost first.
     pub(crate) middleware: Stack,
-    /// A health probe: answered without running any middleware.
+    /// Answered without running any middleware: a health probe, or a
+    /// server API endpoint (its key is its check).
     pub(crate) probe: bool,
 }
 
@@ -226,6 +228,47 @@ impl App {
         self
     }
 
+    /// Adds a `POST` route. The handler reads the body when it wants it
+    /// ([`Request::bytes`], [`Request::json`]), within
+    /// [`App::max_body_bytes`].
+    ///
+    /// ```
+    /// #[derive(serde::Deserialize)]
+    /// struct Note {
+    ///     text: String,
+    /// }
+    ///
+    /// let mut app = wsway::App::new();
+    /// let topics = app.topics();
+    /// app.post("/notes", move |mut req| {
+    ///     let topics = topics.clone();
+    ///     async move {
+    ///         let note: Note = match req.json().await {
+    ///             Ok(note) => note,
+    ///             Err(rejection) => return rejection.into(),
+    ///         };
+    ///         topics.publish("notes", note.text);
+    ///         wsway::text(wsway::StatusCode::ACCEPTED, "published")
+    ///     }
+    /// });
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// As [`App::ws`], on a malformed or conflicting pattern.
+    pub fn post<F, Fut, R>(&mut self, path: &str, handler: F) -> &mut Self
+    where
+        F: Fn(Request) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = R> + Send + 'static,
+        R: IntoResponse,
+    {
+        match self.router.entry(path, Entry::default) {
+            Ok(entry) => entry.post = Some(Arc::new(FnHandler(handler))),
+            Err(e) => panic!("{e}"),
+        }
+        self
+    }
+
     /// Makes the topics matching `pattern` (an exact name, or a prefix
     /// ending in `*`) keep history: each publish gets a
     /// [`Position`](crate::Position) (reported in
@@ -298,6 +341,54 @@ impl App {
         self
     }
 
+    /// Adds the server API under `base`: JSON endpoints through which a
+    /// backend publishes to a topic or a user's room and asks who is
+    /// present, without holding a socket. Every request carries the key as
+    /// `Authorization: Bearer <key>`; anything else is a bare `401`. No
+    /// middleware runs on these routes. `docs/server-api.openapi.json` (OpenAPI 3.1)
+    /// describes every endpoint.
+    ///
+    /// | endpoint | does |
+    /// |---|---|
+    /// | `POST {base}/publish` | `{"topic", "text" \| "binary" (base64) \| "event" + "data"}` to every subscriber, on every node |
+    /// | `POST {base}/publish_user` | the same with `"user"`: every socket of that user ([`App::user_rooms`]) |
+    /// | `GET {base}/presence?topic=` | who is tracked in the topic, on every node |
+    /// | `GET {base}/presence_count?topic=` | how many |
+    ///
+    /// A malformed body is a `400` naming the field, one over
+    /// [`App::max_body_bytes`] a `413`, a presence query the store cannot
+    /// answer a `503`.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), wsway::ApiKeyError> {
+    /// let mut app = wsway::App::new();
+    /// # let from_env = "a-long-random-secret-from-the-env";
+    /// app.server_api("/api", wsway::ApiKey::new(from_env)?);
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// As [`App::get`], when a path under `base` is taken.
+    pub fn server_api(&mut self, base: &str, key: crate::ApiKey) -> &mut Self {
+        let api = crate::api::Api::new(key, self.topics.clone());
+        let base = base.trim_end_matches('/');
+        for endpoint in crate::api::ENDPOINTS {
+            let path = format!("{base}{}", endpoint.path);
+            let api = api.clone();
+            let answer = move |req: Request| api.answer(endpoint, req);
+            if endpoint.post {
+                self.post(&path, answer);
+            } else {
+                self.get(&path, answer);
+            }
+            if let Ok(entry) = self.router.entry(&path, Entry::default) {
+                entry.probe = true;
+            }
+        }
+        self
+    }
+
     /// Answers requests no route matches (default: 404).
     pub fn fallback<F, Fut, R>(&mut self, handler: F) -> &mut Self
     where
@@ -344,6 +435,14 @@ impl App {
     /// Most request headers accepted; more gets `431`. Default: 100.
     pub fn max_headers(&mut self, max: usize) -> &mut Self {
         self.http.max_headers = max.max(1);
+        self
+    }
+
+    /// The largest request body a plain route reads (default 1 MiB);
+    /// beyond it, [`Request::bytes`] and [`Request::json`] refuse with
+    /// `413 Payload Too Large`, before reading when `Content-Length` says so.
+    pub fn max_body_bytes(&mut self, max: usize) -> &mut Self {
+        self.http.max_body_bytes = max;
         self
     }
 

@@ -277,6 +277,7 @@ pub(crate) struct HttpLimits {
     pub(crate) handshake_timeout: Duration,
     pub(crate) max_headers: usize,
     pub(crate) max_header_bytes: usize,
+    pub(crate) max_body_bytes: usize,
 }
 
 /// hyper's own header count; parsing stays on the stack while it is used.
@@ -288,6 +289,7 @@ impl Default for HttpLimits {
             handshake_timeout: Duration::from_secs(10),
             max_headers: DEFAULT_MAX_HEADERS,
             max_header_bytes: 16 << 10,
+            max_body_bytes: 1 << 20,
         }
     }
 }

@@ -27,6 +27,7 @@ use crate::web::body::{IntoResponse, Response, text};
 use crate::web::handshake;
 use crate::web::middleware;
 use crate::web::request::Request;
+use crate::web::request_body::BoxBody;
 use crate::web::router::RawParams;
 
 /// An upgrade answered with 101 (its `open` has run), waiting for hyper to
@@ -51,13 +52,14 @@ pub(crate) type Slot = Arc<Mutex<Option<Pending>>>;
 pub(crate) async fn answer_detached(
     server: Arc<ServerInner>,
     head: http::request::Parts,
+    body: BoxBody,
     remote: SocketAddr,
     keep: impl Send + 'static,
 ) -> Response {
     let span = crate::observe::connection_span(remote);
     let slot: Slot = Arc::default();
-    let res =
-        crate::observe::instrument(dispatch(&server, head, remote, &slot), span.clone()).await;
+    let answer = dispatch(&server, head, Some(body), remote, &slot);
+    let res = crate::observe::instrument(answer, span.clone()).await;
     let pending = slot.lock().unwrap_or_else(|e| e.into_inner()).take();
     if let Some(p) = pending {
         let task = server.registry.task();
@@ -149,11 +151,12 @@ fn idle_ticks(idle: Duration, tick: Duration) -> u32 {
 }
 
 /// Answers one request: a plain route, or a WebSocket upgrade (whose
-/// `Pending` lands in `slot`). Request bodies are not read: routes see the
-/// head only.
+/// `Pending` lands in `slot`). A plain route reads `body` if it asks for
+/// it ([`Request::bytes`]); an upgrade never does.
 pub(crate) async fn dispatch(
     server: &ServerInner,
     mut head: http::request::Parts,
+    body: Option<BoxBody>,
     remote: SocketAddr,
     slot: &Slot,
 ) -> Response {
@@ -185,21 +188,34 @@ pub(crate) async fn dispatch(
         }
     }
     let mut req = Request::new(head, remote, params, app.state.clone());
-    match &entry.get {
-        Some(get) if matches!(*req.method(), Method::GET | Method::HEAD) => {
+    let handler = match *req.method() {
+        Method::GET | Method::HEAD => entry.get.as_ref(),
+        Method::POST => entry.post.as_ref(),
+        _ => None,
+    };
+    match handler {
+        Some(handler) => {
+            if let Some(body) = body {
+                req = req.with_body(body, app.http.max_body_bytes);
+            }
             if entry.probe {
-                return get.call(req).await;
+                return handler.call(req).await;
             }
             let stacks = [&app.middleware, &entry.middleware];
             match middleware::run(&stacks, &mut req).await {
-                Ok(()) => get.call(req).await,
+                Ok(()) => handler.call(req).await,
                 Err(res) => res,
             }
         }
-        Some(_) => {
+        None if entry.get.is_some() || entry.post.is_some() => {
+            let allow = match (&entry.get, &entry.post) {
+                (Some(_), Some(_)) => "GET, HEAD, POST",
+                (Some(_), None) => "GET, HEAD",
+                _ => "POST",
+            };
             let mut res = text(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed");
             res.headers_mut()
-                .insert(header::ALLOW, http::HeaderValue::from_static("GET, HEAD"));
+                .insert(header::ALLOW, http::HeaderValue::from_static(allow));
             res
         }
         None => fallback(app, req).await,

@@ -82,7 +82,8 @@ impl AppService {
 
 impl<B> tower_service::Service<http::Request<B>> for AppService
 where
-    B: Send + 'static,
+    B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     type Response = Response;
     type Error = Infallible;
@@ -93,11 +94,11 @@ where
     }
 
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
-        // Request bodies are not read: routes see the head only.
-        let (head, _body) = req.into_parts();
+        let (head, body) = req.into_parts();
+        let body = crate::web::request_body::boxed(body);
         let remote = (self.remote_of)(&head.extensions)
             .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
         let inner = self.inner.clone();
-        Box::pin(async move { Ok(answer_detached(inner, head, remote, ()).await) })
+        Box::pin(async move { Ok(answer_detached(inner, head, body, remote, ()).await) })
     }
 }

@@ -156,7 +156,8 @@ impl hyper::service::Service<hyper::Request<Incoming>> for StreamService {
         let server = self.server.clone();
         let remote = self.remote;
         let guard = StreamGuard::new(&self.streams);
-        let (head, _body) = req.into_parts();
-        Box::pin(async move { Ok(answer_detached(server, head, remote, guard).await) })
+        let (head, body) = req.into_parts();
+        let body = crate::web::request_body::boxed(body);
+        Box::pin(async move { Ok(answer_detached(server, head, body, remote, guard).await) })
     }
 }

@@ -256,6 +256,8 @@ impl hyper::service::Service<hyper::Request<Incoming>> for Service {
         let remote = self.remote;
         let slot = self.slot.clone();
         self.asked.store(true, Ordering::Release);
-        Box::pin(async move { Ok(dispatch(&server, req.into_parts().0, remote, &slot).await) })
+        let (head, body) = req.into_parts();
+        let body = crate::web::request_body::boxed(body);
+        Box::pin(async move { Ok(dispatch(&server, head, Some(body), remote, &slot).await) })
     }
 }

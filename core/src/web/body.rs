@@ -125,6 +125,44 @@ impl<T: Into<Body>> IntoResponse for Html<T> {
     }
 }
 
+/// A JSON body: serializes its value and sets `Content-Type:
+/// application/json`. A value that cannot be serialized (a map with
+/// non-string keys) is a `500`.
+///
+/// ```
+/// # let mut app = wsway::App::new();
+/// app.get("/status", |_req| async { wsway::Json(serde_json::json!({ "ok": true })) });
+/// ```
+#[derive(Clone, Debug)]
+pub struct Json<T>(pub T);
+
+impl<T: serde::Serialize> IntoResponse for Json<T> {
+    fn into_response(self) -> Response {
+        let Ok(body) = serde_json::to_vec(&self.0) else {
+            return text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the response did not serialize",
+            );
+        };
+        let mut res = http::Response::new(Body::from(body));
+        res.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/json"),
+        );
+        res
+    }
+}
+
+impl<T: serde::Serialize> IntoResponse for (StatusCode, Json<T>) {
+    fn into_response(self) -> Response {
+        let mut res = self.1.into_response();
+        if res.status() == StatusCode::OK {
+            *res.status_mut() = self.0;
+        }
+        res
+    }
+}
+
 /// A plain-text response with the given status.
 pub fn text(status: StatusCode, body: impl Into<Body>) -> Response {
     (status, body).into_response()

@@ -32,18 +32,29 @@ impl fmt::Display for Source {
 /// [`Handler::before_upgrade`](crate::Handler::before_upgrade).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rejection {
+    status: StatusCode,
     message: String,
 }
 
 impl Rejection {
-    /// The message, naming the parameter.
+    /// A rejection with `status` and a message for the client.
+    pub(crate) fn with_status(status: StatusCode, message: impl Into<String>) -> Self {
+        Rejection {
+            status,
+            message: message.into(),
+        }
+    }
+
+    /// The message, naming the parameter (or the body's field).
     pub fn message(&self) -> &str {
         &self.message
     }
 
-    /// The HTTP status: always 400.
+    /// The HTTP status: 400 for a parameter or a body that does not
+    /// deserialize, 413 for a body over the limit, 415 for a JSON body
+    /// without `Content-Type: application/json`.
     pub fn status(&self) -> StatusCode {
-        StatusCode::BAD_REQUEST
+        self.status
     }
 }
 
@@ -57,7 +68,7 @@ impl std::error::Error for Rejection {}
 
 impl From<Rejection> for Response {
     fn from(r: Rejection) -> Response {
-        crate::web::body::text(StatusCode::BAD_REQUEST, r.message)
+        crate::web::body::text(r.status, r.message)
     }
 }
 
@@ -71,9 +82,7 @@ pub(crate) fn from_pairs<T: DeserializeOwned>(
         if let (None, [(key, _)]) = (&e.key, pairs) {
             e.key = Some(key.clone());
         }
-        Rejection {
-            message: e.render(source),
-        }
+        Rejection::with_status(StatusCode::BAD_REQUEST, e.render(source))
     })
 }
 

@@ -9,4 +9,5 @@ pub(crate) mod extract;
 pub(crate) mod handshake;
 pub mod middleware;
 pub(crate) mod request;
+pub(crate) mod request_body;
 pub(crate) mod router;

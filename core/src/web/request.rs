@@ -10,10 +10,12 @@ use serde::de::DeserializeOwned;
 
 use crate::web::extract::{Rejection, Source, from_pairs, parse_query};
 use crate::web::handshake::offered_protocols;
+use crate::web::request_body::{BoxBody, RequestBody};
 use crate::web::router::RawParams;
 
 /// An HTTP request's head, with the matched path parameters and the peer's
-/// address. The body of plain requests is not read.
+/// address. A plain request's body is read only when the route asks
+/// ([`Request::bytes`], [`Request::json`]); an upgrade request has none.
 ///
 /// Its `Debug` output leaves out the query string and the values of headers
 /// that carry credentials, so logging a request does not log its secrets.
@@ -25,6 +27,7 @@ pub struct Request {
     pub(crate) values: http::Extensions,
     /// The app's shared state ([`App::state`](crate::App::state)).
     pub(crate) state: crate::state::AppState,
+    pub(crate) body: RequestBody,
 }
 
 /// Headers whose values are credentials (or may carry them, as the
@@ -79,7 +82,14 @@ impl Request {
             params,
             values: http::Extensions::new(),
             state,
+            body: RequestBody::default(),
         }
+    }
+
+    /// This request with its body, to be read within `limit` bytes.
+    pub(crate) fn with_body(mut self, body: BoxBody, limit: usize) -> Self {
+        self.body = RequestBody::new(body, limit);
+        self
     }
 
     /// A copy of this request's head, parameters, values and state, for a
@@ -97,6 +107,7 @@ impl Request {
             params: self.params.clone(),
             values: self.values.clone(),
             state: self.state.clone(),
+            body: RequestBody::default(),
         }
     }
 
@@ -198,6 +209,57 @@ impl Request {
     /// message names the type).
     pub fn state<T: Send + Sync + 'static>(&self) -> &T {
         self.state.get::<T>()
+    }
+
+    /// The body, read whole. A `413` [`Rejection`] when it is larger than
+    /// [`App::max_body_bytes`](crate::App::max_body_bytes) (checked against
+    /// `Content-Length` before anything is read), a `400` when the client
+    /// breaks off; empty when there is none or it was read already.
+    ///
+    /// ```
+    /// # let mut app = wsway::App::new();
+    /// app.post("/echo", |mut req| async move {
+    ///     match req.bytes().await {
+    ///         Ok(body) => wsway::text(wsway::StatusCode::OK, body),
+    ///         Err(rejection) => rejection.into(),
+    ///     }
+    /// });
+    /// ```
+    pub async fn bytes(&mut self) -> Result<bytes::Bytes, Rejection> {
+        let announced = self
+            .header(header::CONTENT_LENGTH.as_str())
+            .and_then(|n| n.parse::<u64>().ok());
+        self.body.read(announced).await
+    }
+
+    /// The body as JSON, deserialized into `T`. Besides [`Request::bytes`]'
+    /// refusals: a `415` without `Content-Type: application/json`, and a
+    /// `400` naming the field that is missing or does not fit (`data.text:
+    /// invalid type: integer `5`, expected a string`).
+    pub async fn json<T: DeserializeOwned>(&mut self) -> Result<T, Rejection> {
+        let is_json = self.header(header::CONTENT_TYPE.as_str()).is_some_and(|t| {
+            let essence = t.split(';').next().unwrap_or("").trim();
+            essence.eq_ignore_ascii_case("application/json")
+                || essence.to_ascii_lowercase().ends_with("+json")
+        });
+        if !is_json {
+            return Err(Rejection::with_status(
+                http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "expected a body with `Content-Type: application/json`",
+            ));
+        }
+        let body = self.bytes().await?;
+        let de = &mut serde_json::Deserializer::from_slice(&body);
+        serde_path_to_error::deserialize(de).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            let message = if path.is_empty() || path == "." {
+                format!("the JSON body is not what this route takes: {inner}")
+            } else {
+                format!("the JSON body's `{path}` is not what this route takes: {inner}")
+            };
+            Rejection::with_status(http::StatusCode::BAD_REQUEST, message)
+        })
     }
 
     /// Subprotocols the client offered in `Sec-WebSocket-Protocol`, in its

@@ -1,0 +1,454 @@
+//! The server API on every runtime, mounted in axum too, and across two
+//! nodes on Redis: a backend publishes text, binary and events to a
+//! topic's subscribers and to a user's sockets, asks who is present, and
+//! is refused clearly (401 that reveals nothing, 400 naming the field, 413,
+//! 415, 405, 409), with the key absent from every trace.
+
+mod common;
+
+use async_tungstenite::tungstenite::Message as Frame;
+use common::shared_redis::SharedRedis;
+use common::*;
+use serde_json::{Value, json};
+use wsway::{Accept, ApiKey, App, Bearer, Handler, Request, Response, UserRooms, Ws};
+
+const KEY: &str = "test-key-0123456789abcdef";
+
+/// `/room/:topic`: subscribed to its topic and tracked in it from `open`,
+/// with `{"name": ?name}` as its presence.
+struct Member;
+
+impl Handler for Member {
+    type Data = (String, String);
+
+    async fn before_upgrade(&self, req: &Request) -> Result<Accept<Self::Data>, Response> {
+        let topic: String = req.params()?;
+        let name = req.query::<std::collections::HashMap<String, String>>()?;
+        let name = name.get("name").cloned().unwrap_or_default();
+        Ok(Accept::new((topic, name)))
+    }
+
+    async fn open(&self, ws: &mut Ws<Self::Data>) {
+        let (topic, name) = ws.data.clone();
+        ws.subscribe(&topic);
+        ws.track(&topic, &json!({ "name": name }))
+            .expect("JSON metadata");
+    }
+}
+
+#[derive(Clone)]
+struct User(String);
+
+/// An app with the API under `/api`, rooms at `/room/:topic`, and signed-in
+/// sockets (`Bearer t-<user>`) in their user rooms at `/me`.
+fn app() -> App {
+    let mut app = App::new();
+    app.ws("/room/:topic", Member);
+    app.user_rooms(UserRooms::new(|u: &User| u.0.clone()));
+    app.ws("/me", wsway::on_message(|_ws, _msg| {}))
+        .middleware(Bearer::header(|token: String| async move {
+            token.strip_prefix("t-").map(|u| User(u.to_owned()))
+        }));
+    app.server_api("/api", ApiKey::new(KEY).expect("a valid key"));
+    app
+}
+
+/// One request to the API: its status and its body as JSON (`Null` when
+/// the body is not JSON).
+async fn api(addr: std::net::SocketAddr, line: &str, headers: &[&str], body: &str) -> (u16, Value) {
+    let (status, body) = api_raw(addr, line, headers, body).await;
+    (status, serde_json::from_str(&body).unwrap_or(Value::Null))
+}
+
+async fn api_raw(
+    addr: std::net::SocketAddr,
+    line: &str,
+    headers: &[&str],
+    body: &str,
+) -> (u16, String) {
+    let mut request = format!("{line} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n");
+    for h in headers {
+        request.push_str(h);
+        request.push_str("\r\n");
+    }
+    if !body.is_empty() {
+        request.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    request.push_str("\r\n");
+    request.push_str(body);
+    let response = raw(addr, &request).await;
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status_of(&response), body)
+}
+
+const AUTH: &str = "Authorization: Bearer test-key-0123456789abcdef";
+const JSON: &str = "Content-Type: application/json";
+
+async fn publish(addr: std::net::SocketAddr, body: Value) -> (u16, Value) {
+    api(addr, "POST /api/publish", &[AUTH, JSON], &body.to_string()).await
+}
+
+async fn as_user(addr: std::net::SocketAddr, user: &str) -> Client {
+    let auth = format!("Bearer t-{user}");
+    Box::pin(connect_request(
+        addr,
+        request_with(addr, "/me", &[("authorization", &auth)]),
+    ))
+    .await
+}
+
+runtime_and_mounted_tests! {
+    async fn a_backend_publishes_text_binary_and_events_to_subscribers(rt) {
+        let server = rt.start(app()).await;
+        let addr = server.local_addr();
+        let mut ws = connect(addr, "/room/news").await;
+
+        let (status, reply) = publish(addr, json!({ "topic": "news", "text": "hello" })).await;
+        assert_eq!((status, &reply["delivered"], &reply["forwarded"]), (200, &json!(1), &json!("local")), "{reply}");
+        assert_eq!(next_message(&mut ws).await, Frame::text("hello"));
+
+        let (status, _) = publish(addr, json!({ "topic": "news", "binary": "AAEC/w==" })).await;
+        assert_eq!(status, 200);
+        assert_eq!(next_message(&mut ws).await, Frame::binary(vec![0u8, 1, 2, 255]));
+
+        let (status, _) = publish(addr, json!({ "topic": "news", "event": "chat:message", "data": { "text": "hi" } })).await;
+        assert_eq!(status, 200);
+        let pushed = next_json(&mut ws).await;
+        assert_eq!(pushed, json!({ "event": "chat:message", "data": { "text": "hi" } }));
+
+        // Nobody subscribed: accepted, delivered to none.
+        let (status, reply) = publish(addr, json!({ "topic": "empty", "text": "x" })).await;
+        assert_eq!((status, &reply["delivered"]), (200, &json!(0)));
+    }
+
+    async fn a_backend_reaches_every_socket_of_one_user(rt) {
+        let server = rt.start(app()).await;
+        let addr = server.local_addr();
+        let (mut ann1, mut ann2, mut bob) = (as_user(addr, "ann").await, as_user(addr, "ann").await, as_user(addr, "bob").await);
+        let body = json!({ "user": "ann", "event": "notice", "data": 7 });
+        let (status, reply) = api(addr, "POST /api/publish_user", &[AUTH, JSON], &body.to_string()).await;
+        assert_eq!((status, &reply["delivered"]), (200, &json!(2)), "{reply}");
+        for ws in [&mut ann1, &mut ann2] {
+            assert_eq!(next_json(ws).await, json!({ "event": "notice", "data": 7 }));
+        }
+        // Bob got nothing of it: his next message is his own.
+        let body = json!({ "user": "bob", "text": "yours" });
+        api(addr, "POST /api/publish_user", &[AUTH, JSON], &body.to_string()).await;
+        assert_eq!(next_message(&mut bob).await, Frame::text("yours"));
+    }
+
+    async fn a_backend_asks_who_is_present(rt) {
+        let server = rt.start(app()).await;
+        let addr = server.local_addr();
+        let _a = connect(addr, "/room/lobby?name=ann").await;
+        let _b = connect(addr, "/room/lobby?name=bob").await;
+        let (status, reply) = api(addr, "GET /api/presence?topic=lobby", &[AUTH], "").await;
+        assert_eq!(status, 200, "{reply}");
+        let mut names: Vec<&str> = reply["members"].as_array().expect("a list").iter()
+            .map(|m| m["meta"]["name"].as_str().expect("a name")).collect();
+        names.sort_unstable();
+        assert_eq!((names, &reply["topic"]), (vec!["ann", "bob"], &json!("lobby")));
+        let (status, reply) = api(addr, "GET /api/presence_count?topic=lobby", &[AUTH], "").await;
+        assert_eq!((status, &reply["count"]), (200, &json!(2)));
+        let (status, reply) = api(addr, "GET /api/presence_count?topic=nobody", &[AUTH], "").await;
+        assert_eq!((status, &reply["count"]), (200, &json!(0)));
+    }
+
+    async fn a_request_without_the_key_learns_nothing(rt) {
+        let traced = common::trace::capture();
+        let server = rt.start(app()).await;
+        let addr = server.local_addr();
+        let mut ws = connect(addr, "/room/news").await;
+        let body = json!({ "topic": "news", "text": "leak?" }).to_string();
+        let wrong = "Authorization: Bearer test-key-0123456789abcdeX";
+        for headers in [vec![JSON], vec![wrong, JSON], vec!["Authorization: Basic dGVzdA==", JSON], vec!["Authorization: Bearer ", JSON]] {
+            let (status, text) = api_raw(addr, "POST /api/publish", &headers, &body).await;
+            assert_eq!(status, 401, "{headers:?}");
+            assert_eq!(text, r#"{"error":"a valid API key is required"}"#, "{headers:?}");
+        }
+        let (status, _) = api(addr, "GET /api/presence?topic=news", &[wrong], "").await;
+        assert_eq!(status, 401);
+        // None of it was published: the next message is the one with the key.
+        publish(addr, json!({ "topic": "news", "text": "with the key" })).await;
+        assert_eq!(next_message(&mut ws).await, Frame::text("with the key"));
+        // Neither key appears in anything traced.
+        for field in traced.all_text() {
+            assert!(!field.contains("0123456789abcde"), "a key in a trace: {field}");
+        }
+    }
+
+    async fn a_malformed_request_is_refused_naming_what_is_wrong(rt) {
+        let server = rt.start(app()).await;
+        let addr = server.local_addr();
+        let cases = [
+            (json!({ "topic": 5, "text": "x" }), "`topic`"),
+            (json!({ "topic": "t", "txt": "x" }), "unknown field `txt`"),
+            (json!({ "text": "x" }), "missing field `topic`"),
+            (json!({ "topic": "t", "text": "x", "binary": "AA==" }), "exactly one of"),
+            (json!({ "topic": "t" }), "exactly one of"),
+            (json!({ "topic": "t", "binary": "not base64!" }), "`binary` is not standard base64"),
+            (json!({ "topic": "t", "text": "x", "data": 1 }), "`data` goes with `event`"),
+            (json!({ "topic": "", "text": "x" }), "`topic` must not be empty"),
+            (json!({ "user": "ann", "text": "x" }), "`user` is for /publish_user"),
+        ];
+        for (body, says) in cases {
+            let (status, reply) = publish(addr, body.clone()).await;
+            assert_eq!(status, 400, "{body}: {reply}");
+            let error = reply["error"].as_str().unwrap_or_else(|| panic!("{body}: {reply}"));
+            assert!(error.contains(says), "{body}: {error}");
+        }
+        let (status, reply) = api(addr, "POST /api/publish", &[AUTH, JSON], "{\"topic\":").await;
+        assert_eq!(status, 400, "{reply}");
+        let (status, _) = api(addr, "POST /api/publish", &[AUTH], r#"{"topic":"t","text":"x"}"#).await;
+        assert_eq!(status, 415, "JSON without its content type");
+        let (status, reply) = api(addr, "GET /api/presence", &[AUTH], "").await;
+        assert_eq!(status, 400, "{reply}");
+        assert!(reply["error"].as_str().unwrap().contains("topic"), "{reply}");
+        let (status, _) = api(addr, "GET /api/publish", &[AUTH], "").await;
+        assert_eq!(status, 405);
+    }
+
+    async fn a_body_over_the_limit_is_a_413_announced_or_not(rt) {
+        let mut app = app();
+        app.max_body_bytes(1024);
+        let server = rt.start(app).await;
+        let addr = server.local_addr();
+        let big = json!({ "topic": "t", "text": "x".repeat(2000) }).to_string();
+        let (status, reply) = publish(addr, serde_json::from_str(&big).unwrap()).await;
+        assert_eq!(status, 413, "{reply}");
+        assert!(reply["error"].as_str().unwrap().contains("1024 bytes"), "{reply}");
+        // Chunked, so no length is announced: refused as it arrives.
+        let chunks: String = big.as_bytes().chunks(500)
+            .map(|c| format!("{:x}\r\n{}\r\n", c.len(), std::str::from_utf8(c).unwrap()))
+            .collect::<String>() + "0\r\n\r\n";
+        let (status, _) = api(addr, "POST /api/publish", &[AUTH, JSON, "Transfer-Encoding: chunked"], &chunks).await;
+        assert_eq!(status, 413);
+        // Just under the limit is fine.
+        let (status, _) = publish(addr, json!({ "topic": "t", "text": "x".repeat(900) })).await;
+        assert_eq!(status, 200);
+    }
+
+    async fn every_answer_is_the_one_the_openapi_file_documents(rt) {
+        let doc: Value = serde_json::from_str(include_str!("../../docs/server-api.openapi.json")).expect("the OpenAPI file is JSON");
+        let mut main = app();
+        main.max_body_bytes(4096);
+        let main = rt.start(main).await.local_addr();
+        let mut bare = App::new();
+        bare.server_api("/api", ApiKey::new(KEY).unwrap());
+        let bare = rt.start(bare).await.local_addr();
+        let mut away = app();
+        away.backplane(StoreAway);
+        let away = rt.start(away).await.local_addr();
+        let _member = connect(main, "/room/lobby?name=ann").await;
+
+        let publish_ok = json!({ "topic": "lobby", "text": "x" }).to_string();
+        let user_ok = json!({ "user": "ann", "text": "x" }).to_string();
+        let big = json!({ "topic": "lobby", "text": "x".repeat(5000) }).to_string();
+        let big_user = json!({ "user": "ann", "text": "x".repeat(5000) }).to_string();
+        // (path, method, status): a request that gets that answer.
+        let cases: Vec<Case> = vec![
+            (("/publish", "post", 200), main, "POST /api/publish".into(), vec![AUTH, JSON], publish_ok.clone()),
+            (("/publish", "post", 400), main, "POST /api/publish".into(), vec![AUTH, JSON], "{}".into()),
+            (("/publish", "post", 401), main, "POST /api/publish".into(), vec![JSON], publish_ok.clone()),
+            (("/publish", "post", 413), main, "POST /api/publish".into(), vec![AUTH, JSON], big),
+            (("/publish", "post", 415), main, "POST /api/publish".into(), vec![AUTH], publish_ok.clone()),
+            (("/publish_user", "post", 200), main, "POST /api/publish_user".into(), vec![AUTH, JSON], user_ok.clone()),
+            (("/publish_user", "post", 400), main, "POST /api/publish_user".into(), vec![AUTH, JSON], publish_ok.clone()),
+            (("/publish_user", "post", 401), main, "POST /api/publish_user".into(), vec![JSON], user_ok.clone()),
+            (("/publish_user", "post", 409), bare, "POST /api/publish_user".into(), vec![AUTH, JSON], user_ok.clone()),
+            (("/publish_user", "post", 413), main, "POST /api/publish_user".into(), vec![AUTH, JSON], big_user),
+            (("/publish_user", "post", 415), main, "POST /api/publish_user".into(), vec![AUTH], user_ok),
+            (("/presence", "get", 200), main, "GET /api/presence?topic=lobby".into(), vec![AUTH], String::new()),
+            (("/presence", "get", 400), main, "GET /api/presence".into(), vec![AUTH], String::new()),
+            (("/presence", "get", 401), main, "GET /api/presence?topic=lobby".into(), vec![], String::new()),
+            (("/presence", "get", 503), away, "GET /api/presence?topic=lobby".into(), vec![AUTH], String::new()),
+            (("/presence_count", "get", 200), main, "GET /api/presence_count?topic=lobby".into(), vec![AUTH], String::new()),
+            (("/presence_count", "get", 400), main, "GET /api/presence_count?topic=".into(), vec![AUTH], String::new()),
+            (("/presence_count", "get", 401), main, "GET /api/presence_count?topic=lobby".into(), vec![], String::new()),
+            (("/presence_count", "get", 503), away, "GET /api/presence_count?topic=lobby".into(), vec![AUTH], String::new()),
+        ];
+        let mut documented = Vec::new();
+        for (path, ops) in doc["paths"].as_object().expect("paths") {
+            for (method, op) in ops.as_object().expect("operations") {
+                for status in op["responses"].as_object().expect("responses").keys() {
+                    documented.push((path.as_str(), method.as_str(), status.parse::<u16>().expect("a status")));
+                }
+            }
+        }
+        documented.sort_unstable();
+        let mut exercised: Vec<_> = cases.iter().map(|c| c.0).collect();
+        exercised.sort_unstable();
+        assert_eq!(exercised, documented, "every documented answer is exercised here, and only those");
+
+        for ((path, method, status), addr, line, headers, body) in &cases {
+            let (got, reply) = api(*addr, line, headers, body).await;
+            assert_eq!(got, *status, "{line}: {reply}");
+            let response = resolve(&doc, &doc["paths"][path][method]["responses"][status.to_string()]);
+            let schema = &response["content"]["application/json"]["schema"];
+            if let Err(e) = conforms(&doc, schema, &reply, "body") {
+                panic!("{line} -> {status}: {e}: {reply}");
+            }
+        }
+    }
+
+    own_server_only: {
+        async fn publishing_to_a_user_without_user_rooms_is_a_conflict(rt) {
+            let mut app = App::new();
+            app.server_api("/api/", ApiKey::new(KEY).unwrap());
+            let server = rt.start(app).await;
+            let body = json!({ "user": "ann", "text": "x" }).to_string();
+            let (status, reply) = api(server.local_addr(), "POST /api/publish_user", &[AUTH, JSON], &body).await;
+            assert_eq!(status, 409, "{reply}");
+            assert!(reply["error"].as_str().unwrap().contains("user_rooms"), "{reply}");
+        }
+    }
+}
+
+/// A node on `redis` with the test app.
+async fn node(rt: Runtime, redis: &SharedRedis) -> wsway::ServerHandle {
+    let backplane = redis
+        .builder()
+        .connect()
+        .await
+        .expect("connect to the test's Redis");
+    let mut app = app();
+    app.backplane(backplane);
+    rt.start(app).await
+}
+
+redis_tests! {
+    async fn the_api_of_one_node_reaches_and_counts_the_others(rt, kind) {
+        let redis = SharedRedis::start(kind);
+        let (a, b) = (node(rt, &redis).await, node(rt, &redis).await);
+        let mut on_b = connect(b.local_addr(), "/room/lobby?name=bea").await;
+        let _on_a = connect(a.local_addr(), "/room/lobby?name=al").await;
+        eventually("both nodes to listen to the room", || redis.listeners("lobby") == 2).await;
+        for i in 0..20 {
+            let (status, reply) = publish(a.local_addr(), json!({ "topic": "lobby", "text": format!("m{i}") })).await;
+            assert_eq!((status, &reply["forwarded"]), (200, &json!("queued")), "{reply}");
+        }
+        for i in 0..20 {
+            assert_eq!(next_message(&mut on_b).await, Frame::text(format!("m{i}")), "in order, once");
+        }
+        // Presence through node A counts node B's member too.
+        let (status, reply) = api(a.local_addr(), "GET /api/presence_count?topic=lobby", &[AUTH], "").await;
+        assert_eq!((status, &reply["count"]), (200, &json!(2)), "{reply}");
+        let (status, reply) = api(b.local_addr(), "GET /api/presence?topic=lobby", &[AUTH], "").await;
+        assert_eq!(status, 200);
+        assert_eq!(reply["members"].as_array().map(Vec::len), Some(2), "{reply}");
+        // A user's sockets on the other node.
+        let mut ann = as_user(b.local_addr(), "ann").await;
+        eventually("node B to listen to ann's room", || redis.listeners("user:ann") == 1).await;
+        let body = json!({ "user": "ann", "text": "to ann" }).to_string();
+        let (status, _) = api(a.local_addr(), "POST /api/publish_user", &[AUTH, JSON], &body).await;
+        assert_eq!(status, 200);
+        assert_eq!(next_message(&mut ann).await, Frame::text("to ann"));
+    }
+}
+
+/// A documented answer (path, method, status), and the request that gets
+/// it: where, its request line, its headers, its body.
+type Case<'a> = ((&'a str, &'a str, u16), std::net::SocketAddr, String, Vec<&'a str>, String);
+
+/// A backplane whose store never answers a presence query.
+struct StoreAway;
+
+impl wsway::Backplane for StoreAway {
+    fn publish(
+        &self,
+        local: &wsway::LocalTopics,
+        topic: &str,
+        msg: wsway::Message,
+        except: Option<u64>,
+    ) -> wsway::Published {
+        local.deliver(topic, msg, except)
+    }
+
+    fn presence(
+        &self,
+        _: &wsway::LocalTopics,
+        _: &str,
+    ) -> wsway::PresenceFuture<Vec<wsway::Member>> {
+        Box::pin(async { Err(wsway::PresenceError::new("the store is away")) })
+    }
+
+    fn presence_count(&self, _: &wsway::LocalTopics, _: &str) -> wsway::PresenceFuture<usize> {
+        Box::pin(async { Err(wsway::PresenceError::new("the store is away")) })
+    }
+}
+
+/// `v`, or what its `$ref` points to in `doc`.
+fn resolve<'a>(doc: &'a Value, v: &'a Value) -> &'a Value {
+    match v.get("$ref").and_then(Value::as_str) {
+        Some(r) => resolve(
+            doc,
+            r.trim_start_matches("#/")
+                .split('/')
+                .fold(doc, |at, part| &at[part]),
+        ),
+        None => v,
+    }
+}
+
+/// Whether `value` is what `schema` describes: the part of JSON Schema the
+/// file uses (`type`, `enum`, `required`, `properties`,
+/// `additionalProperties: false`, `items`, `minLength`).
+fn conforms(doc: &Value, schema: &Value, value: &Value, at: &str) -> Result<(), String> {
+    let schema = resolve(doc, schema);
+    let fits = match schema.get("type").and_then(Value::as_str) {
+        Some("object") => value.is_object(),
+        Some("array") => value.is_array(),
+        Some("string") => value.is_string(),
+        Some("integer") => value.is_u64() || value.is_i64(),
+        Some(other) => return Err(format!("{at}: the checker does not know type {other}")),
+        None => true,
+    };
+    if !fits {
+        return Err(format!("{at} is not of type {}", schema["type"]));
+    }
+    if let Some(options) = schema.get("enum").and_then(Value::as_array) {
+        if !options.contains(value) {
+            return Err(format!("{at} is not one of {options:?}"));
+        }
+    }
+    if let (Some(min), Some(s)) = (
+        schema.get("minLength").and_then(Value::as_u64),
+        value.as_str(),
+    ) {
+        if (s.chars().count() as u64) < min {
+            return Err(format!("{at} is shorter than {min}"));
+        }
+    }
+    for name in schema
+        .get("required")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let name = name.as_str().expect("a property name");
+        if value.get(name).is_none() {
+            return Err(format!("{at}.{name} is missing"));
+        }
+    }
+    if let Some(object) = value.as_object() {
+        let props = schema.get("properties");
+        for (name, v) in object {
+            match props.and_then(|p| p.get(name)) {
+                Some(s) => conforms(doc, s, v, &format!("{at}.{name}"))?,
+                None if schema.get("additionalProperties") == Some(&Value::Bool(false)) => {
+                    return Err(format!("{at}.{name} is not documented"));
+                }
+                None => {}
+            }
+        }
+    }
+    if let (Some(items), Some(list)) = (schema.get("items"), value.as_array()) {
+        for (i, v) in list.iter().enumerate() {
+            conforms(doc, items, v, &format!("{at}[{i}]"))?;
+        }
+    }
+    Ok(())
+}
