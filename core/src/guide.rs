@@ -35,6 +35,9 @@ pub mod axum {}
 #[doc = include_str!("../../docs/http2.md")]
 pub mod http2 {}
 
+#[doc = include_str!("../../docs/server-api.md")]
+pub mod server_api {}
+
 #[doc = include_str!("../../docs/operating.md")]
 pub mod operating {}
 
