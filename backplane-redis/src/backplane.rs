@@ -9,7 +9,7 @@ use event_listener::Event;
 use wsway::rt::BoxTask;
 use wsway::{
     Backplane, HistoryError, HistoryFuture, LocalTopics, Member, Message, Node, PresenceError,
-    PresenceFuture, Published, Retention,
+    PresenceFuture, Published, Retention, StoredHistory,
 };
 
 use crate::config::RedisBuilder;
@@ -257,6 +257,28 @@ impl Inner {
             .ok_or_else(|| HistoryError::new("Redis is unreachable; reconnecting"))
     }
 
+    /// What the store holds of `topic` after `after`, read now.
+    async fn read_stored(
+        &self,
+        topic: &str,
+        after: u64,
+        retention: Retention,
+    ) -> Result<StoredHistory, HistoryError> {
+        let keys = self.layout.history(topic);
+        let reply = match self.fetch(&keys, after).await {
+            // The publisher notices a dead connection only when it has
+            // something to send: a fetch that finds one opens another.
+            Err(e) if e.is_io_error() || e.is_connection_dropped() || e.is_timeout() => {
+                self.set_query_connection(None);
+                self.fetch(&keys, after).await
+            }
+            other => other,
+        };
+        let reply =
+            reply.map_err(|e| HistoryError::new(format!("Redis failed a history fetch: {e}")))?;
+        history::stored(reply, retention.age_limit(), &self.node_id)
+    }
+
     /// Runs the history fetch script (see [`history::FETCH`]) on the query
     /// connection, opening one if there is none.
     async fn fetch(&self, keys: &history::Keys, after: u64) -> redis::RedisResult<redis::Value> {
@@ -369,20 +391,14 @@ impl Backplane for Redis {
         let topic = topic.to_owned();
         Box::pin(async move {
             inner.until_listening(&topic).await?;
-            let keys = inner.layout.history(&topic);
-            let reply = match inner.fetch(&keys, after).await {
-                // The publisher notices a dead connection only when it has
-                // something to send: a fetch that finds one opens another.
-                Err(e) if e.is_io_error() || e.is_connection_dropped() || e.is_timeout() => {
-                    inner.set_query_connection(None);
-                    inner.fetch(&keys, after).await
-                }
-                other => other,
-            };
-            let reply = reply
-                .map_err(|e| HistoryError::new(format!("Redis failed a history fetch: {e}")))?;
-            history::stored(reply, retention.age_limit(), &inner.node_id)
+            inner.read_stored(&topic, after, retention).await
         })
+    }
+
+    fn read_history(&self, topic: &str, after: u64, retention: Retention) -> HistoryFuture {
+        let inner = self.inner.clone();
+        let topic = topic.to_owned();
+        Box::pin(async move { inner.read_stored(&topic, after, retention).await })
     }
 
     fn subscribing(&self, topic: &str) {

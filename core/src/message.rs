@@ -56,6 +56,16 @@ impl Message {
         }
     }
 
+    /// The message back from a frame [`into_codec`](Self::into_codec)
+    /// made (a topic's history keeps frames): a text frame's payload was
+    /// a [`Text`], so it is UTF-8.
+    pub(crate) fn from_frame(frame: crate::protocol::Outgoing) -> Self {
+        match frame.opcode {
+            crate::protocol::Opcode::Text => Message::Text(Text::from_codec(frame.payload)),
+            _ => Message::Binary(frame.payload),
+        }
+    }
+
     pub(crate) fn into_codec(self) -> crate::protocol::Outgoing {
         match self {
             Message::Text(t) => crate::protocol::Outgoing::text(t.0),

@@ -10,7 +10,7 @@ use async_tungstenite::tungstenite::Message as Frame;
 use common::shared_redis::SharedRedis;
 use common::*;
 use serde_json::{Value, json};
-use wsway::{Accept, ApiKey, App, Bearer, Handler, Request, Response, UserRooms, Ws};
+use wsway::{Accept, ApiKey, App, Bearer, Handler, Request, Response, Retention, UserRooms, Ws};
 
 const KEY: &str = "test-key-0123456789abcdef";
 
@@ -49,6 +49,7 @@ fn app() -> App {
         .middleware(Bearer::header(|token: String| async move {
             token.strip_prefix("t-").map(|u| User(u.to_owned()))
         }));
+    app.history("kept:*", Retention::messages(3));
     app.server_api("/api", ApiKey::new(KEY).expect("a valid key"));
     app
 }
@@ -269,7 +270,15 @@ runtime_and_mounted_tests! {
             (("/presence_count", "get", 400), main, "GET /api/presence_count?topic=".into(), vec![AUTH], String::new()),
             (("/presence_count", "get", 401), main, "GET /api/presence_count?topic=lobby".into(), vec![], String::new()),
             (("/presence_count", "get", 503), away, "GET /api/presence_count?topic=lobby".into(), vec![AUTH], String::new()),
+            (("/history", "get", 200), main, "GET /api/history?topic=kept:a".into(), vec![AUTH], String::new()),
+            (("/history", "get", 400), main, "GET /api/history?topic=kept:a&since=yesterday".into(), vec![AUTH], String::new()),
+            (("/history", "get", 401), main, "GET /api/history?topic=kept:a".into(), vec![], String::new()),
+            (("/history", "get", 404), main, "GET /api/history?topic=lobby".into(), vec![AUTH], String::new()),
+            (("/history", "get", 503), away, "GET /api/history?topic=kept:a".into(), vec![AUTH], String::new()),
         ];
+        // Something kept, text and binary, for the 200 to show both.
+        publish(main, json!({ "topic": "kept:a", "text": "one" })).await;
+        publish(main, json!({ "topic": "kept:a", "binary": "AAE=" })).await;
         let mut documented = Vec::new();
         for (path, ops) in doc["paths"].as_object().expect("paths") {
             for (method, op) in ops.as_object().expect("operations") {
@@ -292,6 +301,51 @@ runtime_and_mounted_tests! {
                 panic!("{line} -> {status}: {e}: {reply}");
             }
         }
+    }
+
+    async fn a_backend_reads_what_a_topic_keeps_since_a_position(rt) {
+        let server = rt.start(app()).await;
+        let addr = server.local_addr();
+        let history = |query: String| async move { api(addr, &format!("GET /api/history?{query}"), &[AUTH], "").await };
+        let (status, page) = history("topic=kept:a".into()).await;
+        assert_eq!(status, 200, "{page}");
+        assert_eq!((&page["last"], &page["messages"], &page["complete"]), (&Value::Null, &json!([]), &json!(true)));
+
+        let mut positions = Vec::new();
+        for i in 1..=5 {
+            let body = if i == 5 { json!({ "topic": "kept:a", "binary": "/wA=" }) } else { json!({ "topic": "kept:a", "text": format!("m{i}") }) };
+            let (_, reply) = publish(addr, body).await;
+            positions.push(reply["position"].as_str().expect("a position in process").to_owned());
+        }
+        // Three are kept: m3, m4 and the binary one.
+        let (_, page) = history("topic=kept:a".into()).await;
+        assert_eq!(page["last"], json!(positions[4]));
+        assert_eq!(page["messages"], json!([
+            { "position": positions[2], "text": "m3" },
+            { "position": positions[3], "text": "m4" },
+            { "position": positions[4], "binary": "/wA=" },
+        ]));
+        assert_eq!(page["complete"], json!(true), "nothing was asked from before");
+        // Since m1: m2 is gone, so the page is not all that followed.
+        let (_, page) = history(format!("topic=kept:a&since={}", positions[0])).await;
+        assert_eq!((page["messages"].as_array().unwrap().len(), &page["complete"]), (3, &json!(false)), "{page}");
+        // Since m3: m4 and m5, all of what followed.
+        let (_, page) = history(format!("topic=kept:a&since={}", positions[2])).await;
+        assert_eq!(page["messages"][0]["text"], json!("m4"));
+        assert_eq!((page["messages"].as_array().unwrap().len(), &page["complete"]), (2, &json!(true)), "{page}");
+        // Since the last: nothing, and complete.
+        let (_, page) = history(format!("topic=kept:a&since={}", positions[4])).await;
+        assert_eq!((&page["messages"], &page["complete"]), (&json!([]), &json!(true)), "{page}");
+        // Another epoch: what is kept, and not complete.
+        let (_, page) = history("topic=kept:a&since=1:1".into()).await;
+        assert_eq!((page["messages"].as_array().unwrap().len(), &page["complete"]), (3, &json!(false)), "{page}");
+
+        let (status, reply) = history("topic=lobby".into()).await;
+        assert_eq!(status, 404, "{reply}");
+        assert!(reply["error"].as_str().unwrap().contains("keeps no history"), "{reply}");
+        let (status, reply) = history("topic=kept:a&since=7".into()).await;
+        assert_eq!(status, 400, "{reply}");
+        assert!(reply["error"].as_str().unwrap().contains("`since`"), "{reply}");
     }
 
     own_server_only: {
@@ -340,6 +394,30 @@ redis_tests! {
         assert_eq!(status, 200);
         assert_eq!(reply["members"].as_array().map(Vec::len), Some(2), "{reply}");
         // A user's sockets on the other node.
+        // History numbered by the store, read through the other node.
+        for i in 0..5 {
+            let (_, reply) = publish(a.local_addr(), json!({ "topic": "kept:r", "text": format!("k{i}") })).await;
+            assert_eq!(reply["position"], Value::Null, "the store numbers it: {reply}");
+        }
+        let (status, page) = within(WAIT, "history in the store", async {
+            loop {
+                let (status, page) = api(b.local_addr(), "GET /api/history?topic=kept:r", &[AUTH], "").await;
+                if status != 200 || page["last"].as_str().is_some_and(|l| l.ends_with(":5")) {
+                    return (status, page);
+                }
+                rt.sleep(std::time::Duration::from_millis(20)).await;
+            }
+        }).await;
+        assert_eq!(status, 200, "{page}");
+        let texts: Vec<&str> = page["messages"].as_array().unwrap().iter().map(|m| m["text"].as_str().unwrap()).collect();
+        assert_eq!(texts, ["k2", "k3", "k4"], "the three kept, in order: {page}");
+        let since = page["messages"][0]["position"].as_str().unwrap().to_owned();
+        let (_, page) = api(a.local_addr(), &format!("GET /api/history?topic=kept:r&since={since}"), &[AUTH], "").await;
+        assert_eq!((page["messages"].as_array().unwrap().len(), &page["complete"]), (2, &json!(true)), "{page}");
+        let first = since.replace(":3", ":1");
+        let (_, page) = api(a.local_addr(), &format!("GET /api/history?topic=kept:r&since={first}"), &[AUTH], "").await;
+        assert_eq!((page["messages"].as_array().unwrap().len(), &page["complete"]), (3, &json!(false)), "k1 was trimmed: {page}");
+
         let mut ann = as_user(b.local_addr(), "ann").await;
         eventually("node B to listen to ann's room", || redis.listeners("user:ann") == 1).await;
         let body = json!({ "user": "ann", "text": "to ann" }).to_string();
@@ -351,7 +429,13 @@ redis_tests! {
 
 /// A documented answer (path, method, status), and the request that gets
 /// it: where, its request line, its headers, its body.
-type Case<'a> = ((&'a str, &'a str, u16), std::net::SocketAddr, String, Vec<&'a str>, String);
+type Case<'a> = (
+    (&'a str, &'a str, u16),
+    std::net::SocketAddr,
+    String,
+    Vec<&'a str>,
+    String,
+);
 
 /// A backplane whose store never answers a presence query.
 struct StoreAway;
@@ -378,6 +462,14 @@ impl wsway::Backplane for StoreAway {
     fn presence_count(&self, _: &wsway::LocalTopics, _: &str) -> wsway::PresenceFuture<usize> {
         Box::pin(async { Err(wsway::PresenceError::new("the store is away")) })
     }
+
+    fn stores_history(&self) -> bool {
+        true
+    }
+
+    fn fetch_history(&self, _: &str, _: u64, _: Retention) -> wsway::HistoryFuture {
+        Box::pin(async { Err(wsway::HistoryError::new("the store is away")) })
+    }
 }
 
 /// `v`, or what its `$ref` points to in `doc`.
@@ -398,14 +490,23 @@ fn resolve<'a>(doc: &'a Value, v: &'a Value) -> &'a Value {
 /// `additionalProperties: false`, `items`, `minLength`).
 fn conforms(doc: &Value, schema: &Value, value: &Value, at: &str) -> Result<(), String> {
     let schema = resolve(doc, schema);
-    let fits = match schema.get("type").and_then(Value::as_str) {
-        Some("object") => value.is_object(),
-        Some("array") => value.is_array(),
-        Some("string") => value.is_string(),
-        Some("integer") => value.is_u64() || value.is_i64(),
-        Some(other) => return Err(format!("{at}: the checker does not know type {other}")),
-        None => true,
+    let types: Vec<&str> = match schema.get("type") {
+        Some(Value::String(t)) => vec![t.as_str()],
+        Some(Value::Array(ts)) => ts.iter().filter_map(Value::as_str).collect(),
+        _ => Vec::new(),
     };
+    let mut fits = types.is_empty();
+    for t in &types {
+        fits |= match *t {
+            "object" => value.is_object(),
+            "array" => value.is_array(),
+            "string" => value.is_string(),
+            "integer" => value.is_u64() || value.is_i64(),
+            "boolean" => value.is_boolean(),
+            "null" => value.is_null(),
+            other => return Err(format!("{at}: the checker does not know type {other}")),
+        };
+    }
     if !fits {
         return Err(format!("{at} is not of type {}", schema["type"]));
     }

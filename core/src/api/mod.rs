@@ -1,7 +1,7 @@
 //! The server API ([`App::server_api`](crate::App::server_api)): JSON
 //! endpoints through which a backend (a Django or Rails app, a job, another
 //! service) reaches sockets without holding one: publish to a topic or to
-//! a user's room, and ask who is present. A publish goes through the
+//! a user's room, ask who is present, and read a topic's history. A publish goes through the
 //! backplane, so it reaches every node; a presence query asks every node
 //! (through the store) or fails with a `503`.
 //!
@@ -12,6 +12,7 @@
 //! Imports: `web`, `topics` and `message` below; `events` beside it (an
 //! event's envelope).
 
+mod history;
 mod key;
 mod presence;
 mod publish;
@@ -65,6 +66,11 @@ pub(crate) static ENDPOINTS: &[Endpoint] = &[
         post: false,
         path: "/presence_count",
         call: |api, req| Box::pin(presence::count(api, req)),
+    },
+    Endpoint {
+        post: false,
+        path: "/history",
+        call: |api, req| Box::pin(history::since(api, req)),
     },
 ];
 

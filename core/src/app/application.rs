@@ -342,8 +342,8 @@ impl App {
     }
 
     /// Adds the server API under `base`: JSON endpoints through which a
-    /// backend publishes to a topic or a user's room and asks who is
-    /// present, without holding a socket. Every request carries the key as
+    /// backend publishes to a topic or a user's room, asks who is present
+    /// and reads a topic's history, without holding a socket. Every request carries the key as
     /// `Authorization: Bearer <key>`; anything else is a bare `401`. No
     /// middleware runs on these routes. `docs/server-api.openapi.json` (OpenAPI 3.1)
     /// describes every endpoint.
@@ -354,6 +354,7 @@ impl App {
     /// | `POST {base}/publish_user` | the same with `"user"`: every socket of that user ([`App::user_rooms`]) |
     /// | `GET {base}/presence?topic=` | who is tracked in the topic, on every node |
     /// | `GET {base}/presence_count?topic=` | how many |
+    /// | `GET {base}/history?topic=&since=` | what a topic that keeps history holds after a position, and whether that is all that followed it |
     ///
     /// A malformed body is a `400` naming the field, one over
     /// [`App::max_body_bytes`] a `413`, a presence query the store cannot

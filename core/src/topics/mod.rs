@@ -6,6 +6,7 @@
 
 pub(crate) mod presence;
 pub(crate) mod pubsub;
+pub(crate) mod read;
 pub(crate) mod resume;
 pub(crate) mod rooms;
 pub(crate) mod users;

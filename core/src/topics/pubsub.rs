@@ -143,6 +143,16 @@ pub trait Backplane: Send + Sync + 'static {
         Box::pin(async { Err(HistoryError::new("this backplane keeps no history")) })
     }
 
+    /// As [`fetch_history`](Self::fetch_history), for a reader outside any
+    /// connection (the server API's `/history`): this node may have no
+    /// subscriber to `topic` and need not listen to it, since nothing live
+    /// follows the answer. Called only when
+    /// [`stores_history`](Self::stores_history) is true. Default:
+    /// `fetch_history`.
+    fn read_history(&self, topic: &str, after: u64, retention: Retention) -> HistoryFuture {
+        self.fetch_history(topic, after, retention)
+    }
+
     /// A server is starting with this backplane: start background work
     /// (reading what other nodes publish, say) on `node`'s runtime. Called
     /// once per server start, before the first connection. Default: nothing.

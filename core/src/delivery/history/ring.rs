@@ -219,6 +219,29 @@ impl Ring {
                 .is_none_or(|e| now.duration_since(e.at) > self.retention.age_limit())
     }
 
+    /// What a reader outside any connection asked for: the kept messages
+    /// after `since` (all of them without), and whether that is all that
+    /// followed `since` (false when some were trimmed, or `since` is of
+    /// another epoch or ahead of this one: then it is all that is kept).
+    pub(crate) fn read(
+        &mut self,
+        since: Option<Position>,
+    ) -> (Vec<(u64, crate::protocol::Outgoing)>, bool) {
+        let all = |ring: &mut Ring| {
+            ring.trim(Instant::now());
+            (ring.entries.iter())
+                .map(|e| (e.offset, e.frame.clone()))
+                .collect()
+        };
+        let Some(since) = since else {
+            return (all(self), true);
+        };
+        match self.replay(since, true) {
+            Replay::Missed(v) => (v.into_iter().map(|r| (r.offset, r.frame)).collect(), true),
+            Replay::Lost | Replay::Unknown => (all(self), false),
+        }
+    }
+
     /// What a subscriber that was at `since` missed. When the ring is not
     /// `authoritative` (a window whose store was not asked yet) and cannot
     /// answer, the answer is [`Replay::Unknown`].
