@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex};
 use event_listener::Event;
 use wsway::rt::BoxTask;
 use wsway::{
-    Backplane, HistoryError, HistoryFuture, LocalTopics, Member, Message, Node, PresenceError,
-    PresenceFuture, Published, Retention, StoredHistory,
+    Backplane, CloseCode, Disconnected, HistoryError, HistoryFuture, LocalTopics, Member, Message,
+    Node, PresenceError, PresenceFuture, Published, Retention, StoredHistory,
 };
 
 use crate::config::RedisBuilder;
@@ -380,6 +380,30 @@ impl Backplane for Redis {
             kind: Kind::Plain,
         });
         report
+    }
+
+    fn disconnect(
+        &self,
+        local: &LocalTopics,
+        topic: &str,
+        code: CloseCode,
+        reason: &str,
+    ) -> Disconnected {
+        // On a topic that keeps history this node delivers what was
+        // published when it comes back from Redis: so does the close.
+        let later = local.retention(topic).is_some();
+        let closed = if later {
+            0
+        } else {
+            local.close_subscribers(topic, code, reason)
+        };
+        let frame = frame::encode_close(&self.inner.node_id, code.as_u16(), reason, later);
+        let forwarded = self.inner.outbound.push(Outgoing {
+            topic: topic.into(),
+            frame,
+            kind: Kind::Plain,
+        });
+        Disconnected { closed, forwarded }
     }
 
     fn stores_history(&self) -> bool {

@@ -7,8 +7,12 @@
 //! +---------+-------------------+------+-----------------+
 //! ```
 //!
-//! `kind` is 0 for a text message, 1 for a binary one, and 2 for a gap
-//! note (the sender dropped messages on this topic; no payload).
+//! `kind` is 0 for a text message, 1 for a binary one, 2 for a gap note
+//! (the sender dropped messages on this topic; no payload), and 5 or 6
+//! for a close of the topic's subscribers (`Topics::disconnect`): the
+//! code (2 bytes, big-endian), then the reason. A 5 was acted on by its
+//! sender already; a 6 (on a topic that keeps history, whose messages
+//! reach the sender from Redis too) is for every node, the sender's too.
 //!
 //! On a topic that keeps history the frame is written by the publish
 //! script, which numbers the message: kind 3 (text) or 4 (binary), then
@@ -33,6 +37,8 @@ const BINARY: u8 = 1;
 const GAP: u8 = 2;
 const NUMBERED_TEXT: u8 = 3;
 const NUMBERED_BINARY: u8 = 4;
+const CLOSE: u8 = 5;
+const CLOSE_ALL: u8 = 6;
 
 /// A node's identity: random per process, so a node skips its own frames.
 pub(crate) type NodeId = [u8; 16];
@@ -43,6 +49,13 @@ pub(crate) enum Body {
     Message(Message),
     /// The sender could not forward some messages on this topic.
     Gap,
+    /// Close the topic's subscribers: on the other nodes, or (`all`) on
+    /// every node, the sender's too.
+    Close {
+        code: u16,
+        reason: String,
+        all: bool,
+    },
     /// A message the store numbered, and the connection it skips on its
     /// sender's node.
     Numbered {
@@ -118,6 +131,18 @@ pub(crate) fn encode_gap(node: &NodeId) -> Vec<u8> {
     frame
 }
 
+/// Encodes a close of a topic's subscribers; `all` when the sender acts
+/// on it too (when it comes back).
+pub(crate) fn encode_close(node: &NodeId, code: u16, reason: &str, all: bool) -> Vec<u8> {
+    let mut frame = Vec::with_capacity(HEADER + 2 + reason.len());
+    frame.push(VERSION);
+    frame.extend_from_slice(node);
+    frame.push(if all { CLOSE_ALL } else { CLOSE });
+    frame.extend_from_slice(&code.to_be_bytes());
+    frame.extend_from_slice(reason.as_bytes());
+    frame
+}
+
 /// Decodes a frame into its sender and body.
 pub(crate) fn decode(frame: &[u8]) -> Result<(NodeId, Body), Malformed> {
     if frame.len() < HEADER {
@@ -133,6 +158,16 @@ pub(crate) fn decode(frame: &[u8]) -> Result<(NodeId, Body), Malformed> {
         TEXT | BINARY => Body::Message(message(frame[17] == TEXT, payload)?),
         GAP => Body::Gap,
         NUMBERED_TEXT | NUMBERED_BINARY => numbered(frame[17] == NUMBERED_TEXT, payload)?,
+        CLOSE | CLOSE_ALL => {
+            let (code, reason) = payload.split_at_checked(2).ok_or(Malformed::Short)?;
+            Body::Close {
+                code: u16::from_be_bytes([code[0], code[1]]),
+                reason: std::str::from_utf8(reason)
+                    .map_err(|_| Malformed::Utf8)?
+                    .to_owned(),
+                all: frame[17] == CLOSE_ALL,
+            }
+        }
         other => return Err(Malformed::Kind(other)),
     };
     Ok((node, body))
@@ -187,6 +222,21 @@ mod tests {
     #[test]
     fn a_gap_note_carries_its_sender() {
         assert_eq!(decode(&encode_gap(&NODE)), Ok((NODE, Body::Gap)));
+        for all in [false, true] {
+            let close = Body::Close {
+                code: 4000,
+                reason: "bye".into(),
+                all,
+            };
+            assert_eq!(
+                decode(&encode_close(&NODE, 4000, "bye", all)),
+                Ok((NODE, close))
+            );
+        }
+        assert_eq!(
+            decode(&encode_close(&NODE, 4000, "", false)[..HEADER + 1]),
+            Err(Malformed::Short)
+        );
     }
 
     /// What the publish script sends: the header, the position, the payload.
@@ -236,8 +286,8 @@ mod tests {
         frame[0] = 9;
         assert_eq!(decode(&frame), Err(Malformed::Version(9)));
         frame[0] = VERSION;
-        frame[17] = 5;
-        assert_eq!(decode(&frame), Err(Malformed::Kind(5)));
+        frame[17] = 7;
+        assert_eq!(decode(&frame), Err(Malformed::Kind(7)));
         let mut frame = encode(&NODE, &Message::binary(vec![0xff, 0xfe]));
         frame[17] = TEXT;
         assert_eq!(decode(&frame), Err(Malformed::Utf8));

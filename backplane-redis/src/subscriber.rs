@@ -220,8 +220,23 @@ pub(crate) fn receive(inner: &Inner, node: &Node, channel: &str, payload: &[u8])
             }
             node.deliver_at(topic, at, msg, except.filter(|_| ours));
         }
+        // A close for every node (a topic whose messages come back from
+        // the store): in order with them, ours included.
+        Ok((
+            _,
+            Body::Close {
+                code,
+                reason,
+                all: true,
+            },
+        )) => {
+            node.close_subscribers(topic, code.into(), &reason);
+        }
         // Our own publish: already delivered locally, never twice.
         Ok((from, _)) if from == inner.node_id => {}
+        Ok((_, Body::Close { code, reason, .. })) => {
+            node.close_subscribers(topic, code.into(), &reason);
+        }
         Ok((_, Body::Message(m))) => {
             inner.received.fetch_add(1, Ordering::Relaxed);
             node.deliver(topic, m);

@@ -213,7 +213,9 @@ pub use server::hosted::AppService;
 #[cfg(feature = "tls")]
 pub use server::tls::{Tls, TlsError};
 pub use topics::presence::{Member, PresenceError, PresenceFuture};
-pub use topics::pubsub::{Backplane, Forwarded, InProcess, LocalTopics, Node, Published, Topics};
+pub use topics::pubsub::{
+    Backplane, Disconnected, Forwarded, InProcess, LocalTopics, Node, Published, Topics,
+};
 pub use topics::rooms::{DEFAULT_USER_ROOM, NoUserRooms, UserRooms};
 pub use web::body::{Body, Html, IntoResponse, Json, Response, StatusCode, text};
 pub use web::extract::Rejection;

@@ -1,7 +1,7 @@
 //! The server API on every runtime, mounted in axum too, and across two
 //! nodes on Redis: a backend publishes text, binary and events to a
-//! topic's subscribers and to a user's sockets, asks who is present, and
-//! is refused clearly (401 that reveals nothing, 400 naming the field, 413,
+//! topic's subscribers and to a user's sockets, asks who is present,
+//! reads history, closes a user's sockets, and is refused clearly (401 that reveals nothing, 400 naming the field, 413,
 //! 415, 405, 409), with the key absent from every trace.
 
 mod common;
@@ -275,6 +275,12 @@ runtime_and_mounted_tests! {
             (("/history", "get", 401), main, "GET /api/history?topic=kept:a".into(), vec![], String::new()),
             (("/history", "get", 404), main, "GET /api/history?topic=lobby".into(), vec![AUTH], String::new()),
             (("/history", "get", 503), away, "GET /api/history?topic=kept:a".into(), vec![AUTH], String::new()),
+            (("/disconnect", "post", 200), main, "POST /api/disconnect".into(), vec![AUTH, JSON], r#"{"topic":"nobody","code":4000}"#.into()),
+            (("/disconnect", "post", 400), main, "POST /api/disconnect".into(), vec![AUTH, JSON], r#"{"topic":"nobody","code":1005}"#.into()),
+            (("/disconnect", "post", 401), main, "POST /api/disconnect".into(), vec![JSON], r#"{"topic":"nobody","code":4000}"#.into()),
+            (("/disconnect", "post", 409), bare, "POST /api/disconnect".into(), vec![AUTH, JSON], r#"{"user":"ann","code":4000}"#.into()),
+            (("/disconnect", "post", 413), main, "POST /api/disconnect".into(), vec![AUTH, JSON], format!(r#"{{"topic":"{}","code":4000}}"#, "t".repeat(5000))),
+            (("/disconnect", "post", 415), main, "POST /api/disconnect".into(), vec![AUTH], r#"{"topic":"nobody","code":4000}"#.into()),
         ];
         // Something kept, text and binary, for the 200 to show both.
         publish(main, json!({ "topic": "kept:a", "text": "one" })).await;
@@ -300,6 +306,46 @@ runtime_and_mounted_tests! {
             if let Err(e) = conforms(&doc, schema, &reply, "body") {
                 panic!("{line} -> {status}: {e}: {reply}");
             }
+        }
+    }
+
+    async fn a_backend_closes_a_users_sockets_after_what_it_sent_them(rt) {
+        let server = rt.start(app()).await;
+        let addr = server.local_addr();
+        let (mut ann1, mut ann2, mut bob) = (as_user(addr, "ann").await, as_user(addr, "ann").await, as_user(addr, "bob").await);
+        let last = json!({ "user": "ann", "text": "goodbye" }).to_string();
+        api(addr, "POST /api/publish_user", &[AUTH, JSON], &last).await;
+        let cut = json!({ "user": "ann", "code": 4003, "reason": "banned" }).to_string();
+        let (status, reply) = api(addr, "POST /api/disconnect", &[AUTH, JSON], &cut).await;
+        assert_eq!((status, &reply["closed"], &reply["forwarded"]), (200, &json!(2), &json!("local")), "{reply}");
+        for ws in [&mut ann1, &mut ann2] {
+            assert_eq!(next_message(ws).await, Frame::text("goodbye"), "what was sent before arrives first");
+            assert_eq!(expect_close(ws).await, (4003, "banned".to_owned()));
+        }
+        // Bob is still connected.
+        let to_bob = json!({ "user": "bob", "text": "still here" }).to_string();
+        api(addr, "POST /api/publish_user", &[AUTH, JSON], &to_bob).await;
+        assert_eq!(next_message(&mut bob).await, Frame::text("still here"));
+
+        // A topic's subscribers, on a topic that keeps history too.
+        let mut member = connect(addr, "/room/kept:x").await;
+        publish(addr, json!({ "topic": "kept:x", "text": "closing" })).await;
+        let cut = json!({ "topic": "kept:x", "code": 1000 }).to_string();
+        let (status, reply) = api(addr, "POST /api/disconnect", &[AUTH, JSON], &cut).await;
+        assert_eq!((status, &reply["closed"]), (200, &json!(1)), "{reply}");
+        assert_eq!(next_message(&mut member).await, Frame::text("closing"));
+        assert_eq!(expect_close(&mut member).await, (1000, String::new()));
+
+        for (body, says) in [
+            (json!({ "user": "bob", "code": 1006 }), "`code` must be"),
+            (json!({ "user": "bob" }), "missing field `code`"),
+            (json!({ "user": "bob", "topic": "t", "code": 4000 }), "exactly one of"),
+            (json!({ "code": 4000 }), "exactly one of"),
+            (json!({ "user": "bob", "code": 4000, "reason": "x".repeat(124) }), "`reason`"),
+        ] {
+            let (status, reply) = api(addr, "POST /api/disconnect", &[AUTH, JSON], &body.to_string()).await;
+            assert_eq!(status, 400, "{body}: {reply}");
+            assert!(reply["error"].as_str().unwrap().contains(says), "{body}: {reply}");
         }
     }
 
@@ -424,6 +470,28 @@ redis_tests! {
         let (status, _) = api(a.local_addr(), "POST /api/publish_user", &[AUTH, JSON], &body).await;
         assert_eq!(status, 200);
         assert_eq!(next_message(&mut ann).await, Frame::text("to ann"));
+
+        // Closed from node A, after what A sent first.
+        let last = json!({ "user": "ann", "text": "goodbye" }).to_string();
+        api(a.local_addr(), "POST /api/publish_user", &[AUTH, JSON], &last).await;
+        let cut = json!({ "user": "ann", "code": 4003, "reason": "banned" }).to_string();
+        let (status, reply) = api(a.local_addr(), "POST /api/disconnect", &[AUTH, JSON], &cut).await;
+        assert_eq!((status, &reply["closed"], &reply["forwarded"]), (200, &json!(0), &json!("queued")), "{reply}");
+        assert_eq!(next_message(&mut ann).await, Frame::text("goodbye"));
+        assert_eq!(expect_close(&mut ann).await, (4003, "banned".to_owned()));
+
+        // A topic that keeps history: its messages reach node A from the
+        // store too, and so does the close, in order, on both nodes.
+        let mut kept = [connect(a.local_addr(), "/room/kept:z").await, connect(b.local_addr(), "/room/kept:z").await];
+        eventually("both nodes to listen to kept:z", || redis.listeners("kept:z") == 2).await;
+        publish(a.local_addr(), json!({ "topic": "kept:z", "text": "final" })).await;
+        let cut = json!({ "topic": "kept:z", "code": 4000, "reason": "room closed" }).to_string();
+        let (status, reply) = api(a.local_addr(), "POST /api/disconnect", &[AUTH, JSON], &cut).await;
+        assert_eq!((status, &reply["closed"]), (200, &json!(0)), "closed when it comes back: {reply}");
+        for ws in &mut kept {
+            assert_eq!(next_message(ws).await, Frame::text("final"));
+            assert_eq!(expect_close(ws).await, (4000, "room closed".to_owned()));
+        }
     }
 }
 

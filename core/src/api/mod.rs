@@ -1,7 +1,8 @@
 //! The server API ([`App::server_api`](crate::App::server_api)): JSON
 //! endpoints through which a backend (a Django or Rails app, a job, another
 //! service) reaches sockets without holding one: publish to a topic or to
-//! a user's room, ask who is present, and read a topic's history. A publish goes through the
+//! a user's room, ask who is present, read a topic's history, and close a
+//! user's (or a topic's) sockets. A publish goes through the
 //! backplane, so it reaches every node; a presence query asks every node
 //! (through the store) or fails with a `503`.
 //!
@@ -12,6 +13,7 @@
 //! Imports: `web`, `topics` and `message` below; `events` beside it (an
 //! event's envelope).
 
+mod disconnect;
 mod history;
 mod key;
 mod presence;
@@ -72,6 +74,11 @@ pub(crate) static ENDPOINTS: &[Endpoint] = &[
         path: "/history",
         call: |api, req| Box::pin(history::since(api, req)),
     },
+    Endpoint {
+        post: true,
+        path: "/disconnect",
+        call: |api, req| Box::pin(disconnect::sockets(api, req)),
+    },
 ];
 
 impl Api {
@@ -126,6 +133,17 @@ impl From<Rejection> for ApiError {
 
 /// An endpoint's refusal, already a response.
 struct ApiError(Response);
+
+/// What happened to the copy for the other nodes, as the API names it.
+fn forwarded(f: crate::topics::pubsub::Forwarded) -> &'static str {
+    use crate::topics::pubsub::Forwarded;
+    match f {
+        Forwarded::Local => "local",
+        Forwarded::Queued => "queued",
+        Forwarded::Backpressured => "backpressured",
+        Forwarded::Dropped => "dropped",
+    }
+}
 
 /// Runs an endpoint body that may refuse.
 fn respond(result: Result<Response, ApiError>) -> Response {

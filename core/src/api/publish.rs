@@ -7,9 +7,9 @@ use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use super::{Api, ApiError, error, respond};
+use super::{Api, ApiError, error, forwarded, respond};
 use crate::message::Message;
-use crate::topics::pubsub::{Forwarded, Published};
+use crate::topics::pubsub::Published;
 use crate::web::body::{IntoResponse, Json, Response, StatusCode};
 use crate::web::request::Request;
 
@@ -126,12 +126,7 @@ fn reply(published: Published) -> Response {
     Json(Reply {
         delivered: published.delivered,
         position: published.position.map(|p| p.to_string()),
-        forwarded: match published.forwarded {
-            Forwarded::Local => "local",
-            Forwarded::Queued => "queued",
-            Forwarded::Backpressured => "backpressured",
-            Forwarded::Dropped => "dropped",
-        },
+        forwarded: forwarded(published.forwarded),
     })
     .into_response()
 }

@@ -342,8 +342,9 @@ impl App {
     }
 
     /// Adds the server API under `base`: JSON endpoints through which a
-    /// backend publishes to a topic or a user's room, asks who is present
-    /// and reads a topic's history, without holding a socket. Every request carries the key as
+    /// backend publishes to a topic or a user's room, asks who is present,
+    /// reads a topic's history and closes a user's sockets, without holding
+    /// a socket. Every request carries the key as
     /// `Authorization: Bearer <key>`; anything else is a bare `401`. No
     /// middleware runs on these routes. `docs/server-api.openapi.json` (OpenAPI 3.1)
     /// describes every endpoint.
@@ -355,6 +356,7 @@ impl App {
     /// | `GET {base}/presence?topic=` | who is tracked in the topic, on every node |
     /// | `GET {base}/presence_count?topic=` | how many |
     /// | `GET {base}/history?topic=&since=` | what a topic that keeps history holds after a position, and whether that is all that followed it |
+    /// | `POST {base}/disconnect` | `{"user" \| "topic", "code", "reason"}`: closes those sockets on every node, after what was sent to them |
     ///
     /// A malformed body is a `400` naming the field, one over
     /// [`App::max_body_bytes`] a `413`, a presence query the store cannot

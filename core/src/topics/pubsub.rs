@@ -13,7 +13,7 @@ use serde_json::value::RawValue;
 
 use crate::delivery::history::{History, HistoryError, HistoryFuture, Position, Retention};
 use crate::delivery::outbox::{SendStatus, Shared};
-use crate::message::Message;
+use crate::message::{CloseCode, Message};
 use crate::runtime::{BoxTask, Rt, Runtime};
 use crate::topics::presence::{LocalPresence, Member, PresenceFuture};
 
@@ -53,6 +53,19 @@ pub enum Forwarded {
     /// subscribers of the topic are told of a gap
     /// ([`Handler::gap`](crate::Handler::gap)) once the store is back.
     Dropped,
+}
+
+/// What a [`Topics::disconnect`] did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Disconnected {
+    /// Connections of this node that began closing now. On a topic whose
+    /// history a multi-node backplane stores, this node's subscribers close
+    /// when the close comes back from the store, in order with what was
+    /// published before it: 0 here.
+    pub closed: usize,
+    /// What happened to the close for the other nodes, as for a publish:
+    /// [`Forwarded::Dropped`] means it was not sent (retry it).
+    pub forwarded: Forwarded,
 }
 
 /// How published messages reach subscribers. The default delivers within
@@ -153,6 +166,26 @@ pub trait Backplane: Send + Sync + 'static {
         self.fetch_history(topic, after, retention)
     }
 
+    /// Closes every subscriber of `topic` on every node with `code` and
+    /// `reason` (already checked as sendable), after what was published to
+    /// it before: a multi-node backplane closes this node's subscribers as
+    /// it delivers (at once, or when its own publishes come back from the
+    /// store) and sends the close to the other nodes in order with its
+    /// publishes ([`Node::close_subscribers`] there). Default: this node's
+    /// subscribers, at once.
+    fn disconnect(
+        &self,
+        local: &LocalTopics,
+        topic: &str,
+        code: CloseCode,
+        reason: &str,
+    ) -> Disconnected {
+        Disconnected {
+            closed: local.close_subscribers(topic, code, reason),
+            forwarded: Forwarded::Local,
+        }
+    }
+
     /// A server is starting with this backplane: start background work
     /// (reading what other nodes publish, say) on `node`'s runtime. Called
     /// once per server start, before the first connection. Default: nothing.
@@ -237,6 +270,14 @@ impl Node {
     /// [`Handler::gap`](crate::Handler::gap)). Returns how many were told.
     pub fn gap(&self, topic: &str) -> usize {
         self.topics.upgrade().map_or(0, |t| t.local.gap(topic))
+    }
+
+    /// Closes this node's subscribers of `topic`, for a
+    /// [`disconnect`](Backplane::disconnect) made on another node (or on a
+    /// topic whose messages come back from the store, this one). Returns
+    /// how many began closing.
+    pub fn close_subscribers(&self, topic: &str, code: CloseCode, reason: &str) -> usize {
+        (self.topics.upgrade()).map_or(0, |t| t.local.close_subscribers(topic, code, reason))
     }
 
     /// This node may have missed what was published on `topic` for a
@@ -448,6 +489,21 @@ impl LocalTopics {
         subs.iter().filter(|s| s.push_gap(name)).count()
     }
 
+    /// Closes every local subscriber of `topic` with `code` and `reason`
+    /// (a close handshake after what is queued for each). Returns how many
+    /// began closing; one already closing is not counted. The code and
+    /// reason must be sendable ([`CloseCode::is_sendable`](crate::CloseCode::is_sendable),
+    /// at most [`MAX_CLOSE_REASON`](crate::MAX_CLOSE_REASON) bytes).
+    pub fn close_subscribers(&self, topic: &str, code: CloseCode, reason: &str) -> usize {
+        let topics = self.read();
+        let Some(subs) = topics.get(topic) else {
+            return 0;
+        };
+        (subs.iter())
+            .filter(|s| s.request_close(code, reason, true).is_ok())
+            .count()
+    }
+
     /// Adds a subscriber; true when it is the topic's first.
     pub(crate) fn add(&self, topic: &Arc<str>, sub: &Arc<Shared>) -> bool {
         let mut topics = self.write();
@@ -569,6 +625,33 @@ impl Topics {
         self.backplane()
             .presence_count(&self.inner.local, topic)
             .await
+    }
+
+    /// Closes every subscriber of `topic`, on every node, with `code` and
+    /// `reason`, after what was published to it before (so a goodbye
+    /// published first arrives first). Fails on a code an endpoint may not
+    /// send or a reason over [`MAX_CLOSE_REASON`](crate::MAX_CLOSE_REASON)
+    /// bytes. A user's sockets are the subscribers of their room
+    /// ([`Topics::user_topic`]).
+    ///
+    /// ```
+    /// # fn f(topics: wsway::Topics) -> Result<(), wsway::Error> {
+    /// topics.publish("room:7", "this room is closing");
+    /// let done = topics.disconnect("room:7", 4000, "room closed")?;
+    /// println!("{} closing here", done.closed);
+    /// # Ok(()) }
+    /// ```
+    pub fn disconnect(
+        &self,
+        topic: &str,
+        code: impl Into<CloseCode>,
+        reason: &str,
+    ) -> Result<Disconnected, crate::Error> {
+        let code = code.into();
+        crate::error::check_close(code, reason)?;
+        Ok(self
+            .backplane()
+            .disconnect(&self.inner.local, topic, code, reason))
     }
 
     /// Tracks (or updates) connection `id` in `topic`; true when new.

@@ -1,0 +1,64 @@
+//! `POST /disconnect`: closes every socket of a user, or every subscriber
+//! of a topic, on every node, with a code and a reason, after what was
+//! published to them before.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use super::{Api, ApiError, error, forwarded, respond};
+use crate::web::body::{IntoResponse, Json, Response, StatusCode};
+use crate::web::request::Request;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Body {
+    user: Option<String>,
+    topic: Option<String>,
+    /// 1000 or 3000-4999 (the codes a server sends for its own reasons).
+    code: u16,
+    #[serde(default)]
+    reason: String,
+}
+
+#[derive(Serialize)]
+struct Reply {
+    closed: usize,
+    forwarded: &'static str,
+}
+
+pub(super) async fn sockets(api: Arc<Api>, mut req: Request) -> Response {
+    respond(
+        async {
+            let body: Body = req.json().await?;
+            if !(body.code == 1000 || (3000..=4999).contains(&body.code)) {
+                return Err(bad("`code` must be 1000 or in 3000-4999"));
+            }
+            if body.reason.len() > crate::MAX_CLOSE_REASON {
+                return Err(bad("`reason` must be at most 123 bytes"));
+            }
+            let topic = match (body.user, body.topic) {
+                (Some(user), None) if !user.is_empty() => (api.topics)
+                    .configured_user_topic(&user, "disconnect")
+                    .map_err(|e| ApiError(error(StatusCode::CONFLICT, &e.to_string())))?,
+                (None, Some(topic)) if !topic.is_empty() => topic,
+                (Some(_), Some(_)) | (None, None) => {
+                    return Err(bad("give exactly one of `user` or `topic`"));
+                }
+                _ => return Err(bad("`user` or `topic` must not be empty")),
+            };
+            let done = (api.topics.disconnect(&topic, body.code, &body.reason))
+                .map_err(|e| bad(&e.to_string()))?;
+            Ok(Json(Reply {
+                closed: done.closed,
+                forwarded: forwarded(done.forwarded),
+            })
+            .into_response())
+        }
+        .await,
+    )
+}
+
+fn bad(message: &str) -> ApiError {
+    ApiError(error(StatusCode::BAD_REQUEST, message))
+}
