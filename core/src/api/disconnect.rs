@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Api, ApiError, error, forwarded, respond};
+use super::{Api, ApiError, bad, error, forwarded, respond};
 use crate::web::body::{IntoResponse, Json, Response, StatusCode};
 use crate::web::request::Request;
 
@@ -35,7 +35,8 @@ pub(super) async fn sockets(api: Arc<Api>, mut req: Request) -> Response {
                 return Err(bad("`code` must be 1000 or in 3000-4999"));
             }
             if body.reason.len() > crate::MAX_CLOSE_REASON {
-                return Err(bad("`reason` must be at most 123 bytes"));
+                let most = crate::MAX_CLOSE_REASON;
+                return Err(bad(&format!("`reason` must be at most {most} bytes")));
             }
             let topic = match (body.user, body.topic) {
                 (Some(user), None) if !user.is_empty() => (api.topics)
@@ -57,8 +58,4 @@ pub(super) async fn sockets(api: Arc<Api>, mut req: Request) -> Response {
         }
         .await,
     )
-}
-
-fn bad(message: &str) -> ApiError {
-    ApiError(error(StatusCode::BAD_REQUEST, message))
 }

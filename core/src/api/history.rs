@@ -7,7 +7,7 @@ use std::sync::Arc;
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
-use super::{Api, ApiError, error, respond};
+use super::{Api, ApiError, bad, error, respond};
 use crate::delivery::history::Position;
 use crate::message::Message;
 use crate::topics::read::ReadError;
@@ -85,8 +85,4 @@ pub(super) async fn since(api: Arc<Api>, req: Request) -> Response {
         }
         .await,
     )
-}
-
-fn bad(message: &str) -> ApiError {
-    ApiError(error(StatusCode::BAD_REQUEST, message))
 }

@@ -134,6 +134,11 @@ impl From<Rejection> for ApiError {
 /// An endpoint's refusal, already a response.
 struct ApiError(Response);
 
+/// A `400` saying what is wrong with the request.
+fn bad(message: &str) -> ApiError {
+    ApiError(error(StatusCode::BAD_REQUEST, message))
+}
+
 /// What happened to the copy for the other nodes, as the API names it.
 fn forwarded(f: crate::topics::pubsub::Forwarded) -> &'static str {
     use crate::topics::pubsub::Forwarded;

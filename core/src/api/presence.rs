@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 
-use super::{Api, ApiError, error, respond};
+use super::{Api, ApiError, bad, error, respond};
 use crate::web::body::{IntoResponse, Json, Response, StatusCode};
 use crate::web::request::Request;
 
@@ -19,10 +19,7 @@ struct Query {
 fn topic_of(req: &Request) -> Result<String, ApiError> {
     let query: Query = req.query()?;
     if query.topic.is_empty() {
-        return Err(ApiError(error(
-            StatusCode::BAD_REQUEST,
-            "`topic` must not be empty",
-        )));
+        return Err(bad("`topic` must not be empty"));
     }
     Ok(query.topic)
 }

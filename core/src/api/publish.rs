@@ -7,7 +7,7 @@ use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use super::{Api, ApiError, error, forwarded, respond};
+use super::{Api, ApiError, bad, error, forwarded, respond};
 use crate::message::Message;
 use crate::topics::pubsub::Published;
 use crate::web::body::{IntoResponse, Json, Response, StatusCode};
@@ -44,7 +44,7 @@ pub(super) async fn to_topic(api: Arc<Api>, mut req: Request) -> Response {
     respond(
         async {
             let body: Body = req.json().await?;
-            let topic = body.target("topic", &body.topic, "user", "/publish_user")?;
+            let topic = body.target(false)?;
             let msg = body.message()?;
             Ok(reply(api.topics.publish(&topic, msg)))
         }
@@ -56,7 +56,7 @@ pub(super) async fn to_user(api: Arc<Api>, mut req: Request) -> Response {
     respond(
         async {
             let body: Body = req.json().await?;
-            let user = body.target("user", &body.user, "topic", "/publish")?;
+            let user = body.target(true)?;
             let msg = body.message()?;
             match api.topics.publish_to_user(&user, msg) {
                 Ok(published) => Ok(reply(published)),
@@ -68,21 +68,19 @@ pub(super) async fn to_user(api: Arc<Api>, mut req: Request) -> Response {
 }
 
 impl Body {
-    /// The field this endpoint publishes to: present, not empty, and not
-    /// beside the other endpoint's field.
-    fn target(
-        &self,
-        name: &str,
-        value: &Option<String>,
-        other: &str,
-        other_endpoint: &str,
-    ) -> Result<String, ApiError> {
-        let other_given = if other == "user" {
-            &self.user
+    /// Where this endpoint publishes to (`user` for `/publish_user`,
+    /// `topic` for `/publish`): present, not empty, and not beside the
+    /// other endpoint's field.
+    fn target(&self, to_user: bool) -> Result<String, ApiError> {
+        let ((name, value), (other, other_value, other_endpoint)) = if to_user {
+            (("user", &self.user), ("topic", &self.topic, "/publish"))
         } else {
-            &self.topic
+            (
+                ("topic", &self.topic),
+                ("user", &self.user, "/publish_user"),
+            )
         };
-        if other_given.is_some() {
+        if other_value.is_some() {
             return Err(bad(&format!(
                 "`{other}` is for {other_endpoint}; this endpoint takes `{name}`"
             )));
@@ -107,8 +105,8 @@ impl Body {
                 if event.is_empty() {
                     return Err(bad("`event` must not be empty"));
                 }
-                let data = self.data.unwrap_or_else(null);
-                Message::event(&event, &data).map_err(|e| bad(&e.to_string()))
+                // No `data` is `null`.
+                Message::event(&event, &self.data).map_err(|e| bad(&e.to_string()))
             }
             (_, _, None) if self.data.is_some() => {
                 Err(bad("`data` goes with `event`, not with `text` or `binary`"))
@@ -118,10 +116,6 @@ impl Body {
     }
 }
 
-fn null() -> Box<RawValue> {
-    RawValue::from_string("null".to_owned()).unwrap_or_else(|_| unreachable!("null is JSON"))
-}
-
 fn reply(published: Published) -> Response {
     Json(Reply {
         delivered: published.delivered,
@@ -129,8 +123,4 @@ fn reply(published: Published) -> Response {
         forwarded: forwarded(published.forwarded),
     })
     .into_response()
-}
-
-fn bad(message: &str) -> ApiError {
-    ApiError(error(StatusCode::BAD_REQUEST, message))
 }

@@ -221,11 +221,7 @@ impl App {
         Fut: Future<Output = R> + Send + 'static,
         R: IntoResponse,
     {
-        match self.router.entry(path, Entry::default) {
-            Ok(entry) => entry.get = Some(Arc::new(FnHandler(handler))),
-            Err(e) => panic!("{e}"),
-        }
-        self
+        self.route(path, Arc::new(FnHandler(handler)), |entry| &mut entry.get)
     }
 
     /// Adds a `POST` route. The handler reads the body when it wants it
@@ -262,8 +258,18 @@ impl App {
         Fut: Future<Output = R> + Send + 'static,
         R: IntoResponse,
     {
+        self.route(path, Arc::new(FnHandler(handler)), |entry| &mut entry.post)
+    }
+
+    /// Puts `handler` in the `method` slot of `path`'s entry.
+    fn route(
+        &mut self,
+        path: &str,
+        handler: Arc<dyn HttpHandler>,
+        method: fn(&mut Entry) -> &mut Option<Arc<dyn HttpHandler>>,
+    ) -> &mut Self {
         match self.router.entry(path, Entry::default) {
-            Ok(entry) => entry.post = Some(Arc::new(FnHandler(handler))),
+            Ok(entry) => *method(entry) = Some(handler),
             Err(e) => panic!("{e}"),
         }
         self
