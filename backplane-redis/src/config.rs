@@ -140,6 +140,15 @@ impl RedisBuilder {
     pub async fn connect(self) -> Result<Redis, ConnectError> {
         Redis::open(self).await
     }
+
+    /// Connects an [`Emitter`](crate::Emitter) with these settings: a
+    /// process that publishes into the nodes' topics (same Redis, same
+    /// [prefix](Self::prefix)) without serving sockets. Of the rest, the
+    /// timeouts and the [presence heartbeat](Self::presence_heartbeat)
+    /// (to judge which nodes are alive) apply.
+    pub async fn emitter(self) -> Result<crate::Emitter, ConnectError> {
+        crate::Emitter::open(self).await
+    }
 }
 
 /// The seed nodes of a cluster URL, `redis+cluster://[user:password@]host:port,host:port`

@@ -43,7 +43,7 @@ impl Target {
         // of `Redis::connect` that holds it often lives on a thread's stack.
         match self {
             Target::Single(client) => Box::pin(connect_single(client, config)).await,
-            Target::Cluster(client) => Box::pin(connect_cluster(client)).await,
+            Target::Cluster(client) => Box::pin(connect_cluster(client, config)).await,
         }
     }
 }
@@ -63,15 +63,34 @@ async fn connect_single(client: &redis::Client, config: &RedisBuilder) -> redis:
             .load_async(&mut conn)
             .await?;
     }
+    keep_script(&mut conn, config, history::PUBLISH).await?;
     Ok(Conn::Single(conn))
 }
 
-async fn connect_cluster(client: &redis::cluster::ClusterClient) -> redis::RedisResult<Conn> {
+async fn connect_cluster(
+    client: &redis::cluster::ClusterClient,
+    config: &RedisBuilder,
+) -> redis::RedisResult<Conn> {
     let mut conn = client.get_async_connection().await?;
     // A cluster's scripts are sent whole (EVAL): a replica promoted after
     // a failover has an empty script cache.
-    redis::cmd("PING").query_async::<()>(&mut conn).await?;
+    keep_script(&mut conn, config, history::SPUBLISH).await?;
     Ok(Conn::Cluster(conn))
+}
+
+/// Stores the publish script's text where emitters in other languages
+/// read it ([`history::SCRIPT_KEY`]); written on every connection, so a
+/// Redis restarted empty has it again as soon as a node reconnects.
+async fn keep_script(
+    conn: &mut impl ConnectionLike,
+    config: &RedisBuilder,
+    script: &str,
+) -> redis::RedisResult<()> {
+    redis::cmd("SET")
+        .arg(format!("{}{}", config.prefix, history::SCRIPT_KEY))
+        .arg(script)
+        .query_async(conn)
+        .await
 }
 
 /// A command connection: multiplexed, cheap to clone.

@@ -1,4 +1,5 @@
-//! What can go wrong when connecting to Redis.
+//! What can go wrong when connecting to Redis, and when an emitter
+//! publishes.
 
 use std::fmt;
 
@@ -58,6 +59,42 @@ impl fmt::Display for ConnectError {
 impl std::error::Error for ConnectError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         Some(&self.source)
+    }
+}
+
+/// An [`Emitter`](crate::Emitter)'s publish that may not have happened:
+/// retry it.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum EmitError {
+    /// Redis failed the command, or could not be reached.
+    Redis(redis::RedisError),
+    /// The event's data could not be serialized to JSON.
+    Event(wsway::EventError),
+    /// Redis answered the publish script in an unexpected shape (another
+    /// program's script under the same name?).
+    Reply,
+}
+
+impl fmt::Display for EmitError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EmitError::Redis(e) => write!(f, "Redis failed the publish: {e}"),
+            EmitError::Event(e) => write!(f, "the event could not be encoded: {e}"),
+            EmitError::Reply => f.write_str(
+                "Redis answered the publish script without a position; \
+                 is another program's script loaded under wsway's name?",
+            ),
+        }
+    }
+}
+
+impl std::error::Error for EmitError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            EmitError::Redis(e) => Some(e),
+            EmitError::Event(_) | EmitError::Reply => None,
+        }
     }
 }
 

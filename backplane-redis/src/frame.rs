@@ -1,5 +1,7 @@
 //! The frame one node publishes on a topic's Redis channel: who sent it
-//! and what it carries, encoded once per publish.
+//! and what it carries, encoded once per publish. Emitters in other
+//! languages write it too: `docs/emitters.md` documents it for them, and
+//! a change here is a change to that contract (bump `VERSION`).
 //!
 //! ```text
 //! +---------+-------------------+------+-----------------+

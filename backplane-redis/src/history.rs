@@ -91,15 +91,17 @@ redis.call('PEXPIRE', KEYS[2], ARGV[8])
 redis.call('",
             $publish,
             r"', ARGV[3], ARGV[4] .. e .. ':' .. s .. '\n' .. ARGV[5])
-return s
+return {e, s}
 "
         )
     };
 }
 
-/// Numbers, keeps and publishes one message, atomically. ARGV after the
-/// epoch's: channel, frame header, payload, kind, max messages, max age
-/// (ms).
+/// Numbers, keeps and publishes one message, atomically, and answers its
+/// epoch and offset. ARGV after the epoch's: channel, frame header,
+/// payload, kind, max messages, max age (ms). Every node stores this
+/// script's text in Redis ([`SCRIPT_KEY`]) for emitters in other
+/// languages.
 pub(crate) const PUBLISH: &str = concat!(epoch!(), publish_body!("PUBLISH"));
 
 /// [`PUBLISH`] on a cluster: to the topic's shard channel, in its slot.
@@ -152,28 +154,28 @@ pub(crate) fn new_epoch() -> String {
     format!("{:x}", fastrand::u64(1..))
 }
 
-/// Adds the publish script's call for one message to `pipe`.
+/// The publish script's call for one message; its reply, the message's
+/// position, is read with [`position`].
 pub(crate) fn publish(
-    pipe: &mut redis::Pipeline,
     script: Script<'_>,
     keys: &Keys,
     channel: &str,
     frame: &[u8],
     retention: Retention,
-) {
+) -> redis::Cmd {
     let (header, payload) = frame.split_at(frame::NUMBERED_HEADER.min(frame.len()));
     let kind = if frame::is_text(frame) { "t" } else { "b" };
-    call(pipe, script, keys)
-        .arg(channel)
+    let mut cmd = call(script, keys);
+    cmd.arg(channel)
         .arg(header)
         .arg(payload)
         .arg(kind)
         .arg(retention.message_limit())
-        .arg(millis(retention.age_limit()))
-        .ignore();
+        .arg(millis(retention.age_limit()));
+    cmd
 }
 
-/// How a pipeline calls a script: by its hash where the server has it
+/// How a call names its script: by its hash where the server has it
 /// loaded (one server: loaded on connecting), whole on a cluster (a
 /// replica promoted after a failover has an empty script cache).
 #[derive(Clone, Copy)]
@@ -183,29 +185,32 @@ pub(crate) enum Script<'a> {
 }
 
 /// A script's call with its keys and the epoch's arguments.
-fn call<'a>(
-    pipe: &'a mut redis::Pipeline,
-    script: Script<'_>,
-    keys: &Keys,
-) -> &'a mut redis::Pipeline {
-    match script {
-        Script::Sha(sha) => pipe.cmd("EVALSHA").arg(sha),
-        Script::Text(text) => pipe.cmd("EVAL").arg(text),
-    }
-    .arg(2)
-    .arg(&keys.meta)
-    .arg(&keys.stream)
-    .arg(new_epoch())
-    .arg(millis(META_TTL))
+fn call(script: Script<'_>, keys: &Keys) -> redis::Cmd {
+    let mut cmd = match script {
+        Script::Sha(sha) => redis::cmd("EVALSHA").arg(sha).to_owned(),
+        Script::Text(text) => redis::cmd("EVAL").arg(text).to_owned(),
+    };
+    cmd.arg(2)
+        .arg(&keys.meta)
+        .arg(&keys.stream)
+        .arg(new_epoch())
+        .arg(millis(META_TTL));
+    cmd
 }
 
-/// Adds the mark script's call for `topic` to `pipe` (its reply is read
-/// with [`position`]).
-pub(crate) fn mark(pipe: &mut redis::Pipeline, script: Script<'_>, keys: &Keys) {
-    call(pipe, script, keys);
+/// The mark script's call for a topic (its reply is read with
+/// [`position`]).
+pub(crate) fn mark(script: Script<'_>, keys: &Keys) -> redis::Cmd {
+    call(script, keys)
 }
 
-/// Reads the mark script's reply.
+/// The key (after the app's prefix) under which every node keeps the text
+/// of the publish script it runs ([`PUBLISH`], or [`SPUBLISH`] on a
+/// cluster), for emitters written in other languages: they read the
+/// nodes' own script, never a copy that could drift from it.
+pub(crate) const SCRIPT_KEY: &str = "publish-script";
+
+/// Reads the mark (or publish) script's reply.
 pub(crate) fn position(reply: Value) -> Option<Position> {
     let (epoch, last): (String, String) = redis::from_redis_value(reply).ok()?;
     Some(Position {

@@ -80,6 +80,15 @@
 //! ([`Handler::gap`](wsway::Handler::gap)). History needs Redis 5.0 or
 //! newer (streams).
 //!
+//! # Emitters
+//!
+//! An [`Emitter`] publishes, emits events and reads presence in the
+//! nodes' topics from a process that serves no socket (a worker), with a
+//! node's guarantees: exactly once on every node, in its order, numbered
+//! by the store where history is kept. Other languages write the same
+//! frames: the guide's "Emitters" chapter documents the wire format, and
+//! every node keeps its publish script's text in Redis for them.
+//!
 //! Redis 2.6 or newer.
 //!
 //! # Redis Cluster
@@ -109,6 +118,7 @@ compile_error!(
 mod backplane;
 mod config;
 mod conn;
+mod emitter;
 mod error;
 mod frame;
 mod history;
@@ -121,4 +131,5 @@ mod wait;
 
 pub use backplane::{Redis, Stats};
 pub use config::RedisBuilder;
-pub use error::ConnectError;
+pub use emitter::Emitter;
+pub use error::{ConnectError, EmitError};

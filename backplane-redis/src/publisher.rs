@@ -183,13 +183,19 @@ fn pipeline(
             }
             Kind::Numbered(retention) => {
                 let sha = Script::Sha(inner.publish_script.get_hash());
-                history::publish(&mut pipe, sha, &keys(), &channel, &out.frame, retention);
+                pipe.add_command(history::publish(
+                    sha,
+                    &keys(),
+                    &channel,
+                    &out.frame,
+                    retention,
+                ))
+                .ignore();
             }
-            Kind::Mark => history::mark(
-                &mut pipe,
-                Script::Sha(inner.mark_script.get_hash()),
-                &keys(),
-            ),
+            Kind::Mark => {
+                let sha = Script::Sha(inner.mark_script.get_hash());
+                pipe.add_command(history::mark(sha, &keys()));
+            }
         }
     }
     pipe
@@ -348,9 +354,14 @@ fn slot_pipeline(inner: &Inner, node: &Node, part: &Part) -> redis::Pipeline {
             }
             Kind::Numbered(retention) => {
                 let script = Script::Text(history::SPUBLISH);
-                history::publish(&mut pipe, script, &keys, &channel, &out.frame, retention);
+                pipe.add_command(history::publish(
+                    script, &keys, &channel, &out.frame, retention,
+                ))
+                .ignore();
             }
-            Kind::Mark => history::mark(&mut pipe, Script::Text(history::CLUSTER_MARK), &keys),
+            Kind::Mark => {
+                pipe.add_command(history::mark(Script::Text(history::CLUSTER_MARK), &keys));
+            }
         }
     }
     pipe

@@ -38,6 +38,9 @@ pub mod http2 {}
 #[doc = include_str!("../../docs/server-api.md")]
 pub mod server_api {}
 
+#[doc = include_str!("../../docs/emitters.md")]
+pub mod emitters {}
+
 #[doc = include_str!("../../docs/operating.md")]
 pub mod operating {}
 

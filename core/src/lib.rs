@@ -188,7 +188,7 @@ pub use connection::socket::Ws;
 pub use connection::timer::Timer;
 pub use delivery::history::{
     DEFAULT_HISTORY_AGE, HistoryError, HistoryFuture, Position, Retention, StoredHistory,
-    StoredMessage,
+    StoredMessage, topic_matches,
 };
 pub use delivery::outbox::{ReadyState, SendStatus};
 pub use error::{Error, ErrorKind};

@@ -25,6 +25,22 @@ pub use position::{DEFAULT_HISTORY_AGE, Position, Retention};
 pub(crate) use ring::{Admit, LeftOut, Replay, Ring};
 pub use store::{HistoryError, HistoryFuture, StoredHistory, StoredMessage};
 
+/// Whether `topic` matches `pattern` as [`App::history`](crate::App::history)
+/// matches it: an exact name, or a prefix ending in `*`. A process that
+/// publishes into the app's topics without serving them (an emitter) picks
+/// a topic's retention with it.
+///
+/// ```
+/// assert!(wsway::topic_matches("room:*", "room:lobby"));
+/// assert!(!wsway::topic_matches("room", "room:lobby"));
+/// ```
+pub fn topic_matches(pattern: &str, topic: &str) -> bool {
+    match pattern.strip_suffix('*') {
+        Some(prefix) => topic.starts_with(prefix),
+        None => topic == pattern,
+    }
+}
+
 /// Which topics keep history (exact names, or prefixes ending in `*`),
 /// and this node's ring for each.
 #[derive(Default)]
@@ -46,13 +62,7 @@ impl History {
     /// The retention for `topic`, if it keeps history.
     pub(crate) fn retention(&self, topic: &str) -> Option<Retention> {
         let rules = self.rules.read().unwrap_or_else(|e| e.into_inner());
-        rules.iter().find_map(|(pattern, r)| {
-            let hit = match pattern.strip_suffix('*') {
-                Some(prefix) => topic.starts_with(prefix),
-                None => topic == pattern,
-            };
-            hit.then_some(*r)
-        })
+        (rules.iter()).find_map(|(pattern, r)| topic_matches(pattern, topic).then_some(*r))
     }
 
     /// Whether history lives in the backplane's store (see
