@@ -9,7 +9,7 @@ use event_listener::Event;
 use wsway::rt::BoxTask;
 use wsway::{
     Backplane, CloseCode, Disconnected, HistoryError, HistoryFuture, LocalTopics, Member, Message,
-    Node, PresenceError, PresenceFuture, Published, Retention, StoredHistory,
+    Node, NodeReport, PresenceError, PresenceFuture, Published, Retention, StoredHistory,
 };
 
 use crate::config::RedisBuilder;
@@ -20,7 +20,7 @@ use crate::history;
 use crate::outbound::{Kind, Outbound, Outgoing};
 use crate::presence::{self, Keys, Pending};
 use crate::wait::within;
-use crate::{publisher, shard_subscriber, subscriber};
+use crate::{publisher, report, shard_subscriber, subscriber};
 
 /// Topics across nodes over Redis pub/sub: install it with
 /// [`App::backplane`](wsway::App::backplane) and every node sharing the
@@ -467,6 +467,15 @@ impl Backplane for Redis {
         })
     }
 
+    fn nodes(&self, local: &LocalTopics) -> PresenceFuture<Vec<NodeReport>> {
+        let inner = self.inner.clone();
+        let own = local.report(inner.keys.node());
+        Box::pin(async move {
+            let conn = inner.query_connection()?;
+            report::read(conn, &inner.config.prefix, inner.keys.node(), own).await
+        })
+    }
+
     fn start(&self, node: Node) {
         if self.inner.started.swap(true, Ordering::AcqRel) {
             return; // one set of tasks per backplane
@@ -478,6 +487,8 @@ impl Backplane for Redis {
             &node,
             publisher::run(self.inner.clone(), node.clone(), first),
         );
+        self.inner
+            .spawn(&node, report::run(self.inner.clone(), node.clone()));
         match self.inner.is_cluster() {
             false => self
                 .inner

@@ -65,6 +65,11 @@
 //! writes all its members again. A query while Redis is away fails with
 //! [`PresenceError`](wsway::PresenceError).
 //!
+//! Each node also reports its topics and their subscriber counts every
+//! heartbeat (one hash, `reports`, a field per node with a deadline), so
+//! [`Topics::topic_counts`](wsway::Topics::topic_counts) and the server
+//! API's `/topics` answer for every node.
+//!
 //! # History
 //!
 //! A topic that keeps history ([`App::history`](wsway::App::history))
@@ -125,6 +130,7 @@ mod history;
 mod outbound;
 mod presence;
 mod publisher;
+mod report;
 mod shard_subscriber;
 mod subscriber;
 mod wait;

@@ -205,6 +205,11 @@ impl Keys {
         self.layout.key(topic, "alive")
     }
 
+    /// This node's id in hex, as member ids and reports name it.
+    pub(crate) fn node(&self) -> &str {
+        &self.node
+    }
+
     /// A member's id in presence lists (its hash field): `NODE:CONN`.
     pub(crate) fn member_id(&self, conn: u64) -> String {
         self.field(conn)

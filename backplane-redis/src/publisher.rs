@@ -401,13 +401,13 @@ async fn goodbye(inner: &Inner, node: &Node, conn: Option<Conn>) {
     let Some(mut c) = conn else {
         return;
     };
-    if inner.is_cluster() {
-        // Each member's leave was written as it closed; what is left
-        // expires with this node's deadlines.
-        return;
-    }
     let mut pipe = redis::pipe();
-    presence::leave(&mut pipe, &inner.keys);
+    crate::report::leave(&mut pipe, inner);
+    // On a cluster each member's leave was written as it closed; what is
+    // left expires with this node's deadlines.
+    if !inner.is_cluster() {
+        presence::leave(&mut pipe, &inner.keys);
+    }
     let _ = within(
         node,
         inner.config.response_timeout,

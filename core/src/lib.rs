@@ -212,6 +212,7 @@ pub use server::drain::RETRY_IN;
 pub use server::hosted::AppService;
 #[cfg(feature = "tls")]
 pub use server::tls::{Tls, TlsError};
+pub use topics::census::{NodeReport, REPORTED_TOPICS, TopicCount, TopicCounts};
 pub use topics::presence::{Member, PresenceError, PresenceFuture};
 pub use topics::pubsub::{
     Backplane, Disconnected, Forwarded, InProcess, LocalTopics, Node, Published, Topics,

@@ -158,6 +158,38 @@ runtime_and_mounted_tests! {
         assert_eq!((status, &reply["count"]), (200, &json!(0)));
     }
 
+    async fn a_backend_lists_the_busiest_topics(rt) {
+        let server = rt.start(app()).await;
+        let addr = server.local_addr();
+        let mut clients = Vec::new();
+        for (topic, n) in [("lobby", 3), ("news", 1), ("kept:a", 2)] {
+            for _ in 0..n {
+                clients.push(connect(addr, &format!("/room/{topic}")).await);
+            }
+        }
+        eventually("six subscribers", || {
+            ["lobby", "news", "kept:a"].iter().map(|t| server.topics().subscriber_count(t)).sum::<usize>() == 6
+        }).await;
+        let (status, reply) = api(addr, "GET /api/topics", &[AUTH], "").await;
+        assert_eq!(status, 200, "{reply}");
+        let want = json!({
+            "topics": [
+                { "topic": "lobby", "subscribers": 3 },
+                { "topic": "kept:a", "subscribers": 2 },
+                { "topic": "news", "subscribers": 1 },
+            ],
+            "nodes": 1,
+            "complete": true,
+        });
+        assert_eq!(reply, want);
+        let (_, reply) = api(addr, "GET /api/topics?limit=1", &[AUTH], "").await;
+        assert_eq!(reply["topics"], json!([{ "topic": "lobby", "subscribers": 3 }]));
+        for bad in ["limit=0", "limit=1001", "limit=many", "top=3"] {
+            let (status, reply) = api(addr, &format!("GET /api/topics?{bad}"), &[AUTH], "").await;
+            assert_eq!(status, 400, "{bad}: {reply}");
+        }
+    }
+
     async fn a_request_without_the_key_learns_nothing(rt) {
         let traced = common::trace::capture();
         let server = rt.start(app()).await;
@@ -275,6 +307,10 @@ runtime_and_mounted_tests! {
             (("/history", "get", 401), main, "GET /api/history?topic=kept:a".into(), vec![], String::new()),
             (("/history", "get", 404), main, "GET /api/history?topic=lobby".into(), vec![AUTH], String::new()),
             (("/history", "get", 503), away, "GET /api/history?topic=kept:a".into(), vec![AUTH], String::new()),
+            (("/topics", "get", 200), main, "GET /api/topics?limit=5".into(), vec![AUTH], String::new()),
+            (("/topics", "get", 400), main, "GET /api/topics?limit=0".into(), vec![AUTH], String::new()),
+            (("/topics", "get", 401), main, "GET /api/topics".into(), vec![], String::new()),
+            (("/topics", "get", 503), away, "GET /api/topics".into(), vec![AUTH], String::new()),
             (("/disconnect", "post", 200), main, "POST /api/disconnect".into(), vec![AUTH, JSON], r#"{"topic":"nobody","code":4000}"#.into()),
             (("/disconnect", "post", 400), main, "POST /api/disconnect".into(), vec![AUTH, JSON], r#"{"topic":"nobody","code":1005}"#.into()),
             (("/disconnect", "post", 401), main, "POST /api/disconnect".into(), vec![JSON], r#"{"topic":"nobody","code":4000}"#.into()),
@@ -409,8 +445,11 @@ runtime_and_mounted_tests! {
 
 /// A node on `redis` with the test app.
 async fn node(rt: Runtime, redis: &SharedRedis) -> wsway::ServerHandle {
+    // Reports (and presence) every 100 ms: another node's counts are a
+    // heartbeat old.
     let backplane = redis
         .builder()
+        .presence_heartbeat(std::time::Duration::from_millis(100))
         .connect()
         .await
         .expect("connect to the test's Redis");
@@ -439,6 +478,31 @@ redis_tests! {
         let (status, reply) = api(b.local_addr(), "GET /api/presence?topic=lobby", &[AUTH], "").await;
         assert_eq!(status, 200);
         assert_eq!(reply["members"].as_array().map(Vec::len), Some(2), "{reply}");
+        // Topics through node A count node B's subscribers too, as B
+        // last reported them (a heartbeat old at most).
+        let reply = within(WAIT, "node B's report of its subscriber", async {
+            loop {
+                let (status, reply) = api(a.local_addr(), "GET /api/topics", &[AUTH], "").await;
+                assert_eq!(status, 200, "{reply}");
+                if reply["topics"][0]["subscribers"] == json!(2) {
+                    return reply;
+                }
+                rt.sleep(std::time::Duration::from_millis(20)).await;
+            }
+        }).await;
+        let want = json!({ "topics": [{ "topic": "lobby", "subscribers": 2 }], "nodes": 2, "complete": true });
+        assert_eq!(reply, want);
+        let _also_b = connect(b.local_addr(), "/room/lobby?name=bo").await;
+        let reply = within(WAIT, "node B's next report", async {
+            loop {
+                let (_, reply) = api(a.local_addr(), "GET /api/topics", &[AUTH], "").await;
+                if reply["topics"][0]["subscribers"] == json!(3) {
+                    return reply;
+                }
+                rt.sleep(std::time::Duration::from_millis(20)).await;
+            }
+        }).await;
+        assert_eq!((&reply["nodes"], &reply["complete"]), (&json!(2), &json!(true)), "{reply}");
         // A user's sockets on the other node.
         // History numbered by the store, read through the other node.
         for i in 0..5 {
@@ -528,6 +592,10 @@ impl wsway::Backplane for StoreAway {
     }
 
     fn presence_count(&self, _: &wsway::LocalTopics, _: &str) -> wsway::PresenceFuture<usize> {
+        Box::pin(async { Err(wsway::PresenceError::new("the store is away")) })
+    }
+
+    fn nodes(&self, _: &wsway::LocalTopics) -> wsway::PresenceFuture<Vec<wsway::NodeReport>> {
         Box::pin(async { Err(wsway::PresenceError::new("the store is away")) })
     }
 

@@ -18,6 +18,7 @@ mod history;
 mod key;
 mod presence;
 mod publish;
+mod topics;
 
 use std::sync::Arc;
 
@@ -73,6 +74,11 @@ pub(crate) static ENDPOINTS: &[Endpoint] = &[
         post: false,
         path: "/history",
         call: |api, req| Box::pin(history::since(api, req)),
+    },
+    Endpoint {
+        post: false,
+        path: "/topics",
+        call: |api, req| Box::pin(topics::busiest(api, req)),
     },
     Endpoint {
         post: true,
@@ -148,6 +154,11 @@ fn forwarded(f: crate::topics::pubsub::Forwarded) -> &'static str {
         Forwarded::Backpressured => "backpressured",
         Forwarded::Dropped => "dropped",
     }
+}
+
+/// The store did not answer: a `503`, not a partial answer.
+fn away(e: crate::PresenceError) -> ApiError {
+    ApiError(error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()))
 }
 
 /// Runs an endpoint body that may refuse.

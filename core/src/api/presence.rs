@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 
-use super::{Api, ApiError, bad, error, respond};
-use crate::web::body::{IntoResponse, Json, Response, StatusCode};
+use super::{Api, ApiError, away, bad, respond};
+use crate::web::body::{IntoResponse, Json, Response};
 use crate::web::request::Request;
 
 #[derive(Deserialize)]
@@ -46,9 +46,4 @@ pub(super) async fn count(api: Arc<Api>, req: Request) -> Response {
         }
         .await,
     )
-}
-
-/// The store did not answer: a `503`, not a partial list.
-fn away(e: crate::PresenceError) -> ApiError {
-    ApiError(error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()))
 }

@@ -4,6 +4,7 @@
 //! Imports: the layers below (`delivery` for the subscribers' queues and
 //! history). Never the connection's `Ws`, nor the event layer.
 
+pub(crate) mod census;
 pub(crate) mod presence;
 pub(crate) mod pubsub;
 pub(crate) mod read;

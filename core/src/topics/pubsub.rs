@@ -15,6 +15,7 @@ use crate::delivery::history::{History, HistoryError, HistoryFuture, Position, R
 use crate::delivery::outbox::{SendStatus, Shared};
 use crate::message::{CloseCode, Message};
 use crate::runtime::{BoxTask, Rt, Runtime};
+use crate::topics::census::{NodeReport, TopicCount, TopicCounts};
 use crate::topics::presence::{LocalPresence, Member, PresenceFuture};
 
 /// What a publish did: counted over the subscribers on this node, and what
@@ -131,6 +132,16 @@ pub trait Backplane: Send + Sync + 'static {
     fn presence_count(&self, local: &LocalTopics, topic: &str) -> PresenceFuture<usize> {
         let count = local.member_count(topic);
         Box::pin(async move { Ok(count) })
+    }
+
+    /// What every live node last reported of its topics, this node's as
+    /// it is now ([`LocalTopics::report`]); the server API's `/topics` and
+    /// [`Topics::topic_counts`] add them up. A multi-node backplane gathers
+    /// them through its store and fails (as a presence query does) when it
+    /// does not answer. Default: this node's alone.
+    fn nodes(&self, local: &LocalTopics) -> PresenceFuture<Vec<NodeReport>> {
+        let own = local.report("local");
+        Box::pin(async move { Ok(vec![own]) })
     }
 
     /// True when this backplane keeps the history of topics that keep it
@@ -312,6 +323,12 @@ impl Node {
             .map_or(0, |t| t.local.presence.count(topic))
     }
 
+    /// This node's topics and their subscribers, as `node` (its id),
+    /// for a backplane to share with the others (see [`Backplane::nodes`]).
+    pub fn report(&self, node: &str) -> NodeReport {
+        (self.topics.upgrade()).map_or_else(NodeReport::default, |t| t.local.report(node))
+    }
+
     /// Every (topic, connection) tracked on this node: what a backplane
     /// writes again when its store lost it.
     pub fn tracked(&self) -> Vec<(Arc<str>, u64)> {
@@ -450,6 +467,18 @@ impl LocalTopics {
     /// Subscribers of `topic` on this node.
     pub fn subscriber_count(&self, topic: &str) -> usize {
         self.read().get(topic).map_or(0, Vec::len)
+    }
+
+    /// This node's topics and their subscribers (its busiest
+    /// [`REPORTED_TOPICS`](crate::REPORTED_TOPICS)), as node `node`.
+    pub fn report(&self, node: &str) -> NodeReport {
+        let counts = (self.read().iter())
+            .map(|(topic, subs)| TopicCount {
+                topic: topic.to_string(),
+                subscribers: subs.len(),
+            })
+            .collect();
+        NodeReport::new(node, counts)
     }
 
     /// How much history `topic` keeps, if it keeps any
@@ -625,6 +654,24 @@ impl Topics {
         self.backplane()
             .presence_count(&self.inner.local, topic)
             .await
+    }
+
+    /// The `most` busiest topics over every node, with their subscribers
+    /// summed: what each node last reported (this one's as it is now),
+    /// so another node's count may be a heartbeat old. With a multi-node
+    /// backplane this asks its store, and fails if the store does not
+    /// answer.
+    ///
+    /// ```
+    /// # async fn f(topics: wsway::Topics) -> Result<(), wsway::PresenceError> {
+    /// for t in topics.topic_counts(10).await?.topics {
+    ///     println!("{}: {}", t.topic, t.subscribers);
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn topic_counts(&self, most: usize) -> Result<TopicCounts, crate::PresenceError> {
+        let reports = self.backplane().nodes(&self.inner.local).await?;
+        Ok(crate::topics::census::add_up(&reports, most))
     }
 
     /// Closes every subscriber of `topic`, on every node, with `code` and
