@@ -8,8 +8,9 @@ use std::sync::{Arc, Mutex};
 use event_listener::Event;
 use wsway::rt::BoxTask;
 use wsway::{
-    Backplane, CloseCode, Disconnected, HistoryError, HistoryFuture, LocalTopics, Member, Message,
-    Node, NodeReport, PresenceError, PresenceFuture, Published, Retention, StoredHistory,
+    Backplane, CloseCode, Disconnected, Forwarded, HistoryError, HistoryFuture, LocalTopics,
+    Member, Message, Node, NodeReport, PresenceError, PresenceFuture, Published, Retention,
+    StoredHistory,
 };
 
 use crate::config::RedisBuilder;
@@ -66,6 +67,8 @@ pub(crate) struct Inner {
     /// Channel and key names: one server's, or a cluster's (hash-tagged).
     pub(crate) layout: Layout,
     pub(crate) node_id: NodeId,
+    /// This node's control topic ([`frame::control_topic`]).
+    pub(crate) control: Arc<str>,
     pub(crate) outbound: Outbound,
     /// Presence changes for the publisher to write, and the key names.
     pub(crate) presence: Pending,
@@ -157,8 +160,10 @@ impl Redis {
             prefix: config.prefix.clone(),
             cluster: target.is_cluster(),
         };
+        let keys = Keys::new(layout.clone(), &node_id, config.presence_heartbeat * 3);
         let inner = Inner {
-            keys: Keys::new(layout.clone(), &node_id, config.presence_heartbeat * 3),
+            control: frame::control_topic(keys.node()).into(),
+            keys,
             layout,
             target,
             node_id,
@@ -406,6 +411,38 @@ impl Backplane for Redis {
         Disconnected { closed, forwarded }
     }
 
+    fn disconnect_member(
+        &self,
+        local: &LocalTopics,
+        member: &str,
+        code: CloseCode,
+        reason: &str,
+    ) -> Option<Disconnected> {
+        let (node, conn) = member.split_once(':')?;
+        let conn: u64 = conn.parse().ok()?;
+        if node == self.inner.keys.node() {
+            let closed = usize::from(local.close_connection(conn, code, reason));
+            return Some(Disconnected {
+                closed,
+                forwarded: Forwarded::Local,
+            });
+        }
+        // Another node's id, as `Keys` writes ours: 32 lowercase hex digits.
+        if node.len() != 32 || !node.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+            return None;
+        }
+        let frame = frame::encode_close_one(&self.inner.node_id, conn, code.as_u16(), reason);
+        let forwarded = self.inner.outbound.push(Outgoing {
+            topic: frame::control_topic(node).into(),
+            frame,
+            kind: Kind::Plain,
+        });
+        Some(Disconnected {
+            closed: 0,
+            forwarded,
+        })
+    }
+
     fn stores_history(&self) -> bool {
         true
     }
@@ -487,6 +524,8 @@ impl Backplane for Redis {
             &node,
             publisher::run(self.inner.clone(), node.clone(), first),
         );
+        // Listened to from the start: closes addressed to this node.
+        self.inner.mark(&self.inner.control);
         self.inner
             .spawn(&node, report::run(self.inner.clone(), node.clone()));
         match self.inner.is_cluster() {

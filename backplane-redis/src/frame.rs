@@ -16,6 +16,12 @@
 //! sender already; a 6 (on a topic that keeps history, whose messages
 //! reach the sender from Redis too) is for every node, the sender's too.
 //!
+//! Kind 7 closes one connection (`Topics::disconnect_member`): the
+//! connection's id (8 bytes, little-endian), the code (2 bytes,
+//! big-endian), then the reason. It is sent on the channel of the node
+//! that holds the connection (its control topic, see
+//! [`control_topic`]), which every node listens to while it runs.
+//!
 //! On a topic that keeps history the frame is written by the publish
 //! script, which numbers the message: kind 3 (text) or 4 (binary), then
 //! the connection the publish skips (8 bytes, little-endian; 0 for none),
@@ -41,6 +47,7 @@ const NUMBERED_TEXT: u8 = 3;
 const NUMBERED_BINARY: u8 = 4;
 const CLOSE: u8 = 5;
 const CLOSE_ALL: u8 = 6;
+const CLOSE_ONE: u8 = 7;
 
 /// A node's identity: random per process, so a node skips its own frames.
 pub(crate) type NodeId = [u8; 16];
@@ -57,6 +64,12 @@ pub(crate) enum Body {
         code: u16,
         reason: String,
         all: bool,
+    },
+    /// Close connection `conn` of the node whose control topic this is.
+    CloseOne {
+        conn: u64,
+        code: u16,
+        reason: String,
     },
     /// A message the store numbered, and the connection it skips on its
     /// sender's node.
@@ -145,6 +158,25 @@ pub(crate) fn encode_close(node: &NodeId, code: u16, reason: &str, all: bool) ->
     frame
 }
 
+/// The topic whose channel node `node` (its id in hex) listens to for
+/// what is addressed to it alone: a name no app gives a topic (it starts
+/// with a NUL).
+pub(crate) fn control_topic(node: &str) -> String {
+    format!("\0node:{node}")
+}
+
+/// Encodes the close of connection `conn` on the node it is sent to.
+pub(crate) fn encode_close_one(node: &NodeId, conn: u64, code: u16, reason: &str) -> Vec<u8> {
+    let mut frame = Vec::with_capacity(HEADER + 10 + reason.len());
+    frame.push(VERSION);
+    frame.extend_from_slice(node);
+    frame.push(CLOSE_ONE);
+    frame.extend_from_slice(&conn.to_le_bytes());
+    frame.extend_from_slice(&code.to_be_bytes());
+    frame.extend_from_slice(reason.as_bytes());
+    frame
+}
+
 /// Decodes a frame into its sender and body.
 pub(crate) fn decode(frame: &[u8]) -> Result<(NodeId, Body), Malformed> {
     if frame.len() < HEADER {
@@ -168,6 +200,17 @@ pub(crate) fn decode(frame: &[u8]) -> Result<(NodeId, Body), Malformed> {
                     .map_err(|_| Malformed::Utf8)?
                     .to_owned(),
                 all: frame[17] == CLOSE_ALL,
+            }
+        }
+        CLOSE_ONE => {
+            let (conn, rest) = payload.split_at_checked(8).ok_or(Malformed::Short)?;
+            let (code, reason) = rest.split_at_checked(2).ok_or(Malformed::Short)?;
+            Body::CloseOne {
+                conn: u64::from_le_bytes(conn.try_into().map_err(|_| Malformed::Short)?),
+                code: u16::from_be_bytes([code[0], code[1]]),
+                reason: std::str::from_utf8(reason)
+                    .map_err(|_| Malformed::Utf8)?
+                    .to_owned(),
             }
         }
         other => return Err(Malformed::Kind(other)),
@@ -239,6 +282,14 @@ mod tests {
             decode(&encode_close(&NODE, 4000, "", false)[..HEADER + 1]),
             Err(Malformed::Short)
         );
+        let one = Body::CloseOne {
+            conn: 42,
+            code: 4001,
+            reason: "kicked".into(),
+        };
+        let frame = encode_close_one(&NODE, 42, 4001, "kicked");
+        assert_eq!(decode(&frame), Ok((NODE, one)));
+        assert_eq!(decode(&frame[..HEADER + 9]), Err(Malformed::Short));
     }
 
     /// What the publish script sends: the header, the position, the payload.
@@ -288,8 +339,8 @@ mod tests {
         frame[0] = 9;
         assert_eq!(decode(&frame), Err(Malformed::Version(9)));
         frame[0] = VERSION;
-        frame[17] = 7;
-        assert_eq!(decode(&frame), Err(Malformed::Kind(7)));
+        frame[17] = 8;
+        assert_eq!(decode(&frame), Err(Malformed::Kind(8)));
         let mut frame = encode(&NODE, &Message::binary(vec![0xff, 0xfe]));
         frame[17] = TEXT;
         assert_eq!(decode(&frame), Err(Malformed::Utf8));

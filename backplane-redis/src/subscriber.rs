@@ -194,7 +194,8 @@ pub(crate) fn changes(inner: &Inner, node: &Node) -> Changes {
     let (mut join, mut leave) = (Vec::new(), Vec::new());
     let listening = inner.listening();
     for topic in &dirty {
-        let wanted = node.subscriber_count(topic) > 0;
+        // This node's control topic is listened to for as long as it runs.
+        let wanted = node.subscriber_count(topic) > 0 || **topic == *inner.control;
         if wanted && !listening.contains(topic) {
             join.push(topic.clone());
         } else if !wanted && listening.contains(topic) {
@@ -236,6 +237,11 @@ pub(crate) fn receive(inner: &Inner, node: &Node, channel: &str, payload: &[u8])
         Ok((from, _)) if from == inner.node_id => {}
         Ok((_, Body::Close { code, reason, .. })) => {
             node.close_subscribers(topic, code.into(), &reason);
+        }
+        Ok((_, Body::CloseOne { conn, code, reason })) => {
+            if topic == &*inner.control {
+                node.close_connection(conn, code.into(), &reason);
+            }
         }
         Ok((_, Body::Message(m))) => {
             inner.received.fetch_add(1, Ordering::Relaxed);

@@ -54,6 +54,10 @@ pub enum ErrorKind {
     ConnectionLost,
     /// The socket failed.
     Io,
+    /// [`Topics::disconnect_member`](crate::Topics::disconnect_member) was
+    /// given an id that is not a [`Member::id`](crate::Member::id) of this
+    /// app's backplane.
+    InvalidMemberId,
 }
 
 impl Error {
@@ -164,6 +168,7 @@ impl fmt::Display for Error {
             ErrorKind::RateLimited => "the peer sent more than its rate limit allows",
             ErrorKind::ConnectionLost => "the connection dropped without a closing handshake",
             ErrorKind::Io => "socket error",
+            ErrorKind::InvalidMemberId => "not a member id of this app (see Topics::member_id)",
         };
         f.write_str(msg)?;
         if let Some(detail) = &self.detail {

@@ -158,6 +158,38 @@ runtime_and_mounted_tests! {
         assert_eq!((status, &reply["count"]), (200, &json!(0)));
     }
 
+    async fn a_backend_closes_one_connection_by_its_member_id(rt) {
+        let server = rt.start(app()).await;
+        let addr = server.local_addr();
+        let mut ann = connect(addr, "/room/lobby?name=ann").await;
+        let mut bob = connect(addr, "/room/lobby?name=bob").await;
+        eventually("both tracked", || server.topics().subscriber_count("lobby") == 2).await;
+        let (_, reply) = api(addr, "GET /api/presence?topic=lobby", &[AUTH], "").await;
+        let anns = reply["members"].as_array().expect("members").iter()
+            .find(|m| m["meta"]["name"] == "ann").expect("ann is present")["id"].clone();
+        publish(addr, json!({ "topic": "lobby", "text": "before" })).await;
+        let cut = json!({ "member": anns, "code": 4001, "reason": "just you" }).to_string();
+        let (status, reply) = api(addr, "POST /api/disconnect", &[AUTH, JSON], &cut).await;
+        assert_eq!((status, &reply["closed"], &reply["forwarded"]), (200, &json!(1), &json!("local")), "{reply}");
+        assert_eq!(next_message(&mut ann).await, Frame::text("before"));
+        assert_eq!(expect_close(&mut ann).await, (4001, "just you".to_owned()));
+        // Bob stays.
+        publish(addr, json!({ "topic": "lobby", "text": "after" })).await;
+        assert_eq!(next_message(&mut bob).await, Frame::text("before"));
+        assert_eq!(next_message(&mut bob).await, Frame::text("after"));
+        // Closed already, or never there: nothing to close.
+        let (status, reply) = api(addr, "POST /api/disconnect", &[AUTH, JSON], &cut).await;
+        assert_eq!((status, &reply["closed"]), (200, &json!(0)), "{reply}");
+        for (body, says) in [
+            (json!({ "member": "ann", "code": 4001 }), "not a member id"),
+            (json!({ "member": anns, "user": "ann", "code": 4001 }), "exactly one of"),
+        ] {
+            let (status, reply) = api(addr, "POST /api/disconnect", &[AUTH, JSON], &body.to_string()).await;
+            assert_eq!(status, 400, "{body}");
+            assert!(reply["error"].as_str().unwrap().contains(says), "{reply}");
+        }
+    }
+
     async fn a_backend_lists_the_busiest_topics(rt) {
         let server = rt.start(app()).await;
         let addr = server.local_addr();
@@ -527,6 +559,27 @@ redis_tests! {
         let first = since.replace(":3", ":1");
         let (_, page) = api(a.local_addr(), &format!("GET /api/history?topic=kept:r&since={first}"), &[AUTH], "").await;
         assert_eq!((page["messages"].as_array().unwrap().len(), &page["complete"]), (3, &json!(false)), "k1 was trimmed: {page}");
+
+        // One connection on node B, closed through node A by its member id.
+        let mut cy = connect(b.local_addr(), "/room/solo?name=cy").await;
+        let member = within(WAIT, "cy in presence", async {
+            loop {
+                let (_, reply) = api(a.local_addr(), "GET /api/presence?topic=solo", &[AUTH], "").await;
+                if let Some(id) = reply["members"][0]["id"].as_str() {
+                    return id.to_owned();
+                }
+                rt.sleep(std::time::Duration::from_millis(20)).await;
+            }
+        }).await;
+        let cut = json!({ "member": member, "code": 4002, "reason": "only cy" }).to_string();
+        let (status, reply) = api(a.local_addr(), "POST /api/disconnect", &[AUTH, JSON], &cut).await;
+        assert_eq!((status, &reply["closed"], &reply["forwarded"]), (200, &json!(0), &json!("queued")), "{reply}");
+        assert_eq!(expect_close(&mut cy).await, (4002, "only cy".to_owned()));
+        // Another node's member that is gone: sent, nothing closes.
+        let (status, _) = api(a.local_addr(), "POST /api/disconnect", &[AUTH, JSON], &cut).await;
+        assert_eq!(status, 200);
+        let (_, reply) = api(b.local_addr(), "GET /api/presence?topic=lobby", &[AUTH], "").await;
+        assert_eq!(reply["members"].as_array().map(Vec::len), Some(3), "al, bea and bo stay: {reply}");
 
         let mut ann = as_user(b.local_addr(), "ann").await;
         eventually("node B to listen to ann's room", || redis.listeners("user:ann") == 1).await;

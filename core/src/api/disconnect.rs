@@ -1,6 +1,6 @@
-//! `POST /disconnect`: closes every socket of a user, or every subscriber
-//! of a topic, on every node, with a code and a reason, after what was
-//! published to them before.
+//! `POST /disconnect`: closes every socket of a user, every subscriber of
+//! a topic, or one connection (by its member id), on every node, with a
+//! code and a reason, after what was published to them before.
 
 use std::sync::Arc;
 
@@ -15,6 +15,8 @@ use crate::web::request::Request;
 struct Body {
     user: Option<String>,
     topic: Option<String>,
+    /// A connection's id in presence lists.
+    member: Option<String>,
     /// 1000 or 3000-4999 (the codes a server sends for its own reasons).
     code: u16,
     #[serde(default)]
@@ -38,18 +40,25 @@ pub(super) async fn sockets(api: Arc<Api>, mut req: Request) -> Response {
                 let most = crate::MAX_CLOSE_REASON;
                 return Err(bad(&format!("`reason` must be at most {most} bytes")));
             }
-            let topic = match (body.user, body.topic) {
-                (Some(user), None) if !user.is_empty() => (api.topics)
-                    .configured_user_topic(&user, "disconnect")
-                    .map_err(|e| ApiError(error(StatusCode::CONFLICT, &e.to_string())))?,
-                (None, Some(topic)) if !topic.is_empty() => topic,
-                (Some(_), Some(_)) | (None, None) => {
-                    return Err(bad("give exactly one of `user` or `topic`"));
+            let done = match (body.user, body.topic, body.member) {
+                (Some(user), None, None) if !user.is_empty() => {
+                    let topic = (api.topics)
+                        .configured_user_topic(&user, "disconnect")
+                        .map_err(|e| ApiError(error(StatusCode::CONFLICT, &e.to_string())))?;
+                    api.topics.disconnect(&topic, body.code, &body.reason)
                 }
-                _ => return Err(bad("`user` or `topic` must not be empty")),
+                (None, Some(topic), None) if !topic.is_empty() => {
+                    api.topics.disconnect(&topic, body.code, &body.reason)
+                }
+                (None, None, Some(member)) => {
+                    (api.topics).disconnect_member(&member, body.code, &body.reason)
+                }
+                (Some(_), None, None) | (None, Some(_), None) => {
+                    return Err(bad("`user` or `topic` must not be empty"));
+                }
+                _ => return Err(bad("give exactly one of `user`, `topic` or `member`")),
             };
-            let done = (api.topics.disconnect(&topic, body.code, &body.reason))
-                .map_err(|e| bad(&e.to_string()))?;
+            let done = done.map_err(|e| bad(&e.to_string()))?;
             Ok(Json(Reply {
                 closed: done.closed,
                 forwarded: forwarded(done.forwarded),

@@ -89,6 +89,11 @@ impl Registry {
         self.conns.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The open connection `id`, if it is one.
+    pub(crate) fn get(&self, id: u64) -> Option<Arc<Shared>> {
+        self.lock().get(&id).cloned()
+    }
+
     /// Reserves a WebSocket slot under both the app's and the route's limit.
     pub(crate) fn reserve(
         self: &Arc<Self>,

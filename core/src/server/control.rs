@@ -326,7 +326,10 @@ impl Server {
         if let Some(tick) = tick {
             rt.spawn(Box::pin(sweep(inner.clone(), handle.clone(), tick)));
         }
-        handle.state.topics.start(rt.clone());
+        handle
+            .state
+            .topics
+            .start(rt.clone(), &handle.state.registry);
         #[cfg(feature = "metrics")]
         rt.spawn(Box::pin(sample_queues(inner.clone(), handle.clone())));
         Ok((inner, handle))

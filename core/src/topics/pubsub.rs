@@ -11,6 +11,7 @@ use std::sync::{Arc, RwLock, Weak};
 
 use serde_json::value::RawValue;
 
+use crate::connection::registry::Registry;
 use crate::delivery::history::{History, HistoryError, HistoryFuture, Position, Retention};
 use crate::delivery::outbox::{SendStatus, Shared};
 use crate::message::{CloseCode, Message};
@@ -197,6 +198,26 @@ pub trait Backplane: Send + Sync + 'static {
         }
     }
 
+    /// Closes the connection whose [`Member::id`] is `member` with `code`
+    /// and `reason` (already checked as sendable): at once when it is this
+    /// node's, else by sending the close to the node that holds it
+    /// ([`Node::close_connection`] there). `None` when `member` is not an
+    /// id this backplane gives. Default: `member` is this node's
+    /// connection id.
+    fn disconnect_member(
+        &self,
+        local: &LocalTopics,
+        member: &str,
+        code: CloseCode,
+        reason: &str,
+    ) -> Option<Disconnected> {
+        let conn = member.parse().ok()?;
+        Some(Disconnected {
+            closed: usize::from(local.close_connection(conn, code, reason)),
+            forwarded: Forwarded::Local,
+        })
+    }
+
     /// A server is starting with this backplane: start background work
     /// (reading what other nodes publish, say) on `node`'s runtime. Called
     /// once per server start, before the first connection. Default: nothing.
@@ -291,6 +312,13 @@ impl Node {
         (self.topics.upgrade()).map_or(0, |t| t.local.close_subscribers(topic, code, reason))
     }
 
+    /// Closes connection `conn` of this node, for a
+    /// [`disconnect_member`](Backplane::disconnect_member) made on another
+    /// node. False when it is not open here.
+    pub fn close_connection(&self, conn: u64, code: CloseCode, reason: &str) -> bool {
+        (self.topics.upgrade()).is_some_and(|t| t.local.close_connection(conn, code, reason))
+    }
+
     /// This node may have missed what was published on `topic` for a
     /// while (its link to the store broke): on a topic whose history the
     /// backplane stores, what was missed is fetched and delivered in
@@ -363,12 +391,15 @@ impl Backplane for InProcess {
     }
 }
 
-/// This node's subscribers and tracked members, by topic.
+/// This node's subscribers and tracked members, by topic, and its
+/// connections.
 #[derive(Default)]
 pub struct LocalTopics {
     topics: RwLock<HashMap<Arc<str>, Vec<Arc<Shared>>>>,
     presence: LocalPresence,
     pub(crate) history: History,
+    /// The serving server's connections, by id (set when it starts).
+    connections: RwLock<Weak<Registry>>,
 }
 
 impl LocalTopics {
@@ -533,6 +564,17 @@ impl LocalTopics {
             .count()
     }
 
+    /// Closes connection `conn` of this node (a [`Ws::id`](crate::Ws::id))
+    /// with `code` and `reason` (a close handshake after what is queued
+    /// for it). False when no such connection is open here, or it was
+    /// already closing. The code and reason must be sendable, as for
+    /// [`close_subscribers`](Self::close_subscribers).
+    pub fn close_connection(&self, conn: u64, code: CloseCode, reason: &str) -> bool {
+        let registry = self.connections.read().unwrap_or_else(|e| e.into_inner());
+        (registry.upgrade().and_then(|r| r.get(conn)))
+            .is_some_and(|c| c.request_close(code, reason, true).is_ok())
+    }
+
     /// Adds a subscriber; true when it is the topic's first.
     pub(crate) fn add(&self, topic: &Arc<str>, sub: &Arc<Shared>) -> bool {
         let mut topics = self.write();
@@ -674,6 +716,25 @@ impl Topics {
         Ok(crate::topics::census::add_up(&reports, most))
     }
 
+    /// Closes one connection, on whichever node holds it, with `code` and
+    /// `reason`, after what was sent to it before: `member` is its
+    /// [`Member::id`] (from a presence list, or [`member_id`](Self::member_id)).
+    /// Fails on an id this app's backplane never gives, and on a code or
+    /// reason that may not be sent. On another node the close travels
+    /// through the backplane: `closed` is then 0.
+    pub fn disconnect_member(
+        &self,
+        member: &str,
+        code: impl Into<CloseCode>,
+        reason: &str,
+    ) -> Result<Disconnected, crate::Error> {
+        let code = code.into();
+        crate::error::check_close(code, reason)?;
+        (self.backplane())
+            .disconnect_member(&self.inner.local, member, code, reason)
+            .ok_or_else(|| crate::Error::new(crate::ErrorKind::InvalidMemberId))
+    }
+
     /// Closes every subscriber of `topic`, on every node, with `code` and
     /// `reason`, after what was published to it before (so a goodbye
     /// published first arrives first). Fails on a code an endpoint may not
@@ -714,8 +775,11 @@ impl Topics {
         }
     }
 
-    /// Starts the backplane's background work on `runtime`.
-    pub(crate) fn start(&self, runtime: Rt) {
+    /// Starts the backplane's background work on `runtime`, for a server
+    /// whose connections are `connections`.
+    pub(crate) fn start(&self, runtime: Rt, connections: &Arc<Registry>) {
+        *(self.inner.local.connections.write()).unwrap_or_else(|e| e.into_inner()) =
+            Arc::downgrade(connections);
         self.backplane().start(Node {
             runtime,
             topics: Arc::downgrade(&self.inner),
