@@ -80,6 +80,8 @@ pub(crate) struct Inner {
     /// subscriber last looked; it settles each against the real count.
     pub(crate) dirty: Mutex<HashSet<Arc<str>>>,
     pub(crate) dirty_changed: Event,
+    /// Wakes the reporter: an admin page began watching.
+    pub(crate) report_now: Event,
     pub(crate) started: AtomicBool,
     pub(crate) stopping: AtomicBool,
     pub(crate) stop: Event,
@@ -172,6 +174,7 @@ impl Redis {
             query: Mutex::new(Some(conn)),
             dirty: Mutex::default(),
             dirty_changed: Event::new(),
+            report_now: Event::new(),
             started: AtomicBool::new(false),
             stopping: AtomicBool::new(false),
             stop: Event::new(),
@@ -506,11 +509,17 @@ impl Backplane for Redis {
 
     fn nodes(&self, local: &LocalTopics) -> PresenceFuture<Vec<NodeReport>> {
         let inner = self.inner.clone();
-        let own = local.report(inner.keys.node());
+        let own = local
+            .report(inner.keys.node())
+            .with_backplane(report::health(&inner));
         Box::pin(async move {
             let conn = inner.query_connection()?;
             report::read(conn, &inner.config.prefix, inner.keys.node(), own).await
         })
+    }
+
+    fn watching(&self) {
+        self.inner.report_now.notify(usize::MAX);
     }
 
     fn start(&self, node: Node) {

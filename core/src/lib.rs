@@ -153,6 +153,7 @@ mod observe;
 mod runtime;
 mod state;
 mod trigger;
+mod watch;
 
 mod policy;
 mod web;
@@ -162,6 +163,7 @@ mod topics;
 
 mod connection;
 
+mod admin;
 mod api;
 mod events;
 mod loop_fn;
@@ -212,7 +214,9 @@ pub use server::drain::RETRY_IN;
 pub use server::hosted::AppService;
 #[cfg(feature = "tls")]
 pub use server::tls::{Tls, TlsError};
-pub use topics::census::{NodeReport, REPORTED_TOPICS, TopicCount, TopicCounts};
+pub use topics::census::{
+    BackplaneHealth, NodeReport, NodeStats, REPORTED_TOPICS, TopicCount, TopicCounts,
+};
 pub use topics::presence::{Member, PresenceError, PresenceFuture};
 pub use topics::pubsub::{
     Backplane, Disconnected, Forwarded, InProcess, LocalTopics, Node, Published, Topics,

@@ -269,6 +269,7 @@ pub(crate) fn received(len: usize) {
         hot.received.increment(1);
         hot.received_bytes.increment(len as u64);
     }
+    crate::watch::received(1);
     let _ = len;
 }
 
@@ -290,6 +291,13 @@ pub(crate) fn sending(batch: &std::collections::VecDeque<crate::protocol::Outgoi
         hot.sent.increment(messages);
         hot.sent_bytes.increment(bytes);
     }
+    if crate::watch::counting() {
+        use crate::protocol::Opcode;
+        let data = batch
+            .iter()
+            .filter(|m| matches!(m.opcode, Opcode::Text | Opcode::Binary));
+        crate::watch::sent(data.count() as u64);
+    }
     let _ = batch;
 }
 
@@ -302,6 +310,7 @@ pub(crate) fn sent(msg: &crate::protocol::Outgoing) {
         hot.sent.increment(1);
         hot.sent_bytes.increment(msg.len() as u64);
     }
+    crate::watch::sent(1);
     let _ = msg;
 }
 
@@ -373,6 +382,7 @@ pub(crate) fn closed(code: CloseCode, by: Initiator) {
             }
         }
     }
+    crate::watch::closed(code.0);
     let _ = (code, by);
 }
 

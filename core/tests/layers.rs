@@ -15,7 +15,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     (
         "base",
         &[
-            "runtime", "io", "boxed", "message", "error", "state", "observe", "trigger",
+            "runtime", "io", "boxed", "message", "error", "state", "observe", "trigger", "watch",
         ],
     ),
     ("web", &["web"]),
@@ -23,7 +23,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("delivery", &["delivery"]),
     ("topics", &["topics"]),
     ("connection", &["connection"]),
-    ("faces", &["events", "loop_fn", "api"]),
+    ("faces", &["events", "loop_fn", "api", "admin"]),
     ("app", &["app"]),
     ("server", &["server"]),
 ];

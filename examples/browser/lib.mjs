@@ -5,15 +5,15 @@ import { chromium } from "playwright-core";
 
 export const check = (name) => console.log(`ok: ${name}`);
 
-/// Launches Chromium for pages at `base`; `https` accepts the test's
-/// self-signed certificate. Fails the run after 90 s instead of hanging CI.
-export async function open(base, { https = false } = {}) {
+/// Launches headless Chromium; `https` accepts the test's self-signed
+/// certificate. Fails the run after 90 s instead of hanging CI.
+export async function launch({ https = false } = {}) {
   setTimeout(() => {
     console.error("browser test: timed out after 90 s");
     process.exit(2);
   }, 90_000).unref();
   const executablePath = process.env.CHROMIUM ?? "/usr/bin/chromium";
-  const browser = await chromium.launch({
+  return chromium.launch({
     executablePath,
     args: [
       "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -21,6 +21,11 @@ export async function open(base, { https = false } = {}) {
       ...(https ? ["--ignore-certificate-errors"] : []),
     ],
   });
+}
+
+/// Chromium for the chat's pages at `base`, and a way to join as a name.
+export async function open(base, { https = false } = {}) {
+  const browser = await launch({ https });
 
   async function joinAs(name) {
     const context = await browser.newContext({ ignoreHTTPSErrors: https });

@@ -15,6 +15,9 @@
 //!   room, on every process sharing the Redis (`--redis`);
 //!   `chat:members` with the target `#members`: the same list as an HTML
 //!   fragment, which `wsway.js` morphs into the page's `#members`.
+//! - Each page is in its user's room (`user:<name>`): with the admin page
+//!   or the server API (`$WSWAY_ADMIN_KEY`, `$WSWAY_API_KEY`) an operator
+//!   reaches, or disconnects, a user by name.
 //! - Events to the client: `chat:welcome` `{"name", "room"}`, a render of
 //!   the room's name into `#where` (`wsway:render`), and to the
 //!   whole room `chat:message` `{"name", "text"}`, `chat:join` / `chat:leave`
@@ -332,6 +335,9 @@ fn with_tokens(sessions: Tokens) -> App {
         "room:*",
         Retention::messages(1000).max_age(Duration::from_secs(120)),
     );
+    // Every page of a name is in its user room: the server API and the
+    // admin page reach (and cut off) a user by name.
+    app.user_rooms(wsway::UserRooms::new(|m: &Member| m.name.clone()));
     app.ws("/chat/:room", events())
         .publish_to_self(true)
         .middleware(middleware::from_fn(valid_room))

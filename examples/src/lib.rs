@@ -1,6 +1,7 @@
 //! The examples' applications, and what every example binary shares:
 //! `--port` / `--runtime` / `--redis` (and `--presence-heartbeat`) /
-//! `--tls-cert` and `--tls-key` parsing, `/metrics`, and running an [`App`]
+//! `--tls-cert` and `--tls-key` parsing, `/metrics`, the admin page and
+//! the server API (keys from the environment), and running an [`App`]
 //! on the chosen runtime until a graceful shutdown.
 
 pub mod bench;
@@ -48,6 +49,7 @@ pub struct Args {
 impl Args {
     /// `/metrics` on `app`, unless `--no-metrics`.
     pub fn serve_metrics(&self, app: &mut App) -> std::io::Result<()> {
+        operator_pages(app)?;
         if self.no_metrics {
             return Ok(());
         }
@@ -236,6 +238,27 @@ pub fn serve_metrics(app: &mut App) -> std::io::Result<()> {
         .install_recorder()
         .map_err(|e| std::io::Error::other(format!("metrics: {e}")))?;
     metrics_route(app, metrics);
+    Ok(())
+}
+
+/// The admin page at `/admin` when `$WSWAY_ADMIN_KEY` is set, and the
+/// server API at `/api` when `$WSWAY_API_KEY` is (keys come from the
+/// environment: a command line shows in `ps`).
+pub fn operator_pages(app: &mut App) -> std::io::Result<()> {
+    let key = |var: &str| -> std::io::Result<Option<wsway::ApiKey>> {
+        match std::env::var(var) {
+            Ok(key) if !key.is_empty() => wsway::ApiKey::new(key)
+                .map(Some)
+                .map_err(|e| std::io::Error::other(format!("${var}: {e}"))),
+            _ => Ok(None),
+        }
+    };
+    if let Some(key) = key("WSWAY_ADMIN_KEY")? {
+        app.admin("/admin", key);
+    }
+    if let Some(key) = key("WSWAY_API_KEY")? {
+        app.server_api("/api", key);
+    }
     Ok(())
 }
 

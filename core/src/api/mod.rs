@@ -30,6 +30,7 @@ use crate::web::body::{IntoResponse, Json, Response, StatusCode};
 use crate::web::extract::Rejection;
 use crate::web::request::Request;
 
+pub(crate) use key::same;
 pub use key::{ApiKey, ApiKeyError};
 
 /// What every endpoint shares: the key and the app's topics.

@@ -349,8 +349,9 @@ impl App {
 
     /// Adds the server API under `base`: JSON endpoints through which a
     /// backend publishes to a topic or a user's room, asks who is present,
-    /// reads a topic's history and closes a user's sockets, without holding
-    /// a socket. Every request carries the key as
+    /// reads a topic's history, lists the busiest topics and closes a
+    /// user's sockets, without holding a socket. Every request carries the
+    /// key as
     /// `Authorization: Bearer <key>`; anything else is a bare `401`. No
     /// middleware runs on these routes. `docs/server-api.openapi.json` (OpenAPI 3.1)
     /// describes every endpoint.
@@ -362,7 +363,8 @@ impl App {
     /// | `GET {base}/presence?topic=` | who is tracked in the topic, on every node |
     /// | `GET {base}/presence_count?topic=` | how many |
     /// | `GET {base}/history?topic=&since=` | what a topic that keeps history holds after a position, and whether that is all that followed it |
-    /// | `POST {base}/disconnect` | `{"user" \| "topic", "code", "reason"}`: closes those sockets on every node, after what was sent to them |
+    /// | `GET {base}/topics?limit=` | the busiest topics over every node, with their subscribers |
+    /// | `POST {base}/disconnect` | `{"user" \| "topic" \| "member", "code", "reason"}`: closes those sockets (or that one connection) on every node, after what was sent to them |
     ///
     /// A malformed body is a `400` naming the field, one over
     /// [`App::max_body_bytes`] a `413`, a presence query the store cannot
@@ -395,6 +397,60 @@ impl App {
                 entry.probe = true;
             }
         }
+        self
+    }
+
+    /// Serves the admin page at `base`: one page (no build step, nothing
+    /// from a CDN: it works offline) that shows every node live, refreshed
+    /// each second through a WebSocket of its own at `{base}/stream`:
+    /// connections over time, messages in and out per second, the topics
+    /// with most subscribers and their publish rates, the presence of a
+    /// topic you pick, closes by code, each node's health (its store link,
+    /// the queue to it, draining), and the server API's disconnect as
+    /// buttons. Off unless called.
+    ///
+    /// The browser asks for the key (HTTP Basic: any user name, the key
+    /// as the password); the page's stream then carries a session token
+    /// valid on any node with the same key. No middleware runs on the
+    /// page. Nothing is counted while no page is open: the figures are
+    /// counted, and reported every second, only while one is.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), wsway::ApiKeyError> {
+    /// let mut app = wsway::App::new();
+    /// # let from_env = "a-long-random-secret-from-the-env";
+    /// app.admin("/admin", wsway::ApiKey::new(from_env)?);
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// As [`App::get`], when `base` or `{base}/stream` is taken.
+    pub fn admin(&mut self, base: &str, key: crate::ApiKey) -> &mut Self {
+        let admin = crate::admin::Admin::new(base, key);
+        let page = admin.page_path();
+        let serving = admin.clone();
+        self.get(&page, move |req: Request| {
+            let res = serving.page(&req);
+            async move { res }
+        });
+        if let Ok(entry) = self.router.entry(&page, Entry::default) {
+            entry.probe = true;
+        }
+        let stream_path = admin.stream_path();
+        let checking = admin.clone();
+        let topics = self.topics.clone();
+        let stream = crate::loop_fn::ws_fn(move |req, socket| {
+            crate::admin::stream::stream(topics.clone(), req, socket)
+        });
+        // The page offers `wsway.admin` beside its token: a browser fails an
+        // upgrade that chooses no subprotocol it offered.
+        self.ws(&stream_path, stream)
+            .protocols([crate::admin::PROTOCOL])
+            .middleware(crate::Bearer::protocol(move |token: String| {
+                let ok = checking.session_valid(&token);
+                async move { ok.then_some(()) }
+            }));
         self
     }
 

@@ -84,14 +84,23 @@ fn try_take(counter: &AtomicUsize, max: Option<usize>) -> bool {
         .is_ok()
 }
 
+impl crate::topics::connections::Connections for Registry {
+    fn get(&self, id: u64) -> Option<Arc<Shared>> {
+        self.lock().get(&id).cloned()
+    }
+
+    fn open(&self) -> usize {
+        self.websockets()
+    }
+
+    fn draining(&self) -> bool {
+        self.shutting_down.is_fired()
+    }
+}
+
 impl Registry {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Arc<Shared>>> {
         self.conns.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// The open connection `id`, if it is one.
-    pub(crate) fn get(&self, id: u64) -> Option<Arc<Shared>> {
-        self.lock().get(&id).cloned()
     }
 
     /// Reserves a WebSocket slot under both the app's and the route's limit.

@@ -329,7 +329,7 @@ impl Server {
         handle
             .state
             .topics
-            .start(rt.clone(), &handle.state.registry);
+            .start(rt.clone(), handle.state.registry.clone());
         #[cfg(feature = "metrics")]
         rt.spawn(Box::pin(sample_queues(inner.clone(), handle.clone())));
         Ok((inner, handle))

@@ -25,6 +25,60 @@ pub struct NodeReport {
     pub topics: Vec<TopicCount>,
     /// How many topics it has subscribers in, reported or not.
     pub topics_total: usize,
+    /// What the admin page shows of it.
+    #[serde(default)]
+    pub stats: NodeStats,
+}
+
+/// A node's figures for the admin page ([`App::admin`](crate::App::admin)).
+/// The counters count only while a page watches (any node's).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+#[non_exhaustive]
+pub struct NodeStats {
+    /// When the report was made: ms since the Unix epoch, the node's clock.
+    pub at_ms: u64,
+    /// Open WebSockets.
+    pub connections: usize,
+    /// True once the node's server began draining.
+    pub draining: bool,
+    /// True while the node counts (a page watches it or another node).
+    pub watched: bool,
+    /// Data messages received since the process started, while watched.
+    pub messages_in: u64,
+    /// Data messages sent since the process started, while watched.
+    pub messages_out: u64,
+    /// Closes by code, while watched.
+    pub closes: std::collections::BTreeMap<u16, u64>,
+    /// Publishes made on this node by topic, while watched: its busiest.
+    pub published: Vec<(String, u64)>,
+    /// The backplane's link to its store, when it has one.
+    pub backplane: Option<BackplaneHealth>,
+}
+
+/// How a multi-node backplane's link to its store stands, as a node
+/// reports it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+#[non_exhaustive]
+pub struct BackplaneHealth {
+    /// Connected to the store and listening to every local topic.
+    pub connected: bool,
+    /// Bytes of publishes waiting to be forwarded.
+    pub queued_bytes: u64,
+    /// Publishes that never reached the store since the start.
+    pub dropped: u64,
+}
+
+impl BackplaneHealth {
+    /// A report of the link.
+    pub fn new(connected: bool, queued_bytes: u64, dropped: u64) -> BackplaneHealth {
+        BackplaneHealth {
+            connected,
+            queued_bytes,
+            dropped,
+        }
+    }
 }
 
 impl NodeReport {
@@ -40,7 +94,14 @@ impl NodeReport {
             node: node.into(),
             topics,
             topics_total,
+            stats: NodeStats::default(),
         }
+    }
+
+    /// This report with its backplane's `health`.
+    pub fn with_backplane(mut self, health: BackplaneHealth) -> NodeReport {
+        self.stats.backplane = Some(health);
+        self
     }
 
     /// This report with another node id.

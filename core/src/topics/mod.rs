@@ -5,6 +5,7 @@
 //! history). Never the connection's `Ws`, nor the event layer.
 
 pub(crate) mod census;
+pub(crate) mod connections;
 pub(crate) mod presence;
 pub(crate) mod pubsub;
 pub(crate) mod read;

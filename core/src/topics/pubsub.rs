@@ -11,12 +11,12 @@ use std::sync::{Arc, RwLock, Weak};
 
 use serde_json::value::RawValue;
 
-use crate::connection::registry::Registry;
 use crate::delivery::history::{History, HistoryError, HistoryFuture, Position, Retention};
 use crate::delivery::outbox::{SendStatus, Shared};
 use crate::message::{CloseCode, Message};
 use crate::runtime::{BoxTask, Rt, Runtime};
 use crate::topics::census::{NodeReport, TopicCount, TopicCounts};
+use crate::topics::connections::Connections;
 use crate::topics::presence::{LocalPresence, Member, PresenceFuture};
 
 /// What a publish did: counted over the subscribers on this node, and what
@@ -218,6 +218,13 @@ pub trait Backplane: Send + Sync + 'static {
         })
     }
 
+    /// An admin page began watching this node: a multi-node backplane
+    /// reports this node's figures ([`Backplane::nodes`]) every second
+    /// from now on, and tells the other nodes to ([`Node::is_watched_here`],
+    /// [`Node::set_watched_elsewhere`]). Called once per page. Default:
+    /// nothing.
+    fn watching(&self) {}
+
     /// A server is starting with this backplane: start background work
     /// (reading what other nodes publish, say) on `node`'s runtime. Called
     /// once per server start, before the first connection. Default: nothing.
@@ -365,6 +372,21 @@ impl Node {
             .map_or_else(Vec::new, |t| t.local.presence.all())
     }
 
+    /// True while an admin page ([`App::admin`](crate::App::admin)) of
+    /// this process watches: a backplane tells the other nodes, so that
+    /// they count and report often too.
+    pub fn is_watched_here(&self) -> bool {
+        crate::watch::watched_here()
+    }
+
+    /// Whether an admin page watches another node: this one then counts
+    /// what the page shows (messages, closes, publishes) and its
+    /// backplane should report often. A backplane sets it from what the
+    /// store says.
+    pub fn set_watched_elsewhere(&self, watched: bool) {
+        crate::watch::set_elsewhere(watched);
+    }
+
     /// True while the app (its topics) is alive: background work ends when
     /// it is not.
     pub fn is_alive(&self) -> bool {
@@ -398,8 +420,10 @@ pub struct LocalTopics {
     topics: RwLock<HashMap<Arc<str>, Vec<Arc<Shared>>>>,
     presence: LocalPresence,
     pub(crate) history: History,
-    /// The serving server's connections, by id (set when it starts).
-    connections: RwLock<Weak<Registry>>,
+    /// The serving server's connections (set when it starts).
+    connections: RwLock<Option<Weak<dyn Connections>>>,
+    /// Publishes by topic while an admin page watches.
+    published: crate::watch::Published,
 }
 
 impl LocalTopics {
@@ -509,7 +533,18 @@ impl LocalTopics {
                 subscribers: subs.len(),
             })
             .collect();
-        NodeReport::new(node, counts)
+        let mut report = NodeReport::new(node, counts);
+        let stats = &mut report.stats;
+        stats.at_ms = (std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH))
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        if let Some(connections) = self.connections() {
+            stats.connections = connections.open();
+            stats.draining = connections.draining();
+        }
+        stats.watched = crate::watch::counting();
+        (stats.messages_in, stats.messages_out, stats.closes) = crate::watch::totals();
+        stats.published = self.published.busiest(crate::REPORTED_TOPICS);
+        report
     }
 
     /// How much history `topic` keeps, if it keeps any
@@ -564,14 +599,19 @@ impl LocalTopics {
             .count()
     }
 
+    /// The serving server's connections, while it serves.
+    fn connections(&self) -> Option<Arc<dyn Connections>> {
+        let held = self.connections.read().unwrap_or_else(|e| e.into_inner());
+        held.as_ref().and_then(Weak::upgrade)
+    }
+
     /// Closes connection `conn` of this node (a [`Ws::id`](crate::Ws::id))
     /// with `code` and `reason` (a close handshake after what is queued
     /// for it). False when no such connection is open here, or it was
     /// already closing. The code and reason must be sendable, as for
     /// [`close_subscribers`](Self::close_subscribers).
     pub fn close_connection(&self, conn: u64, code: CloseCode, reason: &str) -> bool {
-        let registry = self.connections.read().unwrap_or_else(|e| e.into_inner());
-        (registry.upgrade().and_then(|r| r.get(conn)))
+        (self.connections().and_then(|c| c.get(conn)))
             .is_some_and(|c| c.request_close(code, reason, true).is_ok())
     }
 
@@ -664,6 +704,7 @@ impl Topics {
         msg: Message,
         except: Option<u64>,
     ) -> Published {
+        self.inner.local.published.count(topic);
         self.backplane()
             .publish(&self.inner.local, topic, msg, except)
     }
@@ -698,6 +739,11 @@ impl Topics {
             .await
     }
 
+    /// Every live node's report (this one's as it is now).
+    pub(crate) async fn reports(&self) -> Result<Vec<NodeReport>, crate::PresenceError> {
+        self.backplane().nodes(&self.inner.local).await
+    }
+
     /// The `most` busiest topics over every node, with their subscribers
     /// summed: what each node last reported (this one's as it is now),
     /// so another node's count may be a heartbeat old. With a multi-node
@@ -712,8 +758,7 @@ impl Topics {
     /// # Ok(()) }
     /// ```
     pub async fn topic_counts(&self, most: usize) -> Result<TopicCounts, crate::PresenceError> {
-        let reports = self.backplane().nodes(&self.inner.local).await?;
-        Ok(crate::topics::census::add_up(&reports, most))
+        Ok(crate::topics::census::add_up(&self.reports().await?, most))
     }
 
     /// Closes one connection, on whichever node holds it, with `code` and
@@ -777,9 +822,9 @@ impl Topics {
 
     /// Starts the backplane's background work on `runtime`, for a server
     /// whose connections are `connections`.
-    pub(crate) fn start(&self, runtime: Rt, connections: &Arc<Registry>) {
+    pub(crate) fn start(&self, runtime: Rt, connections: Arc<dyn Connections>) {
         *(self.inner.local.connections.write()).unwrap_or_else(|e| e.into_inner()) =
-            Arc::downgrade(connections);
+            Some(Arc::downgrade(&connections));
         self.backplane().start(Node {
             runtime,
             topics: Arc::downgrade(&self.inner),

@@ -560,7 +560,10 @@ mod tests {
         topics.set_backplane(Arc::new(store.clone()));
         let tasks = Tasks::default();
         let rt: Rt = Arc::new(tasks.clone());
-        topics.start(rt.clone(), &Arc::default());
+        topics.start(
+            rt.clone(),
+            Arc::new(crate::connection::registry::Registry::default()),
+        );
         let topic: Arc<str> = "room".into();
         let sub = |id| Arc::new(Shared::new(id, 1 << 20, false));
 
