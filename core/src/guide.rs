@@ -41,6 +41,9 @@ pub mod server_api {}
 #[doc = include_str!("../../docs/emitters.md")]
 pub mod emitters {}
 
+#[doc = include_str!("../../docs/admin.md")]
+pub mod admin {}
+
 #[doc = include_str!("../../docs/operating.md")]
 pub mod operating {}
 

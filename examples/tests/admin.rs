@@ -141,6 +141,7 @@ runtime_tests! {
     }
 
     async fn the_stream_opens_only_with_the_pages_session(rt) {
+        let traced = common::trace::capture();
         let server = rt.start(app()).await;
         let addr = server.local_addr();
         let token = session(addr).await;
@@ -157,6 +158,16 @@ runtime_tests! {
         }
         let mut ws = stream(addr, &token).await.expect("the page's session opens it");
         let first = snapshot(&mut ws).await;
+        // Neither the key (plain or as Basic sends it) nor a session is traced.
+        let basic = base64::engine::general_purpose::STANDARD.encode(format!("ops:{KEY}"));
+        let (_, mac) = token.split_once('.').unwrap();
+        let fields = traced.all_text();
+        assert!(fields.iter().any(|f| f.contains("/admin/stream")), "the stream's span was traced");
+        for field in fields {
+            for secret in [KEY, &basic, mac] {
+                assert!(!field.contains(secret), "a secret in a trace: {field}");
+            }
+        }
         assert_eq!(first["nodes"].as_array().map(Vec::len), Some(1), "{first}");
         assert_eq!(first["nodes"][0]["backplane"], Value::Null, "in process: {first}");
         assert_eq!(first["total"]["connections"], json!(1), "the page's own stream: {first}");
