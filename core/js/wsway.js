@@ -37,8 +37,11 @@ export function connect(url, options) {
  *
  * Options:
  * - `token`: a string, or a function returning one (or a promise of one),
- *   asked again before every reconnect. It is sent as the subprotocol
- *   `bearer.<token>`, never in the URL.
+ *   asked again before every reconnect and whenever the server asks for
+ *   a fresh one before the current one expires (`wsway:refresh`, from a
+ *   route behind `Bearer::refresh`): the socket then carries on with the
+ *   new token, without a reconnect. It is sent as the subprotocol
+ *   `bearer.<token>` when connecting, never in the URL.
  * - `timeout`: milliseconds an `emit` waits for its reply (default 10000).
  * - `reconnect`: whether to reconnect after a drop (default true). A close
  *   with a code from 4000 to 4999 (an app's "go away", such as 4001 for a
@@ -256,6 +259,7 @@ export class Socket {
         this.answer(msg);
         return;
       }
+      if (msg.event === "wsway:refresh") this.renew();
       if (msg.event === "wsway:render") {
         try {
           render(msg.data?.target, msg.data);
@@ -275,6 +279,23 @@ export class Socket {
     clearTimeout(p.timer);
     if (msg.ok) p.resolve(msg.data);
     else p.reject(new EventError(msg.error, msg.message, msg.data));
+  }
+
+  /** The server asks for a new token before the current one expires
+   *  (`Bearer::refresh`): the `token` function gives it, and the socket
+   *  carries on without a reconnect. A string token cannot be renewed:
+   *  the server closes with 4001 at its expiry, and the socket stays
+   *  closed. A failure fires `error`. */
+  async renew() {
+    const source = this.options.token;
+    if (typeof source !== "function") return;
+    try {
+      const token = await source();
+      checkToken(token);
+      await this.emit("wsway:refresh", { token });
+    } catch (e) {
+      this.fire("error", e);
+    }
   }
 
   /** A server request (`emit_with_ack`): the first listener's return

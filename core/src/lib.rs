@@ -204,6 +204,7 @@ pub use loop_fn::{
 pub use message::{CloseCode, MAX_CLOSE_REASON, MAX_CONTROL_PAYLOAD, Message, Text};
 pub use policy::auth::{Bearer, REDACTED, TOKEN_PROTOCOL_PREFIX, Verdict, Verify};
 pub use policy::compression::Compression;
+pub use policy::expiry::{Expiring, RefreshMargin};
 pub use policy::limits::{Limits, RateLimit};
 pub use policy::origin::Origins;
 pub use policy::throttle::HandshakeLimit;

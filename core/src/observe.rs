@@ -353,6 +353,25 @@ pub(crate) fn user_room_missed(expected: &'static str) {
     tracing::warn!(expected, "no identity for the user rooms");
 }
 
+/// A connection's token was renewed in place.
+pub(crate) fn token_renewed() {
+    #[cfg(feature = "tracing")]
+    tracing::info!("token renewed");
+}
+
+/// A client's new token was refused (the connection keeps its old one
+/// until it expires).
+pub(crate) fn refresh_refused() {
+    #[cfg(feature = "tracing")]
+    tracing::info!("token refresh refused");
+}
+
+/// A connection's token expired without a valid new one: it closes, 4001.
+pub(crate) fn token_expired() {
+    #[cfg(feature = "tracing")]
+    tracing::info!("token expired");
+}
+
 /// An error on the connection (reported to the handler's `error` too).
 pub(crate) fn error(err: &crate::Error) {
     #[cfg(feature = "tracing")]

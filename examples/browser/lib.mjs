@@ -27,10 +27,12 @@ export async function launch({ https = false } = {}) {
 export async function open(base, { https = false } = {}) {
   const browser = await launch({ https });
 
-  async function joinAs(name) {
+  // `onPage` sees the page before it loads (to watch its WebSockets).
+  async function joinAs(name, { onPage } = {}) {
     const context = await browser.newContext({ ignoreHTTPSErrors: https });
     const page = await context.newPage();
     page.on("pageerror", (e) => console.error(`[${name} page error] ${e.message}`));
+    onPage?.(page);
     await page.goto(base + "/");
     await page.fill("input[name=name]", name);
     await page.fill("input[name=room]", "lobby");

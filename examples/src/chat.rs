@@ -6,6 +6,10 @@
 //!   reconnects into its room by itself.
 //! - `/chat/:room` takes the token as the `bearer.<token>` subprotocol,
 //!   which is what `wsway.js` sends; without a valid one the upgrade is a 401.
+//!   Tokens last an hour: before one expires the server asks the page for
+//!   a new one (`Bearer::refresh`), which the page gets from
+//!   `POST /token` (`Authorization: Bearer <current>`) and hands over on
+//!   the open socket.
 //! - The room's topic keeps a short history: a page that reconnects gets
 //!   what it missed (`wsway.js` resumes by itself).
 //! - Events from the client: `chat:send` `{"text"}` → ack `{"sent": true}`
@@ -32,8 +36,8 @@ use sha1::{Digest, Sha1};
 
 use serde::{Deserialize, Serialize};
 use wsway::{
-    App, Bearer, EventError, Events, Fragment, Html, IntoResponse, Request, Response, Retention,
-    StatusCode, Ws, escape_html, middleware, text,
+    App, Bearer, EventError, Events, Expiring, Fragment, Html, IntoResponse, Request, Response,
+    Retention, StatusCode, Ws, escape_html, middleware, text,
 };
 
 /// Longest message, in characters.
@@ -46,21 +50,38 @@ const MAX_TEXT: usize = 500;
 #[derive(Clone)]
 struct Tokens {
     key: Arc<[u8]>,
+    lifetime: Duration,
 }
 
 /// Who a connection belongs to: the verified identity `Bearer` attaches.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug)]
 struct Member {
     name: String,
+    /// When the token expires, in seconds since the epoch.
+    expires: u64,
 }
 
-/// How long a token is valid.
-const TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 60 * 60);
+/// A member's token expires; the page renews it on its open socket
+/// (`Bearer::refresh`), and a socket never changes names.
+impl Expiring for Member {
+    type Subject = String;
+
+    fn subject(&self) -> String {
+        self.name.clone()
+    }
+
+    fn expires_at(&self) -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(self.expires)
+    }
+}
+
+/// How long a token is valid: an hour, renewed in place before it ends.
+pub const TOKEN_LIFETIME: Duration = Duration::from_secs(60 * 60);
 
 impl Tokens {
     fn from_env() -> Tokens {
         match std::env::var("CHAT_SECRET") {
-            Ok(secret) if !secret.is_empty() => Tokens::new(secret.as_bytes()),
+            Ok(secret) if !secret.is_empty() => Tokens::new(secret.as_bytes(), TOKEN_LIFETIME),
             _ => {
                 eprintln!(
                     "chat: CHAT_SECRET is not set; sign-ins will not survive a restart \
@@ -69,17 +90,20 @@ impl Tokens {
                 let random: Vec<u8> = (0..4)
                     .flat_map(|_| RandomState::new().hash_one(0u8).to_le_bytes())
                     .collect();
-                Tokens::new(&random)
+                Tokens::new(&random, TOKEN_LIFETIME)
             }
         }
     }
 
-    fn new(secret: &[u8]) -> Tokens {
-        Tokens { key: secret.into() }
+    fn new(secret: &[u8], lifetime: Duration) -> Tokens {
+        Tokens {
+            key: secret.into(),
+            lifetime,
+        }
     }
 
     fn issue(&self, name: &str) -> String {
-        let expiry = now_secs() + TOKEN_LIFETIME.as_secs();
+        let expiry = now_secs() + self.lifetime.as_secs();
         let body = format!("{}.{expiry}", hex(name.as_bytes()));
         let mac = hex(&hmac_sha1(&self.key, body.as_bytes()));
         format!("{body}.{mac}")
@@ -96,11 +120,12 @@ impl Tokens {
                 .fold(0, |d, (a, b)| d | (a ^ b))
                 == 0;
         let (name, expiry) = body.split_once('.')?;
-        if !same || expiry.parse::<u64>().ok()? < now_secs() {
+        let expires = expiry.parse::<u64>().ok()?;
+        if !same || expires <= now_secs() {
             return None;
         }
         let name = String::from_utf8(unhex(name)?).ok()?;
-        Some(Member { name })
+        Some(Member { name, expires })
     }
 }
 
@@ -184,7 +209,7 @@ fn events() -> Events {
         let name = member(ws).to_owned();
         // Before the join goes out, so whoever hears it and asks who is
         // here sees the newcomer.
-        let _ = ws.track(&room, &Member { name: name.clone() });
+        let _ = ws.track(&room, &serde_json::json!({ "name": name }));
         let _ = ws.emit(
             "chat:welcome",
             &serde_json::json!({ "name": name, "room": ws.param("room") }),
@@ -294,7 +319,13 @@ pub fn app() -> App {
 /// The chat app with its sign-in tokens signed with `secret`, whatever the
 /// environment says: for tests that restart it in one process.
 pub fn app_with_secret(secret: &[u8]) -> App {
-    with_tokens(Tokens::new(secret))
+    app_with(secret, TOKEN_LIFETIME)
+}
+
+/// The chat app with its tokens signed with `secret` and valid for
+/// `token_lifetime` (whole seconds): for tests of their renewal.
+pub fn app_with(secret: &[u8], token_lifetime: Duration) -> App {
+    with_tokens(Tokens::new(secret, token_lifetime))
 }
 
 fn with_tokens(sessions: Tokens) -> App {
@@ -313,15 +344,22 @@ fn with_tokens(sessions: Tokens) -> App {
             if name.is_empty() || name.chars().count() > 32 {
                 return text(StatusCode::BAD_REQUEST, "names are 1-32 characters");
             }
-            let token = sessions.issue(&name);
-            let mut res = serde_json::json!({ "token": token })
-                .to_string()
-                .into_response();
-            res.headers_mut().insert(
-                wsway::http::header::CONTENT_TYPE,
-                wsway::http::HeaderValue::from_static("application/json"),
-            );
-            res
+            token_response(&sessions.issue(&name))
+        }
+    });
+    // A fresh token for the holder of a valid one: what the page asks for
+    // on every reconnect and whenever the server asks it to renew.
+    let renewer = sessions.clone();
+    app.post("/token", move |req: Request| {
+        let sessions = renewer.clone();
+        async move {
+            let current = req
+                .header("authorization")
+                .and_then(|v| v.strip_prefix("Bearer "));
+            match current.and_then(|t| sessions.verify(t)) {
+                Some(member) => token_response(&sessions.issue(&member.name)),
+                None => text(StatusCode::UNAUTHORIZED, "sign in again"),
+            }
         }
     });
     let verify = move |token: String| {
@@ -341,8 +379,20 @@ fn with_tokens(sessions: Tokens) -> App {
     app.ws("/chat/:room", events())
         .publish_to_self(true)
         .middleware(middleware::from_fn(valid_room))
-        .middleware(Bearer::protocol(verify));
+        .middleware(Bearer::protocol(verify).refresh());
     app
+}
+
+/// `{"token": ..}` as JSON.
+fn token_response(token: &str) -> Response {
+    let mut res = serde_json::json!({ "token": token })
+        .to_string()
+        .into_response();
+    res.headers_mut().insert(
+        wsway::http::header::CONTENT_TYPE,
+        wsway::http::HeaderValue::from_static("application/json"),
+    );
+    res
 }
 
 #[cfg(test)]
@@ -362,15 +412,29 @@ mod tests {
 
     #[test]
     fn tokens_verify_across_instances_with_one_secret_only() {
-        let token = Tokens::new(b"s3cret").issue("Ann Lee");
-        let member = Tokens::new(b"s3cret").verify(&token).expect("same secret");
+        let token = Tokens::new(b"s3cret", TOKEN_LIFETIME).issue("Ann Lee");
+        let member = Tokens::new(b"s3cret", TOKEN_LIFETIME)
+            .verify(&token)
+            .expect("same secret");
         assert_eq!(member.name, "Ann Lee");
-        assert!(Tokens::new(b"other").verify(&token).is_none());
+        assert!(
+            Tokens::new(b"other", TOKEN_LIFETIME)
+                .verify(&token)
+                .is_none()
+        );
         let mut forged = token.clone();
         forged.replace_range(0..2, "42");
-        assert!(Tokens::new(b"s3cret").verify(&forged).is_none());
-        assert!(Tokens::new(b"s3cret").verify("x.y").is_none());
-        assert!(Tokens::new(b"s3cret").verify("").is_none());
+        assert!(
+            Tokens::new(b"s3cret", TOKEN_LIFETIME)
+                .verify(&forged)
+                .is_none()
+        );
+        assert!(
+            Tokens::new(b"s3cret", TOKEN_LIFETIME)
+                .verify("x.y")
+                .is_none()
+        );
+        assert!(Tokens::new(b"s3cret", TOKEN_LIFETIME).verify("").is_none());
         assert!(
             token
                 .bytes()

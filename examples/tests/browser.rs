@@ -213,6 +213,32 @@ runtime_tests! {
     }
 
     #[ignore = "needs Chromium and playwright-core; .ci/run installs them and runs this"]
+    async fn a_page_whose_token_lasts_6_s_keeps_one_socket_for_20_s(rt) {
+        if let Err(missing) = prerequisites() {
+            panic!("the browser test cannot run: {missing}");
+        }
+        // Every upgrade the server sees: one, for the whole 20 s.
+        let log = Log::default();
+        let mut app = examples::chat::app_with(b"the browser test", Duration::from_secs(6));
+        let seen = log.clone();
+        app.middleware(wsway::middleware::from_fn(move |req| {
+            if req.path().starts_with("/chat/") {
+                seen.push("upgrade");
+            }
+            Ok(())
+        }));
+        let server = rt.start(app).await;
+        let url = format!("http://{}", server.local_addr());
+        let out = within(Duration::from_secs(120), "the browser script", node("refresh.mjs", &url)).await;
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        println!("{stdout}{stderr}");
+        assert!(out.status.success(), "the browser script failed ({}):\n{stdout}\n{stderr}", out.status);
+        assert_eq!(stdout.matches("ok: ").count(), 2, "every check ran:\n{stdout}");
+        assert_eq!(log.count("upgrade"), 1, "the page upgraded once: {:?}", log.snapshot());
+    }
+
+    #[ignore = "needs Chromium and playwright-core; .ci/run installs them and runs this"]
     async fn the_chat_over_https_and_http2(rt) {
         if let Err(missing) = prerequisites() {
             panic!("the browser test cannot run: {missing}");

@@ -248,6 +248,7 @@ pub(crate) async fn open<H: Handler>(handler: Arc<H>, mut ws: Ws<H::Data>) -> Op
     // Whatever the handler, an authenticated connection is in its user's
     // room before `open` (and the client) can act.
     ws.join_own_room();
+    crate::connection::refresh::start(&mut ws);
     let shared = ws.shared().clone();
     let outcome = {
         let mut fut = pin!(AssertUnwindSafe(handler.open(&mut ws)).catch_unwind());
@@ -450,6 +451,9 @@ impl<H: Handler> Driver<H> {
                     }
                 };
                 let over_rate = self.over_rate(msg.len());
+                if over_rate.is_none() && crate::connection::refresh::take(&self.ws, &msg) {
+                    continue;
+                }
                 (msg, over_rate)
             };
             if let Some(first) = over_rate {

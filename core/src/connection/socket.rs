@@ -22,6 +22,7 @@ use crate::web::extract::{Rejection, Source, from_pairs, parse_query};
 
 /// Facts about a connection fixed at the upgrade. Every open connection
 /// holds one, so its strings are boxed (no spare capacity, 8 B less each).
+#[derive(Clone)]
 pub(crate) struct Info {
     pub(crate) remote_addr: SocketAddr,
     pub(crate) path: Box<str>,
@@ -269,6 +270,12 @@ impl<D> Ws<D> {
     /// What middleware attached to the upgrade request.
     pub(crate) fn values(&self) -> &http::Extensions {
         &self.info.values
+    }
+
+    /// The values to change (a renewed token's identity): copied first if
+    /// a loop's view of the connection shares them, which keeps the old.
+    pub(crate) fn values_mut(&mut self) -> &mut http::Extensions {
+        &mut Arc::make_mut(&mut self.info).values
     }
 
     /// The runtime the server runs on.

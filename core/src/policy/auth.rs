@@ -8,9 +8,12 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use http::header::{self, HeaderValue};
 
+use crate::boxed::BoxFuture;
+use crate::policy::expiry::{Expiring, Expiry, RefreshMargin, Renew, Renewal, Renewed};
 use crate::web::body::{Response, StatusCode, text};
 use crate::web::handshake::offered_protocols;
 use crate::web::middleware::Middleware;
@@ -135,10 +138,12 @@ enum Source {
 /// let mut app = App::new();
 /// app.ws("/me", Whoami).middleware(Bearer::header(verify).or_protocol());
 /// ```
-pub struct Bearer<V> {
+pub struct Bearer<V: Verify> {
     verify: Arc<V>,
     sources: Vec<Source>,
     realm: &'static str,
+    /// Set by [`Bearer::refresh`]: the connections renew their token.
+    refresh: Option<Expiry<V::Identity>>,
 }
 
 impl<V: Verify> Bearer<V> {
@@ -147,6 +152,7 @@ impl<V: Verify> Bearer<V> {
             verify: Arc::new(verify),
             sources: vec![source],
             realm: "wsway",
+            refresh: None,
         }
     }
 
@@ -193,6 +199,57 @@ impl<V: Verify> Bearer<V> {
         self
     }
 
+    /// Keeps tokens valid inside open sockets: a connection's token
+    /// expires when its identity says ([`Expiring`]), and before then (by
+    /// the [`RefreshMargin`], by default 10 % of the token's lifetime,
+    /// at least 5 s) the server asks the client for a new one with the
+    /// push `{"event": "wsway:refresh", "data": {"expires_in_ms": ..}}`.
+    /// The client answers with `{"event": "wsway:refresh", "data":
+    /// {"token": ..}, "id": ..}` (`wsway.js` does, from its `token`
+    /// function); the verifier checks the token, and the connection
+    /// carries on with the new identity and expiry, without a reconnect.
+    /// A token for another subject is refused. Without a valid answer
+    /// by the expiry, the connection closes with 4001. This works on every
+    /// kind of route: callbacks, events and loops (see the guide's
+    /// "Authentication").
+    ///
+    /// ```
+    /// # use std::time::{Duration, SystemTime, UNIX_EPOCH};
+    /// use wsway::{App, Bearer, Events, Expiring};
+    ///
+    /// #[derive(Clone)]
+    /// struct Claims { sub: String, exp: u64 }
+    /// impl Expiring for Claims {
+    ///     type Subject = String;
+    ///     fn subject(&self) -> String { self.sub.clone() }
+    ///     fn expires_at(&self) -> SystemTime { UNIX_EPOCH + Duration::from_secs(self.exp) }
+    /// }
+    /// # fn decode(_: &str) -> Option<Claims> { None }
+    /// async fn verify(token: String) -> Option<Claims> {
+    ///     decode(&token) // checks the signature and that `exp` is ahead
+    /// }
+    ///
+    /// let mut app = App::new();
+    /// app.ws("/chat", Events::<()>::new())
+    ///     .middleware(Bearer::protocol(verify).refresh());
+    /// ```
+    pub fn refresh(self) -> Self
+    where
+        V::Identity: Expiring,
+    {
+        self.refresh_margin(RefreshMargin::default())
+    }
+
+    /// [`Bearer::refresh`], asking for the new token `margin` before the
+    /// old one expires.
+    pub fn refresh_margin(mut self, margin: RefreshMargin) -> Self
+    where
+        V::Identity: Expiring,
+    {
+        self.refresh = Some(Expiry::of(margin));
+        self
+    }
+
     /// The first token found, in source order. Takes the token out of the
     /// offered subprotocols whatever happens, so nothing can echo it.
     fn token(&self, req: &mut Request) -> Option<String> {
@@ -235,6 +292,22 @@ impl<V: Verify> Middleware for Bearer<V> {
         let secret = token.clone();
         match self.verify.verify(token).await {
             Ok(identity) => {
+                if let Some(expiry) = self.refresh {
+                    let expires_at = (expiry.expires_at)(&identity);
+                    if expires_at <= SystemTime::now() {
+                        return Err(self
+                            .unauthorized(Some("invalid_token"), "the bearer token has expired"));
+                    }
+                    req.insert(Renewal {
+                        expires_at,
+                        margin: expiry.margin,
+                        renew: Arc::new(Renewer {
+                            verify: self.verify.clone(),
+                            admitted: identity.clone(),
+                            expiry,
+                        }),
+                    });
+                }
                 req.insert(identity);
                 req.insert(Credential(secret.into()));
                 Ok(())
@@ -248,6 +321,47 @@ impl<V: Verify> Middleware for Bearer<V> {
                 format!("the bearer token was refused: {}", scrub(&reason, &secret)),
             )),
         }
+    }
+}
+
+/// The `Renew` of one connection: its verifier and the identity it was
+/// admitted with (whose subject every new token must name).
+pub(crate) struct Renewer<V: Verify> {
+    pub(crate) verify: Arc<V>,
+    pub(crate) admitted: V::Identity,
+    pub(crate) expiry: Expiry<V::Identity>,
+}
+
+impl<V: Verify> Renew for Renewer<V> {
+    fn renew(&self, token: String) -> BoxFuture<'static, Result<Renewed, String>> {
+        let (verify, admitted, expiry) = (self.verify.clone(), self.admitted.clone(), self.expiry);
+        Box::pin(async move {
+            let secret = token.clone();
+            let identity = match verify.verify(token).await {
+                Ok(identity) => identity,
+                Err(None) => return Err("the token is invalid or expired".to_owned()),
+                Err(Some(reason)) => {
+                    return Err(format!(
+                        "the token was refused: {}",
+                        scrub(&reason, &secret)
+                    ));
+                }
+            };
+            if !(expiry.same_subject)(&admitted, &identity) {
+                return Err("the token is for another user".to_owned());
+            }
+            let expires_at = (expiry.expires_at)(&identity);
+            if expires_at <= SystemTime::now() {
+                return Err("the token has expired".to_owned());
+            }
+            Ok(Renewed {
+                expires_at,
+                apply: Box::new(move |values: &mut http::Extensions| {
+                    values.insert(identity);
+                    values.insert(Credential(secret.into()));
+                }),
+            })
+        })
     }
 }
 
