@@ -107,6 +107,9 @@ impl SharedRedis {
                         .to_owned(),
                 }
             })
+            // Each running node's own control channel (`\0node:<id>`,
+            // for the server API's disconnects) is not a topic.
+            .filter(|t| !t.starts_with('\0'))
             .collect()
     }
 
