@@ -33,6 +33,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sha1::{Digest, Sha1};
+use ts_rs::TS;
 
 use serde::{Deserialize, Serialize};
 use wsway::{
@@ -176,20 +177,53 @@ struct Login {
     name: String,
 }
 
-#[derive(Deserialize)]
+// The types on the wire, which the page's TypeScript contract
+// (`chat-contract.d.ts`, from `contract()`) also describes.
+
+/// A line to say in the room (`chat:send`).
+#[derive(Deserialize, TS)]
 struct Send {
     text: String,
 }
 
-#[derive(Deserialize)]
+/// `chat:send`'s reply.
+#[derive(Serialize, TS)]
+struct Sent {
+    sent: bool,
+}
+
+/// Who is in the room, on every process (`chat:who`'s reply).
+#[derive(Serialize, TS)]
+struct Present {
+    count: usize,
+    members: Vec<String>,
+}
+
+/// A member, in presence lists and in `chat:join` / `chat:leave`.
+#[derive(Serialize, Deserialize, TS)]
 struct Who {
     name: String,
 }
 
-#[derive(Serialize)]
+/// `chat:welcome`, to a page that entered a room.
+#[derive(Serialize, TS)]
+struct Welcome {
+    name: String,
+    room: String,
+}
+
+/// A line said in the room (`chat:message`).
+#[derive(Serialize, TS)]
 struct Said<'a> {
     name: &'a str,
     text: &'a str,
+}
+
+/// The chat's event contract, as the TypeScript declaration file
+/// `examples/src/chat-contract.d.ts` (`chat --typescript` prints it; a
+/// test checks the file is current).
+pub fn contract() -> String {
+    events().typescript("the chat example")
 }
 
 /// The room a connection is in, from the `:room` segment.
@@ -209,17 +243,18 @@ fn events() -> Events {
         let name = member(ws).to_owned();
         // Before the join goes out, so whoever hears it and asks who is
         // here sees the newcomer.
-        let _ = ws.track(&room, &serde_json::json!({ "name": name }));
-        let _ = ws.emit(
-            "chat:welcome",
-            &serde_json::json!({ "name": name, "room": ws.param("room") }),
-        );
+        let _ = ws.track(&room, &Who { name: name.clone() });
+        let welcome = Welcome {
+            name: name.clone(),
+            room: ws.param("room").unwrap_or_default().to_owned(),
+        };
+        let _ = ws.emit("chat:welcome", &welcome);
         let where_ = format!(
             "Room <b>{}</b>",
             escape_html(ws.param("room").unwrap_or_default())
         );
         let _ = ws.render("#where", &Fragment::new(where_));
-        let _ = ws.publish_event(&room, "chat:join", &serde_json::json!({ "name": name }));
+        let _ = ws.publish_event(&room, "chat:join", &Who { name });
     });
     events.group("chat", |chat| {
         chat.on("send", |ws, msg: Send| {
@@ -246,17 +281,22 @@ fn events() -> Events {
                     "the room cannot be reached right now; try again",
                 ));
             }
-            Ok(serde_json::json!({ "sent": true }))
-        });
-        chat.on_async("who", |ws, _: serde::de::IgnoredAny| {
+            Ok(Sent { sent: true })
+        })
+        .errors(["empty", "too_long", "unavailable"]);
+        chat.on_async("who", |ws, (): ()| {
             Box::pin(async move {
-                let names = members(ws).await?;
-                Ok::<_, EventError>(serde_json::json!({ "count": names.len(), "members": names }))
+                let members = members(ws).await?;
+                Ok::<_, EventError>(Present {
+                    count: members.len(),
+                    members,
+                })
             })
-        });
+        })
+        .errors(["unavailable"]);
         // The same list as HTML for the page's `#members`: one `<li>` per
         // member, keyed by name, so the page's list changes in place.
-        chat.on_async("members", |ws, _: serde::de::IgnoredAny| {
+        chat.on_async("members", |ws, (): ()| {
             Box::pin(async move {
                 let names = members(ws).await?;
                 let items: String = names
@@ -269,16 +309,18 @@ fn events() -> Events {
                 Ok::<_, EventError>(Fragment::new(items))
             })
         })
-        .targets(["#members"]);
+        .targets(["#members"])
+        .errors(["unavailable"]);
     });
+    events
+        .emits::<Welcome>("chat:welcome")
+        .emits::<Said>("chat:message")
+        .emits::<Who>("chat:join")
+        .emits::<Who>("chat:leave");
     // The member has already left the room's presence when this runs.
     events.on_close(|ws, _code, _reason| {
         let name = member(ws).to_owned();
-        let _ = ws.publish_event(
-            &room(ws),
-            "chat:leave",
-            &serde_json::json!({ "name": name }),
-        );
+        let _ = ws.publish_event(&room(ws), "chat:leave", &Who { name });
     });
     events.on_failure(|event, err| eprintln!("chat: event {event} failed: {err}"));
     events

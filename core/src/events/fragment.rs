@@ -34,6 +34,7 @@ pub const RENDER_EVENT: &str = "wsway:render";
 ///     .targets(["#greeting"]);
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "typescript", derive(ts_rs::TS))]
 pub struct Fragment {
     html: String,
 }

@@ -1,5 +1,6 @@
 //! Event groups (a name prefix and shared checks) and per-event settings.
 
+use std::marker::PhantomData;
 use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
@@ -11,11 +12,21 @@ use crate::boxed::BoxFuture;
 use crate::connection::socket::Ws;
 
 /// An event being configured; returned by [`Events::on`](crate::Events::on).
-pub struct EventRoute<'a, D> {
+/// `T` and `R` are its handler's data and reply types, for
+/// [`EventRoute::typed`].
+pub struct EventRoute<'a, D, T = (), R = ()> {
     pub(super) route: &'a mut Route<D>,
+    pub(super) types: PhantomData<fn() -> (T, R)>,
 }
 
-impl<D> EventRoute<'_, D> {
+impl<'a, D, T, R> EventRoute<'a, D, T, R> {
+    pub(super) fn new(route: &'a mut Route<D>) -> Self {
+        EventRoute {
+            route,
+            types: PhantomData,
+        }
+    }
+
     /// Adds a check for this event alone, run after the layer's and its
     /// groups'.
     pub fn middleware<F>(self, check: F) -> Self
@@ -39,6 +50,52 @@ impl<D> EventRoute<'_, D> {
             .targets
             .extend(targets.into_iter().map(Into::into));
         self
+    }
+}
+
+#[cfg(feature = "typescript")]
+impl<D, T, R> EventRoute<'_, D, T, R>
+where
+    T: ts_rs::TS + 'static,
+    R: Reply,
+    R::Data: ts_rs::TS + 'static,
+{
+    /// Puts this event in the app's TypeScript contract
+    /// ([`Events::typescript`](crate::Events::typescript)), with its
+    /// handler's data and reply types (both `ts_rs::TS`, derived beside
+    /// `Serialize` and `Deserialize`). Feature `typescript`.
+    pub fn typed(self) -> Self {
+        let errors = self
+            .route
+            .shape
+            .take()
+            .map(|s| s.errors)
+            .unwrap_or_default();
+        self.route.shape = Some(super::contract::CallShape {
+            data: super::contract::describe::<T>,
+            reply: super::contract::describe::<R::Data>,
+            errors,
+        });
+        self
+    }
+
+    /// The error codes this event's handler fails with, for the contract
+    /// (the client's `EventError.code`); implies [`typed`](Self::typed).
+    /// wsway's own codes (`bad_data`, `internal` ...) go without saying.
+    pub fn errors<I, S>(self, codes: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let this = if self.route.shape.is_none() {
+            self.typed()
+        } else {
+            self
+        };
+        if let Some(shape) = &mut this.route.shape {
+            shape.errors.extend(codes.into_iter().map(Into::into));
+        }
+        this
     }
 }
 
@@ -84,33 +141,31 @@ impl<'a, D: Send + 'static> EventGroup<'a, D> {
     }
 
     /// As [`Events::on`](crate::Events::on), for `prefix:event`.
-    pub fn on<T, R, F>(&mut self, event: &str, handler: F) -> EventRoute<'_, D>
+    pub fn on<T, R, F>(&mut self, event: &str, handler: F) -> EventRoute<'_, D, T, R>
     where
         F: Fn(&mut Ws<D>, T) -> R + Send + Sync + 'static,
         T: DeserializeOwned + Send + 'static,
         R: Reply,
     {
         let name = self.name(event);
-        EventRoute {
-            route: self
-                .routes
+        EventRoute::new(
+            self.routes
                 .insert(name, Box::new(SyncCall(handler, marker()))),
-        }
+        )
     }
 
     /// As [`Events::on_async`](crate::Events::on_async), for `prefix:event`.
-    pub fn on_async<T, R, F>(&mut self, event: &str, handler: F) -> EventRoute<'_, D>
+    pub fn on_async<T, R, F>(&mut self, event: &str, handler: F) -> EventRoute<'_, D, T, R>
     where
         F: for<'b> Fn(&'b mut Ws<D>, T) -> BoxFuture<'b, R> + Send + Sync + 'static,
         T: DeserializeOwned + Send + 'static,
         R: Reply,
     {
         let name = self.name(event);
-        EventRoute {
-            route: self
-                .routes
+        EventRoute::new(
+            self.routes
                 .insert(name, Box::new(AsyncCall(handler, marker()))),
-        }
+        )
     }
 
     /// Adds a check for every event in this group and its subgroups.

@@ -80,6 +80,9 @@ pub struct Events<D = ()> {
     join: Option<JoinHook<D>>,
     failure: Option<FailureHook>,
     error: Option<ErrorHook<D>>,
+    /// The pushes declared for the contract, with their data types.
+    #[cfg(feature = "typescript")]
+    pushes: Vec<(String, super::contract::Describe)>,
 }
 
 impl<D: Send + 'static> Default for Events<D> {
@@ -100,7 +103,59 @@ impl<D: Send + 'static> Events<D> {
             join: None,
             failure: None,
             error: None,
+            #[cfg(feature = "typescript")]
+            pushes: Vec::new(),
         }
+    }
+
+    /// Declares a push the server sends (with [`Ws::emit`](crate::Ws::emit),
+    /// `publish_event` ...) and its data type, for the TypeScript contract.
+    /// Feature `typescript`.
+    #[cfg(feature = "typescript")]
+    pub fn emits<T: ts_rs::TS + 'static>(&mut self, event: &str) -> &mut Self {
+        self.pushes.retain(|(e, _)| e != event);
+        self.pushes
+            .push((event.to_owned(), super::contract::describe::<T>));
+        self
+    }
+
+    /// The TypeScript declaration file of this layer's contract: every
+    /// event marked [`typed`](crate::EventRoute::typed) with its data,
+    /// reply and error codes, every push declared with
+    /// [`emits`](Events::emits), and the types they use (derived with
+    /// `ts_rs::TS`). `wsway.js`'s typings take it:
+    /// `connect<Contract>(url)` checks every `emit` and `on`. Write it in
+    /// a build step, and check in CI that it is current. Feature
+    /// `typescript`.
+    ///
+    /// ```
+    /// use serde::{Deserialize, Serialize};
+    /// use ts_rs::TS;
+    /// use wsway::{EventError, Events};
+    ///
+    /// #[derive(Deserialize, TS)]
+    /// struct Say { text: String }
+    /// #[derive(Serialize, TS)]
+    /// struct Said { id: u64 }
+    ///
+    /// let mut events = Events::<()>::new();
+    /// events
+    ///     .on("chat:say", |_ws, say: Say| Ok::<_, EventError>(Said { id: say.text.len() as u64 }))
+    ///     .errors(["empty"]);
+    /// events.emits::<Said>("chat:said");
+    /// let ts = events.typescript("the chat");
+    /// assert!(ts.contains(r#""chat:say": { data: Say; reply: Said; errors: "empty" };"#));
+    /// assert!(ts.contains("export type Say = { text: string, };"));
+    /// ```
+    #[cfg(feature = "typescript")]
+    pub fn typescript(&self, title: &str) -> String {
+        let routes = self.routes.sorted();
+        let calls = routes
+            .iter()
+            .filter_map(|(event, route)| Some((*event, route.shape.as_ref()?)));
+        let mut pushes: Vec<_> = self.pushes.iter().map(|(e, d)| (e.as_str(), *d)).collect();
+        pushes.sort_by_key(|(e, _)| *e);
+        super::contract::write(title, calls, pushes)
     }
 
     /// Handles `event` with a synchronous closure; `data` is deserialized
@@ -111,7 +166,7 @@ impl<D: Send + 'static> Events<D> {
     /// # Panics
     ///
     /// When `event` is already registered.
-    pub fn on<T, R, F>(&mut self, event: &str, handler: F) -> EventRoute<'_, D>
+    pub fn on<T, R, F>(&mut self, event: &str, handler: F) -> EventRoute<'_, D, T, R>
     where
         F: Fn(&mut Ws<D>, T) -> R + Send + Sync + 'static,
         T: DeserializeOwned + Send + 'static,
@@ -136,7 +191,7 @@ impl<D: Send + 'static> Events<D> {
     /// # Panics
     ///
     /// When `event` is already registered.
-    pub fn on_async<T, R, F>(&mut self, event: &str, handler: F) -> EventRoute<'_, D>
+    pub fn on_async<T, R, F>(&mut self, event: &str, handler: F) -> EventRoute<'_, D, T, R>
     where
         F: for<'a> Fn(&'a mut Ws<D>, T) -> BoxFuture<'a, R> + Send + Sync + 'static,
         T: DeserializeOwned + Send + 'static,
@@ -299,10 +354,8 @@ impl<D: Send + 'static> Events<D> {
         self
     }
 
-    fn insert(&mut self, event: String, call: Box<dyn Call<D>>) -> EventRoute<'_, D> {
-        EventRoute {
-            route: self.routes.insert(event, call),
-        }
+    fn insert<T, R>(&mut self, event: String, call: Box<dyn Call<D>>) -> EventRoute<'_, D, T, R> {
+        EventRoute::new(self.routes.insert(event, call))
     }
 
     /// Runs one call: its checks, then its handler. `Ok` is the ack's data

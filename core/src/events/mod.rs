@@ -6,6 +6,8 @@
 
 mod ack;
 mod call;
+#[cfg(feature = "typescript")]
+mod contract;
 pub(crate) mod envelope;
 mod error;
 mod fragment;

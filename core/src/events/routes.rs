@@ -17,6 +17,9 @@ pub(super) struct Route<D> {
     pub(super) checks: Vec<Check<D>>,
     /// The page targets a call may render into.
     pub(super) targets: Vec<String>,
+    /// Its types for the browser's contract, once declared.
+    #[cfg(feature = "typescript")]
+    pub(super) shape: Option<super::contract::CallShape>,
 }
 
 /// Every event of an [`Events`](crate::Events), by name.
@@ -45,6 +48,8 @@ impl<D> Routes<D> {
             call,
             checks: Vec::new(),
             targets: Vec::new(),
+            #[cfg(feature = "typescript")]
+            shape: None,
         })
     }
 
@@ -54,5 +59,13 @@ impl<D> Routes<D> {
 
     pub(super) fn get_mut(&mut self, event: &str) -> Option<&mut Route<D>> {
         self.0.get_mut(event)
+    }
+
+    /// Every event, by name in order.
+    #[cfg(feature = "typescript")]
+    pub(super) fn sorted(&self) -> Vec<(&str, &Route<D>)> {
+        let mut all: Vec<_> = self.0.iter().map(|(k, v)| (k.as_str(), v)).collect();
+        all.sort_by_key(|(k, _)| *k);
+        all
     }
 }
