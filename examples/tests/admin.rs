@@ -62,13 +62,7 @@ async fn page(addr: std::net::SocketAddr, headers: &[&str]) -> (u16, String, Str
 
 /// The session token the page carries.
 async fn session(addr: std::net::SocketAddr) -> String {
-    let (status, _, body) = page(addr, &[&basic(KEY)]).await;
-    assert_eq!(status, 200);
-    let start = body
-        .find(r#"name="wsway-token" content=""#)
-        .expect("a token")
-        + 28;
-    body[start..].split('"').next().expect("a token").to_owned()
+    session_of(addr, KEY).await
 }
 
 /// The page's stream, opened with `token`.
@@ -260,14 +254,7 @@ async fn expect_close_skipping(ws: &mut Client) -> (u16, String) {
 
 /// A node on `redis` with the test app, reporting every 100 ms.
 async fn node(rt: Runtime, redis: &SharedRedis) -> ServerHandle {
-    let backplane = (redis.builder())
-        .presence_heartbeat(std::time::Duration::from_millis(100))
-        .connect()
-        .await
-        .expect("connect to the test's Redis");
-    let mut app = app();
-    app.backplane(backplane);
-    rt.start(app).await
+    redis.reporting_node(rt, app()).await
 }
 
 redis_tests! {

@@ -475,19 +475,10 @@ runtime_and_mounted_tests! {
     }
 }
 
-/// A node on `redis` with the test app.
+/// A node on `redis` with the test app, reporting every 100 ms: another
+/// node's counts are a heartbeat old.
 async fn node(rt: Runtime, redis: &SharedRedis) -> wsway::ServerHandle {
-    // Reports (and presence) every 100 ms: another node's counts are a
-    // heartbeat old.
-    let backplane = redis
-        .builder()
-        .presence_heartbeat(std::time::Duration::from_millis(100))
-        .connect()
-        .await
-        .expect("connect to the test's Redis");
-    let mut app = app();
-    app.backplane(backplane);
-    rt.start(app).await
+    redis.reporting_node(rt, app()).await
 }
 
 redis_tests! {

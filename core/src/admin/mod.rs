@@ -9,8 +9,8 @@
 //! in a URL). Nothing is counted and nothing extra is reported while no
 //! page is open (see `watch`).
 //!
-//! Imports: `api` beside it (the key), `loop_fn` beside it (the stream's
-//! socket), `topics` and `web` below.
+//! Imports: `api` beside it (the key, and its disconnect), `loop_fn`
+//! beside it (the stream's socket), `topics` and `web` below.
 
 mod session;
 mod snapshot;

@@ -12,6 +12,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::snapshot::{self, Rates};
+use crate::api::disconnect::Cut;
 use crate::loop_fn::Socket;
 use crate::message::Message;
 use crate::topics::pubsub::Topics;
@@ -25,17 +26,6 @@ enum Command {
     Presence(Option<String>),
     #[serde(rename = "disconnect")]
     Disconnect(Cut),
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Cut {
-    user: Option<String>,
-    topic: Option<String>,
-    member: Option<String>,
-    code: u16,
-    #[serde(default)]
-    reason: String,
 }
 
 /// How often the page is sent a snapshot.
@@ -103,20 +93,7 @@ pub(crate) async fn stream(topics: Topics, _req: Request, mut socket: Socket) {
 /// The server API's disconnect, from the page: sockets of this node that
 /// began closing now (the others close on their nodes).
 fn disconnect(topics: &Topics, cut: Cut) -> Result<usize, String> {
-    if !(cut.code == 1000 || (3000..=4999).contains(&cut.code)) {
-        return Err("the code must be 1000 or in 3000-4999".to_owned());
-    }
-    let done = match (cut.user, cut.topic, cut.member) {
-        (Some(user), None, None) if !user.is_empty() => {
-            let topic =
-                (topics.configured_user_topic(&user, "disconnect")).map_err(|e| e.to_string())?;
-            topics.disconnect(&topic, cut.code, &cut.reason)
-        }
-        (None, Some(topic), None) if !topic.is_empty() => {
-            topics.disconnect(&topic, cut.code, &cut.reason)
-        }
-        (None, None, Some(member)) => topics.disconnect_member(&member, cut.code, &cut.reason),
-        _ => return Err("give one of `user`, `topic` or `member`".to_owned()),
-    };
-    done.map(|d| d.closed).map_err(|e| e.to_string())
+    cut.apply(topics)
+        .map(|d| d.closed)
+        .map_err(|refused| refused.message().to_owned())
 }

@@ -7,12 +7,15 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::{Api, ApiError, bad, error, forwarded, respond};
+use crate::topics::pubsub::{Disconnected, Topics};
 use crate::web::body::{IntoResponse, Json, Response, StatusCode};
 use crate::web::request::Request;
 
+/// Which sockets to close and how: the body of `POST /disconnect`, and a
+/// disconnect from the admin page.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Body {
+pub(crate) struct Cut {
     user: Option<String>,
     topic: Option<String>,
     /// A connection's id in presence lists.
@@ -21,6 +24,54 @@ struct Body {
     code: u16,
     #[serde(default)]
     reason: String,
+}
+
+/// Why a cut was not made.
+pub(crate) enum Refused {
+    /// The request is wrong: the message says how.
+    Bad(String),
+    /// A user was named, and the app has no user rooms.
+    NoUserRooms(String),
+}
+
+impl Refused {
+    pub(crate) fn message(&self) -> &str {
+        match self {
+            Refused::Bad(m) | Refused::NoUserRooms(m) => m,
+        }
+    }
+}
+
+impl Cut {
+    /// Closes the sockets, on every node.
+    pub(crate) fn apply(self, topics: &Topics) -> Result<Disconnected, Refused> {
+        let bad = |m: &str| Refused::Bad(m.to_owned());
+        if !(self.code == 1000 || (3000..=4999).contains(&self.code)) {
+            return Err(bad("`code` must be 1000 or in 3000-4999"));
+        }
+        if self.reason.len() > crate::MAX_CLOSE_REASON {
+            let most = crate::MAX_CLOSE_REASON;
+            return Err(bad(&format!("`reason` must be at most {most} bytes")));
+        }
+        let (code, reason) = (self.code, &self.reason);
+        let done = match (self.user, self.topic, self.member) {
+            (Some(user), None, None) if !user.is_empty() => {
+                let topic = topics
+                    .configured_user_topic(&user, "disconnect")
+                    .map_err(|e| Refused::NoUserRooms(e.to_string()))?;
+                topics.disconnect(&topic, code, reason)
+            }
+            (None, Some(topic), None) if !topic.is_empty() => {
+                topics.disconnect(&topic, code, reason)
+            }
+            (None, None, Some(member)) => topics.disconnect_member(&member, code, reason),
+            (Some(_), None, None) | (None, Some(_), None) => {
+                return Err(bad("`user` or `topic` must not be empty"));
+            }
+            _ => return Err(bad("give exactly one of `user`, `topic` or `member`")),
+        };
+        done.map_err(|e| Refused::Bad(e.to_string()))
+    }
 }
 
 #[derive(Serialize)]
@@ -32,33 +83,11 @@ struct Reply {
 pub(super) async fn sockets(api: Arc<Api>, mut req: Request) -> Response {
     respond(
         async {
-            let body: Body = req.json().await?;
-            if !(body.code == 1000 || (3000..=4999).contains(&body.code)) {
-                return Err(bad("`code` must be 1000 or in 3000-4999"));
-            }
-            if body.reason.len() > crate::MAX_CLOSE_REASON {
-                let most = crate::MAX_CLOSE_REASON;
-                return Err(bad(&format!("`reason` must be at most {most} bytes")));
-            }
-            let done = match (body.user, body.topic, body.member) {
-                (Some(user), None, None) if !user.is_empty() => {
-                    let topic = (api.topics)
-                        .configured_user_topic(&user, "disconnect")
-                        .map_err(|e| ApiError(error(StatusCode::CONFLICT, &e.to_string())))?;
-                    api.topics.disconnect(&topic, body.code, &body.reason)
-                }
-                (None, Some(topic), None) if !topic.is_empty() => {
-                    api.topics.disconnect(&topic, body.code, &body.reason)
-                }
-                (None, None, Some(member)) => {
-                    (api.topics).disconnect_member(&member, body.code, &body.reason)
-                }
-                (Some(_), None, None) | (None, Some(_), None) => {
-                    return Err(bad("`user` or `topic` must not be empty"));
-                }
-                _ => return Err(bad("give exactly one of `user`, `topic` or `member`")),
-            };
-            let done = done.map_err(|e| bad(&e.to_string()))?;
+            let cut: Cut = req.json().await?;
+            let done = cut.apply(&api.topics).map_err(|refused| match refused {
+                Refused::NoUserRooms(m) => ApiError(error(StatusCode::CONFLICT, &m)),
+                Refused::Bad(m) => bad(&m),
+            })?;
             Ok(Json(Reply {
                 closed: done.closed,
                 forwarded: forwarded(done.forwarded),

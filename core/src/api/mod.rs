@@ -13,7 +13,7 @@
 //! Imports: `web`, `topics` and `message` below; `events` beside it (an
 //! event's envelope).
 
-mod disconnect;
+pub(crate) mod disconnect;
 mod history;
 mod key;
 mod presence;

@@ -43,6 +43,24 @@ impl SharedRedis {
         }
     }
 
+    /// `app` served on `rt` by a node on this Redis that reports (and
+    /// beats presence) every 100 ms, so another node's counts are that
+    /// old at most.
+    pub async fn reporting_node(
+        &self,
+        rt: super::Runtime,
+        mut app: wsway::App,
+    ) -> wsway::ServerHandle {
+        let backplane = self
+            .builder()
+            .presence_heartbeat(std::time::Duration::from_millis(100))
+            .connect()
+            .await
+            .expect("connect to the test's Redis");
+        app.backplane(backplane);
+        rt.start(app).await
+    }
+
     /// The `--redis` argument of the example binaries.
     pub fn url(&self) -> String {
         match self {
