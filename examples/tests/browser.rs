@@ -205,11 +205,7 @@ runtime_tests! {
         )
         .await;
         assert!(second.is_some(), "the page never asked for the restart");
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        println!("{stdout}{stderr}");
-        assert!(out.status.success(), "the browser script failed ({}):\n{stdout}\n{stderr}", out.status);
-        assert_eq!(stdout.matches("ok: ").count(), 13, "every check ran:\n{stdout}");
+        every_check_passed(&out, 13);
     }
 
     #[ignore = "needs Chromium and playwright-core; .ci/run installs them and runs this"]
@@ -230,11 +226,7 @@ runtime_tests! {
         let server = rt.start(app).await;
         let url = format!("http://{}", server.local_addr());
         let out = within(Duration::from_secs(120), "the browser script", node("refresh.mjs", &url)).await;
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        println!("{stdout}{stderr}");
-        assert!(out.status.success(), "the browser script failed ({}):\n{stdout}\n{stderr}", out.status);
-        assert_eq!(stdout.matches("ok: ").count(), 2, "every check ran:\n{stdout}");
+        every_check_passed(&out, 2);
         assert_eq!(log.count("upgrade"), 1, "the page upgraded once: {:?}", log.snapshot());
     }
 
@@ -259,11 +251,7 @@ runtime_tests! {
         let server = rt.start(wsway::Server::new(app).tls(files.tls()).http2()).await;
         let url = format!("https://localhost:{}", server.local_addr().port());
         let out = within(Duration::from_secs(120), "the browser script", node("chat-h2.mjs", &url)).await;
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        println!("{stdout}{stderr}");
-        assert!(out.status.success(), "the browser script failed ({}):\n{stdout}\n{stderr}", out.status);
-        assert_eq!(stdout.matches("ok: ").count(), 2, "every check ran:\n{stdout}");
+        every_check_passed(&out, 2);
         let websockets = log.snapshot();
         assert!(websockets.len() >= 2, "both pages connected: {websockets:?}");
         assert!(websockets.iter().all(|w| w == "websocket HTTP/2.0"), "every WebSocket came over HTTP/2: {websockets:?}");
@@ -271,6 +259,23 @@ runtime_tests! {
 }
 
 /// Runs a script of `examples/browser` on `url`, off the runtime.
+/// Prints what a browser script said, and checks it passed all `checks`.
+fn every_check_passed(out: &std::process::Output, checks: usize) {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    println!("{stdout}{stderr}");
+    assert!(
+        out.status.success(),
+        "the browser script failed ({}):\n{stdout}\n{stderr}",
+        out.status
+    );
+    assert_eq!(
+        stdout.matches("ok: ").count(),
+        checks,
+        "every check ran:\n{stdout}"
+    );
+}
+
 async fn node(script: &str, url: &str) -> std::process::Output {
     let script = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("browser")

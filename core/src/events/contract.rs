@@ -39,7 +39,8 @@ impl Collector {
     }
 
     /// The TypeScript for `T`: its name when it is declared (and its
-    /// declaration collected), else its inline form.
+    /// declaration collected), else its inline form. As a plain function
+    /// (`Collector::type_of::<T>`), what a route keeps: a [`Describe`].
     pub(super) fn type_of<T: TS + 'static + ?Sized>(&mut self) -> String {
         if T::output_path().is_some() {
             self.visit::<T>();
@@ -72,11 +73,6 @@ impl TypeVisitor for Collector {
         self.declarations.insert(name, decl);
         T::visit_dependencies(self);
     }
-}
-
-/// `T`'s description, as a plain function to keep beside the route.
-pub(super) fn describe<T: TS + 'static + ?Sized>(c: &mut Collector) -> String {
-    c.type_of::<T>()
 }
 
 /// The declaration file: every named type, then `Calls`, `Pushes` and the

@@ -72,8 +72,8 @@ where
             .map(|s| s.errors)
             .unwrap_or_default();
         self.route.shape = Some(super::contract::CallShape {
-            data: super::contract::describe::<T>,
-            reply: super::contract::describe::<R::Data>,
+            data: super::contract::Collector::type_of::<T>,
+            reply: super::contract::Collector::type_of::<R::Data>,
             errors,
         });
         self

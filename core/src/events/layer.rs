@@ -82,7 +82,7 @@ pub struct Events<D = ()> {
     error: Option<ErrorHook<D>>,
     /// The pushes declared for the contract, with their data types.
     #[cfg(feature = "typescript")]
-    pushes: Vec<(String, super::contract::Describe)>,
+    pushes: std::collections::BTreeMap<String, super::contract::Describe>,
 }
 
 impl<D: Send + 'static> Default for Events<D> {
@@ -104,7 +104,7 @@ impl<D: Send + 'static> Events<D> {
             failure: None,
             error: None,
             #[cfg(feature = "typescript")]
-            pushes: Vec::new(),
+            pushes: std::collections::BTreeMap::new(),
         }
     }
 
@@ -113,9 +113,7 @@ impl<D: Send + 'static> Events<D> {
     /// Feature `typescript`.
     #[cfg(feature = "typescript")]
     pub fn emits<T: ts_rs::TS + 'static>(&mut self, event: &str) -> &mut Self {
-        self.pushes.retain(|(e, _)| e != event);
-        self.pushes
-            .push((event.to_owned(), super::contract::describe::<T>));
+        (self.pushes).insert(event.to_owned(), super::contract::Collector::type_of::<T>);
         self
     }
 
@@ -153,8 +151,7 @@ impl<D: Send + 'static> Events<D> {
         let calls = routes
             .iter()
             .filter_map(|(event, route)| Some((*event, route.shape.as_ref()?)));
-        let mut pushes: Vec<_> = self.pushes.iter().map(|(e, d)| (e.as_str(), *d)).collect();
-        pushes.sort_by_key(|(e, _)| *e);
+        let pushes = self.pushes.iter().map(|(e, d)| (e.as_str(), *d));
         super::contract::write(title, calls, pushes)
     }
 

@@ -8,7 +8,6 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use http::header::{self, HeaderValue};
 
@@ -293,11 +292,10 @@ impl<V: Verify> Middleware for Bearer<V> {
         match self.verify.verify(token).await {
             Ok(identity) => {
                 if let Some(expiry) = self.refresh {
-                    let expires_at = (expiry.expires_at)(&identity);
-                    if expires_at <= SystemTime::now() {
+                    let Some(expires_at) = expiry.live_until(&identity) else {
                         return Err(self
                             .unauthorized(Some("invalid_token"), "the bearer token has expired"));
-                    }
+                    };
                     req.insert(Renewal {
                         expires_at,
                         margin: expiry.margin,
@@ -350,10 +348,9 @@ impl<V: Verify> Renew for Renewer<V> {
             if !(expiry.same_subject)(&admitted, &identity) {
                 return Err("the token is for another user".to_owned());
             }
-            let expires_at = (expiry.expires_at)(&identity);
-            if expires_at <= SystemTime::now() {
+            let Some(expires_at) = expiry.live_until(&identity) else {
                 return Err("the token has expired".to_owned());
-            }
+            };
             Ok(Renewed {
                 expires_at,
                 apply: Box::new(move |values: &mut http::Extensions| {

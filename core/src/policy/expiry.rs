@@ -94,6 +94,13 @@ impl<I> Clone for Expiry<I> {
 
 impl<I> Copy for Expiry<I> {}
 
+impl<I> Expiry<I> {
+    /// When `identity`'s token expires, if it has not yet.
+    pub(crate) fn live_until(&self, identity: &I) -> Option<SystemTime> {
+        Some((self.expires_at)(identity)).filter(|t| *t > SystemTime::now())
+    }
+}
+
 impl<I: Expiring> Expiry<I> {
     pub(crate) fn of(margin: RefreshMargin) -> Self {
         Expiry {
